@@ -1,0 +1,157 @@
+"""One typed settings object, read once per process and passed down.
+
+Values come from (highest first) constructor arguments, `STORYLOOM_*` environment
+variables, a TOML file named by `STORYLOOM_CONFIG_FILE` (or `storyloom.toml` in the
+working directory), then the defaults below. Secrets are read only from the environment
+and are never logged (they are `SecretStr`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
+TINY_MODELS = ("tiny-sdxl", "tiny-sd15")
+
+
+def _config_file() -> Path:
+    return Path(os.environ.get("STORYLOOM_CONFIG_FILE", "storyloom.toml"))
+
+
+class Settings(BaseSettings):
+    """Every setting storyloom reads; each field says what it does."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STORYLOOM_",
+        extra="forbid",
+        validate_default=True,
+        protected_namespaces=(),
+    )
+
+    # --- model -----------------------------------------------------------------------
+    model: str = Field(
+        DEFAULT_MODEL,
+        description=(
+            "Diffusion model: a hub id (e.g. stabilityai/stable-diffusion-xl-base-1.0), a "
+            "local diffusers folder, a single-file checkpoint (.safetensors/.ckpt), or one "
+            "of the built-in offline models 'tiny-sdxl' / 'tiny-sd15'."
+        ),
+    )
+    model_family: Literal["auto", "sdxl", "sd15"] = Field(
+        "auto",
+        description="Pipeline family; 'auto' reads it from the model. Needed only for "
+        "single-file checkpoints whose family cannot be detected.",
+    )
+    model_config_dir: Path | None = Field(
+        None,
+        description="Local diffusers folder whose configs describe a single-file checkpoint "
+        "(needed offline, since from_single_file otherwise fetches configs from the hub).",
+    )
+    model_cache_dir: Path = Field(
+        Path.home() / ".cache" / "storyloom" / "models",
+        description="Where the built-in tiny models are written and loaded from.",
+    )
+    device: str = Field(
+        "auto", description="Torch device: 'auto' (cuda if available, else cpu), 'cpu', 'cuda:0'…"
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="Compute dtype; 'auto' is float16 on CUDA and float32 on CPU."
+    )
+
+    # --- rendering -------------------------------------------------------------------
+    steps: int = Field(30, ge=1, le=200, description="Denoising steps per image.")
+    guidance: float = Field(
+        5.0, ge=0.0, le=30.0, description="Classifier-free guidance scale (≤ 1 turns CFG off)."
+    )
+    width: int = Field(768, ge=64, le=2048, description="Panel width in pixels (multiple of 8).")
+    height: int = Field(768, ge=64, le=2048, description="Panel height in pixels (multiple of 8).")
+    scheduler: str = Field(
+        "default",
+        description="Scheduler class name from diffusers (e.g. EulerDiscreteScheduler, "
+        "DDIMScheduler), or 'default' for the model's own.",
+    )
+    style: str = Field("comic", description="Default style preset for new stories.")
+    max_batch: int = Field(
+        4, ge=1, le=64, description="Most read panels denoised together in one batch."
+    )
+
+    # --- consistent self-attention ---------------------------------------------------
+    csa_rate: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of identity-image tokens sampled per step/layer."
+    )
+    identity_images: int = Field(
+        2, ge=1, le=8, description="Identity panels (K) denoised together to lock a character."
+    )
+    store_dtype: Literal["float16", "bfloat16", "float8"] = Field(
+        "float16",
+        description="Precision of saved identity tokens. 'float8' is a compact approximation.",
+    )
+    store_bank_fraction: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="Share of denoising steps whose identity tokens are banked (from the "
+        "first step). Below 1.0 is a compact approximation: later steps use plain attention.",
+    )
+    store_dir: Path = Field(
+        Path("storyloom-data") / "stores",
+        description="Where identity stores (safetensors) are saved and found again.",
+    )
+    output_dir: Path = Field(
+        Path("storyloom-out"), description="Where pages, panels and clips are written."
+    )
+
+    # --- storage ---------------------------------------------------------------------
+    database_url: str = Field(
+        "sqlite+aiosqlite:///storyloom-data/storyloom.db",
+        description="SQLAlchemy async URL: sqlite+aiosqlite:///PATH (default) or "
+        "postgresql+asyncpg://USER:PASS@HOST/DB.",
+    )
+
+    # --- chat platforms (secrets: environment only) ---------------------------------
+    discord_token: SecretStr | None = Field(None, description="Discord bot token.")
+    slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…).")
+    slack_app_token: SecretStr | None = Field(
+        None, description="Slack app-level token (xapp-…) for Socket Mode."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Slack signing secret for HTTP mode."
+    )
+
+    @field_validator("width", "height")
+    @classmethod
+    def _multiple_of_8(cls, value: int) -> int:
+        if value % 8:
+            raise ValueError(f"must be a multiple of 8 (got {value})")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Constructor, then environment, then the optional TOML file."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path.is_file():
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings once; keyword arguments override every other source."""
+    return Settings(**overrides)  # type: ignore[arg-type]
