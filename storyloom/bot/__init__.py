@@ -1,0 +1,1 @@
+"""Chat adapters: Discord, Slack and the local console. Thin: no business rules."""

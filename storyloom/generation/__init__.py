@@ -1,0 +1,1 @@
+"""Rendering: consistent self-attention, identity stores, the diffusers renderer, pages, clips."""

@@ -1,0 +1,307 @@
+"""Consistent Self-Attention (CSA) for diffusers UNets, with all state on one object.
+
+Write (lock a character): the K identity images of one character are denoised as one
+batch. At each step and CSA layer every identity image contributes one random subset of
+its tokens (each token kept with probability ``rate``, drawn as a fixed-size uniform
+subset so shapes stay static); each image attends to ``[the subsets of the other
+images, its own tokens]``, and the subsets are banked in the identity store.
+
+Read (any later panel): a panel attends to ``[banked tokens of every character it shows,
+its own tokens]`` at the same layer and step; the banked tokens' key/value projections
+are computed once per layer and step for the whole batch. Panels with no character use
+the layer's original processor, so their math is the stock pipeline's.
+
+Layers: ``attn1`` of the up-blocks that carry attention, except the last (full latent
+resolution) one. SDXL: up_blocks.0 (30 layers, 1/32 of the image, 1280 channels) and
+up_blocks.1 (6 layers, 1/16, 640). SD1.5: up_blocks.1 and .2 (3 + 3 layers at 1/32 and
+1/16; up_blocks.3 at 1/8 is skipped: it is the costliest (4096 tokens at 512²) and
+carries fine texture rather than identity).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from storyloom.generation.accounting import sampled_count
+from storyloom.generation.identity_store import IdentityStore, StoreWriter
+
+Mode = Literal["write", "read"]
+
+
+class CSALayerError(RuntimeError):
+    """The UNet has no layers that Consistent Self-Attention can use."""
+
+
+def select_csa_layers(unet: nn.Module) -> list[str]:
+    """Processor names of the CSA layers (see module docstring); raise if none match."""
+    up_blocks = list(getattr(unet, "up_blocks", []))
+    with_attention = [i for i, block in enumerate(up_blocks) if hasattr(block, "attentions")]
+    chosen = [i for i in with_attention if i < len(up_blocks) - 1]
+    processors: dict[str, Any] = getattr(unet, "attn_processors", {})
+    names = [
+        name
+        for name in processors
+        if name.endswith("attn1.processor")
+        and any(name.startswith(f"up_blocks.{i}.") for i in chosen)
+    ]
+    if not names:
+        raise CSALayerError("no self-attention layers in the UNet's up-blocks to make consistent")
+    return names
+
+
+def sample_token_indices(
+    images: int, tokens: int, rate: float, generator: torch.Generator
+) -> torch.Tensor:
+    """One uniform random subset of ``round(rate * tokens)`` token indices per image."""
+    scores = torch.rand((images, tokens), generator=generator, device=generator.device)
+    return scores.argsort(dim=1)[:, : sampled_count(tokens, rate)]
+
+
+@dataclass(eq=False)
+class CSAState:
+    """Everything one CSA pipeline call needs; one object per call, never shared."""
+
+    mode: Mode
+    layer_names: tuple[str, ...]
+    panels: int
+    rate: float = 0.5
+    generator: torch.Generator | None = None
+    writer: StoreWriter | None = None
+    # read mode: the stores, and for each panel the indices of the stores it shows
+    stores: Sequence[IdentityStore] = ()
+    panel_stores: Sequence[tuple[int, ...]] = ()
+    step: int = -1
+    device_bytes_peak: int = 0
+    _step_tokens: dict[int, list[torch.Tensor | None]] = field(default_factory=dict)
+    _kv_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(
+        default_factory=dict
+    )
+    _groups: list[tuple[tuple[int, ...], list[int]]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.mode == "write" and (self.generator is None or self.writer is None):
+            raise ValueError("write mode needs a generator and a store writer")
+        if self.mode == "read" and len(self.panel_stores) != self.panels:
+            raise ValueError("read mode needs the stores of every panel")
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for panel, shown in enumerate(self.panel_stores):
+            groups.setdefault(tuple(sorted(set(shown))), []).append(panel)
+        self._groups = list(groups.items())
+
+    # -- step bookkeeping, driven by a forward pre-hook on the UNet --------------------
+    def begin_step(self, timestep: float, device: torch.device, dtype: torch.dtype) -> None:
+        """Advance to the next denoising step and move only this step's tokens on device."""
+        self.step += 1
+        self._kv_cache.clear()
+        self._step_tokens.clear()
+        if self.mode == "write":
+            assert self.writer is not None
+            self.writer.begin_step(self.step, timestep)
+            return
+        needed = {s for shown in self.panel_stores for s in shown}
+        on_device = 0
+        for index in needed:
+            store = self.stores[index]
+            store.check_step(self.step, timestep)
+            layers = store.step_tokens(self.step)
+            if layers is None:  # compact store: this step was not banked
+                continue
+            moved = [t.to(device=device, dtype=dtype, non_blocking=True) for t in layers]
+            self._step_tokens[index] = list(moved)
+            on_device += sum(t.numel() * t.element_size() for t in layers)
+        self.device_bytes_peak = max(self.device_bytes_peak, on_device)
+
+    def stored_kv(
+        self, store_index: int, layer: int, attn: nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Key/value of one store's tokens at this layer and step, projected once per step."""
+        cached = self._kv_cache.get((store_index, layer))
+        if cached is not None:
+            return cached
+        layers = self._step_tokens.get(store_index)
+        if layers is None:
+            return None
+        tokens = layers[layer]  # (copies, K, n, C) -> (copies, K*n, C)
+        tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
+        kv = (attn.to_k(tokens), attn.to_v(tokens))
+        self._kv_cache[(store_index, layer)] = kv
+        return kv
+
+
+def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    batch, length, inner = x.shape
+    return x.view(batch, length, heads, inner // heads).transpose(1, 2)
+
+
+class ConsistentAttnProcessor:
+    """A diffusers attention processor for one ``attn1`` layer, shaped like AttnProcessor2_0."""
+
+    def __init__(self, state: CSAState, layer: int, fallback: Callable[..., torch.Tensor]):
+        self.state = state
+        self.layer = layer
+        self.fallback = fallback
+
+    def __call__(
+        self,
+        attn: Any,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        state = self.state
+        plain = (
+            encoder_hidden_states is not None
+            or attention_mask is not None
+            or hidden_states.ndim != 3
+            or attn.spatial_norm is not None
+            or attn.group_norm is not None
+            or (state.mode == "read" and all(not shown for shown in state.panel_stores))
+        )
+        if plain:
+            return self.fallback(attn, hidden_states, encoder_hidden_states, attention_mask, temb)
+        batch = hidden_states.shape[0]
+        if batch % state.panels:
+            raise ValueError(f"batch of {batch} is not a multiple of {state.panels} panels")
+
+        # 1. projections of the batch's own tokens, exactly as the stock processor does
+        residual = hidden_states
+        query = _heads(attn.to_q(hidden_states), attn.heads)
+        if state.mode == "write":
+            hidden_states = self._write(attn, hidden_states, query)
+        else:
+            key = _heads(attn.to_k(hidden_states), attn.heads)
+            value = _heads(attn.to_v(hidden_states), attn.heads)
+            hidden_states = self._read(attn, query, key, value)
+
+        # 2. output projection and the block's residual options
+        hidden_states = attn.to_out[0](hidden_states.to(query.dtype))
+        hidden_states = attn.to_out[1](hidden_states)
+        if attn.residual_connection:
+            hidden_states = hidden_states + residual
+        return hidden_states / attn.rescale_output_factor
+
+    def _write(self, attn: Any, hidden_states: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+        state = self.state
+        assert state.generator is not None and state.writer is not None
+        images = state.panels
+        copies = hidden_states.shape[0] // images
+        _, tokens, channels = hidden_states.shape
+        grid = hidden_states.view(copies, images, tokens, channels)
+
+        # 1. one token subset per identity image, shared by its CFG copies; bank it
+        index = sample_token_indices(images, tokens, state.rate, state.generator)
+        index = index.to(hidden_states.device)
+        picked = index.shape[1]
+        sampled = grid.gather(2, index[None, :, :, None].expand(copies, images, picked, channels))
+        state.writer.record(self.layer, sampled)
+
+        # 2. each image attends to [the other images' subsets, its own tokens]
+        if images > 1:
+            others = torch.stack(
+                [
+                    torch.cat([sampled[:, j] for j in range(images) if j != i], dim=1)
+                    for i in range(images)
+                ],
+                dim=1,
+            ).reshape(copies * images, (images - 1) * picked, channels)
+            context = torch.cat([others, hidden_states], dim=1)
+        else:
+            context = hidden_states
+        key = _heads(attn.to_k(context), attn.heads)
+        value = _heads(attn.to_v(context), attn.heads)
+        out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
+        return out.transpose(1, 2).reshape(hidden_states.shape[0], tokens, -1)
+
+    def _read(
+        self, attn: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor
+    ) -> torch.Tensor:
+        state = self.state
+        panels = state.panels
+        copies = query.shape[0] // panels
+        out = torch.empty_like(query)
+        for shown, group in state._groups:
+            rows = [copy * panels + p for copy in range(copies) for p in group]
+            extra_k, extra_v = self._stored_context(attn, shown, copies, len(group))
+            select = torch.tensor(rows, device=query.device)
+            whole = len(rows) == query.shape[0]
+            q = query if whole else query.index_select(0, select)
+            k = key if whole else key.index_select(0, select)
+            v = value if whole else value.index_select(0, select)
+            if extra_k is not None and extra_v is not None:
+                k = torch.cat([extra_k, k], dim=2)
+                v = torch.cat([extra_v, v], dim=2)
+            result = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
+            if whole:
+                out = result
+            else:
+                out.index_copy_(0, select, result)
+        batch, heads, tokens, head_dim = out.shape
+        return out.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
+
+    def _stored_context(
+        self, attn: Any, shown: tuple[int, ...], copies: int, group_size: int
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Banked keys/values of the shown characters, laid out like the group's rows."""
+        keys, values = [], []
+        for store_index in shown:
+            kv = self.state.stored_kv(store_index, self.layer, attn)
+            if kv is None:
+                continue
+            k, v = kv  # (store copies, L, inner)
+            pick = _copy_map(k.shape[0], copies)
+            keys.append(k[pick])
+            values.append(v[pick])
+        if not keys:
+            return None, None
+        k = torch.cat(keys, dim=1)  # (copies, L_total, inner)
+        v = torch.cat(values, dim=1)
+        length, inner = k.shape[1], k.shape[2]
+        k = k[:, None].expand(copies, group_size, length, inner).reshape(-1, length, inner)
+        v = v[:, None].expand(copies, group_size, length, inner).reshape(-1, length, inner)
+        return _heads(k, attn.heads), _heads(v, attn.heads)
+
+
+def _copy_map(stored: int, wanted: int) -> list[int]:
+    """Which banked CFG copy each batch copy reads: same copy, else the conditional one."""
+    if stored == wanted:
+        return list(range(wanted))
+    return [stored - 1] * wanted
+
+
+@contextmanager
+def consistent_attention(unet: nn.Module, state: CSAState) -> Iterator[CSAState]:
+    """Install CSA processors on ``state.layer_names`` for one call; always restore them."""
+    original: dict[str, Any] = dict(unet.attn_processors)  # type: ignore[arg-type]
+    layer_of = {name: i for i, name in enumerate(state.layer_names)}
+    missing = set(layer_of) - set(original)
+    if missing:
+        raise CSALayerError(f"the UNet has no layer named {sorted(missing)[0]}")
+    # set_attn_processor empties the dict it is given: always pass a fresh one
+    installed = {
+        name: ConsistentAttnProcessor(state, layer_of[name], proc) if name in layer_of else proc
+        for name, proc in original.items()
+    }
+
+    def on_unet_call(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        sample = args[0] if args else kwargs["sample"]
+        timestep = args[1] if len(args) > 1 else kwargs["timestep"]
+        t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
+        state.begin_step(t, sample.device, sample.dtype)
+
+    unet.set_attn_processor(installed)  # type: ignore[operator]
+    hook = unet.register_forward_pre_hook(on_unet_call, with_kwargs=True)
+    try:
+        yield state
+    finally:
+        hook.remove()
+        unet.set_attn_processor(dict(original))  # type: ignore[operator]

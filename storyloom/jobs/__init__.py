@@ -1,0 +1,1 @@
+"""Render jobs: state machine, broker, worker, progress and cancel."""

@@ -1,0 +1,1 @@
+"""SQLAlchemy async storage: tables, unit of work, migrations."""
