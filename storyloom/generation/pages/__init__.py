@@ -1,0 +1,1 @@
+"""Comic pages: input values, pure geometry, caption fitting and drawing (see layout.py)."""

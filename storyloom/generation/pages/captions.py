@@ -1,0 +1,197 @@
+"""Caption text: `[Name]` tags and `Name: "line"` dialogue, the bundled font, wrap and fit."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from unicodedata import category
+
+from PIL import Image, ImageDraw, ImageFont
+
+FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
+ELLIPSIS = "…"
+MIN_FONT_PX = 8
+
+# `[Mira]` tags name characters for the renderer; the printed caption keeps the bare name.
+_TAG = re.compile(r"\[([^\[\]\n]{1,64})\]")
+_WORD = r"[^\W\d_][\w'’\-]*"
+# Up to three words before a colon, then a quoted line (straight, curly or guillemets).
+_DIALOGUE = re.compile(
+    rf"(?P<speaker>{_WORD}(?: {_WORD}){{0,2}})\s*:\s*[\"“„«](?P<line>[^\"“”„«»]*)[\"”“»]"
+)
+_CLAUSE_END = tuple('.!?;:…"”»)\n')
+
+
+def strip_tags(text: str) -> str:
+    """Replace `[Name]` character tags with the bare name."""
+    return _TAG.sub(lambda m: m.group(1).strip(), text)
+
+
+def _collapse(text: str) -> str:
+    return " ".join(text.split())
+
+
+def split_caption(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """Split beat text into (narration, [(speaker, line), …]); tags never survive."""
+    text = strip_tags(text)
+    dialogue: list[tuple[str, str]] = []
+    narration: list[str] = []
+    pos = 0
+    for match in _DIALOGUE.finditer(text):
+        start, speaker = match.start(), match.group("speaker")
+        before = text[pos:start].rstrip()
+        # "Then Mira said to Bob: …" — a speaker must open a clause; otherwise only the
+        # last word before the colon is the speaker and the rest stays narration.
+        if before and not before.endswith(_CLAUSE_END):
+            head, _, speaker = speaker.rpartition(" ")
+            before = f"{before} {head}" if head else before
+        line = _collapse(match.group("line"))
+        if line:
+            dialogue.append((speaker, line))
+        narration.append(before)
+        pos = match.end()
+    narration.append(text[pos:])
+    return _collapse(" ".join(narration)), dialogue
+
+
+@lru_cache(maxsize=64)
+def load_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
+    """The bundled DejaVu Sans at `size` px (bold for titles and speaker labels)."""
+    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
+    return ImageFont.truetype(str(FONT_DIR / name), size=max(1, size))
+
+
+@lru_cache(maxsize=8192)
+def _covered(char: str) -> bool:
+    font = load_font(16)
+    return _glyph(char, font) != _glyph("\U0010fffd", font)  # a private-use char: .notdef
+
+
+def _glyph(char: str, font: ImageFont.FreeTypeFont) -> bytes:
+    image = Image.new("L", (40, 40))
+    ImageDraw.Draw(image).text((4, 4), char, font=font, fill=255)
+    return image.tobytes()
+
+
+def printable(text: str) -> str:
+    """Text as printed: tags stripped, whitespace collapsed, glyphs the font lacks dropped."""
+    # Format characters (zero-width joiners, bidi marks) have no ink; raqm does the bidi.
+    text = strip_tags(text)
+    kept = (ch for ch in text if ch.isspace() or (category(ch) != "Cf" and _covered(ch)))
+    return _collapse("".join(kept))
+
+
+def line_height(font: ImageFont.FreeTypeFont) -> int:
+    """Distance between baselines of wrapped lines."""
+    ascent, descent = font.getmetrics()
+    return round((ascent + descent) * 1.1)
+
+
+def _max_chars(font: ImageFont.FreeTypeFont, width: float) -> int:
+    # No visible DejaVu glyph is narrower than 0.2 em, so longer strings cannot fit and
+    # need not be measured (keeps a 10,000-char "word" from being shaped again and again).
+    return int(width / (font.size * 0.2)) + 2
+
+
+def _break_word(word: str, font: ImageFont.FreeTypeFont, width: float) -> tuple[str, str]:
+    """The longest prefix of `word` (at least one char) that fits `width`, and the rest."""
+    lo, hi = 1, min(len(word), _max_chars(font, width))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if font.getlength(word[:mid]) <= width:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo == 1 and font.getlength(word[:1]) > width:
+        return "", word[1:]  # a glyph wider than the whole line (e.g. U+FDFD) is dropped
+    return word[:lo], word[lo:]
+
+
+def wrap(
+    text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int
+) -> tuple[list[str], bool]:
+    """Greedy word wrap into at most `max_lines` lines; True when text was left over."""
+    lines: list[str] = []
+    words = text.split()
+    current = ""
+    i = 0
+    limit = _max_chars(font, width)
+    while i < len(words):
+        word = words[i]
+        candidate = f"{current} {word}" if current else word
+        if len(candidate) <= limit and font.getlength(candidate) <= width:
+            current, i = candidate, i + 1
+            continue
+        if current:
+            lines.append(current)
+            current = ""
+        else:  # a single word wider than the line: break it
+            head, rest = _break_word(word, font, width)
+            if head:
+                lines.append(head)
+            words[i] = rest
+            if not rest:
+                i += 1
+        if len(lines) >= max_lines:
+            return lines, True
+    if current:
+        if len(lines) >= max_lines:
+            return lines, True
+        lines.append(current)
+    return lines, False
+
+
+def ellipsize(line: str, font: ImageFont.FreeTypeFont, width: float) -> str:
+    """`line` cut so that it plus "…" fits `width` (just "…" if nothing else fits)."""
+    while line and font.getlength(line + ELLIPSIS) > width:
+        line = line[:-1]
+    return line.rstrip() + ELLIPSIS
+
+
+@dataclass(frozen=True)
+class FittedText:
+    """Lines that fit a box at `size` px; `truncated` when "…" ended the text early."""
+
+    lines: tuple[str, ...]
+    size: int
+    line_height: int
+    truncated: bool
+    bold: bool = False
+
+    @property
+    def height(self) -> int:
+        """Height of the text block in px."""
+        return self.line_height * len(self.lines)
+
+
+def fit_text(
+    text: str,
+    width: int,
+    height: int,
+    max_size: int,
+    *,
+    reserved_lines: int = 0,
+    bold: bool = False,
+) -> FittedText | None:
+    """Wrap `text` into `width`×`height`, shrinking to MIN_FONT_PX, then truncating with "…".
+
+    `reserved_lines` leaves room for a label above the text. None when not even one line
+    fits (the caller drops the box rather than overflow the panel).
+    """
+    text = printable(text)
+    size = max(max_size, MIN_FONT_PX)
+    while True:
+        font = load_font(size, bold)
+        step = line_height(font)
+        max_lines = height // step - reserved_lines
+        if max_lines >= 1 and width >= font.getlength("W" + ELLIPSIS):
+            lines, over = wrap(text, font, width, max_lines)
+            if not over or size == MIN_FONT_PX:
+                if over:
+                    lines[-1] = ellipsize(lines[-1], font, width)
+                return FittedText(tuple(lines), size, step, over, bold)
+        if size == MIN_FONT_PX:
+            return None
+        size = max(MIN_FONT_PX, min(size - 1, int(size * 0.9)))
