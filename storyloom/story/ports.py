@@ -1,0 +1,187 @@
+"""What the core needs from the outside world, as small Protocols.
+
+Storage implements `Database` (a unit of work per transaction); the jobs layer implements
+`JobQueue`. Unit tests use hand-written in-memory fakes of both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Protocol
+
+from storyloom.story.model import (
+    Beat,
+    Character,
+    JobKind,
+    JobStatus,
+    LockState,
+    RenderJob,
+    Story,
+    StoryStatus,
+    ThreadKey,
+)
+
+
+class StoryRepository(Protocol):
+    async def get(self, thread: ThreadKey, *, for_update: bool = False) -> Story | None:
+        """The story of this thread; `for_update` locks it until the transaction ends."""
+        ...
+
+    async def add(
+        self,
+        thread: ThreadKey,
+        title: str,
+        style: str,
+        seed: int,
+        owner_id: str,
+        owner_name: str,
+        created_at: datetime,
+    ) -> Story:
+        """Create the story of a thread (status open)."""
+        ...
+
+    async def update(
+        self, story_id: int, *, style: str | None = None, status: StoryStatus | None = None
+    ) -> None:
+        """Change a story's settings."""
+        ...
+
+    async def delete(self, story_id: int) -> None:
+        """Delete a story with its beats, characters and job records."""
+        ...
+
+
+class BeatRepository(Protocol):
+    async def count(self, story_id: int) -> int:
+        """How many beats the story has (positions are 1..count)."""
+        ...
+
+    async def add(
+        self,
+        story_id: int,
+        position: int,
+        author_id: str,
+        author_name: str,
+        text: str,
+        created_at: datetime,
+    ) -> Beat:
+        """Store a beat at `position` (the caller holds the story lock)."""
+        ...
+
+    async def get(self, story_id: int, position: int) -> Beat | None:
+        """The beat at `position`."""
+        ...
+
+    async def page(self, story_id: int, offset: int, limit: int) -> Sequence[Beat]:
+        """Beats in position order, `limit` of them from `offset`."""
+        ...
+
+    async def last_by(self, story_id: int, author_id: str) -> Beat | None:
+        """The author's most recently created beat still in the story."""
+        ...
+
+    async def set_text(self, beat_id: int, text: str, edited_at: datetime) -> None:
+        """Replace a beat's text."""
+        ...
+
+    async def remove(self, story_id: int, position: int) -> None:
+        """Delete the beat at `position` and close the gap (later beats move up one)."""
+        ...
+
+    async def move(self, story_id: int, position: int, to_position: int) -> None:
+        """Move a beat, shifting the beats in between by one."""
+        ...
+
+
+class CharacterRepository(Protocol):
+    async def list(self, story_id: int) -> Sequence[Character]:
+        """The story's cast, oldest first."""
+        ...
+
+    async def add(
+        self,
+        story_id: int,
+        name: str,
+        description: str,
+        seed: int,
+        created_by: str,
+        created_at: datetime,
+    ) -> Character:
+        """Add a character (lock state draft)."""
+        ...
+
+    async def update(
+        self,
+        character_id: int,
+        updated_at: datetime,
+        *,
+        description: str | None = None,
+        seed: int | None = None,
+        lock_state: LockState | None = None,
+    ) -> Character:
+        """Change a character and return it."""
+        ...
+
+    async def reset_looks(self, story_id: int, updated_at: datetime) -> None:
+        """Put every character of the story back to draft (their looks no longer hold)."""
+        ...
+
+
+class JobRepository(Protocol):
+    async def add(
+        self,
+        story_id: int,
+        kind: JobKind,
+        requested_by: str,
+        requested_by_name: str,
+        created_at: datetime,
+        *,
+        first_position: int | None = None,
+        last_position: int | None = None,
+        character_id: int | None = None,
+    ) -> RenderJob:
+        """Record a queued job."""
+        ...
+
+    async def get(self, story_id: int, job_id: int) -> RenderJob | None:
+        """A job of this story (never of another)."""
+        ...
+
+    async def recent(self, story_id: int, limit: int) -> Sequence[RenderJob]:
+        """The story's newest jobs first."""
+        ...
+
+    async def set_status(self, job_id: int, status: JobStatus, updated_at: datetime) -> None:
+        """Move a job to `status`."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction's repositories."""
+
+    stories: StoryRepository
+    beats: BeatRepository
+    characters: CharacterRepository
+    jobs: JobRepository
+
+
+class Database(Protocol):
+    """Opens units of work. A writing one commits on success and rolls back on any error."""
+
+    def reading(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A read-only unit of work."""
+        ...
+
+    def writing(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """A write transaction; nothing inside it may await the network."""
+        ...
+
+
+class JobQueue(Protocol):
+    """Hands a recorded job to the workers; called only after its transaction committed."""
+
+    async def submit(self, job_id: int) -> None:
+        """Queue the job with this id."""
+        ...

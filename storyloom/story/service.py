@@ -1,0 +1,380 @@
+"""The use cases, one function each, called the same way by every chat adapter.
+
+Plain values in (`Deps`, an `Actor`, the command's arguments), a model value or a
+`StoryError` out. Input is checked before any transaction opens, so bad input changes
+nothing; jobs are handed to the queue only after their record is committed.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from storyloom.story import rules
+from storyloom.story.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LimitExceeded,
+    NotFound,
+    UnknownCharacter,
+)
+from storyloom.story.export import StoryExport
+from storyloom.story.grammar import parse
+from storyloom.story.limits import (
+    MAX_BEAT_CHARS,
+    MAX_BEATS,
+    MAX_CHARACTERS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_TITLE_CHARS,
+    check_page_size,
+    clean_name,
+    clean_text,
+)
+from storyloom.story.model import (
+    Actor,
+    Beat,
+    BeatPage,
+    Character,
+    JobKind,
+    JobStatus,
+    LockState,
+    LookResult,
+    RenderJob,
+    Story,
+    StoryOverview,
+)
+from storyloom.story.ports import Database, JobQueue, UnitOfWork
+
+RECENT_JOBS = 5
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def random_seed() -> int:
+    """A fresh 31-bit seed (fits every backend's integer and every generator)."""
+    return secrets.randbelow(2**31)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What every use case needs; built once by the composition root."""
+
+    db: Database
+    queue: JobQueue
+    styles: frozenset[str]
+    default_style: str
+    clock: Callable[[], datetime] = utc_now
+    new_seed: Callable[[], int] = random_seed
+
+
+def _check_style(deps: Deps, style: str) -> str:
+    if style not in deps.styles:
+        raise InvalidInput(f"Unknown style {style!r}. Styles: {', '.join(sorted(deps.styles))}.")
+    return style
+
+
+async def new_story(deps: Deps, actor: Actor, title: str, style: str | None = None) -> Story:
+    """Start the story of the actor's thread; the actor owns it."""
+    title = clean_text(title, "title", MAX_TITLE_CHARS)
+    style = _check_style(deps, style or deps.default_style)
+    async with deps.db.writing() as uow:
+        if await uow.stories.get(actor.thread) is not None:
+            raise Conflict("This thread already has a story. Start a new one in another thread.")
+        return await uow.stories.add(
+            actor.thread,
+            title,
+            style,
+            deps.new_seed(),
+            actor.member_id,
+            actor.display_name,
+            deps.clock(),
+        )
+
+
+async def _checked_beat(uow: UnitOfWork, story: Story, text: str) -> str:
+    parsed = parse(text)
+    rules.check_beat_size(parsed)
+    if parsed.characters:
+        rules.check_cast(parsed, await uow.characters.list(story.id))
+    return text
+
+
+async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
+    """Append a beat to the thread's story; anyone in the thread may."""
+    text = clean_text(text, "beat", MAX_BEAT_CHARS)
+    rules.check_beat_size(parse(text))
+    async with deps.db.writing() as uow:
+        # The lock serialises concurrent adds to one story, so positions never repeat.
+        story = await rules.load_story(uow, actor, for_update=True)
+        await _checked_beat(uow, story, text)
+        count = await uow.beats.count(story.id)
+        if count >= MAX_BEATS:
+            raise LimitExceeded(f"This story has reached {MAX_BEATS} beats; start a new one.")
+        return await uow.beats.add(
+            story.id, count + 1, actor.member_id, actor.display_name, text, deps.clock()
+        )
+
+
+async def edit_beat(deps: Deps, actor: Actor, position: int, text: str) -> Beat:
+    """Replace a beat's text (its author, the owner or a moderator)."""
+    text = clean_text(text, "beat", MAX_BEAT_CHARS)
+    rules.check_beat_size(parse(text))
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        beat = await rules.load_beat(uow, story, position)
+        rules.require_author(actor, story, beat, "edit")
+        await _checked_beat(uow, story, text)
+        edited_at = deps.clock()
+        await uow.beats.set_text(beat.id, text, edited_at)
+        return replace(beat, text=text, edited_at=edited_at)
+
+
+async def remove_beat(deps: Deps, actor: Actor, position: int) -> Beat:
+    """Remove a beat (its author, the owner or a moderator); later beats move up one."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        beat = await rules.load_beat(uow, story, position)
+        rules.require_author(actor, story, beat, "remove")
+        await uow.beats.remove(story.id, position)
+        return beat
+
+
+async def move_beat(deps: Deps, actor: Actor, position: int, to_position: int) -> Beat:
+    """Move a beat to another position (its author, the owner or a moderator)."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        beat = await rules.load_beat(uow, story, position)
+        rules.require_author(actor, story, beat, "move")
+        count = await uow.beats.count(story.id)
+        if not 1 <= to_position <= count:
+            raise InvalidInput(f"Move it to a position from 1 to {count}.")
+        await uow.beats.move(story.id, position, to_position)
+        return replace(beat, position=to_position)
+
+
+async def undo_beat(deps: Deps, actor: Actor) -> Beat:
+    """Remove the actor's most recent beat in this thread."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        beat = await uow.beats.last_by(story.id, actor.member_id)
+        if beat is None:
+            raise NotFound("You have no beats in this story to undo.")
+        await uow.beats.remove(story.id, beat.position)
+        return beat
+
+
+async def list_beats(deps: Deps, actor: Actor, page: int = 1, per_page: int = 10) -> BeatPage:
+    """One page of the story's beats, in order."""
+    check_page_size(per_page)
+    async with deps.db.reading() as uow:
+        story = await rules.load_story(uow, actor)
+        total = await uow.beats.count(story.id)
+        pages = max(1, -(-total // per_page))
+        if not 1 <= page <= pages:
+            raise InvalidInput(f"Pick a page from 1 to {pages}.")
+        beats = await uow.beats.page(story.id, (page - 1) * per_page, per_page)
+        return BeatPage(tuple(beats), page, pages, total)
+
+
+async def cast_character(deps: Deps, actor: Actor, name: str, description: str) -> Character:
+    """Add a character, or describe an existing one anew (which unlocks its look)."""
+    name = clean_name(name)
+    description = clean_text(description, "description", MAX_DESCRIPTION_CHARS)
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        cast = await uow.characters.list(story.id)
+        now = deps.clock()
+        existing = rules.find_character(cast, name)
+        if existing is None:
+            if len(cast) >= MAX_CHARACTERS:
+                raise LimitExceeded(f"A story has at most {MAX_CHARACTERS} characters.")
+            return await uow.characters.add(
+                story.id, name, description, deps.new_seed(), actor.member_id, now
+            )
+        if existing.created_by != actor.member_id and not rules.manages(actor, story):
+            raise Forbidden(
+                f"{existing.name} was cast by someone else; only they, the story's owner "
+                "or a moderator can change them."
+            )
+        return await uow.characters.update(
+            existing.id, now, description=description, lock_state=LockState.DRAFT
+        )
+
+
+async def _look_target(uow: UnitOfWork, actor: Actor, name: str) -> tuple[Story, Character]:
+    story = await rules.load_story(uow, actor, for_update=True)
+    cast = await uow.characters.list(story.id)
+    character = rules.find_character(cast, name)
+    if character is None:
+        raise UnknownCharacter([name], [c.name for c in cast])
+    return story, character
+
+
+async def lock_look(deps: Deps, actor: Actor, name: str) -> LookResult:
+    """Lock a character's look: render its sheet first if none exists, else lock the sheet."""
+    name = clean_name(name)
+    async with deps.db.writing() as uow:
+        story, character = await _look_target(uow, actor, name)
+        now = deps.clock()
+        if character.lock_state is LockState.LOCKED:
+            raise Conflict(f"{character.name}'s look is already locked; re-roll to change it.")
+        if character.lock_state is LockState.SHEET_RENDERED:
+            locked = await uow.characters.update(character.id, now, lock_state=LockState.LOCKED)
+            return LookResult(locked, None)
+        job = await uow.jobs.add(
+            story.id,
+            JobKind.SHEET,
+            actor.member_id,
+            actor.display_name,
+            now,
+            character_id=character.id,
+        )
+    await deps.queue.submit(job.id)
+    return LookResult(character, job)
+
+
+async def reroll_look(deps: Deps, actor: Actor, name: str) -> LookResult:
+    """Draw a new look for a character (a new seed and sheet); a locked look needs its
+    creator, the owner or a moderator."""
+    name = clean_name(name)
+    async with deps.db.writing() as uow:
+        story, character = await _look_target(uow, actor, name)
+        if (
+            character.lock_state is LockState.LOCKED
+            and character.created_by != actor.member_id
+            and not rules.manages(actor, story)
+        ):
+            raise Forbidden(
+                f"{character.name}'s look is locked; only whoever cast them, the story's "
+                "owner or a moderator can re-roll it."
+            )
+        now = deps.clock()
+        updated = await uow.characters.update(
+            character.id, now, seed=deps.new_seed(), lock_state=LockState.DRAFT
+        )
+        job = await uow.jobs.add(
+            story.id,
+            JobKind.REROLL,
+            actor.member_id,
+            actor.display_name,
+            now,
+            character_id=character.id,
+        )
+    await deps.queue.submit(job.id)
+    return LookResult(updated, job)
+
+
+async def set_style(deps: Deps, actor: Actor, style: str) -> Story:
+    """Change the story's style (owner or moderator); looks drawn in the old style unlock."""
+    style = _check_style(deps, style)
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        rules.require_manager(actor, story, "change the style")
+        if style != story.style:
+            await uow.stories.update(story.id, style=style)
+            # The style is part of every identity spec (DESIGN §3): old looks no longer hold.
+            await uow.characters.reset_looks(story.id, deps.clock())
+        return replace(story, style=style)
+
+
+async def _request(
+    deps: Deps, actor: Actor, kind: JobKind, first: int | None, last: int | None
+) -> RenderJob:
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        count = await uow.beats.count(story.id)
+        if count == 0:
+            raise InvalidInput("This story has no beats yet; add one with /story add.")
+        start, end = first or 1, last or count
+        if not 1 <= start <= end <= count:
+            raise InvalidInput(f"Pick beats within 1–{count}, the first no later than the last.")
+        job = await uow.jobs.add(
+            story.id,
+            kind,
+            actor.member_id,
+            actor.display_name,
+            deps.clock(),
+            first_position=start,
+            last_position=end,
+        )
+    await deps.queue.submit(job.id)
+    return job
+
+
+async def render(
+    deps: Deps, actor: Actor, first: int | None = None, last: int | None = None
+) -> RenderJob:
+    """Queue a comic page of all beats, or of beats `first`..`last`."""
+    return await _request(deps, actor, JobKind.PAGE, first, last)
+
+
+async def clip(
+    deps: Deps, actor: Actor, first: int | None = None, last: int | None = None
+) -> RenderJob:
+    """Queue an animated clip of all beats, or of beats `first`..`last`."""
+    return await _request(deps, actor, JobKind.CLIP, first, last)
+
+
+async def status(deps: Deps, actor: Actor) -> StoryOverview:
+    """The story, its size, its cast and its most recent jobs."""
+    async with deps.db.reading() as uow:
+        story = await rules.load_story(uow, actor)
+        return StoryOverview(
+            story,
+            await uow.beats.count(story.id),
+            tuple(await uow.characters.list(story.id)),
+            tuple(await uow.jobs.recent(story.id, RECENT_JOBS)),
+        )
+
+
+async def cancel(deps: Deps, actor: Actor, job_id: int | None = None) -> RenderJob:
+    """Cancel a queued or running job (its requester, the owner or a moderator); without an
+    id, the actor's newest active job. Workers see the status and stop."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        if job_id is None:
+            mine = [
+                j
+                for j in await uow.jobs.recent(story.id, RECENT_JOBS * 4)
+                if j.status.active and j.requested_by == actor.member_id
+            ]
+            if not mine:
+                raise NotFound("You have no queued or running job in this story.")
+            job = mine[0]
+        else:
+            found = await uow.jobs.get(story.id, job_id)
+            if found is None:
+                raise NotFound(f"There is no job {job_id} in this story.")
+            job = found
+        if job.requested_by != actor.member_id and not rules.manages(actor, story):
+            raise Forbidden(
+                "Only whoever asked for this job, the story's owner or a moderator can cancel it."
+            )
+        if not job.status.active:
+            raise Conflict(f"Job {job.id} is already {job.status.value}.")
+        now = deps.clock()
+        await uow.jobs.set_status(job.id, JobStatus.CANCELLED, now)
+        return replace(job, status=JobStatus.CANCELLED, updated_at=now)
+
+
+async def export(deps: Deps, actor: Actor) -> StoryExport:
+    """The whole story as values (see `StoryExport.to_toml` for a story file)."""
+    async with deps.db.reading() as uow:
+        story = await rules.load_story(uow, actor)
+        beats = await uow.beats.page(story.id, 0, MAX_BEATS)
+        return StoryExport(story, tuple(await uow.characters.list(story.id)), tuple(beats))
+
+
+async def delete_story(deps: Deps, actor: Actor) -> Story:
+    """Delete the story with all its beats, cast and job records (owner or moderator)."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        rules.require_manager(actor, story, "delete the story")
+        await uow.stories.delete(story.id)
+        return story
