@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 # SDXL base UNet facts (its published config): channels per level, transformer layers per
 # block, resnet layers per block (up-blocks have one more), and the VAE's 8x reduction.
@@ -86,3 +87,24 @@ def csa_extra_flops_per_panel(
         flops += projection if reproject else projection // batch
         flops += 2 * 2 * layer.tokens * extra * layer.inner  # QKᵀ and AV over extra keys
     return flops
+
+
+def unet_csa_layers(
+    unet: Any, layer_names: Sequence[str], width: int, height: int, vae_scale: int = VAE_SCALE
+) -> list[LayerShape]:
+    """Shapes of the named CSA layers of a diffusers UNet at an image size."""
+    levels = len(unet.config.block_out_channels)
+    modules = dict(unet.named_modules())
+    shapes = []
+    for name in layer_names:
+        up_index = int(name.split(".")[1])  # "up_blocks.<i>.attentions..."
+        scale = vae_scale * 2 ** (levels - 1 - up_index)
+        attn = modules[name.removesuffix(".processor")]
+        shapes.append(
+            LayerShape(
+                tokens=(width // scale) * (height // scale),
+                channels=attn.to_k.in_features,
+                inner=attn.to_k.out_features,
+            )
+        )
+    return shapes

@@ -1,0 +1,380 @@
+"""StoryRenderer: character sheets and story panels with one locked look per character."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import torch
+from PIL import Image
+
+from storyloom.config import Settings
+from storyloom.generation.consistent_attention import (
+    CSAState,
+    consistent_attention,
+    select_csa_layers,
+)
+from storyloom.generation.identity_store import IdentitySpec, IdentityStore, StoreWriter
+from storyloom.generation.models import LoadedModel, load_pipeline
+from storyloom.generation.prompts import (
+    default_identity_prompts,
+    derive_seed,
+    panel_prompt,
+)
+from storyloom.generation.styles import Style, get_style
+
+
+class RenderCancelled(Exception):
+    """The render was cancelled between two denoising steps."""
+
+
+class RenderInputError(ValueError):
+    """The panels or characters given to the renderer cannot be rendered."""
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """The knobs of one renderer; the look of a character depends on all of them."""
+
+    width: int = 768
+    height: int = 768
+    steps: int = 30
+    guidance: float = 5.0
+    scheduler: str = "default"
+    rate: float = 0.5
+    identity_images: int = 2
+    store_dtype: str = "float16"
+    bank_fraction: float = 1.0
+    max_batch: int = 4
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RenderSettings:
+        """The render part of the process settings."""
+        return cls(
+            width=settings.width,
+            height=settings.height,
+            steps=settings.steps,
+            guidance=settings.guidance,
+            scheduler=settings.scheduler,
+            rate=settings.csa_rate,
+            identity_images=settings.identity_images,
+            store_dtype=settings.store_dtype,
+            bank_fraction=settings.store_bank_fraction,
+            max_batch=settings.max_batch,
+        )
+
+
+@dataclass(frozen=True)
+class CharacterSpec:
+    """A character as the story defines it; identity prompts default to K standard poses."""
+
+    name: str
+    description: str
+    seed: int
+    identity_prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    """One panel: a stable index (for its seed), scene text with [Name] tags, a re-roll count."""
+
+    index: int
+    scene: str
+    characters: tuple[str, ...] = ()
+    variant: int = 0
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a render is: ``done`` of ``total`` denoising steps, and what is being denoised."""
+
+    phase: str  # "lock <name>" or "panels"
+    panels: tuple[int, ...]
+    step: int
+    steps: int
+    done: int
+    total: int
+
+
+@dataclass
+class CharacterSheet:
+    """The identity panels of a character and the store its look is locked in."""
+
+    images: list[Image.Image]
+    store: IdentityStore
+    seeds: list[int]
+
+
+@dataclass
+class RenderedPanel:
+    index: int
+    image: Image.Image
+    seed: int
+    characters: tuple[str, ...]
+
+
+@dataclass
+class _Tracker:
+    """Counts denoising steps across the pipeline calls of one request."""
+
+    total: int
+    on_progress: Callable[[Progress], None] | None
+    should_cancel: Callable[[], bool] | None
+    done: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    def step_callback(
+        self, phase: str, panels: tuple[int, ...], steps: int
+    ) -> Callable[..., dict[str, Any]]:
+        def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            self.done += 1
+            if self.on_progress is not None:
+                self.on_progress(Progress(phase, panels, step + 1, steps, self.done, self.total))
+            if self.should_cancel is not None and self.should_cancel():
+                raise RenderCancelled("render cancelled")
+            return kwargs
+
+        return callback
+
+
+class StoryRenderer:
+    """Renders character sheets and panels on one loaded pipeline, one call at a time."""
+
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        settings: RenderSettings,
+        store_dir: Path | None = None,
+        cache_bytes: int = 2 * 1024**3,
+    ):
+        self.loaded = loaded
+        self.pipe: Any = cast(Any, loaded.pipeline)  # diffusers pipelines are untyped
+        self.settings = settings
+        self.store_dir = store_dir
+        self.layer_names = tuple(select_csa_layers(self.pipe.unet))
+        self._cache: OrderedDict[str, IdentityStore] = OrderedDict()
+        self._cache_bytes = cache_bytes
+        # one pipeline serves one call at a time: processors are swapped per call
+        self._lock = threading.RLock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StoryRenderer:
+        """Load the configured model once and wrap it."""
+        device = settings.device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        dtype_name = settings.dtype
+        if dtype_name == "auto":
+            dtype_name = "float16" if device.startswith("cuda") else "float32"
+        loaded = load_pipeline(
+            settings.model,
+            device=device,
+            dtype=getattr(torch, dtype_name),
+            cache_dir=settings.model_cache_dir,
+            family=settings.model_family,
+            config_dir=settings.model_config_dir,
+            scheduler=settings.scheduler,
+        )
+        return cls(loaded, RenderSettings.from_settings(settings), settings.store_dir)
+
+    @property
+    def scheduler_name(self) -> str:
+        return type(self.pipe.scheduler).__name__
+
+    # -- identities -------------------------------------------------------------------
+    def identity_spec(self, character: CharacterSpec, style: str) -> IdentitySpec:
+        """The full spec that locks ``character``'s look under this renderer's settings."""
+        s = self.settings
+        prompts = character.identity_prompts or default_identity_prompts(
+            character.description or character.name, s.identity_images
+        )
+        return IdentitySpec(
+            name=character.name,
+            description=character.description,
+            style=style,
+            seed=character.seed,
+            identity_prompts=tuple(prompts),
+            model=self.loaded.model_id,
+            width=s.width,
+            height=s.height,
+            steps=s.steps,
+            scheduler=self.scheduler_name,
+            guidance=s.guidance,
+            rate=s.rate,
+            store_dtype=s.store_dtype,
+            bank_fraction=s.bank_fraction,
+        )
+
+    def lock_character(
+        self,
+        character: CharacterSpec,
+        style: str,
+        *,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> CharacterSheet:
+        """Denoise the K identity panels together, bank their tokens, save the store."""
+        spec = self.identity_spec(character, style)
+        tracker = _Tracker(spec.steps, on_progress, should_cancel)
+        return self._write(spec, tracker)
+
+    def store_for(
+        self,
+        character: CharacterSpec,
+        style: str,
+        tracker: _Tracker | None = None,
+    ) -> IdentityStore:
+        """The character's store: from memory, else from disk, else rebuilt from its spec."""
+        spec = self.identity_spec(character, style)
+        key = spec.key()
+        store = self._cache.get(key)
+        if store is not None:
+            self._cache.move_to_end(key)
+            return store
+        path = self.store_dir / f"{key}.safetensors" if self.store_dir else None
+        if path is not None and path.is_file():
+            store = IdentityStore.load(path)
+            self._remember(store)
+            return store
+        return self._write(spec, tracker or _Tracker(spec.steps, None, None)).store
+
+    def _write(self, spec: IdentitySpec, tracker: _Tracker) -> CharacterSheet:
+        style = get_style(spec.style)
+        seeds = [derive_seed(spec.seed, "identity", j) for j in range(spec.images)]
+        writer = StoreWriter(spec, self.layer_names)
+        state = CSAState(
+            mode="write",
+            layer_names=self.layer_names,
+            panels=spec.images,
+            rate=spec.rate,
+            generator=torch.Generator().manual_seed(derive_seed(spec.seed, "csa")),
+            writer=writer,
+        )
+        callback = tracker.step_callback(f"lock {spec.name}", (), spec.steps)
+        images = self._call(
+            [style.apply(p) for p in spec.identity_prompts], style, seeds, state, callback
+        )
+        store = writer.finish()
+        if self.store_dir is not None:
+            store.save(self.store_dir)
+        self._remember(store)
+        return CharacterSheet(images, store, seeds)
+
+    def _remember(self, store: IdentityStore) -> None:
+        self._cache[store.key] = store
+        self._cache.move_to_end(store.key)
+        while len(self._cache) > 1 and sum(s.nbytes for s in self._cache.values()) > (
+            self._cache_bytes
+        ):
+            self._cache.popitem(last=False)
+
+    # -- panels -----------------------------------------------------------------------
+    def render_panels(
+        self,
+        panels: Sequence[PanelSpec],
+        characters: Mapping[str, CharacterSpec],
+        *,
+        style: str,
+        seed: int,
+        stores: Mapping[str, IdentityStore] | None = None,
+        on_progress: Callable[[Progress], None] | None = None,
+        should_cancel: Callable[[], bool] | None = None,
+    ) -> list[RenderedPanel]:
+        """Render panels in batches of ``max_batch``, each against its characters' stores."""
+        # 1. check the request before any GPU work
+        if not panels:
+            raise RenderInputError("nothing to render: no panels")
+        look = get_style(style)
+        for panel in panels:
+            for name in panel.characters:
+                if name not in characters:
+                    cast = ", ".join(sorted(characters)) or "nobody yet"
+                    raise RenderInputError(
+                        f"panel {panel.index} shows unknown {name!r}; cast: {cast}"
+                    )
+        shown = sorted({name for panel in panels for name in panel.characters})
+        s = self.settings
+        batches = [panels[i : i + s.max_batch] for i in range(0, len(panels), s.max_batch)]
+        missing = [
+            n
+            for n in shown
+            if not (stores and n in stores) and not self._has_store(characters[n], style)
+        ]
+        tracker = _Tracker(s.steps * (len(batches) + len(missing)), on_progress, should_cancel)
+
+        # 2. one store per shown character, checked against this render's settings
+        with self._lock:
+            resolved: dict[str, IdentityStore] = {}
+            for name in shown:
+                store = (stores or {}).get(name) or self.store_for(characters[name], style, tracker)
+                store.check_compatible(
+                    model=self.loaded.model_id,
+                    steps=s.steps,
+                    width=s.width,
+                    height=s.height,
+                    scheduler=self.scheduler_name,
+                )
+                resolved[name] = store
+
+            # 3. denoise each batch with read-mode CSA
+            order = list(resolved)
+            rendered: list[RenderedPanel] = []
+            for batch in batches:
+                seeds = [derive_seed(seed, "panel", p.index, p.variant) for p in batch]
+                state = CSAState(
+                    mode="read",
+                    layer_names=self.layer_names,
+                    panels=len(batch),
+                    stores=[resolved[n] for n in order],
+                    panel_stores=[tuple(order.index(n) for n in p.characters) for p in batch],
+                )
+                prompts = [
+                    look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
+                    for p in batch
+                ]
+                callback = tracker.step_callback("panels", tuple(p.index for p in batch), s.steps)
+                images = self._call(prompts, look, seeds, state, callback)
+                rendered += [
+                    RenderedPanel(p.index, image, seed_, p.characters)
+                    for p, image, seed_ in zip(batch, images, seeds, strict=True)
+                ]
+        return rendered
+
+    def _has_store(self, character: CharacterSpec, style: str) -> bool:
+        key = self.identity_spec(character, style).key()
+        on_disk = self.store_dir is not None and (self.store_dir / f"{key}.safetensors").is_file()
+        return key in self._cache or on_disk
+
+    def _call(
+        self,
+        prompts: list[str],
+        style: Style,
+        seeds: list[int],
+        state: CSAState | None,
+        callback: Callable[..., dict[str, Any]],
+    ) -> list[Image.Image]:
+        """One pipeline call with CSA installed for its duration only."""
+        s = self.settings
+        csa: AbstractContextManager[Any] = (
+            consistent_attention(self.pipe.unet, state) if state is not None else nullcontext()
+        )
+        with self._lock, csa, torch.inference_mode():
+            result = self.pipe(
+                prompt=prompts,
+                negative_prompt=[style.negative] * len(prompts),
+                num_inference_steps=s.steps,
+                guidance_scale=s.guidance,
+                width=s.width,
+                height=s.height,
+                # CPU generators: the same seed gives the same panel on any device
+                generator=[torch.Generator().manual_seed(seed) for seed in seeds],
+                callback_on_step_end=callback,
+                output_type="pil",
+            )
+        return list(result.images)

@@ -1,0 +1,171 @@
+"""Render a story file to a folder: character sheets, panels, a page and a manifest."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from storyloom.config import Settings
+from storyloom.generation.renderer import CharacterSpec, PanelSpec, StoryRenderer
+from storyloom.generation.renderer import Progress as RenderProgress
+from storyloom.storyfile import StoryFile
+
+
+@dataclass
+class StoryRenderResult:
+    """Where the files of one render went."""
+
+    out: Path
+    sheets: list[Path]
+    panels: list[Path]
+    page: Path
+    manifest: Path
+
+
+def _slug(name: str) -> str:
+    return "-".join(name.lower().split())
+
+
+def render_story_file(
+    story: StoryFile,
+    settings: Settings,
+    out: Path,
+    *,
+    renderer: StoryRenderer | None = None,
+    compose_page: Callable[[StoryFile, list[Image.Image]], Image.Image] | None = None,
+    show_progress: bool = True,
+) -> StoryRenderResult:
+    """Lock every character, render every panel, then move the files into ``out`` at once."""
+    started = time.perf_counter()
+    renderer = renderer or StoryRenderer.from_settings(settings)
+    load_seconds = time.perf_counter() - started
+    characters = {
+        c.name: CharacterSpec(c.name, c.description, c.seed, c.identity_prompts)
+        for c in story.characters
+    }
+    panels = [PanelSpec(p.number, p.scene, p.characters) for p in story.panels]
+    steps = renderer.settings.steps
+    batches = -(-len(panels) // renderer.settings.max_batch)
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} steps"),
+        TimeRemainingColumn(),
+        disable=not show_progress,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("rendering", total=steps * (len(characters) + batches))
+
+        def on_progress(p: RenderProgress) -> None:
+            bar.update(task, advance=1, description=p.phase)
+
+        # 1. character sheets (this also locks and saves each character's store)
+        timings: dict[str, float] = {}
+        sheets = {}
+        for name, character in characters.items():
+            t0 = time.perf_counter()
+            sheets[name] = renderer.lock_character(character, story.style, on_progress=on_progress)
+            timings[f"lock {name}"] = time.perf_counter() - t0
+
+        # 2. panels, in batches, against the locked stores
+        t0 = time.perf_counter()
+        rendered = renderer.render_panels(
+            panels, characters, style=story.style, seed=story.seed, on_progress=on_progress
+        )
+        timings["panels"] = time.perf_counter() - t0
+
+    # 3. write everything into a temporary folder, then move it into place
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".render-", dir=out))
+    try:
+        files: dict[str, list[str]] = {"sheets": [], "panels": []}
+        for name, sheet in sheets.items():
+            for j, image in enumerate(sheet.images, 1):
+                rel = f"sheets/{_slug(name)}-{j}.png"
+                _save(image, staging / rel)
+                files["sheets"].append(rel)
+        for panel in rendered:
+            rel = f"panels/panel-{panel.index:03d}.png"
+            _save(panel.image, staging / rel)
+            files["panels"].append(rel)
+        page = (compose_page or simple_page)(story, [p.image for p in rendered])
+        _save(page, staging / "page.png")
+        manifest = {
+            "title": story.title,
+            "model": renderer.loaded.model_id,
+            "family": renderer.loaded.family,
+            "style": story.style,
+            "seed": story.seed,
+            "settings": {
+                "width": renderer.settings.width,
+                "height": renderer.settings.height,
+                "steps": steps,
+                "guidance": renderer.settings.guidance,
+                "scheduler": renderer.scheduler_name,
+                "csa_rate": renderer.settings.rate,
+                "identity_images": renderer.settings.identity_images,
+            },
+            "characters": {
+                name: {
+                    "store_key": sheet.store.key,
+                    "store_bytes": sheet.store.nbytes,
+                    "identity_seeds": sheet.seeds,
+                    "identity_prompts": list(sheet.store.spec.identity_prompts),
+                }
+                for name, sheet in sheets.items()
+            },
+            "panels": [
+                {"index": p.index, "seed": p.seed, "characters": list(p.characters)}
+                for p in rendered
+            ],
+            "timings_seconds": {"load": load_seconds, **timings},
+            "files": {**files, "page": "page.png"},
+        }
+        (staging / "render.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+        for item in sorted(staging.rglob("*")):
+            if item.is_file():
+                target = out / item.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(item, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return StoryRenderResult(
+        out=out,
+        sheets=[out / f for f in files["sheets"]],
+        panels=[out / f for f in files["panels"]],
+        page=out / "page.png",
+        manifest=out / "render.json",
+    )
+
+
+def _save(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path, format="PNG")
+
+
+def simple_page(story: StoryFile, images: list[Image.Image]) -> Image.Image:
+    """Placeholder until the layouts land: panels in a two-column grid."""
+    width, height = images[0].size
+    columns = min(2, len(images))
+    rows = -(-len(images) // columns)
+    gutter = 8
+    page = Image.new(
+        "RGB",
+        (columns * width + (columns + 1) * gutter, rows * height + (rows + 1) * gutter),
+        "white",
+    )
+    for i, image in enumerate(images):
+        x = gutter + (i % columns) * (width + gutter)
+        y = gutter + (i // columns) * (height + gutter)
+        page.paste(image, (x, y))
+    return page

@@ -1,0 +1,152 @@
+"""Story files (TOML) for `storyloom render`: read, check, and turn into render specs.
+
+title = "The Lighthouse"
+style = "comic"          # optional, a style preset
+seed = 42                # optional
+
+[[characters]]
+name = "Mira"
+description = "a girl with short red hair and a green raincoat"
+identity_prompts = ["..."]   # optional: the K identity poses, explicit
+
+[[panels]]
+scene = "[Mira] walks along a stormy beach"
+caption = 'Mira: "Someone has to keep the light on."'
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from storyloom.generation.prompts import derive_seed, tagged_names
+
+MAX_PANELS = 300
+MAX_CHARACTERS = 8
+MAX_PER_PANEL = 4
+MAX_TEXT = 500
+NAME = re.compile(r"^[^\W_](?:[^\W_]| ){0,31}$")
+
+
+class StoryFileError(ValueError):
+    """A story file that cannot be rendered; the message names the problem in one line."""
+
+
+@dataclass(frozen=True)
+class StoryCharacter:
+    name: str
+    description: str
+    seed: int
+    identity_prompts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class StoryPanel:
+    number: int  # 1-based, as the author counts
+    scene: str
+    caption: str
+    characters: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class StoryFile:
+    title: str
+    style: str
+    seed: int
+    characters: tuple[StoryCharacter, ...]
+    panels: tuple[StoryPanel, ...]
+
+
+def _text(table: dict[str, Any], key: str, where: str, required: bool = True) -> str:
+    value = table.get(key, "" if not required else None)
+    if value is None:
+        raise StoryFileError(f"{where}: missing field '{key}'")
+    if not isinstance(value, str):
+        raise StoryFileError(f"{where}: '{key}' must be text")
+    if len(value) > MAX_TEXT:
+        raise StoryFileError(f"{where}: '{key}' is longer than {MAX_TEXT} characters")
+    return value.strip()
+
+
+def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None = None) -> StoryFile:
+    """Check a decoded story file and build a StoryFile; raise StoryFileError on the first problem.
+
+    ``seed`` overrides the file's seed (character and panel seeds derive from it).
+    """
+    title = _text(data, "title", "story")
+    if not title:
+        raise StoryFileError("story: 'title' is empty")
+    style = _text(data, "style", "story", required=False) or "comic"
+    if style not in styles:
+        raise StoryFileError(
+            f"story: unknown style '{style}' (styles: {', '.join(sorted(styles))})"
+        )
+    seed = data.get("seed", 0) if seed is None else seed
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise StoryFileError("story: 'seed' must be a whole number ≥ 0")
+
+    raw_characters = data.get("characters", [])
+    if not isinstance(raw_characters, list):
+        raise StoryFileError("story: 'characters' must be a list of [[characters]] tables")
+    if len(raw_characters) > MAX_CHARACTERS:
+        raise StoryFileError(
+            f"story: too many characters ({len(raw_characters)}; at most {MAX_CHARACTERS})"
+        )
+    characters: dict[str, StoryCharacter] = {}
+    for i, raw in enumerate(raw_characters, 1):
+        where = f"character {i}"
+        name = _text(raw, "name", where)
+        if not NAME.match(name):
+            raise StoryFileError(f"{where}: name '{name}' must be 1–32 letters, digits or spaces")
+        if name in characters:
+            raise StoryFileError(f"{where}: '{name}' is defined twice")
+        prompts = raw.get("identity_prompts", [])
+        if not isinstance(prompts, list) or not all(
+            isinstance(p, str) and p.strip() for p in prompts
+        ):
+            raise StoryFileError(f"{where}: 'identity_prompts' must be a list of non-empty texts")
+        characters[name] = StoryCharacter(
+            name=name,
+            description=_text(raw, "description", where),
+            seed=derive_seed(seed, "character", name),
+            identity_prompts=tuple(p.strip() for p in prompts),
+        )
+
+    raw_panels = data.get("panels", [])
+    if not isinstance(raw_panels, list) or not raw_panels:
+        raise StoryFileError("story: no panels (add [[panels]] tables with a 'scene')")
+    if len(raw_panels) > MAX_PANELS:
+        raise StoryFileError(f"story: too many panels ({len(raw_panels)}; at most {MAX_PANELS})")
+    panels = []
+    cast = ", ".join(characters) or "nobody"
+    for number, raw in enumerate(raw_panels, 1):
+        where = f"panel {number}"
+        scene = _text(raw, "scene", where)
+        if not scene:
+            raise StoryFileError(f"{where}: 'scene' is empty")
+        names = tagged_names(scene)
+        for name in names:
+            if name not in characters:
+                raise StoryFileError(f"{where}: unknown character [{name}] (cast: {cast})")
+        if len(names) > MAX_PER_PANEL:
+            raise StoryFileError(
+                f"{where}: {len(names)} characters; at most {MAX_PER_PANEL} per panel"
+            )
+        panels.append(
+            StoryPanel(number, scene, _text(raw, "caption", where, required=False), names)
+        )
+    return StoryFile(title, style, seed, tuple(characters.values()), tuple(panels))
+
+
+def load_story(path: Path, styles: frozenset[str], seed: int | None = None) -> StoryFile:
+    """Read and check a story file."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoryFileError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise StoryFileError(f"{path}: not valid TOML ({error})") from None
+    return parse_story(data, styles, seed)
