@@ -1,0 +1,312 @@
+"""Repositories: SQL in, the core's frozen values out. Every query is scoped by story (and
+the story by workspace, channel and thread), so nothing crosses threads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storyloom.storage.tables import BeatRow, CharacterRow, RenderJobRow, StoryRow
+from storyloom.story.errors import Conflict
+from storyloom.story.limits import name_key
+from storyloom.story.model import (
+    Beat,
+    Character,
+    JobKind,
+    JobStatus,
+    LockState,
+    RenderJob,
+    Story,
+    StoryStatus,
+    ThreadKey,
+)
+
+
+def _story(row: StoryRow) -> Story:
+    return Story(
+        id=row.id,
+        thread=ThreadKey(row.workspace_id, row.channel_id, row.thread_id),
+        title=row.title,
+        style=row.style,
+        seed=row.seed,
+        owner_id=row.owner_id,
+        owner_name=row.owner_name,
+        status=StoryStatus(row.status),
+        created_at=row.created_at,
+    )
+
+
+def _beat(row: BeatRow) -> Beat:
+    return Beat(
+        row.id, row.story_id, row.position, row.author_id, row.author_name, row.text,
+        row.created_at, row.edited_at,
+    )  # fmt: skip
+
+
+def _character(row: CharacterRow) -> Character:
+    return Character(
+        row.id, row.story_id, row.name, row.description, LockState(row.lock_state), row.seed,
+        row.created_by, row.created_at, row.updated_at,
+    )  # fmt: skip
+
+
+def _job(row: RenderJobRow) -> RenderJob:
+    return RenderJob(
+        id=row.id,
+        story_id=row.story_id,
+        kind=JobKind(row.kind),
+        status=JobStatus(row.status),
+        requested_by=row.requested_by,
+        requested_by_name=row.requested_by_name,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        first_position=row.first_position,
+        last_position=row.last_position,
+        character_id=row.character_id,
+        error=row.error,
+    )
+
+
+class SqlStories:
+    def __init__(self, session: AsyncSession, *, lock_rows: bool) -> None:
+        self._session = session
+        self._lock_rows = lock_rows
+
+    async def get(self, thread: ThreadKey, *, for_update: bool = False) -> Story | None:
+        """The story of this thread; `for_update` takes a row lock where the backend has them."""
+        query = select(StoryRow).where(
+            StoryRow.workspace_id == thread.workspace_id,
+            StoryRow.channel_id == thread.channel_id,
+            StoryRow.thread_id == thread.thread_id,
+        )
+        if for_update and self._lock_rows:
+            query = query.with_for_update()
+        row = (await self._session.execute(query)).scalar_one_or_none()
+        return None if row is None else _story(row)
+
+    async def add(
+        self, thread: ThreadKey, title: str, style: str, seed: int, owner_id: str,
+        owner_name: str, created_at: datetime,
+    ) -> Story:  # fmt: skip
+        """Insert the story; a concurrent insert for the same thread becomes a Conflict."""
+        row = StoryRow(
+            workspace_id=thread.workspace_id, channel_id=thread.channel_id,
+            thread_id=thread.thread_id, title=title, style=style, seed=seed,
+            owner_id=owner_id, owner_name=owner_name, status=StoryStatus.OPEN.value,
+            created_at=created_at,
+        )  # fmt: skip
+        self._session.add(row)
+        try:
+            await self._session.flush()
+        except IntegrityError:
+            raise Conflict("This thread already has a story.") from None
+        return _story(row)
+
+    async def update(
+        self, story_id: int, *, style: str | None = None, status: StoryStatus | None = None
+    ) -> None:
+        """Change the given fields."""
+        values: dict[str, Any] = {}
+        if style is not None:
+            values["style"] = style
+        if status is not None:
+            values["status"] = status.value
+        if values:
+            await self._session.execute(
+                update(StoryRow).where(StoryRow.id == story_id).values(**values)
+            )
+
+    async def delete(self, story_id: int) -> None:
+        """Delete the story; foreign keys cascade to beats, characters and jobs."""
+        await self._session.execute(delete(StoryRow).where(StoryRow.id == story_id))
+
+
+class SqlBeats:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def count(self, story_id: int) -> int:
+        """Number of beats (positions are contiguous, so also the last position)."""
+        query = select(func.count()).select_from(BeatRow).where(BeatRow.story_id == story_id)
+        return (await self._session.execute(query)).scalar_one()
+
+    async def add(
+        self, story_id: int, position: int, author_id: str, author_name: str, text: str,
+        created_at: datetime,
+    ) -> Beat:  # fmt: skip
+        """Insert one beat at `position`."""
+        values = dict(
+            story_id=story_id, position=position, author_id=author_id,
+            author_name=author_name, text=text, created_at=created_at,
+        )  # fmt: skip
+        result = await self._session.execute(insert(BeatRow).values(**values).returning(BeatRow.id))
+        return Beat(result.scalar_one(), story_id, position, author_id, author_name, text,
+                    created_at)  # fmt: skip
+
+    async def get(self, story_id: int, position: int) -> Beat | None:
+        """The beat at `position` in this story."""
+        query = select(BeatRow).where(BeatRow.story_id == story_id, BeatRow.position == position)
+        row = (await self._session.execute(query)).scalar_one_or_none()
+        return None if row is None else _beat(row)
+
+    async def page(self, story_id: int, offset: int, limit: int) -> Sequence[Beat]:
+        """Beats in position order."""
+        query = (
+            select(BeatRow)
+            .where(BeatRow.story_id == story_id)
+            .order_by(BeatRow.position)
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_beat(row) for row in (await self._session.execute(query)).scalars()]
+
+    async def last_by(self, story_id: int, author_id: str) -> Beat | None:
+        """The author's newest beat (ids only grow within a story)."""
+        query = (
+            select(BeatRow)
+            .where(BeatRow.story_id == story_id, BeatRow.author_id == author_id)
+            .order_by(BeatRow.id.desc())
+            .limit(1)
+        )
+        row = (await self._session.execute(query)).scalar_one_or_none()
+        return None if row is None else _beat(row)
+
+    async def set_text(self, beat_id: int, text: str, edited_at: datetime) -> None:
+        """Replace the text."""
+        await self._session.execute(
+            update(BeatRow).where(BeatRow.id == beat_id).values(text=text, edited_at=edited_at)
+        )
+
+    async def remove(self, story_id: int, position: int) -> None:
+        """Delete the beat and move every later beat up one."""
+        await self._session.execute(
+            delete(BeatRow).where(BeatRow.story_id == story_id, BeatRow.position == position)
+        )
+        await self._shift(story_id, BeatRow.position > position, -1)
+
+    async def move(self, story_id: int, position: int, to_position: int) -> None:
+        """Park the beat at 0, shift the ones in between, then drop it in its new place."""
+        if position == to_position:
+            return
+        here = (BeatRow.story_id == story_id) & (BeatRow.position == position)
+        await self._session.execute(update(BeatRow).where(here).values(position=0))
+        if position < to_position:
+            between = BeatRow.position.between(position + 1, to_position)
+            await self._shift(story_id, between, -1)
+        else:
+            await self._shift(story_id, BeatRow.position.between(to_position, position - 1), 1)
+        parked = (BeatRow.story_id == story_id) & (BeatRow.position == 0)
+        await self._session.execute(update(BeatRow).where(parked).values(position=to_position))
+
+    async def _shift(self, story_id: int, which: Any, by: int) -> None:
+        # Two passes through negative numbers: the unique (story, position) pair is checked
+        # row by row, so shifting in place would collide with a neighbour mid-update.
+        mine = BeatRow.story_id == story_id
+        await self._session.execute(
+            update(BeatRow).where(mine, which).values(position=-(BeatRow.position + by))
+        )
+        await self._session.execute(
+            update(BeatRow).where(mine, BeatRow.position < 0).values(position=-BeatRow.position)
+        )
+
+
+class SqlCharacters:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def list(self, story_id: int) -> Sequence[Character]:
+        """The cast in the order it was added."""
+        query = select(CharacterRow).where(CharacterRow.story_id == story_id)
+        rows = (await self._session.execute(query.order_by(CharacterRow.id))).scalars()
+        return [_character(row) for row in rows]
+
+    async def add(
+        self, story_id: int, name: str, description: str, seed: int, created_by: str,
+        created_at: datetime,
+    ) -> Character:  # fmt: skip
+        """Insert a character in draft."""
+        row = CharacterRow(
+            story_id=story_id, name=name, name_key=name_key(name), description=description,
+            lock_state=LockState.DRAFT.value, seed=seed, created_by=created_by,
+            created_at=created_at, updated_at=created_at,
+        )  # fmt: skip
+        self._session.add(row)
+        await self._session.flush()
+        return _character(row)
+
+    async def update(
+        self, character_id: int, updated_at: datetime, *, description: str | None = None,
+        seed: int | None = None, lock_state: LockState | None = None,
+    ) -> Character:  # fmt: skip
+        """Change the given fields and return the character."""
+        row = await self._session.get_one(CharacterRow, character_id)
+        if description is not None:
+            row.description = description
+        if seed is not None:
+            row.seed = seed
+        if lock_state is not None:
+            row.lock_state = lock_state.value
+        row.updated_at = updated_at
+        await self._session.flush()
+        return _character(row)
+
+    async def reset_looks(self, story_id: int, updated_at: datetime) -> None:
+        """Every character of the story back to draft."""
+        await self._session.execute(
+            update(CharacterRow)
+            .where(CharacterRow.story_id == story_id)
+            .values(lock_state=LockState.DRAFT.value, updated_at=updated_at)
+            .execution_options(synchronize_session="fetch")
+        )
+
+
+class SqlJobs:
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self, story_id: int, kind: JobKind, requested_by: str, requested_by_name: str,
+        created_at: datetime, *, first_position: int | None = None,
+        last_position: int | None = None, character_id: int | None = None,
+    ) -> RenderJob:  # fmt: skip
+        """Record a queued job."""
+        row = RenderJobRow(
+            story_id=story_id, kind=kind.value, status=JobStatus.QUEUED.value,
+            first_position=first_position, last_position=last_position,
+            character_id=character_id, requested_by=requested_by,
+            requested_by_name=requested_by_name, created_at=created_at, updated_at=created_at,
+        )  # fmt: skip
+        self._session.add(row)
+        await self._session.flush()
+        return _job(row)
+
+    async def get(self, story_id: int, job_id: int) -> RenderJob | None:
+        """The job, only if it belongs to this story."""
+        query = select(RenderJobRow).where(
+            RenderJobRow.id == job_id, RenderJobRow.story_id == story_id
+        )
+        row = (await self._session.execute(query)).scalar_one_or_none()
+        return None if row is None else _job(row)
+
+    async def recent(self, story_id: int, limit: int) -> Sequence[RenderJob]:
+        """Newest first."""
+        query = (
+            select(RenderJobRow)
+            .where(RenderJobRow.story_id == story_id)
+            .order_by(RenderJobRow.id.desc())
+            .limit(limit)
+        )
+        return [_job(row) for row in (await self._session.execute(query)).scalars()]
+
+    async def set_status(self, job_id: int, status: JobStatus, updated_at: datetime) -> None:
+        """Move the job to `status`."""
+        await self._session.execute(
+            update(RenderJobRow)
+            .where(RenderJobRow.id == job_id)
+            .values(status=status.value, updated_at=updated_at)
+        )

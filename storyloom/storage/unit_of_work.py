@@ -1,0 +1,23 @@
+"""The unit of work: one session, one transaction, the four repositories over it."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storyloom.storage.repositories import (
+    SqlBeats,
+    SqlCharacters,
+    SqlJobs,
+    SqlStories,
+)
+
+
+class SqlUnitOfWork:
+    """Implements the core's `UnitOfWork`; the session's transaction is owned by the caller."""
+
+    def __init__(self, session: AsyncSession, *, lock_rows: bool) -> None:
+        self.session = session
+        self.stories = SqlStories(session, lock_rows=lock_rows)
+        self.beats = SqlBeats(session)
+        self.characters = SqlCharacters(session)
+        self.jobs = SqlJobs(session)
