@@ -18,8 +18,10 @@ _NAME = r"[^\W_]+(?: +[^\W_]+)*"
 TAG = re.compile(rf"\[ *({_NAME}) *\]")
 # The caption starts at the first `#` standing alone (start of text or whitespace around).
 _SEPARATOR = re.compile(r"(?:^|\s)#(?:\s|$)")
+# A speaker label is one to three words (as the page renderer reads it).
 _DIALOGUE = re.compile(
-    rf"(?P<speaker>{_NAME})[ \t]*:[ \t]*(?:\"(?P<straight>[^\"]*)\"|“(?P<curly>[^”]*)”)"
+    r"(?P<speaker>[^\W_]+(?: +[^\W_]+){0,2})[ \t]*:[ \t]*"
+    r"(?:\"(?P<straight>[^\"]*)\"|“(?P<curly>[^”]*)”)"
 )
 # A speaker opens a clause: "Night. Mira: …" names Mira, "then Mira said: …" names `said`'s
 # last word only, so narration is never swallowed into a speaker label.

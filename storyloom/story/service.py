@@ -291,7 +291,8 @@ async def _request(
         count = await uow.beats.count(story.id)
         if count == 0:
             raise InvalidInput("This story has no beats yet; add one with /story add.")
-        start, end = first or 1, last or count
+        start = 1 if first is None else first
+        end = count if last is None else last
         if not 1 <= start <= end <= count:
             raise InvalidInput(f"Pick beats within 1–{count}, the first no later than the last.")
         job = await uow.jobs.add(

@@ -1,0 +1,208 @@
+"""Hand-written in-memory fakes of the core's ports (no mock objects).
+
+`FakeDatabase.writing()` works on a copy of the state and keeps it only if the block
+succeeds, like a real transaction, so tests can prove that failed calls change nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from storyloom.story.model import (
+    Beat,
+    Character,
+    JobKind,
+    JobStatus,
+    LockState,
+    RenderJob,
+    Story,
+    StoryStatus,
+    ThreadKey,
+)
+
+
+@dataclass
+class State:
+    stories: dict[int, Story] = field(default_factory=dict)
+    beats: dict[int, Beat] = field(default_factory=dict)
+    characters: dict[int, Character] = field(default_factory=dict)
+    jobs: dict[int, RenderJob] = field(default_factory=dict)
+    next_id: int = 1
+
+    def new_id(self) -> int:
+        self.next_id += 1
+        return self.next_id - 1
+
+
+class FakeStories:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def get(self, thread: ThreadKey, *, for_update: bool = False) -> Story | None:
+        return next((x for x in self.s.stories.values() if x.thread == thread), None)
+
+    async def add(self, thread: ThreadKey, title: str, style: str, seed: int, owner_id: str,
+                  owner_name: str, created_at: datetime) -> Story:  # fmt: skip
+        story = Story(self.s.new_id(), thread, title, style, seed, owner_id, owner_name,
+                      StoryStatus.OPEN, created_at)  # fmt: skip
+        self.s.stories[story.id] = story
+        return story
+
+    async def update(self, story_id: int, *, style: str | None = None,
+                     status: StoryStatus | None = None) -> None:  # fmt: skip
+        story = self.s.stories[story_id]
+        self.s.stories[story_id] = replace(
+            story, style=style or story.style, status=status or story.status
+        )
+
+    async def delete(self, story_id: int) -> None:
+        del self.s.stories[story_id]
+        for table in (self.s.beats, self.s.characters, self.s.jobs):
+            for key in [k for k, v in table.items() if v.story_id == story_id]:
+                del table[key]
+
+
+class FakeBeats:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    def _of(self, story_id: int) -> list[Beat]:
+        return sorted((b for b in self.s.beats.values() if b.story_id == story_id),
+                      key=lambda b: b.position)  # fmt: skip
+
+    async def count(self, story_id: int) -> int:
+        return len(self._of(story_id))
+
+    async def add(self, story_id: int, position: int, author_id: str, author_name: str,
+                  text: str, created_at: datetime) -> Beat:  # fmt: skip
+        assert all(b.position != position for b in self._of(story_id)), "duplicate position"
+        beat = Beat(self.s.new_id(), story_id, position, author_id, author_name, text, created_at)
+        self.s.beats[beat.id] = beat
+        return beat
+
+    async def get(self, story_id: int, position: int) -> Beat | None:
+        return next((b for b in self._of(story_id) if b.position == position), None)
+
+    async def page(self, story_id: int, offset: int, limit: int) -> Sequence[Beat]:
+        return self._of(story_id)[offset : offset + limit]
+
+    async def last_by(self, story_id: int, author_id: str) -> Beat | None:
+        mine = [b for b in self._of(story_id) if b.author_id == author_id]
+        return max(mine, key=lambda b: b.id, default=None)
+
+    async def set_text(self, beat_id: int, text: str, edited_at: datetime) -> None:
+        self.s.beats[beat_id] = replace(self.s.beats[beat_id], text=text, edited_at=edited_at)
+
+    def _renumber(self, ordered: list[Beat]) -> None:
+        for i, beat in enumerate(ordered, 1):
+            self.s.beats[beat.id] = replace(beat, position=i)
+
+    async def remove(self, story_id: int, position: int) -> None:
+        ordered = self._of(story_id)
+        del self.s.beats[ordered.pop(position - 1).id]
+        self._renumber(ordered)
+
+    async def move(self, story_id: int, position: int, to_position: int) -> None:
+        ordered = self._of(story_id)
+        ordered.insert(to_position - 1, ordered.pop(position - 1))
+        self._renumber(ordered)
+
+
+class FakeCharacters:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def list(self, story_id: int) -> Sequence[Character]:
+        return sorted((c for c in self.s.characters.values() if c.story_id == story_id),
+                      key=lambda c: c.id)  # fmt: skip
+
+    async def add(self, story_id: int, name: str, description: str, seed: int,
+                  created_by: str, created_at: datetime) -> Character:  # fmt: skip
+        character = Character(self.s.new_id(), story_id, name, description, LockState.DRAFT,
+                              seed, created_by, created_at, created_at)  # fmt: skip
+        self.s.characters[character.id] = character
+        return character
+
+    async def update(self, character_id: int, updated_at: datetime, *,
+                     description: str | None = None, seed: int | None = None,
+                     lock_state: LockState | None = None) -> Character:  # fmt: skip
+        old = self.s.characters[character_id]
+        new = replace(
+            old, description=description if description is not None else old.description,
+            seed=seed if seed is not None else old.seed,
+            lock_state=lock_state or old.lock_state, updated_at=updated_at,
+        )  # fmt: skip
+        self.s.characters[character_id] = new
+        return new
+
+    async def reset_looks(self, story_id: int, updated_at: datetime) -> None:
+        for c in await self.list(story_id):
+            await self.update(c.id, updated_at, lock_state=LockState.DRAFT)
+
+
+class FakeJobs:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def add(self, story_id: int, kind: JobKind, requested_by: str,
+                  requested_by_name: str, created_at: datetime, *,
+                  first_position: int | None = None, last_position: int | None = None,
+                  character_id: int | None = None) -> RenderJob:  # fmt: skip
+        job = RenderJob(self.s.new_id(), story_id, kind, JobStatus.QUEUED, requested_by,
+                        requested_by_name, created_at, created_at, first_position,
+                        last_position, character_id)  # fmt: skip
+        self.s.jobs[job.id] = job
+        return job
+
+    async def get(self, story_id: int, job_id: int) -> RenderJob | None:
+        job = self.s.jobs.get(job_id)
+        return job if job is not None and job.story_id == story_id else None
+
+    async def recent(self, story_id: int, limit: int) -> Sequence[RenderJob]:
+        mine = [j for j in self.s.jobs.values() if j.story_id == story_id]
+        return sorted(mine, key=lambda j: -j.id)[:limit]
+
+    async def set_status(self, job_id: int, status: JobStatus, updated_at: datetime) -> None:
+        self.s.jobs[job_id] = replace(self.s.jobs[job_id], status=status, updated_at=updated_at)
+
+
+class FakeUnitOfWork:
+    def __init__(self, state: State) -> None:
+        self.stories = FakeStories(state)
+        self.beats = FakeBeats(state)
+        self.characters = FakeCharacters(state)
+        self.jobs = FakeJobs(state)
+
+
+class FakeDatabase:
+    def __init__(self) -> None:
+        self.state = State()
+        self.commits = 0
+
+    @asynccontextmanager
+    async def reading(self) -> AsyncIterator[FakeUnitOfWork]:
+        yield FakeUnitOfWork(copy.deepcopy(self.state))
+
+    @asynccontextmanager
+    async def writing(self) -> AsyncIterator[FakeUnitOfWork]:
+        draft = copy.deepcopy(self.state)
+        yield FakeUnitOfWork(draft)
+        self.state = draft  # reached only when the block raised nothing
+        self.commits += 1
+
+
+class FakeQueue:
+    """Records submitted job ids, and the committed state each one saw."""
+
+    def __init__(self, database: FakeDatabase) -> None:
+        self.database = database
+        self.submitted: list[int] = []
+        self.committed_when_submitted: list[bool] = []
+
+    async def submit(self, job_id: int) -> None:
+        self.submitted.append(job_id)
+        self.committed_when_submitted.append(job_id in self.database.state.jobs)

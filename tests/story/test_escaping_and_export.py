@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import tomllib
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from storyloom.story import service
+from storyloom.story.escaping import escape_discord, escape_plain, escape_slack
+from storyloom.story.export import toml_string
+from storyloom.story.service import Deps
+
+from .conftest import member
+
+
+def test_discord_mentions_and_markdown_are_defused() -> None:
+    out = escape_discord("@everyone look **here** <@123> <#9> <@&7> @here")
+    assert "@everyone" not in out and "@here" not in out
+    assert "<@" not in out and "<#" not in out
+    assert "**" not in out
+
+
+def test_slack_broadcasts_and_links_cannot_form() -> None:
+    out = escape_slack("<!channel> <@U123> a & b @channel <https://x|y>")
+    assert "<" not in out and ">" not in out
+    assert "&amp;" in out and "@channel" not in out
+
+
+@given(st.text())
+def test_slack_escaping_leaves_no_angle_brackets(text: str) -> None:
+    out = escape_slack(text)
+    assert "<" not in out and ">" not in out
+    # Unescaping gives the text back (with broadcast words broken by a zero-width space).
+    back = out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    assert back.replace("\u200b", "") == text.replace("\u200b", "")
+
+
+def test_plain_escaping_shows_control_characters() -> None:
+    assert escape_plain("a\x1b[31mb\nc") == "a\\u001b[31mb\nc"
+
+
+@given(st.text())
+def test_toml_string_round_trips(text: str) -> None:
+    assert tomllib.loads(f"v = {toml_string(text)}")["v"] == text
+
+
+async def test_export_is_a_story_file_with_tags_spelled_as_cast(deps: Deps) -> None:
+    ann = member("Ann")
+    await service.new_story(deps, ann, 'The "Last" Lighthouse')
+    await service.cast_character(deps, ann, "Old Tom", "a keeper")
+    await service.add_beat(deps, ann, '[old tom] sleeps # Old Tom: "zzz"')
+    await service.add_beat(deps, member("Bob"), "# only a caption")
+
+    data = tomllib.loads((await service.export(deps, ann)).to_toml())
+
+    assert data["title"] == 'The "Last" Lighthouse'
+    assert data["characters"] == [{"name": "Old Tom", "description": "a keeper", "seed": 1001}]
+    assert data["panels"][0] == {
+        "scene": "[Old Tom] sleeps", "caption": 'Old Tom: "zzz"', "author": "Ann"
+    }  # fmt: skip
+    assert data["panels"][1]["scene"] == "only a caption"
