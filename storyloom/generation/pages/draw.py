@@ -101,6 +101,14 @@ def _draw_box(pen: _Pen, box: CaptionBox) -> None:
         y += step
 
 
+def draw_captions(image: Image.Image, boxes: Sequence[CaptionBox]) -> tuple[DrawnText, ...]:
+    """Draw caption boxes onto `image` (a clip frame's overlay); returns what was printed."""
+    pen = _Pen(ImageDraw.Draw(image), 0)
+    for box in boxes:
+        _draw_box(pen, box)
+    return tuple(pen.texts)
+
+
 def draw_page(plan: PagePlan, panels: Sequence[PagePanel], spec: PageSpec) -> RenderedPage:
     """Draw one planned page: panels (or placeholders), borders, captions, title, credits."""
     frame = plan.frame
