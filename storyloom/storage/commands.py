@@ -15,6 +15,12 @@ db_app = typer.Typer(
 )
 
 
+@db_app.callback()
+def db() -> None:
+    """The story database: migrations."""
+    # A callback keeps `upgrade` a sub-command even while it is the only one.
+
+
 @db_app.command()
 def upgrade(
     url: Annotated[

@@ -23,18 +23,28 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade(connection: Connection, revision: str) -> None:
+def _migrate(connection: Connection, revision: str, down: bool) -> None:
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_PG_MIGRATION_LOCK})")
-    command.upgrade(alembic_config(connection), revision)
+    step = command.downgrade if down else command.upgrade
+    step(alembic_config(connection), revision)
 
 
-async def upgrade_database(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (creating it if it is a new SQLite file)."""
+async def _run(url: str, revision: str, down: bool) -> None:
     # On SQLite, BEGIN IMMEDIATE: a second process starting at once waits its turn.
     engine = create_engine(url, execution_options={WRITE_OPTION: True})
     try:
         async with engine.begin() as connection:
-            await connection.run_sync(_upgrade, revision)
+            await connection.run_sync(_migrate, revision, down)
     finally:
         await engine.dispose()
+
+
+async def upgrade_database(url: str, revision: str = "head") -> None:
+    """Bring the database at `url` up to `revision` (creating it if it is a new SQLite file)."""
+    await _run(url, revision, down=False)
+
+
+async def downgrade_database(url: str, revision: str) -> None:
+    """Take the database at `url` back down to `revision` ("base" empties it)."""
+    await _run(url, revision, down=True)
