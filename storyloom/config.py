@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,9 @@ from pydantic_settings import (
 
 DEFAULT_MODEL = "stabilityai/stable-diffusion-xl-base-1.0"
 TINY_MODELS = ("tiny-sdxl", "tiny-sd15")
+# The tiny offline models exist for demos and tests: small panels and few steps keep a
+# whole story under a minute on a CPU. Explicitly set values always win.
+TINY_DEFAULTS = {"width": 128, "height": 128, "steps": 8}
 
 
 def _config_file() -> Path:
@@ -44,7 +47,8 @@ class Settings(BaseSettings):
         description=(
             "Diffusion model: a hub id (e.g. stabilityai/stable-diffusion-xl-base-1.0), a "
             "local diffusers folder, a single-file checkpoint (.safetensors/.ckpt), or one "
-            "of the built-in offline models 'tiny-sdxl' / 'tiny-sd15'."
+            "of the built-in offline models 'tiny-sdxl' / 'tiny-sd15' (which default to "
+            "128 px panels and 8 steps unless width/height/steps are set)."
         ),
     )
     model_family: Literal["auto", "sdxl", "sd15"] = Field(
@@ -134,6 +138,14 @@ class Settings(BaseSettings):
         if value % 8:
             raise ValueError(f"must be a multiple of 8 (got {value})")
         return value
+
+    @model_validator(mode="after")
+    def _tiny_model_defaults(self) -> Settings:
+        if self.model in TINY_MODELS:
+            for name, value in TINY_DEFAULTS.items():
+                if name not in self.model_fields_set:
+                    setattr(self, name, value)
+        return self
 
     @classmethod
     def settings_customise_sources(
