@@ -60,6 +60,14 @@ def test_a_tight_budget_lowers_the_resolution_until_it_fits(tmp_path: Path) -> N
     assert tight.bytes == tight.path.stat().st_size <= budget
 
 
+def test_an_mp4_under_a_tight_budget_still_fits(tmp_path: Path) -> None:
+    panels = [PagePanel.from_beat(f"beat {i}", panel_image(i, (320, 240))) for i in range(4)]
+    spec = ClipSpec(width=320, height=180, fps=12, budget_bytes=24 * 1024)
+    result = build_clip(panels, tmp_path / "tight.mp4", spec)
+    assert result.bytes == result.path.stat().st_size <= 24 * 1024
+    assert probe(result.path).frames == result.frames
+
+
 def test_an_impossible_budget_is_a_clear_error_and_keeps_the_old_file(tmp_path: Path) -> None:
     panels = [PagePanel.from_beat("noise", panel_image(i, (200, 200))) for i in range(6)]
     out = tmp_path / "clip.gif"

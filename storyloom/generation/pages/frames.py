@@ -148,6 +148,7 @@ class FrameMaker:
             image = cover(pick, *self.size)
         else:
             image = Image.blend(self._shot(m.a, f), self._shot(m.b, f), m.p)
-        self._caption(image, m.a, 1 - m.p)
-        self._caption(image, m.b, m.p)
+        # The old caption fades out, then the new one fades in: two at once are unreadable.
+        self._caption(image, m.a, 1 - 2 * m.p)
+        self._caption(image, m.b, 2 * m.p - 1)
         return np.asarray(image)
