@@ -124,9 +124,12 @@ def _clip_format(path: Path) -> ClipFormat:
 FrameFn = Callable[[int], np.ndarray]
 
 
-def _encode_mp4(frame: FrameFn, frames: int, fps: int, spec: ClipSpec, tmp: Path) -> None:
-    # Cap the bitrate so that the whole clip fits the budget, with room for the container.
-    maxrate = int(spec.budget_bytes * 8 * 0.85 / (frames / fps))
+def _encode_mp4(
+    frame: FrameFn, frames: int, fps: int, spec: ClipSpec, rung: int, tmp: Path
+) -> None:
+    # Cap the bitrate so that the whole clip fits the budget with room for the container;
+    # each retry lowers the cap too, since a smaller frame alone may not fit a tiny budget.
+    maxrate = int(spec.budget_bytes * 8 * 0.85 * 0.8**rung / (frames / fps))
     # moviepy writes int(duration × fps) frames; half a frame of slack keeps the count exact.
     clip = VideoClip(
         lambda t: frame(min(frames - 1, round(t * fps))), duration=(frames + 0.5) / fps
@@ -175,7 +178,7 @@ def _encode_once(
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         if fmt == "mp4":
-            _encode_mp4(frame, frames, fps, spec, tmp)
+            _encode_mp4(frame, frames, fps, spec, rung, tmp)
         else:
             with tmp.open("wb") as fh:
                 _encode_pillow(frame, frames, fps, fmt, max(30, 80 - 15 * rung), fh)
@@ -275,8 +278,13 @@ def build_clip(
             )
         if fmt != "mp4":
             fps = max(6, fps * 3 // 4)
-    tried = ", ".join(f"{a.width}×{a.height}: {a.bytes / MiB:.2f} MiB" for a in attempts)
+    tried = ", ".join(f"{a.width}×{a.height}: {_human(a.bytes)}" for a in attempts)
+    advice = "fewer panels, a shorter clip, " + ("" if fmt == "mp4" else "MP4, ")
     raise ClipTooLargeError(
-        f"no {fmt} encoding fits the {spec.budget_bytes / MiB:.2f} MiB budget (tried {tried}); "
-        "use fewer panels, a shorter clip, MP4 instead of GIF/WebP, or a larger budget"
+        f"no {fmt} encoding fits the {_human(spec.budget_bytes)} budget (tried {tried}); "
+        f"use {advice}or a larger budget"
     )
+
+
+def _human(size: int) -> str:
+    return f"{size / MiB:.2f} MiB" if size >= MiB else f"{size / 1024:.1f} KiB"

@@ -60,11 +60,13 @@ def test_a_tight_budget_lowers_the_resolution_until_it_fits(tmp_path: Path) -> N
     assert tight.bytes == tight.path.stat().st_size <= budget
 
 
-def test_an_mp4_under_a_tight_budget_still_fits(tmp_path: Path) -> None:
+def test_an_mp4_over_a_tiny_budget_is_re_encoded_smaller(tmp_path: Path) -> None:
     panels = [PagePanel.from_beat(f"beat {i}", panel_image(i, (320, 240))) for i in range(4)]
-    spec = ClipSpec(width=320, height=180, fps=12, budget_bytes=24 * 1024)
+    spec = ClipSpec(width=640, height=360, seconds_per_panel=3, budget_bytes=16 * 1024)
     result = build_clip(panels, tmp_path / "tight.mp4", spec)
-    assert result.bytes == result.path.stat().st_size <= 24 * 1024
+    assert len(result.attempts) > 1 and result.attempts[0].bytes > 16 * 1024
+    assert result.width < 640
+    assert result.bytes == result.path.stat().st_size <= 16 * 1024
     assert probe(result.path).frames == result.frames
 
 
