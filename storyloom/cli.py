@@ -15,6 +15,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+@app.callback()
+def storyloom() -> None:
+    """Collaborative comics with consistent characters."""
+
+
 ModelOption = Annotated[
     str | None,
     typer.Option(

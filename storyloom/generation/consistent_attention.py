@@ -79,7 +79,7 @@ class CSAState:
     panel_stores: Sequence[tuple[int, ...]] = ()
     step: int = -1
     device_bytes_peak: int = 0
-    _step_tokens: dict[int, list[torch.Tensor | None]] = field(default_factory=dict)
+    _step_tokens: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     _kv_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
     )
@@ -119,7 +119,7 @@ class CSAState:
         self.device_bytes_peak = max(self.device_bytes_peak, on_device)
 
     def stored_kv(
-        self, store_index: int, layer: int, attn: nn.Module
+        self, store_index: int, layer: int, attn: Any
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Key/value of one store's tokens at this layer and step, projected once per step."""
         cached = self._kv_cache.get((store_index, layer))

@@ -1,0 +1,275 @@
+"""Consistent Self-Attention cost: time, FLOPs and identity-store bytes.
+
+Runs an SDXL-shaped random UNet (3 levels, transformer layers (1, 2, 10), so the 36 CSA
+layers of SDXL at 1/32 and 1/16 of the image) on the CPU and times one denoising step,
+the part CSA changes (text encoders and VAE are untouched, so they are left out rather
+than diluting the ratio). FLOPs are counted by running the same code on meta tensors
+under torch's FlopCounterMode (CPU attention kernels are invisible to it), for the
+benchmark UNet and for real SDXL at 1024². Stock and CSA timings alternate in one run,
+so machine noise hits both alike.
+
+    python benchmarks/attention.py --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from diffusers import UNet2DConditionModel
+from torch.utils.flop_counter import FlopCounterMode
+
+from storyloom.generation.accounting import sdxl_csa_layers, store_bytes
+from storyloom.generation.consistent_attention import (
+    CSAState,
+    consistent_attention,
+    select_csa_layers,
+)
+from storyloom.generation.identity_store import IdentitySpec, IdentityStore, StoreWriter
+
+SDXL = {
+    "block_out_channels": (320, 640, 1280),
+    "attention_head_dim": (5, 10, 20),
+    "cross_attention_dim": 2048,
+    "addition_time_embed_dim": 256,
+    "text_embeds": 1280,
+}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Image size, CFG copies and the UNet's widths."""
+
+    size: int
+    block_out_channels: tuple[int, int, int]
+    attention_head_dim: tuple[int, int, int]
+    cross_attention_dim: int
+    addition_time_embed_dim: int
+    text_embeds: int
+
+    def unet(self, device: str = "cpu") -> UNet2DConditionModel:
+        config = {
+            "sample_size": self.size // 8,
+            "down_block_types": ("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+            "up_block_types": ("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+            "block_out_channels": self.block_out_channels,
+            "layers_per_block": 2,
+            "transformer_layers_per_block": (1, 2, 10),
+            "attention_head_dim": self.attention_head_dim,
+            "cross_attention_dim": self.cross_attention_dim,
+            "addition_embed_type": "text_time",
+            "addition_time_embed_dim": self.addition_time_embed_dim,
+            "projection_class_embeddings_input_dim": 6 * self.addition_time_embed_dim
+            + self.text_embeds,
+            "use_linear_projection": True,
+        }
+        torch.manual_seed(0)
+        with torch.device(device):
+            return UNet2DConditionModel(**config).eval()
+
+    def inputs(self, batch: int, device: str = "cpu") -> dict[str, Any]:
+        g = torch.Generator().manual_seed(batch)
+        side = self.size // 8
+
+        def randn(*shape: int) -> torch.Tensor:
+            if device == "meta":
+                return torch.empty(*shape, device="meta")
+            return torch.randn(*shape, generator=g)
+
+        return {
+            "sample": randn(batch, 4, side, side),
+            "encoder_hidden_states": randn(batch, 77, self.cross_attention_dim),
+            "added_cond_kwargs": {
+                "text_embeds": randn(batch, self.text_embeds),
+                "time_ids": randn(batch, 6),
+            },
+        }
+
+
+def spec(steps: int, size: int) -> IdentitySpec:
+    return IdentitySpec(
+        name="bench",
+        description="a character",
+        style="comic",
+        seed=0,
+        identity_prompts=("pose 1", "pose 2"),
+        model="bench",
+        width=size,
+        height=size,
+        steps=steps,
+        scheduler="bench",
+        guidance=5.0,
+        rate=0.5,
+    )
+
+
+def timesteps(steps: int) -> list[float]:
+    return [float(t) for t in torch.linspace(999, 0, steps).round()]
+
+
+def write_store(unet: UNet2DConditionModel, shape: Shape, steps: int) -> IdentityStore:
+    """Lock one character: K=2 identity images with CFG, every step banked."""
+    layers = tuple(select_csa_layers(unet))
+    writer = StoreWriter(spec(steps, shape.size), layers)
+    state = CSAState(
+        mode="write",
+        layer_names=layers,
+        panels=2,
+        rate=0.5,
+        generator=torch.Generator().manual_seed(0),
+        writer=writer,
+    )
+    inputs = shape.inputs(4)
+    with consistent_attention(unet, state), torch.inference_mode():
+        for t in timesteps(steps):
+            unet(timestep=torch.tensor([t]), **inputs)
+    return writer.finish()
+
+
+def read_step(
+    unet: UNet2DConditionModel, shape: Shape, store: IdentityStore | None, panels: int, device: str
+) -> Callable[[], CSAState | None]:
+    """One denoising step (step 0) of ``panels`` read panels with CFG, CSA on or off."""
+    inputs = shape.inputs(2 * panels, device)
+    first = timesteps(store.spec.steps)[0] if store else 999.0
+    # a float, not a tensor: the step hook reads it, and meta tensors cannot be read
+    t: float | torch.Tensor = first if device == "meta" else torch.tensor([first])
+
+    def run() -> CSAState | None:
+        with torch.inference_mode():
+            if store is None:
+                unet(timestep=t, **inputs)
+                return None
+            state = CSAState(
+                mode="read",
+                layer_names=store.layer_names,
+                panels=panels,
+                stores=[store],
+                panel_stores=[(0,)] * panels,
+            )
+            with consistent_attention(unet, state):
+                unet(timestep=t, **inputs)
+            return state
+
+    return run
+
+
+def seconds(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def meta_store(unet: UNet2DConditionModel, shape: Shape, steps: int) -> IdentityStore:
+    """A store of meta tensors with the exact shapes a real lock pass would bank."""
+    from storyloom.generation.accounting import sampled_count, unet_csa_layers
+
+    layers = tuple(select_csa_layers(unet))
+    shapes = unet_csa_layers(unet, layers, shape.size, shape.size)
+    tokens = [
+        torch.empty(2, 2, sampled_count(s.tokens, 0.5), s.channels, device="meta") for s in shapes
+    ]
+    return IdentityStore(spec(steps, shape.size), layers, timesteps(steps), {0: tokens})
+
+
+def flops(unet: UNet2DConditionModel, shape: Shape, panels: int, csa: bool) -> int:
+    store = meta_store(unet, shape, 1) if csa else None
+    run = read_step(unet, shape, store, panels, "meta")
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return counter.get_total_flops()
+
+
+def flop_ratio(unet: UNet2DConditionModel, shape: Shape, panels: int) -> float:
+    return flops(unet, shape, panels, True) / flops(unet, shape, panels, False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--size", type=int, default=384, help="image size of the benchmark UNet")
+    parser.add_argument("--steps", type=int, default=30, help="steps of the lock pass")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--panels", type=int, default=4)
+    args = parser.parse_args()
+
+    mid = Shape(args.size, (64, 128, 256), (2, 4, 8), 256, 32, 64)
+    unet = mid.unet()
+    panels = args.panels
+
+    # 1. lock a character (K=2, rate 0.5, CFG): the store stays in CPU memory
+    t0 = time.perf_counter()
+    store = write_store(unet, mid, args.steps)
+    lock_seconds = time.perf_counter() - t0
+
+    # 2. time stock vs CSA, batched vs one by one, alternating so noise hits all alike
+    stock = read_step(unet, mid, None, panels, "cpu")
+    csa = read_step(unet, mid, store, panels, "cpu")
+    single = read_step(unet, mid, store, 1, "cpu")
+    stock(), csa(), single()  # warm-up
+    t_stock, t_csa, t_single = [], [], []
+    peak = 0
+    for _ in range(args.repeats):
+        t_stock.append(seconds(stock))
+        start = time.perf_counter()
+        state = csa()
+        t_csa.append(time.perf_counter() - start)
+        assert state is not None
+        peak = max(peak, state.device_bytes_peak)
+        t_single.append(sum(seconds(single) for _ in range(panels)))
+    stock_s, csa_s, single_s = (statistics.median(x) for x in (t_stock, t_csa, t_single))
+
+    # 3. FLOPs of the same code, counted on meta tensors; and real SDXL at 1024²
+    flop = flop_ratio(mid.unet("meta"), mid, panels)
+    sdxl = Shape(1024, **SDXL)  # type: ignore[arg-type]
+    sdxl_unet = sdxl.unet("meta")
+    sdxl_batched = flop_ratio(sdxl_unet, sdxl, 4)
+    sdxl_reproject = flop_ratio(sdxl_unet, sdxl, 1)  # batch of 1 pays the projection per panel
+
+    results = {
+        "unet": {"size": mid.size, "block_out_channels": mid.block_out_channels},
+        "lock_seconds": lock_seconds,
+        "stock_step_seconds_per_panel": stock_s / panels,
+        "csa_step_seconds_per_panel": csa_s / panels,
+        "read_panel_time_ratio": csa_s / stock_s,
+        "read_panel_flop_ratio": flop,
+        "time_over_flop_ratio": (csa_s / stock_s) / flop,
+        "batched_read_speedup": single_s / csa_s,
+        "store_bytes_total": store.nbytes,
+        "store_bytes_on_device_peak": peak,
+        "store_on_device_fraction": peak / store.nbytes,
+        "store_bytes_total_sdxl_1024_50steps_k4": store_bytes(
+            sdxl_csa_layers(1024, 1024), images=4, rate=0.5, copies=2, steps=50, bytes_per_value=2
+        ),
+        "sdxl_1024_batch4_flop_ratio": sdxl_batched,
+        "sdxl_1024_reprojecting_flop_ratio": sdxl_reproject,
+    }
+    targets = {
+        "read_panel_time_ratio": ("≤ 1.5", results["read_panel_time_ratio"] <= 1.5),
+        "time_over_flop_ratio": ("≤ 1.15", results["time_over_flop_ratio"] <= 1.15),
+        "batched_read_speedup": ("≥ 1.2", results["batched_read_speedup"] >= 1.2),
+        "store_on_device_fraction": ("≤ 0.05", results["store_on_device_fraction"] <= 0.05),
+    }
+    width = max(map(len, results))
+    for key, value in results.items():
+        target, ok = targets.get(key, ("", True))
+        if isinstance(value, dict):
+            continue
+        shown = f"{value:,.4g}" if isinstance(value, float) else f"{value:,}"
+        mark = "" if not target else ("  ok " if ok else "  MISS ") + target
+        print(f"{key:<{width}}  {shown:>16}{mark}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        results["targets_met"] = {k: ok for k, (_, ok) in targets.items()}
+        args.json.write_text(json.dumps(results, indent=2, default=list))
+
+
+if __name__ == "__main__":
+    main()
