@@ -47,11 +47,19 @@ def render(
     size: Annotated[
         int | None, typer.Option(min=64, max=2048, help="Panel width and height in pixels.")
     ] = None,
+    layout: Annotated[
+        str, typer.Option(help="Page layout: grid, strip, classic or vertical.")
+    ] = "grid",
+    export: Annotated[
+        str, typer.Option(help="Comma-separated exports: png (pages), pdf, zip.")
+    ] = "png",
 ) -> None:
-    """Render a story file: character sheets, one PNG per panel, a page and render.json."""
+    """Render a story file: character sheets, panels, pages, exports and render.json."""
     from pydantic import ValidationError
 
     from storyloom.config import load_settings
+    from storyloom.generation.export import EXPORT_FORMATS
+    from storyloom.generation.layout import LayoutError, PageSpec
     from storyloom.generation.styles import STYLE_NAMES
     from storyloom.storyfile import StoryFileError, load_story
 
@@ -62,10 +70,16 @@ def render(
         overrides["steps"] = steps
     if size is not None:
         overrides["width"] = overrides["height"] = size
+    formats = [f.strip() for f in export.split(",") if f.strip()]
+    unknown = [f for f in formats if f not in EXPORT_FORMATS]
+    if unknown or not formats:
+        raise fail(f"unknown export {', '.join(unknown) or '(none)'}; use png, pdf or zip")
     try:
         settings = load_settings(**overrides)
         parsed = load_story(story, STYLE_NAMES, seed=seed)
-    except StoryFileError as error:
+        page = PageSpec(title=parsed.title, layout=layout, seed=parsed.seed)  # type: ignore[arg-type]
+        page.validate()
+    except (StoryFileError, LayoutError) as error:
         raise fail(str(error)) from None
     except ValidationError as error:
         first = error.errors()[0]
@@ -78,11 +92,12 @@ def render(
     from storyloom.render_story import render_story_file
 
     try:
-        result = render_story_file(parsed, settings, out)
+        result = render_story_file(parsed, settings, out, page=page, formats=formats)  # type: ignore[arg-type]
     except ModelLoadError as error:
         raise fail(str(error), code=1) from None
     typer.echo(f"wrote {len(result.panels)} panels and {len(result.sheets)} character sheets")
-    typer.echo(f"page:     {result.page}")
+    for path in result.exports:
+        typer.echo(f"export:   {path}")
     typer.echo(f"manifest: {result.manifest}")
 
 

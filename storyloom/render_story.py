@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,9 @@ from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from storyloom.config import Settings
-from storyloom.generation.renderer import CharacterSpec, PanelSpec, StoryRenderer
+from storyloom.generation.export import ExportFormat, export_story
+from storyloom.generation.layout import PagePanel, PageSpec
+from storyloom.generation.renderer import CharacterSpec, PanelSpec, RenderedPanel, StoryRenderer
 from storyloom.generation.renderer import Progress as RenderProgress
 from storyloom.storyfile import StoryFile
 
@@ -27,7 +30,8 @@ class StoryRenderResult:
     out: Path
     sheets: list[Path]
     panels: list[Path]
-    page: Path
+    pages: list[Path]
+    exports: list[Path]
     manifest: Path
 
 
@@ -40,11 +44,18 @@ def render_story_file(
     settings: Settings,
     out: Path,
     *,
+    page: PageSpec | None = None,
+    formats: Sequence[ExportFormat] = ("png",),
     renderer: StoryRenderer | None = None,
-    compose_page: Callable[[StoryFile, list[Image.Image]], Image.Image] | None = None,
     show_progress: bool = True,
 ) -> StoryRenderResult:
-    """Lock every character, render every panel, then move the files into ``out`` at once."""
+    """Lock every character, render every panel, then move the files into ``out`` at once.
+
+    ``page`` sets the layout (checked before any rendering); ``formats`` picks the page
+    exports: PNG pages, a PDF of the story, a ZIP with pages, panels and story.md.
+    """
+    page = page or PageSpec(title=story.title, seed=story.seed)
+    page.validate()
     started = time.perf_counter()
     renderer = renderer or StoryRenderer.from_settings(settings)
     load_seconds = time.perf_counter() - started
@@ -98,8 +109,11 @@ def render_story_file(
             rel = f"panels/panel-{panel.index:03d}.png"
             _save(panel.image, staging / rel)
             files["panels"].append(rel)
-        page = (compose_page or simple_page)(story, [p.image for p in rendered])
-        _save(page, staging / "page.png")
+        exported = export_story(
+            story_page_panels(story, rendered), page, staging, formats, stem="story"
+        )
+        files["exports"] = [str(f.relative_to(staging)) for f in exported.files()]
+        files["pages"] = [str(f.relative_to(staging)) for f in exported.pages]
         manifest = {
             "title": story.title,
             "model": renderer.loaded.model_id,
@@ -128,8 +142,9 @@ def render_story_file(
                 {"index": p.index, "seed": p.seed, "characters": list(p.characters)}
                 for p in rendered
             ],
+            "layout": page.layout,
             "timings_seconds": {"load": load_seconds, **timings},
-            "files": {**files, "page": "page.png"},
+            "files": files,
         }
         (staging / "render.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         for item in sorted(staging.rglob("*")):
@@ -143,7 +158,8 @@ def render_story_file(
         out=out,
         sheets=[out / f for f in files["sheets"]],
         panels=[out / f for f in files["panels"]],
-        page=out / "page.png",
+        pages=[out / f for f in files["pages"]],
+        exports=[out / f for f in files["exports"]],
         manifest=out / "render.json",
     )
 
@@ -153,19 +169,19 @@ def _save(image: Image.Image, path: Path) -> None:
     image.save(path, format="PNG")
 
 
-def simple_page(story: StoryFile, images: list[Image.Image]) -> Image.Image:
-    """Placeholder until the layouts land: panels in a two-column grid."""
-    width, height = images[0].size
-    columns = min(2, len(images))
-    rows = -(-len(images) // columns)
-    gutter = 8
-    page = Image.new(
-        "RGB",
-        (columns * width + (columns + 1) * gutter, rows * height + (rows + 1) * gutter),
-        "white",
-    )
-    for i, image in enumerate(images):
-        x = gutter + (i % columns) * (width + gutter)
-        y = gutter + (i // columns) * (height + gutter)
-        page.paste(image, (x, y))
-    return page
+def story_page_panels(story: StoryFile, rendered: Sequence[RenderedPanel]) -> list[PagePanel]:
+    """Page panels for rendered story panels: caption → narration and bubbles, tags dropped."""
+    by_number = {p.number: p for p in story.panels}
+    panels = []
+    for item in rendered:
+        source = by_number[item.index]
+        panel = PagePanel.from_beat(
+            source.caption,
+            item.image,
+            prompt=source.scene,
+            characters=item.characters,
+            seed=item.seed,
+        )
+        beat = f"{source.scene} # {source.caption}" if source.caption else source.scene
+        panels.append(dataclasses.replace(panel, beat=beat))
+    return panels

@@ -165,7 +165,9 @@ class StoryRenderer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoryRenderer:
-        """Load the configured model once and wrap it."""
+        """Load the configured model once and wrap it (also sets the process's CPU threads)."""
+        if settings.cpu_threads:
+            torch.set_num_threads(settings.cpu_threads)
         device = settings.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
