@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from storyloom.config import Settings
+    from storyloom.storyfile import StoryFile
 
 app = typer.Typer(
     name="storyloom",
@@ -55,36 +59,19 @@ def render(
     ] = "png",
 ) -> None:
     """Render a story file: character sheets, panels, pages, exports and render.json."""
-    from pydantic import ValidationError
-
-    from storyloom.config import load_settings
     from storyloom.generation.export import EXPORT_FORMATS
     from storyloom.generation.layout import LayoutError, PageSpec
-    from storyloom.generation.styles import STYLE_NAMES
-    from storyloom.storyfile import StoryFileError, load_story
 
-    overrides: dict[str, object] = {}
-    if model is not None:
-        overrides["model"] = model
-    if steps is not None:
-        overrides["steps"] = steps
-    if size is not None:
-        overrides["width"] = overrides["height"] = size
     formats = [f.strip() for f in export.split(",") if f.strip()]
     unknown = [f for f in formats if f not in EXPORT_FORMATS]
     if unknown or not formats:
         raise fail(f"unknown export {', '.join(unknown) or '(none)'}; use png, pdf or zip")
+    settings, parsed = _settings_and_story(story, model, seed, steps, size)
+    page = PageSpec(title=parsed.title, layout=layout, seed=parsed.seed)  # type: ignore[arg-type]
     try:
-        settings = load_settings(**overrides)
-        parsed = load_story(story, STYLE_NAMES, seed=seed)
-        page = PageSpec(title=parsed.title, layout=layout, seed=parsed.seed)  # type: ignore[arg-type]
         page.validate()
-    except (StoryFileError, LayoutError) as error:
+    except LayoutError as error:
         raise fail(str(error)) from None
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"])
-        raise fail(f"setting {where}: {first['msg']}") from None
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
 
@@ -99,6 +86,75 @@ def render(
     for path in result.exports:
         typer.echo(f"export:   {path}")
     typer.echo(f"manifest: {result.manifest}")
+
+
+@app.command()
+def clip(
+    story: Annotated[Path, typer.Argument(help="A story file (TOML).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the clip.")] = Path(
+        "storyloom-out"
+    ),
+    motion: Annotated[
+        bool, typer.Option("--motion", help="Render moving in-betweens between panels.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="mp4, webp or gif.")] = "mp4",
+    model: ModelOption = None,
+    seed: Annotated[int | None, typer.Option(help="Override the story's seed.")] = None,
+    steps: Annotated[int | None, typer.Option(min=1, max=200, help="Denoising steps.")] = None,
+    size: Annotated[
+        int | None, typer.Option(min=64, max=2048, help="Panel width and height in pixels.")
+    ] = None,
+) -> None:
+    """Render a story file into a short clip that fits the upload budget."""
+    from storyloom.generation.clip import ClipError
+    from storyloom.generation.models import ModelLoadError
+
+    if fmt not in ("mp4", "webp", "gif"):
+        raise fail(f"unknown format {fmt}; use mp4, webp or gif")
+    settings, parsed = _settings_and_story(story, model, seed, steps, size)
+    if out.exists() and not out.is_dir():
+        raise fail(f"{out} exists and is not a folder")
+
+    from storyloom.clip_story import clip_story_file
+
+    try:
+        result = clip_story_file(parsed, settings, out, fmt=fmt, motion=motion)  # type: ignore[arg-type]
+    except ClipError as error:
+        raise fail(str(error)) from None
+    except ModelLoadError as error:
+        raise fail(str(error), code=1) from None
+    size_mib = result.bytes / 1024 / 1024
+    typer.echo(
+        f"clip: {result.path} ({size_mib:.2f} MiB, {result.width}×{result.height}, "
+        f"{result.seconds:.1f} s, {result.frames} frames)"
+    )
+
+
+def _settings_and_story(
+    story: Path, model: str | None, seed: int | None, steps: int | None, size: int | None
+) -> tuple[Settings, StoryFile]:
+    """Settings with the command's overrides, and the checked story; exit 2 on bad input."""
+    from pydantic import ValidationError
+
+    from storyloom.config import load_settings
+    from storyloom.generation.styles import STYLE_NAMES
+    from storyloom.storyfile import StoryFileError, load_story
+
+    overrides: dict[str, object] = {}
+    if model is not None:
+        overrides["model"] = model
+    if steps is not None:
+        overrides["steps"] = steps
+    if size is not None:
+        overrides["width"] = overrides["height"] = size
+    try:
+        return load_settings(**overrides), load_story(story, STYLE_NAMES, seed=seed)
+    except StoryFileError as error:
+        raise fail(str(error)) from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise fail(f"setting {where}: {first['msg']}") from None
 
 
 def main() -> None:

@@ -123,6 +123,25 @@ class Settings(BaseSettings):
         Path("storyloom-out"), description="Where pages, panels and clips are written."
     )
 
+    # --- clips ------------------------------------------------------------------------
+    clip_budget_mib: float = Field(
+        10.0,
+        gt=0.1,
+        le=500.0,
+        description="Largest clip file in MiB (10 MiB is Discord's default bot upload limit).",
+    )
+    motion_backend: Literal["renderer", "keyframe-video"] = Field(
+        "renderer",
+        description="How --motion clips make in-between frames: 'renderer' (the story's "
+        "pipeline with its locked identities) or 'keyframe-video' (a first/last-frame video "
+        "model, see motion_model).",
+    )
+    motion_model: str = Field(
+        "Wan-AI/Wan2.1-FLF2V-14B-720P-diffusers",
+        description="First/last-frame video pipeline for the 'keyframe-video' backend: a hub "
+        "id or local diffusers folder of WanImageToVideoPipeline.",
+    )
+
     # --- storage ---------------------------------------------------------------------
     database_url: str = Field(
         "sqlite+aiosqlite:///storyloom-data/storyloom.db",

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +18,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from storyloom.config import Settings
 from storyloom.generation.export import ExportFormat, export_story
 from storyloom.generation.layout import PagePanel, PageSpec
-from storyloom.generation.renderer import CharacterSpec, PanelSpec, RenderedPanel, StoryRenderer
+from storyloom.generation.renderer import (
+    CharacterSheet,
+    CharacterSpec,
+    PanelSpec,
+    RenderedPanel,
+    StoryRenderer,
+)
 from storyloom.generation.renderer import Progress as RenderProgress
 from storyloom.storyfile import StoryFile
 
@@ -37,6 +43,62 @@ class StoryRenderResult:
 
 def _slug(name: str) -> str:
     return "-".join(name.lower().split())
+
+
+@dataclass
+class RenderedStory:
+    """A story's characters, their sheets and its rendered panels, before any file is written."""
+
+    characters: dict[str, CharacterSpec]
+    sheets: dict[str, CharacterSheet]
+    panels: list[RenderedPanel]
+    timings: dict[str, float]
+
+
+def progress_bar(show: bool) -> Progress:
+    """A terminal progress bar counting denoising steps (hidden when ``show`` is false)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        disable=not show,
+        transient=True,
+    )
+
+
+def planned_steps(story: StoryFile, renderer: StoryRenderer) -> int:
+    """Denoising steps a whole-story render takes: one lock per character, then the batches."""
+    batches = -(-len(story.panels) // renderer.settings.max_batch)
+    return renderer.settings.steps * (len(story.characters) + batches)
+
+
+def render_story(
+    story: StoryFile,
+    renderer: StoryRenderer,
+    on_progress: Callable[[RenderProgress], None] | None = None,
+) -> RenderedStory:
+    """Lock every character (its sheet and store), then render every panel against them."""
+    characters = {
+        c.name: CharacterSpec(c.name, c.description, c.seed, c.identity_prompts)
+        for c in story.characters
+    }
+    timings: dict[str, float] = {}
+    sheets = {}
+    for name, character in characters.items():
+        t0 = time.perf_counter()
+        sheets[name] = renderer.lock_character(character, story.style, on_progress=on_progress)
+        timings[f"lock {name}"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    panels = renderer.render_panels(
+        [PanelSpec(p.number, p.scene, p.characters) for p in story.panels],
+        characters,
+        style=story.style,
+        seed=story.seed,
+        on_progress=on_progress,
+    )
+    timings["panels"] = time.perf_counter() - t0
+    return RenderedStory(characters, sheets, panels, timings)
 
 
 def render_story_file(
@@ -59,41 +121,13 @@ def render_story_file(
     started = time.perf_counter()
     renderer = renderer or StoryRenderer.from_settings(settings)
     load_seconds = time.perf_counter() - started
-    characters = {
-        c.name: CharacterSpec(c.name, c.description, c.seed, c.identity_prompts)
-        for c in story.characters
-    }
-    panels = [PanelSpec(p.number, p.scene, p.characters) for p in story.panels]
     steps = renderer.settings.steps
-    batches = -(-len(panels) // renderer.settings.max_batch)
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} steps"),
-        TimeRemainingColumn(),
-        disable=not show_progress,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("rendering", total=steps * (len(characters) + batches))
-
-        def on_progress(p: RenderProgress) -> None:
-            bar.update(task, advance=1, description=p.phase)
-
-        # 1. character sheets (this also locks and saves each character's store)
-        timings: dict[str, float] = {}
-        sheets = {}
-        for name, character in characters.items():
-            t0 = time.perf_counter()
-            sheets[name] = renderer.lock_character(character, story.style, on_progress=on_progress)
-            timings[f"lock {name}"] = time.perf_counter() - t0
-
-        # 2. panels, in batches, against the locked stores
-        t0 = time.perf_counter()
-        rendered = renderer.render_panels(
-            panels, characters, style=story.style, seed=story.seed, on_progress=on_progress
+    with progress_bar(show_progress) as bar:
+        task = bar.add_task("rendering", total=planned_steps(story, renderer))
+        drawn = render_story(
+            story, renderer, lambda p: bar.update(task, advance=1, description=p.phase)
         )
-        timings["panels"] = time.perf_counter() - t0
+    sheets, rendered, timings = drawn.sheets, drawn.panels, drawn.timings
 
     # 3. write everything into a temporary folder, then move it into place
     out.mkdir(parents=True, exist_ok=True)

@@ -174,3 +174,50 @@ def test_an_unknown_model_is_one_clear_line(tmp_path: Path, cache: Path) -> None
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert str(tmp_path / "nowhere") in done.stderr
+
+
+@pytest.mark.parametrize("motion", [False, True])
+def test_clip_writes_an_h264_clip_within_the_budget(
+    tmp_path: Path, cache: Path, motion: bool
+) -> None:
+    import imageio_ffmpeg
+
+    out = tmp_path / "clip"
+    args = [
+        "clip",
+        str(EXAMPLE),
+        "--model",
+        "tiny-sdxl",
+        "--out",
+        str(out),
+        "--steps",
+        "2",
+        "--size",
+        "64",
+    ]
+    done = storyloom(*args, *(["--motion"] if motion else []), cache=cache, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    clip = out / "story.mp4"
+    assert clip.is_file() and clip.stat().st_size <= 10 * 1024 * 1024
+    probe = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(clip)],
+        capture_output=True,
+        text=True,
+    )
+    assert "h264" in probe.stderr and "yuv420p" in probe.stderr
+    assert f"clip: {clip}" in done.stdout
+
+
+def test_clip_refuses_an_unknown_format_before_rendering(tmp_path: Path) -> None:
+    done = storyloom(
+        "clip",
+        str(EXAMPLE),
+        "--format",
+        "avi",
+        "--out",
+        str(tmp_path / "o"),
+        cache=tmp_path / "c",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 2 and "unknown format avi" in done.stderr
+    assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()

@@ -120,8 +120,8 @@ class RenderedPanel:
 
 
 @dataclass
-class _Tracker:
-    """Counts denoising steps across the pipeline calls of one request."""
+class StepTracker:
+    """Counts denoising steps across the pipeline calls of one request; cancels between steps."""
 
     total: int
     on_progress: Callable[[Progress], None] | None
@@ -223,14 +223,14 @@ class StoryRenderer:
     ) -> CharacterSheet:
         """Denoise the K identity panels together, bank their tokens, save the store."""
         spec = self.identity_spec(character, style)
-        tracker = _Tracker(spec.steps, on_progress, should_cancel)
+        tracker = StepTracker(spec.steps, on_progress, should_cancel)
         return self._write(spec, tracker)
 
     def store_for(
         self,
         character: CharacterSpec,
         style: str,
-        tracker: _Tracker | None = None,
+        tracker: StepTracker | None = None,
     ) -> IdentityStore:
         """The character's store: from memory, else from disk, else rebuilt from its spec."""
         spec = self.identity_spec(character, style)
@@ -244,9 +244,9 @@ class StoryRenderer:
             store = IdentityStore.load(path)
             self._remember(store)
             return store
-        return self._write(spec, tracker or _Tracker(spec.steps, None, None)).store
+        return self._write(spec, tracker or StepTracker(spec.steps, None, None)).store
 
-    def _write(self, spec: IdentitySpec, tracker: _Tracker) -> CharacterSheet:
+    def _write(self, spec: IdentitySpec, tracker: StepTracker) -> CharacterSheet:
         style = get_style(spec.style)
         seeds = [derive_seed(spec.seed, "identity", j) for j in range(spec.images)]
         writer = StoreWriter(spec, self.layer_names)
@@ -303,39 +303,19 @@ class StoryRenderer:
         shown = sorted({name for panel in panels for name in panel.characters})
         s = self.settings
         batches = [panels[i : i + s.max_batch] for i in range(0, len(panels), s.max_batch)]
-        missing = [
-            n
-            for n in shown
-            if not (stores and n in stores) and not self._has_store(characters[n], style)
-        ]
-        tracker = _Tracker(s.steps * (len(batches) + len(missing)), on_progress, should_cancel)
+        given = set(stores or {})
+        missing = self.missing_stores([n for n in shown if n not in given], characters, style)
+        tracker = StepTracker(s.steps * (len(batches) + missing), on_progress, should_cancel)
 
         # 2. one store per shown character, checked against this render's settings
         with self._lock:
-            resolved: dict[str, IdentityStore] = {}
-            for name in shown:
-                store = (stores or {}).get(name) or self.store_for(characters[name], style, tracker)
-                store.check_compatible(
-                    model=self.loaded.model_id,
-                    steps=s.steps,
-                    width=s.width,
-                    height=s.height,
-                    scheduler=self.scheduler_name,
-                )
-                resolved[name] = store
+            resolved = self.resolve_stores(shown, characters, style, stores, tracker)
 
             # 3. denoise each batch with read-mode CSA
-            order = list(resolved)
             rendered: list[RenderedPanel] = []
             for batch in batches:
                 seeds = [derive_seed(seed, "panel", p.index, p.variant) for p in batch]
-                state = CSAState(
-                    mode="read",
-                    layer_names=self.layer_names,
-                    panels=len(batch),
-                    stores=[resolved[n] for n in order],
-                    panel_stores=[tuple(order.index(n) for n in p.characters) for p in batch],
-                )
+                state = self.read_state(resolved, [p.characters for p in batch])
                 prompts = [
                     look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
                     for p in batch
@@ -347,6 +327,48 @@ class StoryRenderer:
                     for p, image, seed_ in zip(batch, images, seeds, strict=True)
                 ]
         return rendered
+
+    def resolve_stores(
+        self,
+        names: Sequence[str],
+        characters: Mapping[str, CharacterSpec],
+        style: str,
+        stores: Mapping[str, IdentityStore] | None,
+        tracker: StepTracker,
+    ) -> dict[str, IdentityStore]:
+        """The store of each named character (given, cached, loaded or rebuilt), checked."""
+        s = self.settings
+        resolved: dict[str, IdentityStore] = {}
+        for name in names:
+            store = (stores or {}).get(name) or self.store_for(characters[name], style, tracker)
+            store.check_compatible(
+                model=self.loaded.model_id,
+                steps=s.steps,
+                width=s.width,
+                height=s.height,
+                scheduler=self.scheduler_name,
+            )
+            resolved[name] = store
+        return resolved
+
+    def read_state(
+        self, resolved: Mapping[str, IdentityStore], shown: Sequence[tuple[str, ...]]
+    ) -> CSAState:
+        """Read-mode CSA state for a batch whose panel i shows the characters ``shown[i]``."""
+        order = list(resolved)
+        return CSAState(
+            mode="read",
+            layer_names=self.layer_names,
+            panels=len(shown),
+            stores=[resolved[n] for n in order],
+            panel_stores=[tuple(order.index(n) for n in names) for names in shown],
+        )
+
+    def missing_stores(
+        self, names: Sequence[str], characters: Mapping[str, CharacterSpec], style: str
+    ) -> int:
+        """How many of the named characters need a lock pass before rendering."""
+        return sum(not self._has_store(characters[n], style) for n in names)
 
     def _has_store(self, character: CharacterSpec, style: str) -> bool:
         key = self.identity_spec(character, style).key()
@@ -361,22 +383,32 @@ class StoryRenderer:
         state: CSAState | None,
         callback: Callable[..., dict[str, Any]],
     ) -> list[Image.Image]:
-        """One pipeline call with CSA installed for its duration only."""
+        """One pipeline call from prompt texts, one seed per image."""
+        return self.pipeline_call(
+            state,
+            callback,
+            prompt=prompts,
+            negative_prompt=[style.negative] * len(prompts),
+            # CPU generators: the same seed gives the same panel on any device
+            generator=[torch.Generator().manual_seed(seed) for seed in seeds],
+        )
+
+    def pipeline_call(
+        self, state: CSAState | None, callback: Callable[..., dict[str, Any]], **inputs: Any
+    ) -> list[Image.Image]:
+        """Run the pipeline with this renderer's settings, CSA installed for this call only."""
         s = self.settings
         csa: AbstractContextManager[Any] = (
             consistent_attention(self.pipe.unet, state) if state is not None else nullcontext()
         )
         with self._lock, csa, torch.inference_mode():
             result = self.pipe(
-                prompt=prompts,
-                negative_prompt=[style.negative] * len(prompts),
                 num_inference_steps=s.steps,
                 guidance_scale=s.guidance,
                 width=s.width,
                 height=s.height,
-                # CPU generators: the same seed gives the same panel on any device
-                generator=[torch.Generator().manual_seed(seed) for seed in seeds],
                 callback_on_step_end=callback,
                 output_type="pil",
+                **inputs,
             )
         return list(result.images)
