@@ -28,6 +28,12 @@ STORE_DTYPES: dict[str, torch.dtype] = {
 }
 
 
+def _host(tensor: torch.Tensor) -> torch.Tensor:
+    """Keep banked tokens in pinned host memory when a GPU is present, so per-step copies
+    to the device can run asynchronously; plain CPU memory otherwise."""
+    return tensor.pin_memory() if torch.cuda.is_available() else tensor
+
+
 class StoreMismatchError(ValueError):
     """A store cannot serve this read pass (other steps, size, scheduler or model)."""
 
@@ -177,9 +183,8 @@ class IdentityStore:
             tokens: dict[int, list[torch.Tensor]] = {}
             for name in f.keys():  # noqa: SIM118 - safe_open has no __iter__
                 step, layer = (int(part[1:]) for part in name.split("."))
-                tokens.setdefault(step, [torch.empty(0)] * len(layer_names))[layer] = f.get_tensor(
-                    name
-                )
+                layers = tokens.setdefault(step, [torch.empty(0)] * len(layer_names))
+                layers[layer] = _host(f.get_tensor(name))
         return cls(spec, layer_names, json.loads(meta["timesteps"]), tokens)
 
 
@@ -203,7 +208,7 @@ class StoreWriter:
         if self._step >= self.spec.banked_steps:
             return
         layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
-        layers[layer] = sampled.detach().to(device="cpu", dtype=self.dtype)
+        layers[layer] = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
 
     def finish(self) -> IdentityStore:
         """The finished store; every banked step must hold every layer."""
