@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyloom.generation.prompts import derive_seed, tagged_names
+from storyloom.generation.prompts import derive_seed
+from storyloom.story.grammar import tagged_names
+from storyloom.story.limits import name_key
 
 MAX_PANELS = 300
 MAX_CHARACTERS = 8
@@ -96,13 +98,15 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
             f"story: too many characters ({len(raw_characters)}; at most {MAX_CHARACTERS})"
         )
     characters: dict[str, StoryCharacter] = {}
+    keys: dict[str, str] = {}  # name key (case/spacing-free) → name as cast
     for i, raw in enumerate(raw_characters, 1):
         where = f"character {i}"
         name = _text(raw, "name", where)
         if not NAME.match(name):
             raise StoryFileError(f"{where}: name '{name}' must be 1–32 letters, digits or spaces")
-        if name in characters:
+        if name_key(name) in keys:
             raise StoryFileError(f"{where}: '{name}' is defined twice")
+        keys[name_key(name)] = name
         prompts = raw.get("identity_prompts", [])
         if not isinstance(prompts, list) or not all(
             isinstance(p, str) and p.strip() for p in prompts
@@ -127,10 +131,11 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
         scene = _text(raw, "scene", where)
         if not scene:
             raise StoryFileError(f"{where}: 'scene' is empty")
-        names = tagged_names(scene)
-        for name in names:
-            if name not in characters:
-                raise StoryFileError(f"{where}: unknown character [{name}] (cast: {cast})")
+        tags = tagged_names(scene)
+        for tag in tags:
+            if name_key(tag) not in keys:
+                raise StoryFileError(f"{where}: unknown character [{tag}] (cast: {cast})")
+        names = tuple(keys[name_key(tag)] for tag in tags)
         if len(names) > MAX_PER_PANEL:
             raise StoryFileError(
                 f"{where}: {len(names)} characters; at most {MAX_PER_PANEL} per panel"

@@ -7,7 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Protocol
 
-TAG = re.compile(r"\[([^\[\]]{1,64})\]")
+from storyloom.story.grammar import TAG
+from storyloom.story.limits import name_key
 
 # Identity poses: explicit and varied, so a character sheet shows the character from
 # more than one side (the reference design picked identity lines implicitly).
@@ -44,20 +45,16 @@ def default_identity_prompts(description: str, count: int) -> tuple[str, ...]:
 
 
 def panel_prompt(scene: str, characters: Mapping[str, Described]) -> str:
-    """The scene with every [Name] tag replaced by that character's description."""
+    """The scene with every [Name] tag replaced by that character's description (names match
+    as the story core matches them: case and spacing do not count)."""
+
+    by_key = {name_key(name): character for name, character in characters.items()}
 
     def describe(match: re.Match[str]) -> str:
-        character = characters.get(match.group(1).strip())
+        name = " ".join(match.group(1).split())
+        character = by_key.get(name_key(name))
         if character is None:
-            return match.group(1)
+            return name
         return character.description or character.name
 
     return " ".join(TAG.sub(describe, scene).split())
-
-
-def tagged_names(scene: str) -> tuple[str, ...]:
-    """Names tagged in a scene, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for match in TAG.finditer(scene):
-        seen.setdefault(match.group(1).strip(), None)
-    return tuple(seen)

@@ -18,10 +18,11 @@ _NAME = r"[^\W_]+(?: +[^\W_]+)*"
 TAG = re.compile(rf"\[ *({_NAME}) *\]")
 # The caption starts at the first `#` standing alone (start of text or whitespace around).
 _SEPARATOR = re.compile(r"(?:^|\s)#(?:\s|$)")
-# A speaker label is one to three words (as the page renderer reads it).
+# A speaker label is one to three words; the line is in straight, curly, low-9 or
+# guillemet quotes.
 _DIALOGUE = re.compile(
     r"(?P<speaker>[^\W_]+(?: +[^\W_]+){0,2})[ \t]*:[ \t]*"
-    r"(?:\"(?P<straight>[^\"]*)\"|“(?P<curly>[^”]*)”)"
+    r"(?:\"(?P<straight>[^\"]*)\"|[“„](?P<curly>[^”“]*)[”“]|«(?P<guillemet>[^»]*)»)"
 )
 # A speaker opens a clause: "Night. Mira: …" names Mira, "then Mira said: …" names `said`'s
 # last word only, so narration is never swallowed into a speaker label.
@@ -70,7 +71,8 @@ def _collapse(text: str) -> str:
     return " ".join(text.split())
 
 
-def _split_caption(caption: str) -> tuple[str, tuple[Line, ...]]:
+def split_caption(caption: str) -> tuple[str, tuple[Line, ...]]:
+    """Caption text → (narration, dialogue lines); `[Name]` tags become bare names."""
     text = strip_tags(caption)
     narration: list[str] = []
     lines: list[Line] = []
@@ -81,8 +83,11 @@ def _split_caption(caption: str) -> tuple[str, tuple[Line, ...]]:
         if before and not before.endswith(_CLAUSE_END):
             head, _, speaker = speaker.rpartition(" ")
             before = f"{before} {head}" if head else before
-        said = match.group("straight")
-        said = match.group("curly") if said is None else said
+        said = next(
+            match.group(kind)
+            for kind in ("straight", "curly", "guillemet")
+            if match.group(kind) is not None
+        )
         if said.strip():
             lines.append(Line(_collapse(speaker), _collapse(said)))
         narration.append(before)
@@ -98,7 +103,7 @@ def parse(text: str) -> ParsedBeat:
         scene, caption = text.strip(), ""
     else:
         scene, caption = text[: separator.start()].strip(), text[separator.end() :].strip()
-    narration, dialogue = _split_caption(caption)
+    narration, dialogue = split_caption(caption)
     return ParsedBeat(
         scene=scene,
         caption=caption,

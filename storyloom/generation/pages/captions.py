@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -10,50 +9,18 @@ from unicodedata import category
 
 from PIL import Image, ImageDraw, ImageFont
 
+from storyloom.story import grammar
+from storyloom.story.grammar import strip_tags
+
 FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 ELLIPSIS = "…"
 MIN_FONT_PX = 8
 
-# `[Mira]` tags name characters for the renderer; the printed caption keeps the bare name.
-_TAG = re.compile(r"\[([^\[\]\n]{1,64})\]")
-_WORD = r"[^\W\d_][\w'’\-]*"
-# Up to three words before a colon, then a quoted line (straight, curly or guillemets).
-_DIALOGUE = re.compile(
-    rf"(?P<speaker>{_WORD}(?: {_WORD}){{0,2}})\s*:\s*[\"“„«](?P<line>[^\"“”„«»]*)[\"”“»]"
-)
-_CLAUSE_END = tuple('.!?;:…"”»)\n')
-
-
-def strip_tags(text: str) -> str:
-    """Replace `[Name]` character tags with the bare name."""
-    return _TAG.sub(lambda m: m.group(1).strip(), text)
-
-
-def _collapse(text: str) -> str:
-    return " ".join(text.split())
-
 
 def split_caption(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """Split beat text into (narration, [(speaker, line), …]); tags never survive."""
-    text = strip_tags(text)
-    dialogue: list[tuple[str, str]] = []
-    narration: list[str] = []
-    pos = 0
-    for match in _DIALOGUE.finditer(text):
-        start, speaker = match.start(), match.group("speaker")
-        before = text[pos:start].rstrip()
-        # "Then Mira said to Bob: …" — a speaker must open a clause; otherwise only the
-        # last word before the colon is the speaker and the rest stays narration.
-        if before and not before.endswith(_CLAUSE_END):
-            head, _, speaker = speaker.rpartition(" ")
-            before = f"{before} {head}" if head else before
-        line = _collapse(match.group("line"))
-        if line:
-            dialogue.append((speaker, line))
-        narration.append(before)
-        pos = match.end()
-    narration.append(text[pos:])
-    return _collapse(" ".join(narration)), dialogue
+    """Split caption text into (narration, [(speaker, line), …]) with the beat grammar."""
+    narration, lines = grammar.split_caption(text)
+    return narration, [(line.speaker, line.text) for line in lines]
 
 
 @lru_cache(maxsize=64)
@@ -80,7 +47,7 @@ def printable(text: str) -> str:
     # Format characters (zero-width joiners, bidi marks) have no ink; raqm does the bidi.
     text = strip_tags(text)
     kept = (ch for ch in text if ch.isspace() or (category(ch) != "Cf" and _covered(ch)))
-    return _collapse("".join(kept))
+    return " ".join("".join(kept).split())
 
 
 def line_height(font: ImageFont.FreeTypeFont) -> int:
