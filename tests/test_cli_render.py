@@ -221,3 +221,21 @@ def test_clip_refuses_an_unknown_format_before_rendering(tmp_path: Path) -> None
     )
     assert done.returncode == 2 and "unknown format avi" in done.stderr
     assert not (tmp_path / "o").exists() and not (tmp_path / "c").exists()
+
+
+def test_an_unknown_scheduler_is_one_clear_line(tmp_path: Path, cache: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "storyloom.cli", "render", str(EXAMPLE), "--model", "tiny-sdxl"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "STORYLOOM_MODEL_CACHE_DIR": str(cache),
+            "STORYLOOM_SCHEDULER": "WarpDriveScheduler",
+        },
+        timeout=300,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "unknown scheduler 'WarpDriveScheduler'" in done.stderr

@@ -21,7 +21,7 @@ from storyloom.generation.consistent_attention import (
     select_csa_layers,
 )
 from storyloom.generation.identity_store import IdentitySpec, IdentityStore, StoreWriter
-from storyloom.generation.models import LoadedModel, load_pipeline
+from storyloom.generation.models import LoadedModel, ModelLoadError, load_pipeline
 from storyloom.generation.prompts import (
     default_identity_prompts,
     derive_seed,
@@ -174,15 +174,18 @@ class StoryRenderer:
         dtype_name = settings.dtype
         if dtype_name == "auto":
             dtype_name = "float16" if device.startswith("cuda") else "float32"
-        loaded = load_pipeline(
-            settings.model,
-            device=device,
-            dtype=getattr(torch, dtype_name),
-            cache_dir=settings.model_cache_dir,
-            family=settings.model_family,
-            config_dir=settings.model_config_dir,
-            scheduler=settings.scheduler,
-        )
+        try:
+            loaded = load_pipeline(
+                settings.model,
+                device=device,
+                dtype=getattr(torch, dtype_name),
+                cache_dir=settings.model_cache_dir,
+                family=settings.model_family,
+                config_dir=settings.model_config_dir,
+                scheduler=settings.scheduler,
+            )
+        except ValueError as error:  # an unknown scheduler name: a setting to fix
+            raise ModelLoadError(str(error)) from None
         return cls(loaded, RenderSettings.from_settings(settings), settings.store_dir)
 
     @property
