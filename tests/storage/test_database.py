@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from storyloom.storage import SqlDatabase, open_database
+from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.tables import BeatRow, CharacterRow, RenderJobRow, StoryRow
 from storyloom.story import service
 from storyloom.story.errors import Conflict, Forbidden, NotFound, StoryError
@@ -182,10 +183,10 @@ async def test_permissions_hold_on_the_real_database(deps: Deps) -> None:
     assert await _texts(deps) == []
 
 
-async def test_sqlite_runs_in_wal_with_foreign_keys(db: SqlDatabase, database_url: str) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("SQLite settings")
-    async with db.reading() as uow:
+async def test_sqlite_runs_in_wal_with_foreign_keys(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'wal.db'}"
+    await upgrade_database(url)
+    async with open_database(url) as db, db.reading() as uow:
         session = uow.session  # type: ignore[attr-defined]
         assert (await session.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
         assert (await session.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
