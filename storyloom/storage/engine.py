@@ -14,11 +14,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from storyloom.storage.beat_writer import BeatWriter
 from storyloom.storage.unit_of_work import SqlUnitOfWork
+from storyloom.story.model import Beat
+from storyloom.story.ports import AdmitBeat, NewBeat
 
 WRITE_OPTION = "storyloom_write"
 # Another process may hold the write lock (a worker, a second bot); wait, don't fail.
@@ -36,6 +40,25 @@ def create_engine(url: str, **options: Any) -> AsyncEngine:
     event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
     event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _beat_writer_engine(engine: AsyncEngine) -> Engine | None:
+    """A sync engine on the same SQLite file for the beat writer's thread; None where
+    another connection would not see the same database (in-memory) or it is not SQLite."""
+    url = engine.url
+    if engine.dialect.name != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    writer = create_sync_engine(
+        url.set(drivername="sqlite"),
+        connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S},
+        execution_options={WRITE_OPTION: True},
+    )
+    event.listen(writer, "connect", _on_sqlite_connect)
+    # A beat's caller is told it is saved: fsync the log at each commit (one per batch).
+    event.listen(writer, "connect", lambda dbapi_connection, _record: dbapi_connection.execute(
+        "PRAGMA synchronous=FULL"))  # fmt: skip
+    event.listen(writer, "begin", _on_sqlite_begin)
+    return writer
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -66,6 +89,8 @@ class SqlDatabase:
         # SQLite has one writer at a time: queue writers here, in order, rather than
         # letting them poll the file lock with sleeps (which is what busy_timeout does).
         self._write_turn = asyncio.Lock()
+        writer_engine = _beat_writer_engine(engine)
+        self._beat_writer = BeatWriter(writer_engine, self._write_turn) if writer_engine else None
 
     @asynccontextmanager
     async def reading(self) -> AsyncIterator[SqlUnitOfWork]:
@@ -83,8 +108,24 @@ class SqlDatabase:
             await stack.enter_async_context(session.begin())
             yield SqlUnitOfWork(session, lock_rows=not self._sqlite)
 
+    async def append_beat(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
+        """Append a beat: batched with concurrent adds on a SQLite file (see
+        `beat_writer`), one transaction of its own elsewhere."""
+        if self._beat_writer is not None:
+            return await self._beat_writer.append(beat, admit)
+        async with self.writing() as uow:
+            # The row lock serialises concurrent adds to one story, so positions never repeat.
+            found = await uow.stories.get(beat.thread, for_update=True)
+            cast = await uow.characters.list(found.id) if found else ()
+            count = await uow.beats.count(found.id) if found else 0
+            story = admit(found, cast, count)
+            return await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
+                                       beat.text, beat.created_at)  # fmt: skip
+
     async def close(self) -> None:
-        """Close every pooled connection."""
+        """Finish pending beats, then close every connection."""
+        if self._beat_writer is not None:
+            await self._beat_writer.close()
         await self.engine.dispose()
 
 

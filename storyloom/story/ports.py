@@ -6,8 +6,9 @@ Storage implements `Database` (a unit of work per transaction); the jobs layer i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -158,6 +159,24 @@ class JobRepository(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class NewBeat:
+    """A beat to append at the end of a thread's story."""
+
+    thread: ThreadKey
+    author_id: str
+    author_name: str
+    text: str
+    created_at: datetime
+
+
+# Decides, inside the transaction that appends a beat, whether the story as it stands (or
+# None: no story in the thread), its cast and its beat count admit it: returns the story,
+# or raises the domain error that refuses the beat. Pure and synchronous: storage may run
+# it on a database thread, between the statements of a batch.
+AdmitBeat = Callable[[Story | None, Sequence[Character], int], Story]
+
+
 class UnitOfWork(Protocol):
     """One transaction's repositories."""
 
@@ -176,6 +195,11 @@ class Database(Protocol):
 
     def writing(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """A write transaction; nothing inside it may await the network."""
+        ...
+
+    async def append_beat(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
+        """Append the beat at position count + 1 if `admit` lets it, and commit. Adds that
+        arrive together may share one transaction, but each gets its own beat or error."""
         ...
 
 

@@ -8,7 +8,7 @@ nothing; jobs are handed to the queue only after their record is committed.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -46,7 +46,7 @@ from storyloom.story.model import (
     Story,
     StoryOverview,
 )
-from storyloom.story.ports import Database, JobQueue, UnitOfWork
+from storyloom.story.ports import Database, JobQueue, NewBeat, UnitOfWork
 
 RECENT_JOBS = 5
 
@@ -108,17 +108,21 @@ async def _checked_beat(uow: UnitOfWork, story: Story, text: str) -> str:
 async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
     """Append a beat to the thread's story; anyone in the thread may."""
     text = clean_text(text, "beat", MAX_BEAT_CHARS)
-    rules.check_beat_size(parse(text))
-    async with deps.db.writing() as uow:
-        # The lock serialises concurrent adds to one story, so positions never repeat.
-        story = await rules.load_story(uow, actor, for_update=True)
-        await _checked_beat(uow, story, text)
-        count = await uow.beats.count(story.id)
+    parsed = parse(text)
+    rules.check_beat_size(parsed)
+
+    def admit(story: Story | None, cast: Sequence[Character], count: int) -> Story:
+        # Judged inside the appending transaction, against the story as it then stands.
+        if story is None:
+            raise NotFound(rules.NO_STORY)
+        if parsed.characters:
+            rules.check_cast(parsed, cast)
         if count >= MAX_BEATS:
             raise LimitExceeded(f"This story has reached {MAX_BEATS} beats; start a new one.")
-        return await uow.beats.add(
-            story.id, count + 1, actor.member_id, actor.display_name, text, deps.clock()
-        )
+        return story
+
+    beat = NewBeat(actor.thread, actor.member_id, actor.display_name, text, deps.clock())
+    return await deps.db.append_beat(beat, admit)
 
 
 async def edit_beat(deps: Deps, actor: Actor, position: int, text: str) -> Beat:

@@ -23,6 +23,7 @@ from storyloom.story.model import (
     StoryStatus,
     ThreadKey,
 )
+from storyloom.story.ports import AdmitBeat, NewBeat
 
 
 @dataclass
@@ -193,6 +194,15 @@ class FakeDatabase:
         yield FakeUnitOfWork(draft)
         self.state = draft  # reached only when the block raised nothing
         self.commits += 1
+
+    async def append_beat(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
+        async with self.writing() as uow:
+            found = await uow.stories.get(beat.thread)
+            cast = await uow.characters.list(found.id) if found else ()
+            count = await uow.beats.count(found.id) if found else 0
+            story = admit(found, cast, count)
+            return await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
+                                       beat.text, beat.created_at)  # fmt: skip
 
 
 class FakeQueue:
