@@ -93,9 +93,12 @@ class BeatWriter:
         self._waiting: list[_Request] = []
         self._flusher: asyncio.Task[None] | None = None
         self._insert = insert(BeatRow)
+        self._closed = False
 
     async def append(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
         """Append the beat with whatever else is waiting; returns once it is committed."""
+        if self._closed:
+            raise RuntimeError("the database is closed; open it again to add beats")
         request = _Request(beat, admit, asyncio.get_running_loop().create_future())
         self._waiting.append(request)
         if self._flusher is None:
@@ -104,6 +107,9 @@ class BeatWriter:
 
     async def close(self) -> None:
         """Finish the batches under way, then close the connection and the thread."""
+        if self._closed:
+            return
+        self._closed = True
         if self._flusher is not None:
             await asyncio.shield(self._flusher)
         await asyncio.get_running_loop().run_in_executor(self._thread, self._disconnect)
