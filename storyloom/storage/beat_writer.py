@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -48,6 +48,17 @@ from storyloom.story.ports import AdmitBeat, NewBeat
 MAX_BATCH = 256
 
 Outcome = Beat | Exception
+
+# Built once: building a statement costs more than running it on this path.
+_FIND_STORY = select(StoryRow).where(
+    StoryRow.workspace_id == bindparam("workspace"),
+    StoryRow.channel_id == bindparam("channel"),
+    StoryRow.thread_id == bindparam("thread"),
+)
+_CAST = select(CharacterRow).where(CharacterRow.story_id == bindparam("story"))
+_CAST = _CAST.order_by(CharacterRow.id)
+_COUNT = select(func.count()).select_from(BeatRow).where(BeatRow.story_id == bindparam("story"))
+_INSERT = insert(BeatRow)
 
 
 @dataclass
@@ -92,7 +103,6 @@ class BeatWriter:
         self._connection: Connection | None = None
         self._waiting: list[_Request] = []
         self._flusher: asyncio.Task[None] | None = None
-        self._insert = insert(BeatRow)
         self._closed = False
 
     async def append(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
@@ -187,28 +197,20 @@ class BeatWriter:
             story_id=story.id, position=position, author_id=beat.author_id,
             author_name=beat.author_name, text=beat.text, created_at=beat.created_at,
         )  # fmt: skip
-        result = session.connection().execute(self._insert, values)
+        result = session.connection().execute(_INSERT, values)
         state.count = position  # only once the insert stood
         return Beat(result.lastrowid, story.id, position, beat.author_id, beat.author_name,
                     beat.text, beat.created_at)  # fmt: skip
 
     def _load(self, session: Session, thread: ThreadKey) -> _StoryState:
-        row = session.scalars(
-            select(StoryRow).where(
-                StoryRow.workspace_id == thread.workspace_id,
-                StoryRow.channel_id == thread.channel_id,
-                StoryRow.thread_id == thread.thread_id,
-            )
-        ).one_or_none()
+        where = {"workspace": thread.workspace_id, "channel": thread.channel_id,
+                 "thread": thread.thread_id}  # fmt: skip
+        row = session.scalars(_FIND_STORY, where).one_or_none()
         if row is None:
             return _StoryState(None, (), 0)
-        cast = session.scalars(
-            select(CharacterRow).where(CharacterRow.story_id == row.id).order_by(CharacterRow.id)
-        )
-        count = session.scalar(
-            select(func.count()).select_from(BeatRow).where(BeatRow.story_id == row.id)
-        )
-        return _StoryState(_story(row), [_character(c) for c in cast], count or 0)
+        cast = [_character(c) for c in session.scalars(_CAST, {"story": row.id})]
+        count = session.scalar(_COUNT, {"story": row.id}) or 0
+        return _StoryState(_story(row), cast, count)
 
     def _connect(self) -> Connection:
         if self._connection is None:
