@@ -138,7 +138,9 @@ class BeatWriter:
                     except BaseException as error:
                         # A bug or a cancelled flusher: no caller may wait forever.
                         for request in taken:
-                            _settle(request, RuntimeError(f"beat not saved: {error!r}"))
+                            _settle(request, RuntimeError(
+                                f"the beat writer stopped mid-batch ({error!r}); this beat "
+                                "may or may not be saved"))  # fmt: skip
                         raise
                 for request, outcome in zip(taken, outcomes, strict=True):
                     _settle(request, outcome)

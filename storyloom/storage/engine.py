@@ -4,6 +4,10 @@ SQLite: WAL, foreign keys, and transactions we begin ourselves, `BEGIN IMMEDIATE
 writes. Python's sqlite3 otherwise begins lazily at the first write, so two concurrent
 read-modify-write transactions both read before either writes and one's update is lost
 (or fails with "database is locked" when it tries to upgrade its lock).
+
+Adding beats, the one write members make all the time, goes through `beat_writer` on a
+SQLite file: a group commit on a dedicated thread (see there why). Every other write, and
+every write on PostgreSQL, is a unit of work of its own.
 """
 
 from __future__ import annotations
@@ -54,11 +58,15 @@ def _beat_writer_engine(engine: AsyncEngine) -> Engine | None:
         execution_options={WRITE_OPTION: True},
     )
     event.listen(writer, "connect", _on_sqlite_connect)
-    # A beat's caller is told it is saved: fsync the log at each commit (one per batch).
-    event.listen(writer, "connect", lambda dbapi_connection, _record: dbapi_connection.execute(
-        "PRAGMA synchronous=FULL"))  # fmt: skip
+    event.listen(writer, "connect", _on_beat_writer_connect)
     event.listen(writer, "begin", _on_sqlite_begin)
     return writer
+
+
+def _on_beat_writer_connect(dbapi_connection: Any, _record: Any) -> None:
+    # A member is told their beat is saved: fsync the log at each commit. Group commit
+    # makes that one fsync per batch, not per beat.
+    dbapi_connection.execute("PRAGMA synchronous=FULL")
 
 
 def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
