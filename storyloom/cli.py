@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -23,6 +25,14 @@ app = typer.Typer(
 @app.callback()
 def storyloom() -> None:
     """Collaborative comics with consistent characters."""
+    # Our own progress bar and one-line messages are the interface: quiet the libraries'
+    # download/loading bars and info logs unless the operator asks for them.
+    for name, value in (
+        ("HF_HUB_DISABLE_PROGRESS_BARS", "1"),
+        ("DIFFUSERS_VERBOSITY", "error"),
+        ("TRANSFORMERS_VERBOSITY", "error"),
+    ):
+        os.environ.setdefault(name, value)
 
 
 ModelOption = Annotated[
@@ -128,6 +138,48 @@ def clip(
         f"clip: {result.path} ({size_mib:.2f} MiB, {result.width}×{result.height}, "
         f"{result.seconds:.1f} s, {result.frames} frames)"
     )
+
+
+@app.command()
+def console(
+    model: ModelOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for rendered pages and clips.")
+    ] = None,
+    database: Annotated[
+        str | None, typer.Option("--database", help="SQLAlchemy URL (default: SQLite file).")
+    ] = None,
+) -> None:
+    """A terminal chat room with the bots' commands; reads lines from standard input."""
+    import asyncio
+
+    from pydantic import ValidationError
+
+    from storyloom.bot.console import run_console
+    from storyloom.config import load_settings
+
+    overrides: dict[str, object] = {}
+    if model is not None:
+        overrides["model"] = model
+    if out is not None:
+        overrides["output_dir"] = out
+    if database is not None:
+        overrides["database_url"] = database
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise fail(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    raise typer.Exit(asyncio.run(run_console(settings, sys.stdin, sys.stdout)))
+
+
+def _mount_db() -> None:
+    from storyloom.storage.commands import db_app
+
+    app.add_typer(db_app, name="db", help="Database migrations.")
+
+
+_mount_db()
 
 
 def _settings_and_story(

@@ -64,6 +64,8 @@ def load_pipeline(
     """Load ``model`` (tiny name, diffusers folder, single-file checkpoint or hub id)."""
     wanted = _parse_family(family)
     path = Path(model).expanduser()
+    # renders report their own progress; the loader's per-component bar is noise in chat logs
+    diffusers.utils.logging.disable_progress_bar()
     if model in TINY_MODEL_NAMES:
         pipe, found = _load_folder(build_tiny_model(model, cache_dir), model, wanted, dtype)
     elif path.is_dir():

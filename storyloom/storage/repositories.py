@@ -121,6 +121,11 @@ class SqlStories:
                 update(StoryRow).where(StoryRow.id == story_id).values(**values)
             )
 
+    async def by_id(self, story_id: int) -> Story | None:
+        """A story by id (workers hold a job's story id, not its thread)."""
+        row = await self._session.get(StoryRow, story_id)
+        return None if row is None else _story(row)
+
     async def delete(self, story_id: int) -> None:
         """Delete the story; foreign keys cascade to beats, characters and jobs."""
         await self._session.execute(delete(StoryRow).where(StoryRow.id == story_id))
@@ -303,10 +308,17 @@ class SqlJobs:
         )
         return [_job(row) for row in (await self._session.execute(query)).scalars()]
 
-    async def set_status(self, job_id: int, status: JobStatus, updated_at: datetime) -> None:
-        """Move the job to `status`."""
+    async def find(self, job_id: int) -> RenderJob | None:
+        """A job by id alone (workers receive nothing else)."""
+        row = await self._session.get(RenderJobRow, job_id)
+        return None if row is None else _job(row)
+
+    async def set_status(
+        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None
+    ) -> None:
+        """Move the job to `status`, recording the reason of a failure."""
         await self._session.execute(
             update(RenderJobRow)
             .where(RenderJobRow.id == job_id)
-            .values(status=status.value, updated_at=updated_at)
+            .values(status=status.value, updated_at=updated_at, error=error)
         )

@@ -49,6 +49,10 @@ class StoryRepository(Protocol):
         """Change a story's settings."""
         ...
 
+    async def by_id(self, story_id: int) -> Story | None:
+        """A story by its id: for workers, which hold a job's story id and no thread."""
+        ...
+
     async def delete(self, story_id: int) -> None:
         """Delete a story with its beats, characters and job records."""
         ...
@@ -154,8 +158,14 @@ class JobRepository(Protocol):
         """The story's newest jobs first."""
         ...
 
-    async def set_status(self, job_id: int, status: JobStatus, updated_at: datetime) -> None:
-        """Move a job to `status`."""
+    async def find(self, job_id: int) -> RenderJob | None:
+        """A job by its id alone: for workers, which receive nothing else."""
+        ...
+
+    async def set_status(
+        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None
+    ) -> None:
+        """Move a job to `status` (with the reason, for a failed job)."""
         ...
 
 
@@ -178,12 +188,16 @@ AdmitBeat = Callable[[Story | None, Sequence[Character], int], Story]
 
 
 class UnitOfWork(Protocol):
-    """One transaction's repositories."""
+    """One transaction's repositories (read-only members, so implementations may narrow them)."""
 
-    stories: StoryRepository
-    beats: BeatRepository
-    characters: CharacterRepository
-    jobs: JobRepository
+    @property
+    def stories(self) -> StoryRepository: ...
+    @property
+    def beats(self) -> BeatRepository: ...
+    @property
+    def characters(self) -> CharacterRepository: ...
+    @property
+    def jobs(self) -> JobRepository: ...
 
 
 class Database(Protocol):

@@ -60,6 +60,9 @@ class FakeStories:
             story, style=style or story.style, status=status or story.status
         )
 
+    async def by_id(self, story_id: int) -> Story | None:
+        return self.s.stories.get(story_id)
+
     async def delete(self, story_id: int) -> None:
         del self.s.stories[story_id]
         for table in (self.s.beats, self.s.characters, self.s.jobs):
@@ -167,8 +170,15 @@ class FakeJobs:
         mine = [j for j in self.s.jobs.values() if j.story_id == story_id]
         return sorted(mine, key=lambda j: -j.id)[:limit]
 
-    async def set_status(self, job_id: int, status: JobStatus, updated_at: datetime) -> None:
-        self.s.jobs[job_id] = replace(self.s.jobs[job_id], status=status, updated_at=updated_at)
+    async def find(self, job_id: int) -> RenderJob | None:
+        return self.s.jobs.get(job_id)
+
+    async def set_status(
+        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None
+    ) -> None:
+        self.s.jobs[job_id] = replace(
+            self.s.jobs[job_id], status=status, updated_at=updated_at, error=error
+        )
 
 
 class FakeUnitOfWork:

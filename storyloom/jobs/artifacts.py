@@ -1,0 +1,106 @@
+"""Turn one render job's records into files: pages and exports, a clip, or a character sheet.
+
+Blocking work (diffusion, encoding): callers run it off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from storyloom.generation.clip import ClipSpec, build_clip
+from storyloom.generation.export import export_story
+from storyloom.generation.layout import PagePanel, PageSpec
+from storyloom.generation.renderer import CharacterSpec, PanelSpec, Progress, StoryRenderer
+from storyloom.story import grammar
+from storyloom.story.limits import name_key
+from storyloom.story.model import Beat, Character, JobKind, RenderJob, Story
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """Everything a worker reads from the database before rendering a job."""
+
+    job: RenderJob
+    story: Story
+    beats: Sequence[Beat]  # the job's range, in order
+    cast: Sequence[Character]
+
+
+def character_specs(cast: Sequence[Character]) -> dict[str, CharacterSpec]:
+    """The renderer's view of the cast: the look is locked by name, description and seed."""
+    return {c.name: CharacterSpec(c.name, c.description, c.seed) for c in cast}
+
+
+def beat_panels(beats: Sequence[Beat], cast: Sequence[Character]) -> list[PanelSpec]:
+    """One panel per beat, its tags resolved to cast names as the core resolves them."""
+    names = {name_key(c.name): c.name for c in cast}
+    panels = []
+    for beat in beats:
+        parsed = grammar.parse(beat.text)
+        shown = tuple(names[key] for n in parsed.characters if (key := name_key(n)) in names)
+        # a beat with only a caption still needs a picture: draw its narration
+        scene = parsed.scene or parsed.narration or parsed.caption
+        panels.append(PanelSpec(beat.position, scene, shown))
+    return panels
+
+
+def render_job(
+    renderer: StoryRenderer,
+    work: JobInput,
+    out: Path,
+    *,
+    clip_budget_bytes: int = 10 * 1024 * 1024,
+    on_progress: Callable[[Progress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> list[Path]:
+    """Render the job into ``out`` and return the files written, main result first."""
+    job, story = work.job, work.story
+    out.mkdir(parents=True, exist_ok=True)
+    characters = character_specs(work.cast)
+
+    if job.kind in (JobKind.SHEET, JobKind.REROLL):
+        character = next(c for c in work.cast if c.id == job.character_id)
+        sheet = renderer.lock_character(
+            characters[character.name],
+            story.style,
+            on_progress=on_progress,
+            should_cancel=should_cancel,
+        )
+        paths = []
+        for number, image in enumerate(sheet.images, 1):
+            path = out / f"sheet-{number}.png"
+            image.save(path)
+            paths.append(path)
+        return paths
+
+    panels = beat_panels(work.beats, work.cast)
+    rendered = renderer.render_panels(
+        panels,
+        characters,
+        style=story.style,
+        seed=story.seed,
+        on_progress=on_progress,
+        should_cancel=should_cancel,
+    )
+    page_panels = [
+        replace(
+            PagePanel.from_beat(
+                grammar.parse(beat.text).caption,
+                panel.image,
+                author=beat.author_name,
+                prompt=spec.scene,
+                characters=panel.characters,
+                seed=panel.seed,
+            ),
+            beat=beat.text,  # story.md lists the whole beat, not just its caption
+        )
+        for beat, spec, panel in zip(work.beats, panels, rendered, strict=True)
+    ]
+    if job.kind == JobKind.CLIP:
+        clip = build_clip(page_panels, out / "story.mp4", ClipSpec(budget_bytes=clip_budget_bytes))
+        return [clip.path]
+    contributors = tuple(dict.fromkeys(beat.author_name for beat in work.beats))
+    page = PageSpec(title=story.title, contributors=contributors, seed=story.seed)
+    return export_story(page_panels, page, out, ("png", "pdf", "zip"), stem="story").files()

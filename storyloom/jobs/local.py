@@ -1,0 +1,160 @@
+"""The in-process worker of the embedded default: one job at a time, off the event loop.
+
+It is the `JobQueue` the service submits to. The job row is the record: the worker reads
+the job and its story back from the database, skips a job cancelled while it waited,
+marks it running, renders in a thread (so the chat loop never stalls), and marks it
+done or failed. The renderer is loaded on the first job, once per process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from storyloom.generation.renderer import RenderCancelled, StoryRenderer
+from storyloom.jobs.artifacts import JobInput, render_job
+from storyloom.story.model import JobKind, JobStatus, LockState, RenderJob
+from storyloom.story.ports import Database
+from storyloom.story.service import utc_now
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What a worker tells the chat side: a job's new status and, when done, its files."""
+
+    job: RenderJob
+    status: JobStatus
+    files: tuple[Path, ...] = ()
+    error: str | None = None
+
+
+Notify = Callable[[JobEvent], Awaitable[None]]
+
+
+@dataclass
+class LocalWorker:
+    """Runs submitted jobs one by one in this process."""
+
+    db: Database
+    load_renderer: Callable[[], StoryRenderer]
+    out_dir: Path
+    notify: Notify
+    clip_budget_bytes: int = 10 * 1024 * 1024
+    cancel_poll_seconds: float = 1.0  # how often a running job re-reads its row for a cancel
+    _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    _renderer: StoryRenderer | None = None
+
+    async def submit(self, job_id: int) -> None:
+        """Queue a committed job (the JobQueue port)."""
+        self._queue.put_nowait(job_id)
+
+    async def run(self) -> None:
+        """Process jobs until cancelled."""
+        while True:
+            job_id = await self._queue.get()
+            try:
+                await self.process(job_id)
+            except Exception:  # one broken job must not stop the worker
+                log.exception("job %s crashed the worker loop", job_id)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every submitted job has finished."""
+        await self._queue.join()
+
+    async def process(self, job_id: int) -> None:
+        """Run one job: read it, mark it running, render off the loop, record the outcome."""
+        # 1. read the job back; one cancelled while queued never starts
+        async with self.db.writing() as uow:
+            job = await uow.jobs.find(job_id)
+            if job is None or job.status != JobStatus.QUEUED:
+                return
+            story = await uow.stories.by_id(job.story_id)
+            if story is None:
+                return
+            total = await uow.beats.count(story.id)
+            first, last = job.first_position or 1, job.last_position or total
+            beats = await uow.beats.page(story.id, first - 1, last - first + 1)
+            cast = await uow.characters.list(story.id)
+            await uow.jobs.set_status(job.id, JobStatus.RUNNING, utc_now())
+        await self.notify(JobEvent(job, JobStatus.RUNNING))
+
+        # 2. render in a thread; the loop keeps answering chat commands meanwhile
+        work = JobInput(job, story, beats, cast)
+        try:
+            files = await asyncio.to_thread(
+                self._render,
+                work,
+                self._cancel_check(job.id, asyncio.get_running_loop(), self.cancel_poll_seconds),
+            )
+        except RenderCancelled:
+            await self._finish(job, JobStatus.CANCELLED)
+            return
+        except Exception as error:
+            log.exception("job %s failed", job.id)
+            await self._finish(job, JobStatus.FAILED, error=f"render failed: {error}")
+            return
+
+        # 3. record the outcome (a sheet makes the character's look ready to lock)
+        if job.kind in (JobKind.SHEET, JobKind.REROLL) and job.character_id is not None:
+            async with self.db.writing() as uow:
+                await uow.characters.update(
+                    job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
+                )
+        await self._finish(job, JobStatus.DONE, files=tuple(files))
+
+    def _render(self, work: JobInput, should_cancel: Callable[[], bool]) -> list[Path]:
+        if self._renderer is None:
+            self._renderer = self.load_renderer()
+        return render_job(
+            self._renderer,
+            work,
+            self.out_dir / f"job-{work.job.id}",
+            clip_budget_bytes=self.clip_budget_bytes,
+            should_cancel=should_cancel,
+        )
+
+    def _cancel_check(
+        self, job_id: int, loop: asyncio.AbstractEventLoop, every: float
+    ) -> Callable[[], bool]:
+        """A check for the render thread: has the job row been cancelled? (At most every
+        ``every`` seconds, so a database read is not added to every denoising step.)"""
+        last = time.monotonic()
+
+        async def cancelled() -> bool:
+            async with self.db.reading() as uow:
+                job = await uow.jobs.find(job_id)
+            return job is None or job.status == JobStatus.CANCELLED
+
+        def check() -> bool:
+            nonlocal last
+            if time.monotonic() - last < every:
+                return False
+            last = time.monotonic()
+            return asyncio.run_coroutine_threadsafe(cancelled(), loop).result(timeout=30)
+
+        return check
+
+    async def _finish(
+        self,
+        job: RenderJob,
+        status: JobStatus,
+        *,
+        files: tuple[Path, ...] = (),
+        error: str | None = None,
+    ) -> None:
+        async with self.db.writing() as uow:
+            current = await uow.jobs.find(job.id)
+            if current is not None and current.status == JobStatus.CANCELLED:
+                # cancelled while it rendered: the member's cancel wins over a late result
+                status, files, error = JobStatus.CANCELLED, (), None
+            else:
+                await uow.jobs.set_status(job.id, status, utc_now(), error=error)
+        await self.notify(JobEvent(job, status, files, error))

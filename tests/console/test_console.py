@@ -1,0 +1,103 @@
+"""The console: the bots' commands in a terminal, fed line by line."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storyloom.bot.console import run_console
+from storyloom.config import Settings
+
+SESSION = """\
+/story new The Last Lighthouse
+/story cast Mira: a girl with short red hair
+/story add [Mira] walks on a beach # The light had been out for days.
+/as Tom
+/story add [Mira] climbs the stairs # Mira: "Anyone up there?"
+/story edit 1 stolen beat
+/story add [Zed] hides
+/story move 1
+/story frobnicate
+/hello
+/story list
+/story render
+"""
+
+
+def settings(tmp_path: Path, models: Path) -> Settings:
+    return Settings(
+        model="tiny-sdxl",
+        model_cache_dir=models,
+        width=64,
+        height=64,
+        steps=2,
+        store_dir=tmp_path / "stores",
+        output_dir=tmp_path / "out",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'console.db'}",
+    )
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+async def test_a_session_adds_beats_enforces_rules_and_renders_a_page(
+    tmp_path: Path, models: Path
+) -> None:
+    out = io.StringIO()
+    code = await run_console(settings(tmp_path, models), io.StringIO(SESSION), out)
+    text = out.getvalue()
+    assert code == 0
+    assert "beat 1 added by host" in text and "beat 2 added by Tom" in text
+    assert "✗ Beat 1 is host's" in text  # Tom may not edit host's beat
+    assert re.search(r"✗ .*Zed.*Mira", text)  # the error lists the cast
+    assert "usage: /story move N M" in text
+    assert "usage: /story new|add" in text
+    assert "unknown command; type /help" in text
+    assert "  1. [Mira] walks on a beach" in text  # the edit was refused: text unchanged
+    page = re.search(r"^\s+(\S+story-page-01\.png)$", text, re.MULTILINE)
+    assert page is not None and Path(page.group(1)).is_file()
+
+
+async def test_a_story_persists_between_console_sessions(tmp_path: Path, models: Path) -> None:
+    first = io.StringIO()
+    await run_console(
+        settings(tmp_path, models), io.StringIO("/story new Kept\n/story add a beach\n"), first
+    )
+    second = io.StringIO()
+    await run_console(settings(tmp_path, models), io.StringIO("/story list\n/quit\n"), second)
+    assert "1. a beach — host" in second.getvalue()
+
+
+def test_storyloom_console_reads_commands_piped_into_it(tmp_path: Path, models: Path) -> None:
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "STORYLOOM_MODEL_CACHE_DIR": str(models),
+        "STORYLOOM_STEPS": "2",
+        "STORYLOOM_WIDTH": "64",
+        "STORYLOOM_HEIGHT": "64",
+        "STORYLOOM_STORE_DIR": str(tmp_path / "stores"),
+    }
+    script = "/story new Piped\n/story cast Mira: a girl\n/story add [Mira] waves\n/story render\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "storyloom.cli", "console", "--model", "tiny-sdxl"],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "render job #1 queued" in done.stdout
+    assert "job #1 page done:" in done.stdout
+    assert list((tmp_path / "storyloom-out" / "job-1").glob("story-page-01.png"))
+    assert (tmp_path / "storyloom-data" / "storyloom.db").is_file()
