@@ -49,6 +49,13 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+SeedOption = Annotated[int | None, typer.Option(help="Override the story's seed.")]
+StepsOption = Annotated[int | None, typer.Option(min=1, max=200, help="Denoising steps.")]
+SizeOption = Annotated[
+    int | None, typer.Option(min=64, max=2048, help="Panel width and height in pixels.")
+]
+
+
 @app.command()
 def render(
     story: Annotated[Path, typer.Argument(help="A story file (TOML).")],
@@ -56,11 +63,9 @@ def render(
         "storyloom-out"
     ),
     model: ModelOption = None,
-    seed: Annotated[int | None, typer.Option(help="Override the story's seed.")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, max=200, help="Denoising steps.")] = None,
-    size: Annotated[
-        int | None, typer.Option(min=64, max=2048, help="Panel width and height in pixels.")
-    ] = None,
+    seed: SeedOption = None,
+    steps: StepsOption = None,
+    size: SizeOption = None,
     layout: Annotated[
         str, typer.Option(help="Page layout: grid, strip, classic or vertical.")
     ] = "grid",
@@ -109,11 +114,9 @@ def clip(
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="mp4, webp or gif.")] = "mp4",
     model: ModelOption = None,
-    seed: Annotated[int | None, typer.Option(help="Override the story's seed.")] = None,
-    steps: Annotated[int | None, typer.Option(min=1, max=200, help="Denoising steps.")] = None,
-    size: Annotated[
-        int | None, typer.Option(min=64, max=2048, help="Panel width and height in pixels.")
-    ] = None,
+    seed: SeedOption = None,
+    steps: StepsOption = None,
+    size: SizeOption = None,
 ) -> None:
     """Render a story file into a short clip that fits the upload budget."""
     from storyloom.generation.clip import ClipError
