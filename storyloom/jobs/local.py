@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from storyloom.generation.renderer import RenderCancelled, StoryRenderer
@@ -47,6 +48,11 @@ class LocalWorker:
     notify: Notify
     clip_budget_bytes: int = 10 * 1024 * 1024
     cancel_poll_seconds: float = 1.0  # how often a running job re-reads its row for a cancel
+    # Distributed mode: a job found `running` whose heartbeat is older than this is taken
+    # over (its worker died and the broker redelivered it). None: never (one process).
+    take_over_after: timedelta | None = None
+    heartbeat_seconds: float = 10.0  # how often a running job touches its row
+    max_attempts: int = 3  # a job that killed this many workers is failed, not retried
     _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _renderer: StoryRenderer | None = None
 
@@ -71,23 +77,36 @@ class LocalWorker:
 
     async def process(self, job_id: int) -> None:
         """Run one job: read it, mark it running, render off the loop, record the outcome."""
-        # 1. read the job back; one cancelled while queued never starts
+        # 1. read the job back; one cancelled while queued never starts, one done is not
+        #    redone (a redelivery), one running elsewhere is left to its live worker
+        now = utc_now()
         async with self.db.writing() as uow:
             job = await uow.jobs.find(job_id)
-            if job is None or job.status != JobStatus.QUEUED:
+            if job is None or not self._may_start(job, now):
                 return
             story = await uow.stories.by_id(job.story_id)
             if story is None:
                 return
-            total = await uow.beats.count(story.id)
-            first, last = job.first_position or 1, job.last_position or total
-            beats = await uow.beats.page(story.id, first - 1, last - first + 1)
-            cast = await uow.characters.list(story.id)
-            await uow.jobs.set_status(job.id, JobStatus.RUNNING, utc_now())
+            if job.attempts >= self.max_attempts:
+                error = f"stopped after {job.attempts} attempts: each one lost its worker"
+                await uow.jobs.set_status(job.id, JobStatus.FAILED, now, error=error)
+                gave_up = True
+            else:
+                gave_up = False
+                total = await uow.beats.count(story.id)
+                first, last = job.first_position or 1, job.last_position or total
+                beats = await uow.beats.page(story.id, first - 1, last - first + 1)
+                cast = await uow.characters.list(story.id)
+                if not await uow.jobs.claim(job.id, job, now):
+                    return  # another worker started it between our read and this write
+        if gave_up:
+            await self.notify(JobEvent(job, JobStatus.FAILED, error=error))
+            return
         await self.notify(JobEvent(job, JobStatus.RUNNING))
 
         # 2. render in a thread; the loop keeps answering chat commands meanwhile
         work = JobInput(job, story, beats, cast)
+        beating = asyncio.create_task(self._heartbeat(job.id))
         try:
             files = await asyncio.to_thread(
                 self._render,
@@ -101,6 +120,8 @@ class LocalWorker:
             log.exception("job %s failed", job.id)
             await self._finish(job, JobStatus.FAILED, error=f"render failed: {error}")
             return
+        finally:
+            beating.cancel()
 
         # 3. record the outcome (a sheet makes the character's look ready to lock)
         if job.kind in (JobKind.SHEET, JobKind.REROLL) and job.character_id is not None:
@@ -109,6 +130,22 @@ class LocalWorker:
                     job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
                 )
         await self._finish(job, JobStatus.DONE, files=tuple(files))
+
+    def _may_start(self, job: RenderJob, now: datetime) -> bool:
+        if job.status == JobStatus.QUEUED:
+            return True
+        return (
+            job.status == JobStatus.RUNNING
+            and self.take_over_after is not None
+            and job.updated_at < now - self.take_over_after
+        )
+
+    async def _heartbeat(self, job_id: int) -> None:
+        """Touch the running job's row so a redelivery can tell a live worker from a dead one."""
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            async with self.db.writing() as uow:
+                await uow.jobs.heartbeat(job_id, utc_now())
 
     def _render(self, work: JobInput, should_cancel: Callable[[], bool]) -> list[Path]:
         if self._renderer is None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,6 +70,8 @@ def _job(row: RenderJobRow) -> RenderJob:
         last_position=row.last_position,
         character_id=row.character_id,
         error=row.error,
+        attempts=row.attempts,
+        posted=row.posted,
     )
 
 
@@ -285,6 +288,7 @@ class SqlJobs:
             first_position=first_position, last_position=last_position,
             character_id=character_id, requested_by=requested_by,
             requested_by_name=requested_by_name, created_at=created_at, updated_at=created_at,
+            attempts=0, posted=False,
         )  # fmt: skip
         self._session.add(row)
         await self._session.flush()
@@ -322,3 +326,68 @@ class SqlJobs:
             .where(RenderJobRow.id == job_id)
             .values(status=status.value, updated_at=updated_at, error=error)
         )
+
+    async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
+        """Compare-and-set on (status, attempts): one conditional UPDATE, so it holds on
+        PostgreSQL too, where reading then writing in one transaction would not."""
+        result = await self._session.execute(
+            update(RenderJobRow)
+            .where(
+                RenderJobRow.id == job_id,
+                RenderJobRow.status == seen.status.value,
+                RenderJobRow.attempts == seen.attempts,
+            )
+            .values(
+                status=JobStatus.RUNNING.value,
+                attempts=RenderJobRow.attempts + 1,
+                updated_at=updated_at,
+                error=None,
+            )
+        )
+        return cast(CursorResult[Any], result).rowcount == 1
+
+    async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
+        """Touch the running job's `updated_at`."""
+        await self._session.execute(
+            update(RenderJobRow)
+            .where(RenderJobRow.id == job_id, RenderJobRow.status == JobStatus.RUNNING.value)
+            .values(updated_at=updated_at)
+        )
+
+    async def mark_posted(self, job_id: int, updated_at: datetime) -> bool:
+        """Set `posted` once: the condition on the old value makes a second call a no-op."""
+        result = await self._session.execute(
+            update(RenderJobRow)
+            .where(
+                RenderJobRow.id == job_id,
+                RenderJobRow.status == JobStatus.DONE.value,
+                RenderJobRow.posted.is_(False),
+            )
+            .values(posted=True, updated_at=updated_at)
+        )
+        return cast(CursorResult[Any], result).rowcount == 1
+
+    async def unposted(self) -> Sequence[RenderJob]:
+        """Done, not yet posted, oldest first."""
+        query = (
+            select(RenderJobRow)
+            .where(RenderJobRow.status == JobStatus.DONE.value, RenderJobRow.posted.is_(False))
+            .order_by(RenderJobRow.id)
+        )
+        return [_job(row) for row in (await self._session.execute(query)).scalars()]
+
+    async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
+        """Queued and untouched, or running without a recent heartbeat; oldest first."""
+        query = (
+            select(RenderJobRow)
+            .where(
+                or_(
+                    (RenderJobRow.status == JobStatus.QUEUED.value)
+                    & (RenderJobRow.updated_at < queued_before),
+                    (RenderJobRow.status == JobStatus.RUNNING.value)
+                    & (RenderJobRow.updated_at < running_before),
+                )
+            )
+            .order_by(RenderJobRow.id)
+        )
+        return [_job(row) for row in (await self._session.execute(query)).scalars()]

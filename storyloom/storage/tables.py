@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     ForeignKey,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints let Alembic's SQLite batch mode find and alter them later.
@@ -122,4 +124,7 @@ class RenderJobRow(Base):
     requested_by_name: Mapped[str] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp())
+    # for a running job, the worker's last heartbeat
     updated_at: Mapped[datetime] = mapped_column(Timestamp())
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

@@ -127,6 +127,8 @@ class RenderJob:
     last_position: int | None = None
     character_id: int | None = None
     error: str | None = None
+    attempts: int = 0  # how many times a worker has started it (a redelivery adds one)
+    posted: bool = False  # whether the chat side has posted its result (exactly once)
 
 
 @dataclass(frozen=True)

@@ -168,6 +168,28 @@ class JobRepository(Protocol):
         """Move a job to `status` (with the reason, for a failed job)."""
         ...
 
+    async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
+        """Mark the job running and count an attempt, only if its row still has the status
+        and attempts of `seen` (so two workers cannot both start it); whether it did."""
+        ...
+
+    async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
+        """Touch a running job's `updated_at`: its worker is alive."""
+        ...
+
+    async def mark_posted(self, job_id: int, updated_at: datetime) -> bool:
+        """Record that a done job's result was posted; False if it already was."""
+        ...
+
+    async def unposted(self) -> Sequence[RenderJob]:
+        """Done jobs whose result has not been posted yet, oldest first."""
+        ...
+
+    async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
+        """Queued jobs not touched since `queued_before` and running jobs whose worker has not
+        sent a heartbeat since `running_before`, oldest first."""
+        ...
+
 
 @dataclass(frozen=True)
 class NewBeat:

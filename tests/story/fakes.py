@@ -180,6 +180,35 @@ class FakeJobs:
             self.s.jobs[job_id], status=status, updated_at=updated_at, error=error
         )
 
+    async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
+        job = self.s.jobs[job_id]
+        if (job.status, job.attempts) != (seen.status, seen.attempts):
+            return False
+        self.s.jobs[job_id] = replace(job, status=JobStatus.RUNNING, attempts=job.attempts + 1,
+                                      updated_at=updated_at, error=None)  # fmt: skip
+        return True
+
+    async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
+        if self.s.jobs[job_id].status == JobStatus.RUNNING:
+            self.s.jobs[job_id] = replace(self.s.jobs[job_id], updated_at=updated_at)
+
+    async def mark_posted(self, job_id: int, updated_at: datetime) -> bool:
+        job = self.s.jobs[job_id]
+        if job.status != JobStatus.DONE or job.posted:
+            return False
+        self.s.jobs[job_id] = replace(job, posted=True, updated_at=updated_at)
+        return True
+
+    async def unposted(self) -> Sequence[RenderJob]:
+        done = [j for j in self.s.jobs.values() if j.status == JobStatus.DONE and not j.posted]
+        return sorted(done, key=lambda j: j.id)
+
+    async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
+        cutoff = {JobStatus.QUEUED: queued_before, JobStatus.RUNNING: running_before}
+        found = [j for j in self.s.jobs.values()
+                 if j.status in cutoff and j.updated_at < cutoff[j.status]]  # fmt: skip
+        return sorted(found, key=lambda j: j.id)
+
 
 class FakeUnitOfWork:
     def __init__(self, state: State) -> None:
