@@ -160,6 +160,7 @@ class StoryRenderer:
         self.layer_names = tuple(select_csa_layers(self.pipe.unet))
         self._cache: OrderedDict[str, IdentityStore] = OrderedDict()
         self._cache_bytes = cache_bytes
+        self.oom_splits = 0  # batches halved after running out of accelerator memory
         # one pipeline serves one call at a time: processors are swapped per call
         self._lock = threading.RLock()
 
@@ -316,20 +317,45 @@ class StoryRenderer:
 
             # 3. denoise each batch with read-mode CSA
             rendered: list[RenderedPanel] = []
-            for batch in batches:
-                seeds = [derive_seed(seed, "panel", p.index, p.variant) for p in batch]
-                state = self.read_state(resolved, [p.characters for p in batch])
-                prompts = [
-                    look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
-                    for p in batch
-                ]
-                callback = tracker.step_callback("panels", tuple(p.index for p in batch), s.steps)
-                images = self._call(prompts, look, seeds, state, callback)
-                rendered += [
-                    RenderedPanel(p.index, image, seed_, p.characters)
-                    for p, image, seed_ in zip(batch, images, seeds, strict=True)
-                ]
+            pending = list(batches)
+            while pending:
+                batch = pending.pop(0)
+                try:
+                    rendered += self._render_batch(batch, characters, look, seed, resolved, tracker)
+                except torch.OutOfMemoryError:
+                    if len(batch) == 1:
+                        raise
+                    # where memory does not allow the whole batch, halve it and go on
+                    torch.cuda.empty_cache()
+                    half = len(batch) // 2
+                    pending[:0] = [batch[:half], batch[half:]]
+                    tracker.total += s.steps
+                    self.oom_splits += 1
         return rendered
+
+    def _render_batch(
+        self,
+        batch: Sequence[PanelSpec],
+        characters: Mapping[str, CharacterSpec],
+        look: Style,
+        seed: int,
+        resolved: Mapping[str, IdentityStore],
+        tracker: StepTracker,
+    ) -> list[RenderedPanel]:
+        seeds = [derive_seed(seed, "panel", p.index, p.variant) for p in batch]
+        state = self.read_state(resolved, [p.characters for p in batch])
+        prompts = [
+            look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
+            for p in batch
+        ]
+        callback = tracker.step_callback(
+            "panels", tuple(p.index for p in batch), self.settings.steps
+        )
+        images = self._call(prompts, look, seeds, state, callback)
+        return [
+            RenderedPanel(p.index, image, seed_, p.characters)
+            for p, image, seed_ in zip(batch, images, seeds, strict=True)
+        ]
 
     def resolve_stores(
         self,

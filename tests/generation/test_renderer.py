@@ -350,3 +350,36 @@ def test_sd15_uses_its_six_middle_resolution_layers(sd15: LoadedModel, tmp_path:
     assert {name.split(".")[1] for name in renderer.layer_names} == {"1", "2"}
     panels = renderer.render_panels(four_panels(), CAST, style="comic", seed=2)
     assert [p.index for p in panels] == [1, 2, 3, 4]
+
+
+def test_a_batch_that_runs_out_of_memory_is_halved_and_gives_the_same_panels(
+    sdxl: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    halves = StoryRenderer(sdxl, dataclasses.replace(SMALL, max_batch=2), tmp_path)
+    expected = halves.render_panels(four_panels(), CAST, style="comic", seed=6)
+
+    renderer = StoryRenderer(sdxl, SMALL, tmp_path)
+    real_call = renderer.pipeline_call
+    sizes: list[int] = []
+
+    def small_memory(state: object, callback: object, **inputs: object) -> list[object]:
+        batch = len(inputs["prompt"])  # type: ignore[arg-type]
+        sizes.append(batch)
+        if batch > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_call(state, callback, **inputs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(renderer, "pipeline_call", small_memory)
+    panels = renderer.render_panels(four_panels(), CAST, style="comic", seed=6)
+    assert renderer.oom_splits == 1
+    assert [s for s in sizes if s > 1] == [4, 2, 2]  # stores load from disk: 4 failed, then 2 + 2
+    assert [p.index for p in panels] == [1, 2, 3, 4]
+    assert all(same(a.image, b.image) for a, b in zip(panels, expected, strict=True))
+
+    monkeypatch.setattr(
+        renderer,
+        "pipeline_call",
+        lambda *a, **k: (_ for _ in ()).throw(torch.OutOfMemoryError("still too big")),
+    )
+    with pytest.raises(torch.OutOfMemoryError):
+        renderer.render_panels(four_panels()[:1], CAST, style="comic", seed=6)
