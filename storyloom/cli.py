@@ -176,6 +176,26 @@ def console(
     raise typer.Exit(asyncio.run(run_console(settings, sys.stdin, sys.stdout)))
 
 
+@app.command()
+def doctor() -> None:
+    """Check configuration, database, model, GPU and folders, and say how to fix each problem."""
+    import asyncio
+
+    from storyloom.doctor import diagnose, report
+
+    text, code = report(asyncio.run(diagnose()))
+    typer.echo(text)
+    raise typer.Exit(code)
+
+
+@app.command("config-reference")
+def config_reference() -> None:
+    """Print the configuration reference (Markdown), generated from the settings object."""
+    from storyloom.config import reference_markdown
+
+    typer.echo(reference_markdown(), nl=False)
+
+
 def _mount_db() -> None:
     from storyloom.storage.commands import db_app
 

@@ -194,3 +194,25 @@ class Settings(BaseSettings):
 def load_settings(**overrides: object) -> Settings:
     """Read the settings once; keyword arguments override every other source."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def reference_markdown() -> str:
+    """The configuration reference, generated from the settings object so it cannot drift."""
+    home = str(Path.home())
+    rows = [
+        "# Configuration reference",
+        "",
+        "Generated from `storyloom/config.py` by `storyloom config-reference`; do not edit.",
+        "Every setting is an environment variable (`STORYLOOM_` + the name in capitals) or a",
+        "key of the TOML file named by `STORYLOOM_CONFIG_FILE` (default `storyloom.toml`).",
+        "Tiny models change the defaults of width, height, steps and cpu_threads (see `model`).",
+        "",
+        "| variable | default | description |",
+        "|---|---|---|",
+    ]
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        shown = "—" if default is None else str(default).replace(home, "~")
+        text = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `STORYLOOM_{name.upper()}` | `{shown}` | {text} |")
+    return "\n".join(rows) + "\n"

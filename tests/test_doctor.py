@@ -1,0 +1,71 @@
+"""`storyloom doctor` names every problem; the configuration reference cannot drift."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from storyloom.config import Settings, reference_markdown
+
+ROOT = Path(__file__).parent.parent
+
+
+def doctor(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    return subprocess.run(
+        [sys.executable, "-m", "storyloom.cli", "doctor"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**clean, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), **env},
+        timeout=120,
+    )
+
+
+def test_doctor_names_each_invalid_setting_and_exits_1(tmp_path: Path) -> None:
+    done = doctor(tmp_path, STORYLOOM_STEPS="0", STORYLOOM_WIDTH="100", STORYLOOM_CSA_RATE="2")
+    assert done.returncode == 1
+    for name in ("STORYLOOM_STEPS", "STORYLOOM_WIDTH", "STORYLOOM_CSA_RATE"):
+        assert f"✗ settings   {name}" in done.stdout
+    assert "3 problem(s) found" in done.stdout
+
+
+def test_doctor_names_each_broken_service_and_never_prints_secrets(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    done = doctor(
+        tmp_path,
+        STORYLOOM_DEVICE="cuda",
+        STORYLOOM_MODEL=str(tmp_path / "missing-model.safetensors"),
+        STORYLOOM_OUTPUT_DIR=str(blocker / "out"),
+        STORYLOOM_DATABASE_URL="postgresql+asyncpg://u@127.0.0.1:1/db",
+        STORYLOOM_DISCORD_TOKEN="super-secret-token",
+    )
+    assert done.returncode == 1
+    out = done.stdout
+    assert "✗ model" in out and "does not exist" in out
+    assert "✗ gpu" in out and "STORYLOOM_DEVICE=cpu" in out
+    assert "✗ output_dir" in out
+    assert "✗ database" in out
+    assert "✓ discord    token set" in out
+    assert "super-secret-token" not in out + done.stderr
+    assert "4 problem(s) found" in out
+
+
+def test_doctor_passes_on_the_embedded_default_with_the_tiny_model(tmp_path: Path) -> None:
+    done = doctor(tmp_path, STORYLOOM_MODEL="tiny-sdxl", STORYLOOM_DEVICE="cpu")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "all good" in done.stdout
+    assert (tmp_path / "storyloom-data" / "storyloom.db").is_file()  # schema applied
+
+
+def test_the_configuration_reference_is_current_and_lists_every_setting() -> None:
+    committed = (ROOT / "docs" / "configuration.md").read_text()
+    assert committed == reference_markdown(), (
+        "run: storyloom config-reference > docs/configuration.md"
+    )
+    for name, field in Settings.model_fields.items():
+        assert f"`STORYLOOM_{name.upper()}`" in committed
+        assert field.description, f"{name} has no description"
