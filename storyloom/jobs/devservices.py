@@ -1,0 +1,153 @@
+"""Throwaway real processes for tests, benchmarks and local trials of the distributed mode:
+a `redis-server` in a folder of its own and worker processes (`run_worker` in a child
+Python), on free ports. Nothing here is used by the bot or the worker themselves."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from storyloom.jobs.broker import BrokerOptions
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def fast_options(redis_url: str) -> BrokerOptions:
+    """Short timeouts, so a dead worker's job is reclaimed within seconds, not half an hour."""
+    return BrokerOptions(
+        redis_url=redis_url,
+        redelivery_after_s=3.0,
+        take_over_after_s=1.5,
+        heartbeat_s=0.3,
+        noop_every_s=0.5,
+        read_block_ms=500,
+    )
+
+
+WORKER_SCRIPT = """
+import asyncio, json, logging, sys
+from storyloom.config import load_settings
+from storyloom.jobs.broker import BrokerOptions
+from storyloom.jobs.worker_main import run_worker
+config = json.loads(sys.argv[1])
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+asyncio.run(run_worker(load_settings(**config["settings"]), BrokerOptions(**config["options"])))
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_until(done: Any, timeout: float, what: str, every: float = 0.05) -> None:
+    """Poll `done()` until it is true; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting: {what}")
+        time.sleep(every)
+
+
+class RedisServer:
+    """A redis-server in a folder of its own, with an append-only file so a restart keeps
+    the stream and its consumer group, as a production Redis would."""
+
+    def __init__(self, folder: Path) -> None:
+        if REDIS_SERVER is None:
+            raise RuntimeError("redis-server is not installed")
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None
+        self.folder.mkdir(parents=True, exist_ok=True)
+        args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--dir", str(self.folder), "--save", "", "--appendonly", "yes"]
+        log = (self.folder / "redis.log").open("ab")
+        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        wait_until(self._answers, 10, "redis-server to accept connections")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+
+class WorkerProcess:
+    """One `run_worker` child process with tiny settings; its log is a file."""
+
+    def __init__(self, name: str, folder: Path, settings: dict[str, Any], options: BrokerOptions):
+        self.log = folder / f"{name}.log"
+        config = json.dumps({"settings": settings, "options": asdict(options)})
+        env = dict(os.environ, HF_HUB_OFFLINE="1", STORYLOOM_CONFIG_FILE=str(folder / "none"))
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", WORKER_SCRIPT, config],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=folder,
+        )
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        def ready() -> bool:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited early:\n{self.text()}")
+            return "worker ready" in self.text()
+
+        wait_until(ready, timeout, f"worker ready ({self.log})")
+
+    def has_line(self, fragment: str) -> bool:
+        return fragment in self.text()
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def terminate(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout)
+
+
+def tiny_settings(folder: Path, database_url: str, models: Path, steps: int) -> dict[str, Any]:
+    """Worker settings: the tiny offline model at 64 px, files under `folder`."""
+    return {
+        "model": "tiny-sdxl",
+        "model_cache_dir": str(models),
+        "width": 64,
+        "height": 64,
+        "steps": steps,
+        "cpu_threads": 1,
+        "device": "cpu",
+        "database_url": database_url,
+        "output_dir": str(folder / "out"),
+        "store_dir": str(folder / "stores"),
+    }

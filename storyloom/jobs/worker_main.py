@@ -1,0 +1,101 @@
+"""`storyloom worker`: one GPU worker process of the distributed mode.
+
+It loads the pipeline once, then takes render jobs from Redis one at a time and runs them
+through `LocalWorker.process`, the same job processing as the embedded default. It does not
+migrate the database (several workers would race): run `storyloom db upgrade` first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from datetime import timedelta
+from pathlib import Path
+
+from taskiq import AsyncBroker
+from taskiq.receiver import Receiver
+
+from storyloom.config import Settings
+from storyloom.jobs.broker import BrokerOptions, bind_worker, redis_broker, send_noops
+from storyloom.jobs.local import JobEvent, LocalWorker
+
+log = logging.getLogger(__name__)
+
+RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)  # then every 5 s: Redis restarts take seconds
+
+
+async def log_event(event: JobEvent) -> None:
+    """A worker has no chat connection: the bot learns outcomes from the rows."""
+    log.info("job %s %s%s", event.job.id, event.status, f": {event.error}" if event.error else "")
+
+
+async def run_worker(settings: Settings, options: BrokerOptions | None = None) -> None:
+    """Serve render jobs from Redis until SIGTERM or SIGINT; the job in hand is finished first."""
+    from storyloom.generation.renderer import StoryRenderer
+    from storyloom.storage import open_database
+
+    options = options or BrokerOptions()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    # loaded before the first job, so a broken model fails the worker at start, not a job
+    renderer = await asyncio.to_thread(StoryRenderer.from_settings, settings)
+    async with open_database(settings.database_url) as db:
+        worker = LocalWorker(
+            db,
+            lambda: renderer,
+            Path(settings.output_dir).resolve(),
+            log_event,
+            clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+            take_over_after=timedelta(seconds=options.take_over_after_s),
+            heartbeat_seconds=options.heartbeat_s,
+        )
+        broker = redis_broker(options)
+        bind_worker(broker, worker)
+        broker.is_worker_process = True
+        ticker = asyncio.create_task(send_noops(broker, options.noop_every_s))
+        log.info("worker ready: jobs from %s on %s", options.stream, _without_password(options))
+        try:
+            await receive(broker, stop)
+        finally:
+            ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ticker
+            with contextlib.suppress(Exception):  # Redis may be gone; nothing left to flush
+                await broker.shutdown()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+    log.info("worker stopped")
+
+
+async def receive(broker: AsyncBroker, stop: asyncio.Event) -> None:
+    """Run taskiq's receiver with one job at a time; reconnect when Redis goes away."""
+    failures = 0
+    while not stop.is_set():
+        receiver = Receiver(
+            broker,
+            max_async_tasks=1,  # one render per GPU
+            max_prefetch=0,  # and no message held back for later: idle workers take it
+            run_startup=True,  # (re)declares the consumer group, lost if Redis lost its data
+        )
+        try:
+            await receiver.listen(stop)
+            failures = 0
+        except Exception as error:
+            delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
+            failures += 1
+            log.warning("lost the broker (%s); reconnecting in %.1f s", error, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+
+
+def _without_password(options: BrokerOptions) -> str:
+    """The Redis address for logs: a URL may hold a password, which is never logged."""
+    from redis.connection import parse_url
+
+    parts = parse_url(options.redis_url)
+    return f"{parts.get('host', parts.get('path', '?'))}:{parts.get('port', '')}"
