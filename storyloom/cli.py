@@ -177,6 +177,29 @@ def console(
 
 
 @app.command()
+def discord(
+    sync: Annotated[bool, typer.Option("--sync", help="Sync /story commands globally.")] = False,
+    sync_guild: Annotated[
+        int | None, typer.Option("--sync-guild", help="Sync commands to one guild (dev).")
+    ] = None,
+) -> None:
+    """Run the Discord bot (token from STORYLOOM_DISCORD_TOKEN) with an in-process worker."""
+    import asyncio
+    import logging
+
+    from storyloom.bot.discord.run import MissingToken, run_discord
+    from storyloom.config import load_settings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        asyncio.run(run_discord(load_settings(), sync=sync, sync_guild=sync_guild))
+    except MissingToken as error:
+        raise fail(str(error)) from None
+
+
+@app.command()
 def doctor() -> None:
     """Check configuration, database, model, GPU and folders, and say how to fix each problem."""
     import asyncio

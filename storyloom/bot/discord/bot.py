@@ -1,0 +1,82 @@
+"""The Discord bot: a `commands.Bot` whose `setup_hook` loads the /story cog and buttons."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from storyloom.bot.discord.buttons import StoryButton
+from storyloom.bot.discord.context import NO_PINGS
+from storyloom.bot.discord.posting import DiscordNotifier
+from storyloom.story.errors import StoryError
+from storyloom.story.service import Deps
+
+log = logging.getLogger(__name__)
+
+
+class StoryBot(commands.Bot):
+    """Holds the service's dependencies; adapters below it hold no business rules."""
+
+    def __init__(self, deps: Deps | None = None, **options: Any) -> None:
+        intents = discord.Intents.none()
+        intents.guilds = True  # slash commands and threads need no privileged intents
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=intents,
+            allowed_mentions=NO_PINGS,
+            **options,
+        )
+        self.notifier = DiscordNotifier(self)
+        self._deps = deps
+
+    @property
+    def deps(self) -> Deps:
+        assert self._deps is not None, "the composition root sets deps before login"
+        return self._deps
+
+    @deps.setter
+    def deps(self, value: Deps) -> None:
+        self._deps = value
+
+    async def setup_hook(self) -> None:
+        """Load the /story cog, the restart-proof buttons and the global error handler."""
+        await self.load_extension("storyloom.bot.discord.cog")
+        self.add_dynamic_items(StoryButton)
+        self.tree.error(self.on_app_command_error)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+    ) -> None:
+        """One short sentence for the member; who, where and what for the log."""
+        cause = getattr(error, "original", error)
+        if isinstance(cause, StoryError):
+            message = cause.message
+        elif isinstance(cause, app_commands.CheckFailure):
+            message = "You can't use that here."
+        else:
+            log.error(
+                "command %s by %s in guild %s channel %s failed",
+                interaction.command.qualified_name if interaction.command else "?",
+                interaction.user.id,
+                interaction.guild_id,
+                interaction.channel_id,
+                exc_info=cause,
+            )
+            message = "Something went wrong on our side; please try again in a moment."
+        await reply(interaction, f"✗ {message}", ephemeral=True)
+
+
+async def reply(
+    interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = False
+) -> None:
+    """Answer an interaction whether or not it was deferred, never pinging anyone."""
+    if interaction.response.is_done():
+        await interaction.followup.send(text, ephemeral=ephemeral, allowed_mentions=NO_PINGS)
+    else:
+        await interaction.response.send_message(
+            text, ephemeral=ephemeral, allowed_mentions=NO_PINGS
+        )

@@ -1,0 +1,279 @@
+"""The /story command group: one subcommand per use case of the story core.
+
+Every handler defers first (Discord wants an answer within 3 s), calls one service
+function with plain values, and answers with one short line; domain errors go to the
+bot's global handler. Renders get a status message in the thread, sent with the bot
+token and edited in place by the notifier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from storyloom.bot.discord.bot import StoryBot, reply
+from storyloom.bot.discord.buttons import job_buttons
+from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
+from storyloom.bot.discord.posting import DEFAULT_UPLOAD_LIMIT, Tracked, status_text
+from storyloom.story import service
+from storyloom.story.errors import StoryError
+from storyloom.story.model import Actor, JobStatus, RenderJob
+
+Text = app_commands.Range[str, 1, 500]
+Name = app_commands.Range[str, 1, 32]
+Position = app_commands.Range[int, 1, 300]
+
+
+def _bot(interaction: discord.Interaction[Any]) -> StoryBot:
+    client = interaction.client
+    assert isinstance(client, StoryBot)
+    return client
+
+
+async def _queued(
+    interaction: discord.Interaction[Any], job: RenderJob, title: str, character: str | None = None
+) -> None:
+    """Post the job's status message in the thread and hand it to the notifier."""
+    channel = interaction.channel
+    assert isinstance(channel, discord.abc.Messageable)
+    message = await channel.send(
+        status_text(job, JobStatus.QUEUED),
+        allowed_mentions=NO_PINGS,
+        view=job_buttons(job, done=False),
+    )
+    limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
+    _bot(interaction).notifier.track(
+        job.id, Tracked(message.channel.id, message.id, title, limit, character)
+    )
+    await reply(interaction, f"{job.kind.value} job #{job.id} queued")
+
+
+async def _title(interaction: discord.Interaction[Any], actor: Actor) -> str:
+    return (await service.status(_bot(interaction).deps, actor)).story.title
+
+
+async def press(interaction: discord.Interaction[Any], action: str, arg: str) -> None:
+    """A button press: the same use cases as the slash commands, the same permissions."""
+    await interaction.response.defer(ephemeral=True)
+    deps, actor = _bot(interaction).deps, actor_of(interaction)
+    try:
+        if action in ("again", "clip"):
+            first, _, last = arg.partition("-")
+            use = service.render if action == "again" else service.clip
+            job = await use(deps, actor, int(first) if first else None, int(last) if last else None)
+            await _queued(interaction, job, await _title(interaction, actor))
+        elif action == "cancel":
+            job = await service.cancel(deps, actor, int(arg))
+            await reply(interaction, f"job #{job.id} cancelled", ephemeral=True)
+        else:
+            use_look = service.lock_look if action == "lock" else service.reroll_look
+            result = await use_look(deps, actor, arg)
+            if result.job is not None:
+                title = await _title(interaction, actor)
+                await _queued(interaction, result.job, title, result.character.name)
+            else:
+                await reply(interaction, f"{quote(result.character.name)}'s look is locked")
+    except StoryError as error:
+        await reply(interaction, f"✗ {error.message}", ephemeral=True)
+
+
+class StoryCog(commands.GroupCog, group_name="story", group_description="Build a comic together"):
+    """/story …: the collaborative comic of this thread."""
+
+    def __init__(self, bot: StoryBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    # -- autocomplete ------------------------------------------------------------------
+    async def cast_names(
+        self, interaction: discord.Interaction[Any], current: str
+    ) -> list[app_commands.Choice[str]]:
+        try:
+            overview = await service.status(self.bot.deps, actor_of(interaction))
+        except StoryError:
+            return []
+        names = [c.name for c in overview.characters if current.casefold() in c.name.casefold()]
+        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
+
+    async def beat_numbers(
+        self, interaction: discord.Interaction[Any], current: int | str
+    ) -> list[app_commands.Choice[int]]:
+        try:
+            overview = await service.status(self.bot.deps, actor_of(interaction))
+        except StoryError:
+            return []
+        typed = str(current or "")
+        numbers = [n for n in range(overview.beat_count, 0, -1) if str(n).startswith(typed)]
+        return [app_commands.Choice(name=f"beat {n}", value=n) for n in numbers[:25]]
+
+    # -- the story ---------------------------------------------------------------------
+    @app_commands.command(description="Start a story (in a channel: in a new thread)")
+    @app_commands.describe(title="The story's title", style="A style preset, e.g. comic")
+    async def new(
+        self,
+        interaction: discord.Interaction[Any],
+        title: app_commands.Range[str, 1, 100],
+        style: str | None = None,
+    ) -> None:
+        await interaction.response.defer()
+        actor = actor_of(interaction)
+        channel = interaction.channel
+        if isinstance(channel, discord.TextChannel):
+            thread = await channel.create_thread(
+                name=title[:100], type=discord.ChannelType.public_thread
+            )
+            actor = dataclasses.replace(actor, channel_id=str(channel.id), thread_id=str(thread.id))
+            story = await service.new_story(self.bot.deps, actor, title, style)
+            await thread.send(
+                f"📖 **{quote(story.title)}** — add beats here with `/story add`",
+                allowed_mentions=NO_PINGS,
+            )
+            await reply(interaction, f"new story in {thread.mention}")
+            return
+        story = await service.new_story(self.bot.deps, actor, title, style)
+        await reply(interaction, f"📖 new story **{quote(story.title)}** ({story.style})")
+
+    @app_commands.command(description="Add a beat: [Name] tags, then ' # ' and a caption")
+    @app_commands.describe(text='e.g. [Mira] opens the door # Mira: "Who is there?"')
+    async def add(self, interaction: discord.Interaction[Any], text: Text) -> None:
+        await interaction.response.defer()
+        beat = await service.add_beat(self.bot.deps, actor_of(interaction), text)
+        await reply(interaction, f"beat {beat.position}: {quote(beat.text)}")
+
+    @app_commands.command(description="Change a beat")
+    @app_commands.autocomplete(beat=beat_numbers)
+    async def edit(self, interaction: discord.Interaction[Any], beat: Position, text: Text) -> None:
+        await interaction.response.defer()
+        changed = await service.edit_beat(self.bot.deps, actor_of(interaction), beat, text)
+        await reply(interaction, f"beat {changed.position} edited")
+
+    @app_commands.command(description="Remove a beat")
+    @app_commands.autocomplete(beat=beat_numbers)
+    async def remove(self, interaction: discord.Interaction[Any], beat: Position) -> None:
+        await interaction.response.defer()
+        removed = await service.remove_beat(self.bot.deps, actor_of(interaction), beat)
+        await reply(interaction, f"beat {removed.position} removed")
+
+    @app_commands.command(description="Move a beat to another place")
+    @app_commands.autocomplete(beat=beat_numbers)
+    async def move(
+        self, interaction: discord.Interaction[Any], beat: Position, to: Position
+    ) -> None:
+        await interaction.response.defer()
+        moved = await service.move_beat(self.bot.deps, actor_of(interaction), beat, to)
+        await reply(interaction, f"beat moved to {moved.position}")
+
+    @app_commands.command(description="Remove your last beat")
+    async def undo(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        beat = await service.undo_beat(self.bot.deps, actor_of(interaction))
+        await reply(interaction, f"beat {beat.position} removed")
+
+    @app_commands.command(name="list", description="Show the story's beats")
+    async def list_(
+        self, interaction: discord.Interaction[Any], page: app_commands.Range[int, 1, 30] = 1
+    ) -> None:
+        await interaction.response.defer()
+        shown = await service.list_beats(self.bot.deps, actor_of(interaction), page)
+        lines = [f"`{b.position:>3}` {quote(b.text)} — {quote(b.author_name)}" for b in shown.beats]
+        lines.append(f"page {shown.page}/{shown.pages} · {shown.total} beats")
+        await reply(interaction, "\n".join(lines))
+
+    # -- characters and style ------------------------------------------------------------
+    @app_commands.command(description="Add a character or change their description")
+    async def cast(
+        self,
+        interaction: discord.Interaction[Any],
+        name: Name,
+        description: app_commands.Range[str, 1, 300],
+    ) -> None:
+        await interaction.response.defer()
+        character = await service.cast_character(
+            self.bot.deps, actor_of(interaction), name, description
+        )
+        await reply(interaction, f"**{quote(character.name)}** is in the cast")
+
+    @app_commands.command(description="Render a character sheet, lock it, or try another look")
+    @app_commands.autocomplete(name=cast_names)
+    @app_commands.choices(
+        action=[
+            app_commands.Choice(name="sheet, then lock", value="lock"),
+            app_commands.Choice(name="try another look", value="reroll"),
+        ]
+    )
+    async def look(
+        self, interaction: discord.Interaction[Any], name: Name, action: str = "lock"
+    ) -> None:
+        await press(interaction, action, name)
+
+    @app_commands.command(description="Change the story's style (owner or moderators)")
+    async def style(self, interaction: discord.Interaction[Any], name: str) -> None:
+        await interaction.response.defer()
+        story = await service.set_style(self.bot.deps, actor_of(interaction), name)
+        await reply(interaction, f"style is now {story.style}")
+
+    # -- renders -----------------------------------------------------------------------
+    @app_commands.command(description="Render the story (or beats first..last) as a page")
+    async def render(
+        self,
+        interaction: discord.Interaction[Any],
+        first: Position | None = None,
+        last: Position | None = None,
+    ) -> None:
+        await interaction.response.defer()
+        actor = actor_of(interaction)
+        job = await service.render(self.bot.deps, actor, first, last)
+        await _queued(interaction, job, await _title(interaction, actor))
+
+    @app_commands.command(description="Render the story (or beats first..last) as a clip")
+    async def clip(
+        self,
+        interaction: discord.Interaction[Any],
+        first: Position | None = None,
+        last: Position | None = None,
+    ) -> None:
+        await interaction.response.defer()
+        actor = actor_of(interaction)
+        job = await service.clip(self.bot.deps, actor, first, last)
+        await _queued(interaction, job, await _title(interaction, actor))
+
+    @app_commands.command(description="The story, its cast and its recent jobs")
+    async def status(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        overview = await service.status(self.bot.deps, actor_of(interaction))
+        lines = [f"**{quote(overview.story.title)}** · {overview.beat_count} beats"]
+        lines += [f"{quote(c.name)}: {c.lock_state.value}" for c in overview.characters]
+        lines += [f"job #{j.id} {j.kind.value} {j.status.value}" for j in overview.jobs]
+        await reply(interaction, "\n".join(lines))
+
+    @app_commands.command(description="Cancel a queued or running job (default: your newest)")
+    async def cancel(self, interaction: discord.Interaction[Any], job: int | None = None) -> None:
+        await interaction.response.defer()
+        cancelled = await service.cancel(self.bot.deps, actor_of(interaction), job)
+        await reply(interaction, f"job #{cancelled.id} cancelled")
+
+    @app_commands.command(description="The story as a story file")
+    async def export(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        exported = await service.export(self.bot.deps, actor_of(interaction))
+        data = io.BytesIO(exported.to_toml().encode())
+        await interaction.followup.send(
+            "story file:", file=discord.File(data, "story.toml"), allowed_mentions=NO_PINGS
+        )
+
+    @app_commands.command(description="Delete the story (owner or moderators)")
+    async def delete(self, interaction: discord.Interaction[Any]) -> None:
+        await interaction.response.defer()
+        story = await service.delete_story(self.bot.deps, actor_of(interaction))
+        await reply(interaction, f"story **{quote(story.title)}** deleted")
+
+
+async def setup(bot: commands.Bot) -> None:
+    """Extension entry point."""
+    assert isinstance(bot, StoryBot)
+    await bot.add_cog(StoryCog(bot))

@@ -1,0 +1,37 @@
+"""Discord → core: who is speaking, where, and how the bot's replies are sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+
+from storyloom.story.escaping import escape_discord
+from storyloom.story.model import Actor
+
+# A beat can never ping anyone: every message the bot sends uses this.
+NO_PINGS = discord.AllowedMentions.none()
+
+
+def actor_of(interaction: discord.Interaction[Any]) -> Actor:
+    """The core's Actor: the guild, the thread's parent channel, the thread, the member."""
+    channel = interaction.channel
+    thread_id = interaction.channel_id or 0
+    parent_id = getattr(channel, "parent_id", None) or thread_id
+    user = interaction.user
+    # the member's resolved permissions in this channel, as Discord computed them
+    permissions = interaction.permissions
+    moderator = permissions.manage_threads or permissions.manage_messages
+    return Actor(
+        workspace_id=str(interaction.guild_id or "dm"),
+        channel_id=str(parent_id),
+        thread_id=str(thread_id),
+        member_id=str(user.id),
+        display_name=user.display_name,
+        is_moderator=moderator,
+    )
+
+
+def quote(text: str) -> str:
+    """Member text shown literally: markdown escaped, mentions defused."""
+    return escape_discord(text)

@@ -1,0 +1,265 @@
+"""A loopback fake of the parts of Discord's REST API the bot uses, recording every call."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+APP_ID = 555
+GUILD_ID = 777
+BOT_USER = {
+    "id": "1000",
+    "username": "storyloom",
+    "discriminator": "0",
+    "avatar": None,
+    "bot": True,
+    "global_name": None,
+}
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    json: dict[str, Any] | None
+    files: list[tuple[str, int]]  # (filename, bytes) of multipart uploads
+
+
+@dataclass
+class FakeDiscord:
+    calls: list[Call] = field(default_factory=list)
+    ids: Any = field(default_factory=lambda: itertools.count(50_000))
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    def message(self, channel_id: str, content: str | None) -> dict[str, Any]:
+        return {
+            "id": str(next(self.ids)),
+            "channel_id": channel_id,
+            "content": content or "",
+            "author": BOT_USER,
+            "attachments": [],
+            "embeds": [],
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": False,
+            "mention_everyone": False,
+            "tts": False,
+            "timestamp": "2026-11-24T00:00:00+00:00",
+            "edited_timestamp": None,
+            "flags": 0,
+            "components": [],
+            "type": 0,
+        }
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body: dict[str, Any] | None = None
+        files: list[tuple[str, int]] = []
+        if request.content_type.startswith("multipart/"):
+            reader = await request.multipart()
+            async for part in reader:
+                data = await part.read()  # type: ignore[union-attr]
+                if part.name == "payload_json":  # type: ignore[union-attr]
+                    body = json.loads(data)
+                else:
+                    files.append((part.filename or "", len(data)))  # type: ignore[union-attr]
+        elif request.can_read_body:
+            body = await request.json()
+        path = request.path.removeprefix("/api/v10")
+        self.calls.append(Call(request.method, path, body, files))
+        # discord.py reads a body as JSON only for exactly this content type (no charset)
+        answer = json.dumps(self.answer(request.method, path, body)).encode()
+        return web.Response(body=answer, headers={"Content-Type": "application/json"})
+
+    def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+        parts = path.strip("/").split("/")
+        if path == "/users/@me":
+            return BOT_USER
+        if path == "/oauth2/applications/@me":
+            return {
+                "id": str(APP_ID),
+                "name": "storyloom",
+                "description": "",
+                "icon": None,
+                "bot_public": True,
+                "bot_require_code_grant": False,
+                "owner": BOT_USER,
+                "verify_key": "0" * 64,
+                "flags": 0,
+            }
+        if parts[0] == "interactions":
+            return {"interaction": {"id": parts[1], "type": 2}, "resource": {"type": 5}}
+        if parts[0] == "channels" and parts[-1] == "threads":
+            return {
+                "id": str(next(self.ids)),
+                "type": 11,
+                "guild_id": str(GUILD_ID),
+                "parent_id": parts[1],
+                "name": (body or {}).get("name", "thread"),
+                "owner_id": BOT_USER["id"],
+                "thread_metadata": {
+                    "archived": False,
+                    "auto_archive_duration": 1440,
+                    "archive_timestamp": "2026-11-24T00:00:00+00:00",
+                    "locked": False,
+                },
+                "message_count": 0,
+                "member_count": 1,
+                "rate_limit_per_user": 0,
+                "flags": 0,
+            }
+        channel = parts[1] if parts[0] == "channels" else "0"
+        return self.message(channel, (body or {}).get("content"))
+
+    async def start(self) -> None:
+        app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are pages and PDFs
+        app.router.add_route("*", "/{tail:.*}", self.handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)  # a free port
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    def where(self, method: str, fragment: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method and fragment in c.path]
+
+    async def wait_for(
+        self, method: str, fragment: str, count: int = 1, timeout: float = 60
+    ) -> list[Call]:
+        """Wait until at least ``count`` matching calls arrived (handlers run as tasks)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found := self.where(method, fragment)) < count:
+            if loop.time() > deadline:
+                seen = [(c.method, c.path) for c in self.calls]
+                raise AssertionError(f"no {count}× {method} {fragment}; calls: {seen}")
+            await asyncio.sleep(0.02)
+        return found
+
+
+_ids = itertools.count(900_000)
+
+
+def member(user_id: int, name: str, permissions: int = 0) -> dict[str, Any]:
+    return {
+        "user": {
+            "id": str(user_id),
+            "username": name.lower(),
+            "discriminator": "0",
+            "avatar": None,
+            "global_name": name,
+        },
+        "roles": [],
+        "joined_at": "2026-01-01T00:00:00+00:00",
+        "deaf": False,
+        "mute": False,
+        "flags": 0,
+        "permissions": str(permissions),
+    }
+
+
+def thread(thread_id: int, parent_id: int = 4242) -> dict[str, Any]:
+    return {
+        "id": str(thread_id),
+        "type": 11,
+        "guild_id": str(GUILD_ID),
+        "parent_id": str(parent_id),
+        "owner_id": "1000",
+        "name": "story",
+        "message_count": 0,
+        "member_count": 1,
+        "rate_limit_per_user": 0,
+        "thread_metadata": {
+            "archived": False,
+            "auto_archive_duration": 1440,
+            "archive_timestamp": "2026-11-24T00:00:00+00:00",
+            "locked": False,
+        },
+        "flags": 0,
+        "permissions": str((1 << 53) - 1),
+    }
+
+
+def text_channel(channel_id: int) -> dict[str, Any]:
+    return {
+        "id": str(channel_id),
+        "type": 0,
+        "guild_id": str(GUILD_ID),
+        "name": "comics",
+        "position": 0,
+        "permission_overwrites": [],
+        "nsfw": False,
+        "parent_id": None,
+        "flags": 0,
+        "permissions": str((1 << 53) - 1),
+    }
+
+
+def _base(kind: int, channel: dict[str, Any], who: dict[str, Any], limit: int) -> dict[str, Any]:
+    number = next(_ids)
+    return {
+        "id": str(number),
+        "application_id": str(APP_ID),
+        "type": kind,
+        "token": f"interaction-token-{number}",
+        "version": 1,
+        "guild_id": str(GUILD_ID),
+        "channel_id": channel["id"],
+        "channel": channel,
+        "member": who,
+        "app_permissions": str((1 << 53) - 1),
+        "locale": "en-US",
+        "guild_locale": "en-US",
+        "entitlements": [],
+        "authorizing_integration_owners": {},
+        "context": 0,
+        "attachment_size_limit": limit,
+    }
+
+
+def slash(
+    sub: str,
+    channel: dict[str, Any],
+    who: dict[str, Any],
+    limit: int = 10 * 1024 * 1024,
+    **options: Any,
+) -> dict[str, Any]:
+    """An INTERACTION_CREATE payload for `/story <sub> option=value…`."""
+    kinds = {str: 3, int: 4, bool: 5}
+    payload = _base(2, channel, who, limit)
+    payload["data"] = {
+        "id": "1",
+        "name": "story",
+        "type": 1,
+        "options": [
+            {
+                "type": 1,
+                "name": sub,
+                "options": [
+                    {"type": kinds[type(v)], "name": k, "value": v} for k, v in options.items()
+                ],
+            }
+        ],
+    }
+    return payload
+
+
+def press(custom_id: str, channel: dict[str, Any], who: dict[str, Any]) -> dict[str, Any]:
+    """An INTERACTION_CREATE payload for a button press."""
+    payload = _base(3, channel, who, 10 * 1024 * 1024)
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    fake = FakeDiscord()
+    payload["message"] = fake.message(channel["id"], "status")
+    # discord.py rebuilds a dynamic item from the message's components, as Discord sends them
+    button = {"type": 2, "style": 4, "label": "Cancel", "custom_id": custom_id}
+    payload["message"]["components"] = [{"type": 1, "components": [button]}]
+    return payload

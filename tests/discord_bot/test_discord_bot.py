@@ -1,0 +1,220 @@
+"""The Discord bot through the real discord.py code, against a loopback fake of Discord."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import discord
+import pytest
+
+from storyloom.bot.discord.bot import StoryBot
+from storyloom.generation.models import load_pipeline
+from storyloom.generation.renderer import RenderSettings, StoryRenderer
+from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.local import LocalWorker
+from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.story.service import Deps
+
+from .fake_discord import FakeDiscord, member, press, slash, text_channel, thread
+
+ANN = member(11, "Ann")
+BOB = member(12, "Bob")
+MOD = member(13, "Mo", permissions=1 << 34)  # manage_threads
+THREAD = thread(3001)
+
+
+@pytest.fixture(scope="module")
+def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
+    loaded = load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
+    return StoryRenderer(loaded, RenderSettings(width=64, height=64, steps=2), None)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    server = FakeDiscord()
+    await server.start()
+    original = discord.http.Route.BASE
+    discord.http.Route.BASE = f"http://127.0.0.1:{server.port}/api/v10"
+    try:
+        yield server
+    finally:
+        discord.http.Route.BASE = original
+        await server.stop()
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'discord.db'}"
+    await upgrade_database(url)
+    async with open_database(url) as database:
+        yield database
+
+
+@dataclass
+class Running:
+    bot: StoryBot
+    worker: LocalWorker
+
+    def send(self, payload: dict[str, Any]) -> None:
+        self.bot._connection.parse_interaction_create(payload)  # type: ignore[arg-type]
+
+
+async def start_bot(db: SqlDatabase, renderer: StoryRenderer, out: Path) -> Running:
+    """A bot process: the real client logs in against the fake, with its own worker."""
+    bot = StoryBot(application_id=555)
+    worker = LocalWorker(db, lambda: renderer, out, bot.notifier)
+    bot.deps = Deps(db, worker, STYLE_NAMES, "comic")
+    await bot.login("fake-bot-token")
+    return Running(bot, worker)
+
+
+@pytest.fixture
+async def running(
+    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> AsyncIterator[Running]:
+    bot = await start_bot(db, renderer, tmp_path / "out")
+    try:
+        yield bot
+    finally:
+        await bot.bot.close()
+
+
+async def followups(fake: FakeDiscord, count: int) -> list[str]:
+    calls = await fake.wait_for("POST", "/webhooks/555/", count)
+    return [(c.json or {}).get("content", "") for c in calls]
+
+
+async def test_every_command_defers_first_and_answers_without_pings(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="Lighthouse"))
+    [answer] = await followups(fake, 1)
+    assert "new story **Lighthouse**" in answer
+    callback = fake.where("POST", "/interactions/")[0]
+    assert callback.json is not None and callback.json["type"] == 5  # deferred
+    assert fake.calls.index(callback) < fake.calls.index(fake.where("POST", "/webhooks/")[0])
+
+    running.send(slash("add", THREAD, ANN, text="@everyone look at [Mira] <@12> **now**"))
+    answers = await followups(fake, 2)
+    assert answers[1].startswith("✗") and "Mira" in answers[1]  # Mira is not cast yet
+    running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    running.send(slash("add", THREAD, BOB, text="@everyone look at [Mira] <@12> **now**"))
+    answers = await followups(fake, 4)
+    assert "beat 1:" in answers[3]
+    assert "@\u200beveryone" in answers[3] and "<\u200b@12" in answers[3]
+    assert "\\*\\*now\\*\\*" in answers[3]
+    for call in fake.where("POST", "/webhooks/"):
+        assert call.json is not None and call.json["allowed_mentions"]["parse"] == []
+
+
+async def test_a_member_cannot_edit_another_members_beat_but_a_moderator_can(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="ann's beat"))
+    await followups(fake, 2)
+    running.send(slash("edit", THREAD, BOB, beat=1, text="bob was here"))
+    answers = await followups(fake, 3)
+    assert answers[2].startswith("✗") and "Ann" in answers[2]
+    running.send(slash("list", THREAD, BOB))
+    answers = await followups(fake, 4)
+    assert "ann's beat" in answers[3] and "bob was here" not in answers[3]
+    running.send(slash("edit", THREAD, MOD, beat=1, text="tidied"))
+    answers = await followups(fake, 5)
+    assert "beat 1 edited" in answers[4]
+
+
+async def test_new_in_a_text_channel_opens_a_thread_for_the_story(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", text_channel(4242), ANN, title="Harbour"))
+    [answer] = await followups(fake, 1)
+    [created] = fake.where("POST", "/channels/4242/threads")
+    assert created.json is not None and created.json["name"] == "Harbour"
+    assert "new story in <#" in answer
+    intro = await fake.wait_for("POST", "/messages")
+    assert "Harbour" in (intro[0].json or {}).get("content", "")
+
+
+async def test_render_edits_one_status_message_and_uploads_the_page(
+    running: Running, fake: FakeDiscord
+) -> None:
+    task = asyncio.create_task(running.worker.run())
+    try:
+        running.send(slash("new", THREAD, ANN, title="Lighthouse"))
+        running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+        await followups(fake, 2)
+        running.send(slash("add", THREAD, ANN, text='[Mira] waves # Mira: "Hi!"'))
+        await followups(fake, 3)
+        running.send(slash("render", THREAD, BOB))
+        answers = await followups(fake, 4)
+        assert "page job #1 queued" in answers[3]
+        await asyncio.wait_for(running.worker.drain(), 120)
+        await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
+    finally:
+        task.cancel()
+    status, result = fake.where("POST", f"/channels/{THREAD['id']}/messages")
+    assert "queued" in (status.json or {})["content"]
+    edits = [(c.json or {})["content"] for c in fake.where("PATCH", "/messages/")]
+    assert any("running" in e for e in edits) and "done" in edits[-1]
+    names = [name for name, _ in result.files]
+    assert names[0] == "story-page-01.png" and "story.pdf" in names
+    assert "for Bob" in (result.json or {})["content"]
+    assert (result.json or {})["allowed_mentions"]["parse"] == []
+
+
+async def test_a_button_pressed_after_a_restart_still_works(
+    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> None:
+    first = await start_bot(db, renderer, tmp_path / "out")
+    first.send(slash("new", THREAD, ANN, title="T"))
+    first.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    first.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    [status] = fake.where("POST", f"/channels/{THREAD['id']}/messages")
+    components = (status.json or {})["components"][0]["components"]
+    cancel_id = components[0]["custom_id"]
+    assert cancel_id == "story:cancel:1"
+    await first.bot.close()
+
+    # a new process: nothing in memory but the database and the custom_id
+    second = await start_bot(db, renderer, tmp_path / "out")
+    try:
+        second.send(press(cancel_id, THREAD, BOB))  # Bob did not ask for it
+        refused = await followups(fake, 4)
+        assert refused[3].startswith("✗ Only whoever asked")
+        second.send(press(cancel_id, THREAD, ANN))
+        done = await followups(fake, 5)
+        assert done[4] == "job #1 cancelled"
+    finally:
+        await second.bot.close()
+
+
+async def test_an_attachment_over_the_upload_limit_is_never_sent(
+    running: Running, fake: FakeDiscord, tmp_path: Path
+) -> None:
+    from storyloom.bot.discord.posting import Tracked
+    from storyloom.jobs.local import JobEvent
+    from storyloom.story.model import JobKind, JobStatus, RenderJob
+
+    big, small = tmp_path / "story.zip", tmp_path / "story-page-01.png"
+    big.write_bytes(b"x" * 5000)
+    small.write_bytes(b"y" * 100)
+    import datetime as dt
+
+    now = dt.datetime.now(dt.UTC)
+    job = RenderJob(7, 1, JobKind.PAGE, JobStatus.DONE, "11", "Ann", now, now)
+    running.bot.notifier.track(7, Tracked(int(THREAD["id"]), 123, "T", upload_limit=1000))
+    await running.bot.notifier(JobEvent(job, JobStatus.DONE, (small, big)))
+    [post] = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages")
+    assert [name for name, _ in post.files] == ["story-page-01.png"]
+    assert (
+        "story.zip" in (post.json or {})["content"]
+        and "over this channel" in (post.json or {})["content"]
+    )
