@@ -197,24 +197,64 @@ async def test_a_button_pressed_after_a_restart_still_works(
 
 
 async def test_an_attachment_over_the_upload_limit_is_never_sent(
-    running: Running, fake: FakeDiscord, tmp_path: Path
+    running: Running, fake: FakeDiscord, db: SqlDatabase, tmp_path: Path
 ) -> None:
     from storyloom.bot.discord.posting import Tracked
     from storyloom.jobs.local import JobEvent
-    from storyloom.story.model import JobKind, JobStatus, RenderJob
+    from storyloom.story.model import JobStatus
+    from storyloom.story.service import utc_now
+
+    running.send(slash("new", THREAD, ANN, title="T"))
+    running.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    running.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    async with db.writing() as uow:  # as if the worker had finished it
+        await uow.jobs.set_status(1, JobStatus.DONE, utc_now())
+        job = await uow.jobs.find(1)
+    assert job is not None
 
     big, small = tmp_path / "story.zip", tmp_path / "story-page-01.png"
     big.write_bytes(b"x" * 5000)
     small.write_bytes(b"y" * 100)
-    import datetime as dt
-
-    now = dt.datetime.now(dt.UTC)
-    job = RenderJob(7, 1, JobKind.PAGE, JobStatus.DONE, "11", "Ann", now, now)
-    running.bot.notifier.track(7, Tracked(int(THREAD["id"]), 123, "T", upload_limit=1000))
+    running.bot.notifier.track(1, Tracked(int(THREAD["id"]), 123, "T", upload_limit=1000))
     await running.bot.notifier(JobEvent(job, JobStatus.DONE, (small, big)))
-    [post] = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages")
+    [post] = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
     assert [name for name, _ in post.files] == ["story-page-01.png"]
-    assert (
-        "story.zip" in (post.json or {})["content"]
-        and "over this channel" in (post.json or {})["content"]
-    )
+    content = (post.json or {})["content"]
+    assert "story.zip" in content and "over this channel" in content
+    assert all(size <= 1000 for _, size in post.files)
+
+
+async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_restart(
+    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> None:
+    from storyloom.bot.discord.posting import post_pending
+    from storyloom.jobs.local import JobEvent
+
+    first = await start_bot(db, renderer, tmp_path / "out")
+    first.send(slash("new", THREAD, ANN, title="Night @everyone"))
+    first.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    first.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    await first.bot.close()
+
+    # the worker finishes while no bot process is there to post
+    async def nobody_listens(event: JobEvent) -> None:
+        return None
+
+    offline = LocalWorker(db, lambda: renderer, tmp_path / "out", nobody_listens)
+    await offline.process(1)
+
+    second = await start_bot(db, renderer, tmp_path / "out")
+    try:
+        assert await post_pending(second.bot.notifier, db, tmp_path / "out") == 1
+        assert await post_pending(second.bot.notifier, db, tmp_path / "out") == 0
+    finally:
+        await second.bot.close()
+    uploads = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
+    [post] = uploads
+    assert "story-page-01.png" in [name for name, _ in post.files]
+    assert "@\u200beveryone" in (post.json or {})["content"]
+    assert (post.json or {})["allowed_mentions"]["parse"] == []

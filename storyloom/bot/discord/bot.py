@@ -31,7 +31,9 @@ class StoryBot(commands.Bot):
             **options,
         )
         self.notifier = DiscordNotifier(self)
-        self._deps = deps
+        self._deps: Deps | None = None
+        if deps is not None:
+            self.deps = deps
 
     @property
     def deps(self) -> Deps:
@@ -41,6 +43,7 @@ class StoryBot(commands.Bot):
     @deps.setter
     def deps(self, value: Deps) -> None:
         self._deps = value
+        self.notifier.db = value.db  # results are marked posted in the same database
 
     async def setup_hook(self) -> None:
         """Load the /story cog, the restart-proof buttons and the global error handler."""

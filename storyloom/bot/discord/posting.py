@@ -15,7 +15,9 @@ import discord
 from storyloom.bot.discord.buttons import job_buttons, look_buttons
 from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.jobs.local import JobEvent
+from storyloom.jobs.recovery import mark_posted
 from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.ports import Database
 
 log = logging.getLogger(__name__)
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a bot's upload limit in a guild without boosts
@@ -63,17 +65,25 @@ def fitting(files: tuple[Path, ...], limit: int) -> tuple[list[Path], list[Path]
 
 @dataclass
 class DiscordNotifier:
-    """The worker's notify callback for Discord."""
+    """The worker's notify callback for Discord.
+
+    Status messages of jobs queued by this process are edited in place; a job this process
+    never saw (queued before a restart) gets its result posted into its story's thread.
+    """
 
     client: discord.Client
+    db: Database | None = None  # set with the bot's deps: marks results posted exactly once
     tracked: dict[int, Tracked] = field(default_factory=dict)
 
     def track(self, job_id: int, where: Tracked) -> None:
+        """Remember where a job's status message is, for its later events."""
         self.tracked[job_id] = where
 
     async def __call__(self, event: JobEvent) -> None:
         where = self.tracked.get(event.job.id)
         if where is None:
+            if event.status == JobStatus.DONE and event.files:
+                await self.post_untracked(event)
             return
         channel = self.client.get_partial_messageable(where.channel_id)
         message = channel.get_partial_message(where.message_id)
@@ -88,7 +98,9 @@ class DiscordNotifier:
     async def post(
         self, channel: discord.PartialMessageable, where: Tracked, event: JobEvent
     ) -> None:
-        """The result as attachments, never over the channel's upload limit."""
+        """The result as attachments, never over the channel's upload limit, exactly once."""
+        if self.db is not None and not await mark_posted(self.db, event.job.id):
+            return  # another process (or an earlier event) already posted it
         sent, left = fitting(event.files, where.upload_limit)
         job = event.job
         lines = [f"**{quote(where.title)}** — {job.kind.value} for {quote(job.requested_by_name)}"]
@@ -105,3 +117,27 @@ class DiscordNotifier:
             allowed_mentions=NO_PINGS,
             view=look_buttons(where.character) if where.character else discord.utils.MISSING,
         )
+
+    async def post_untracked(self, event: JobEvent) -> None:
+        """Post a result whose status message this process never saw, into its thread."""
+        if self.db is None:
+            return
+        async with self.db.reading() as uow:
+            story = await uow.stories.by_id(event.job.story_id)
+        if story is None:
+            return  # the story was deleted while its job ran: nowhere to post
+        thread_id = int(story.thread.thread_id)
+        where = Tracked(thread_id, 0, story.title, DEFAULT_UPLOAD_LIMIT)
+        await self.post(self.client.get_partial_messageable(thread_id), where, event)
+
+
+async def post_pending(notifier: DiscordNotifier, db: Database, out_dir: Path) -> int:
+    """After a restart: post results that finished but were never posted; return how many."""
+    async with db.reading() as uow:
+        pending = await uow.jobs.unposted()
+    for job in pending:
+        # the worker writes a job's files to out_dir/job-<id> (storyloom.jobs.local)
+        folder = out_dir / f"job-{job.id}"
+        files = tuple(sorted(folder.iterdir())) if folder.is_dir() else ()
+        await notifier(JobEvent(job, JobStatus.DONE, files))
+    return len(pending)

@@ -8,9 +8,11 @@ import logging
 import discord
 
 from storyloom.bot.discord.bot import StoryBot
+from storyloom.bot.discord.posting import post_pending
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.local import LocalWorker
+from storyloom.jobs.recovery import requeue_stale
 from storyloom.storage import open_database, upgrade_database
 from storyloom.story.service import Deps
 
@@ -56,6 +58,10 @@ async def run_discord(
                 elif sync:
                     synced = await bot.tree.sync()
                     log.info("synced %d commands globally", len(synced))
+                # what a previous process left: results never posted, jobs never rendered
+                posted = await post_pending(bot.notifier, db, settings.output_dir)
+                requeued = await requeue_stale(db, worker)
+                log.info("posted %d pending results, re-queued %d jobs", posted, len(requeued))
                 await bot.connect()
         finally:
             working.cancel()
