@@ -35,8 +35,9 @@ class BrokerOptions:
     stream: str = "storyloom:jobs"
     # A message unacknowledged this long is handed to another worker. It must be longer
     # than the longest render (a long clip on a slow GPU takes minutes), or a live worker's
-    # job would be redelivered; the row's heartbeat then keeps the second worker from
-    # redoing it, but the message would be acknowledged twice.
+    # job is redelivered: the row's fresh heartbeat keeps the second worker from redoing
+    # it (it acknowledges and skips), but should the first worker then die, only the bot's
+    # `requeue_stale` would send the job again.
     redelivery_after_s: float = 30 * 60
     # A job running whose row has had no heartbeat for this long belongs to a dead worker:
     # the worker that receives its redelivery runs it again. Several heartbeats long.

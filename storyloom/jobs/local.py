@@ -144,8 +144,11 @@ class LocalWorker:
         """Touch the running job's row so a redelivery can tell a live worker from a dead one."""
         while True:
             await asyncio.sleep(self.heartbeat_seconds)
-            async with self.db.writing() as uow:
-                await uow.jobs.heartbeat(job_id, utc_now())
+            try:
+                async with self.db.writing() as uow:
+                    await uow.jobs.heartbeat(job_id, utc_now())
+            except Exception:  # a busy database skips one beat; the next one may land
+                log.warning("job %s: heartbeat not recorded", job_id, exc_info=True)
 
     def _render(self, work: JobInput, should_cancel: Callable[[], bool]) -> list[Path]:
         if self._renderer is None:

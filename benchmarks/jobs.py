@@ -1,0 +1,188 @@
+"""Render-job transport: what the queue costs, and what a second worker process buys.
+
+    python benchmarks/jobs.py --json jobs.json
+
+With the tiny offline model (64 px, 2 steps, one CPU thread per process), a real
+`redis-server` on a free port and one SQLite file shared by path:
+
+- queue_overhead_ms: median time from the job row's creation to the worker's `done` stamp
+  on it, for a page job sent through Redis to one worker process, minus the median direct
+  `render_job` of the same job in this process. It holds the database reads and writes,
+  taskiq and Redis (not the final commit of `done`); the timestamps come from the row, so
+  the benchmark's own polling, every 50 ms, neither adds to it nor competes for the CPU.
+- two_worker_speedup: throughput of two worker processes over one, on a backlog of 20 jobs
+  submitted at once.
+
+Targets: overhead <= 50 ms, speedup >= 1.6 (two cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+from storyloom.generation.models import load_pipeline
+from storyloom.generation.renderer import RenderSettings, StoryRenderer
+from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.artifacts import JobInput, render_job
+from storyloom.jobs.broker import TaskiqQueue, redis_broker
+from storyloom.jobs.devservices import (
+    RedisServer,
+    WorkerProcess,
+    fast_options,
+    tiny_settings,
+)
+from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.story import service
+from storyloom.story.model import Actor, JobStatus
+from storyloom.story.service import Deps
+
+ANN = Actor("w", "c", "t", "ann", "Ann")
+STEPS = 2
+BACKLOG = 20
+ROUNDS = 10
+
+
+async def wait_done(db: SqlDatabase, job_ids: list[int], timeout: float = 300) -> None:
+    """Poll the rows every 50 ms until every job is done."""
+    deadline = time.monotonic() + timeout
+    left = set(job_ids)
+    while left:
+        async with db.reading() as uow:
+            for job_id in list(left):
+                job = await uow.jobs.find(job_id)
+                assert job is not None
+                if job.status == JobStatus.FAILED:
+                    raise RuntimeError(f"job {job_id} failed: {job.error}")
+                if job.status == JobStatus.DONE:
+                    left.discard(job_id)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"jobs not done: {sorted(left)}")
+        await asyncio.sleep(0.05)
+
+
+async def direct_ms(db: SqlDatabase, models: Path, folder: Path, job_id: int) -> float:
+    """Median time of rendering the job's inputs directly, in this process."""
+    torch.set_num_threads(1)
+    loaded = load_pipeline("tiny-sdxl", cache_dir=models)
+    renderer = StoryRenderer(loaded, RenderSettings(width=64, height=64, steps=STEPS), folder)
+    async with db.reading() as uow:
+        job = await uow.jobs.find(job_id)
+        assert job is not None
+        story = await uow.stories.by_id(job.story_id)
+        assert story is not None
+        beats = await uow.beats.page(story.id, 0, 100)
+        cast = await uow.characters.list(story.id)
+    work = JobInput(job, story, beats, cast)
+    render_job(renderer, work, folder / "warm-up")
+    times = []
+    for i in range(ROUNDS):
+        start = time.perf_counter()
+        render_job(renderer, work, folder / f"direct-{i}")
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+async def run(folder: Path) -> dict[str, object]:
+    models = folder / "models"
+    load_pipeline("tiny-sdxl", cache_dir=models)
+    redis = RedisServer(folder / "redis")
+    redis.start()
+    url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+    await upgrade_database(url)
+    broker = redis_broker(fast_options(redis.url))
+    await broker.startup()
+    workers: list[WorkerProcess] = []
+
+    def start_workers(count: int) -> None:
+        for worker in workers:
+            worker.terminate()
+        workers.clear()
+        settings = tiny_settings(folder, url, models, STEPS)
+        for i in range(count):
+            workers.append(
+                WorkerProcess(f"w{count}-{i}", folder, settings, fast_options(redis.url))
+            )
+        for worker in workers:
+            worker.wait_ready(120)
+
+    try:
+        async with open_database(url) as db:
+            deps = Deps(db, TaskiqQueue(broker), STYLE_NAMES, "comic")
+            await service.new_story(deps, ANN, "Bench")
+            await service.cast_character(deps, ANN, "Mira", "a girl with red hair")
+            await service.add_beat(deps, ANN, "[Mira] walks on a beach")
+            await service.add_beat(deps, ANN, "[Mira] climbs the stairs")
+
+            # 1. one worker, one job at a time: submit → done
+            start_workers(1)
+            await wait_done(db, [(await service.render(deps, ANN)).id])  # warm-up
+            through = []
+            for _ in range(ROUNDS):
+                job = await service.render(deps, ANN)
+                await wait_done(db, [job.id])
+                async with db.reading() as uow:
+                    done = await uow.jobs.find(job.id)
+                assert done is not None
+                through.append((done.updated_at - done.created_at).total_seconds() * 1000)
+            direct = await direct_ms(db, models, folder / "direct", job.id)
+
+            # 2. a backlog of 20 jobs on one worker, then on two
+            seconds = {}
+            for count in (1, 2):
+                start_workers(count)
+                ids = [(await service.render(deps, ANN)).id for _ in range(BACKLOG)]
+                await wait_done(db, ids)
+                async with db.reading() as uow:
+                    rows = [await uow.jobs.find(job_id) for job_id in ids]
+                first = min(r.created_at for r in rows if r is not None)
+                last = max(r.updated_at for r in rows if r is not None)
+                seconds[count] = (last - first).total_seconds()
+    finally:
+        for worker in workers:
+            worker.terminate()
+        await broker.shutdown()
+        redis.stop()
+
+    queue_ms = statistics.median(through)
+    return {
+        "queue_overhead_ms": round(queue_ms - direct, 1),
+        "through_queue_ms": round(queue_ms, 1),
+        "direct_render_ms": round(direct, 1),
+        "two_worker_speedup": round(seconds[1] / seconds[2], 2),
+        "backlog_seconds_1_worker": round(seconds[1], 2),
+        "backlog_seconds_2_workers": round(seconds[2], 2),
+        "backlog_jobs": BACKLOG,
+        "settings": {"model": "tiny-sdxl", "px": 64, "steps": STEPS, "threads_per_worker": 1},
+        "cpus": os.cpu_count(),
+        "machine": platform.platform(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the figures here as JSON")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="storyloom-jobs-") as tmp:
+        figures = asyncio.run(run(Path(tmp)))
+    for key in ("queue_overhead_ms", "through_queue_ms", "direct_render_ms"):
+        print(f"{key:28} {figures[key]:>10}")
+    for key in ("two_worker_speedup", "backlog_seconds_1_worker", "backlog_seconds_2_workers"):
+        print(f"{key:28} {figures[key]:>10}")
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
