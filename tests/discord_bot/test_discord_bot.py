@@ -102,6 +102,7 @@ async def test_every_command_defers_first_and_answers_without_pings(
     answers = await followups(fake, 2)
     assert answers[1].startswith("✗") and "Mira" in answers[1]  # Mira is not cast yet
     running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    await followups(fake, 3)
     running.send(slash("add", THREAD, BOB, text="@everyone look at [Mira] <@12> **now**"))
     answers = await followups(fake, 4)
     assert "beat 1:" in answers[3]
@@ -147,13 +148,16 @@ async def test_render_edits_one_status_message_and_uploads_the_page(
     task = asyncio.create_task(running.worker.run())
     try:
         running.send(slash("new", THREAD, ANN, title="Lighthouse"))
+        await followups(fake, 1)
         running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
         await followups(fake, 2)
         running.send(slash("add", THREAD, ANN, text='[Mira] waves # Mira: "Hi!"'))
         await followups(fake, 3)
+        running.send(slash("add", THREAD, MOD, text="[Mira] sleeps"))
+        await followups(fake, 4)
         running.send(slash("render", THREAD, BOB))
-        answers = await followups(fake, 4)
-        assert "page job #1 queued" in answers[3]
+        answers = await followups(fake, 5)
+        assert "page job #1 queued" in answers[4]
         await asyncio.wait_for(running.worker.drain(), 120)
         await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
     finally:
@@ -165,6 +169,7 @@ async def test_render_edits_one_status_message_and_uploads_the_page(
     names = [name for name, _ in result.files]
     assert names[0] == "story-page-01.png" and "story.pdf" in names
     assert "for Bob" in (result.json or {})["content"]
+    assert "beats by Ann, Mo" in (result.json or {})["content"]  # the credits
     assert (result.json or {})["allowed_mentions"]["parse"] == []
 
 
@@ -173,6 +178,7 @@ async def test_a_button_pressed_after_a_restart_still_works(
 ) -> None:
     first = await start_bot(db, renderer, tmp_path / "out")
     first.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
     first.send(slash("add", THREAD, ANN, text="a beach"))
     await followups(fake, 2)
     first.send(slash("render", THREAD, ANN))
@@ -205,6 +211,7 @@ async def test_an_attachment_over_the_upload_limit_is_never_sent(
     from storyloom.story.service import utc_now
 
     running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
     running.send(slash("add", THREAD, ANN, text="a beach"))
     await followups(fake, 2)
     running.send(slash("render", THREAD, ANN))
@@ -234,6 +241,7 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_res
 
     first = await start_bot(db, renderer, tmp_path / "out")
     first.send(slash("new", THREAD, ANN, title="Night @everyone"))
+    await followups(fake, 1)
     first.send(slash("add", THREAD, ANN, text="a beach"))
     await followups(fake, 2)
     first.send(slash("render", THREAD, ANN))
@@ -258,3 +266,54 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_res
     assert "story-page-01.png" in [name for name, _ in post.files]
     assert "@\u200beveryone" in (post.json or {})["content"]
     assert (post.json or {})["allowed_mentions"]["parse"] == []
+
+
+async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    await followups(fake, 2)
+    running.send(slash("cast", THREAD, ANN, name="Otto", description="a dog"))
+    await followups(fake, 3)
+    await followups(fake, 3)
+    for count, text in enumerate(("one", "two", "three"), start=4):
+        running.send(slash("add", THREAD, ANN, text=text))
+        await followups(fake, count)
+
+    def typing(sub: str, option: str, value: str, **others: Any) -> dict[str, Any]:
+        payload = slash(sub, THREAD, ANN, **{option: value}, **others)
+        payload["type"] = 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+        focused = payload["data"]["options"][0]["options"][0]
+        focused["focused"] = True
+        focused["type"] = 4 if option == "beat" else 3
+        return payload
+
+    running.send(typing("look", "name", "mi"))
+    running.send(typing("edit", "beat", "", text="x"))
+    answers = await fake.wait_for("POST", "/callback", 6 + 2)
+    offered = [(c.json or {})["data"]["choices"] for c in answers if (c.json or {})["type"] == 8]
+    assert [{"name": "Mira", "value": "Mira"}] in offered
+    assert [[choice["value"] for choice in choices] for choices in offered][1] == [3, 2, 1]
+
+
+async def test_an_unexpected_failure_gets_one_sentence_and_a_log_line_with_who_and_where(
+    running: Running, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from storyloom.story import service
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service, "add_beat", broken)
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="a beach"))
+    answers = await followups(fake, 2)
+    assert answers[1] == "✗ Something went wrong on our side; please try again in a moment."
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    line = record.getMessage()
+    assert "story add" in line and "11" in line and str(THREAD["id"]) in line
+    assert "disk on fire" in (record.exc_text or str(record.exc_info))
+    assert "fake-bot-token" not in caplog.text

@@ -104,6 +104,9 @@ class DiscordNotifier:
         sent, left = fitting(event.files, where.upload_limit)
         job = event.job
         lines = [f"**{quote(where.title)}** — {job.kind.value} for {quote(job.requested_by_name)}"]
+        authors = await self.authors(job)
+        if authors:
+            lines.append("beats by " + ", ".join(quote(name) for name in authors))
         mib = where.upload_limit / 1024 / 1024
         for path in left:
             size = path.stat().st_size / 1024 / 1024
@@ -117,6 +120,16 @@ class DiscordNotifier:
             allowed_mentions=NO_PINGS,
             view=look_buttons(where.character) if where.character else discord.utils.MISSING,
         )
+
+    async def authors(self, job: RenderJob) -> list[str]:
+        """Who wrote the job's beats, in order of their first beat: the page's credits."""
+        if self.db is None or job.first_position is None or job.last_position is None:
+            return []
+        async with self.db.reading() as uow:
+            beats = await uow.beats.page(
+                job.story_id, job.first_position - 1, job.last_position - job.first_position + 1
+            )
+        return list(dict.fromkeys(beat.author_name for beat in beats))
 
     async def post_untracked(self, event: JobEvent) -> None:
         """Post a result whose status message this process never saw, into its thread."""
