@@ -317,3 +317,34 @@ async def test_an_unexpected_failure_gets_one_sentence_and_a_log_line_with_who_a
     assert "story add" in line and "11" in line and str(THREAD["id"]) in line
     assert "disk on fire" in (record.exc_text or str(record.exc_info))
     assert "fake-bot-token" not in caplog.text
+
+
+async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_members(
+    running: Running, fake: FakeDiscord
+) -> None:
+    task = asyncio.create_task(running.worker.run())
+    try:
+        running.send(slash("new", THREAD, ANN, title="T"))
+        await followups(fake, 1)
+        running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+        await followups(fake, 2)
+        running.send(slash("look", THREAD, ANN, name="Mira"))
+        answers = await followups(fake, 3)
+        assert "sheet job #1 queued" in answers[2]
+        await asyncio.wait_for(running.worker.drain(), 120)
+        posts = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
+    finally:
+        task.cancel()
+    status, sheet = posts[:2]
+    [cancel] = (status.json or {})["components"][0]["components"]
+    assert cancel["custom_id"] == "story:cancel:1"  # a sheet can be cancelled while it renders
+    assert sheet.files
+    ids = [b["custom_id"] for b in (sheet.json or {})["components"][0]["components"]]
+    assert ids == ["story:lock:Mira", "story:reroll:Mira"]
+
+    running.send(press("story:lock:Mira", THREAD, ANN))
+    answers = await followups(fake, 4)
+    assert answers[3] == "Mira's look is locked"
+    running.send(press("story:reroll:Mira", THREAD, BOB))  # Bob did not cast Mira
+    answers = await followups(fake, 5)
+    assert answers[4].startswith("✗") and "locked" in answers[4]

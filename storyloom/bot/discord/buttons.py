@@ -51,11 +51,11 @@ def job_buttons(job: RenderJob, *, done: bool) -> discord.ui.View:
     """Buttons under a job's status: cancel while it runs; render again / clip when done."""
     view = discord.ui.View(timeout=None)
     span = f"{job.first_position or ''}-{job.last_position or ''}"
-    if job.kind in (JobKind.SHEET, JobKind.REROLL):
-        return view
     if not done:
         view.add_item(StoryButton("cancel", str(job.id), "Cancel", discord.ButtonStyle.danger))
         return view
+    if job.kind in (JobKind.SHEET, JobKind.REROLL):
+        return view  # a finished sheet's buttons (lock / try another) are on its result post
     view.add_item(StoryButton("again", span, "Render again", discord.ButtonStyle.primary))
     view.add_item(StoryButton("clip", span, "Make a clip", discord.ButtonStyle.secondary))
     return view

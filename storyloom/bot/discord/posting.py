@@ -137,10 +137,13 @@ class DiscordNotifier:
             return
         async with self.db.reading() as uow:
             story = await uow.stories.by_id(event.job.story_id)
+            cast = await uow.characters.list(event.job.story_id) if story else []
         if story is None:
             return  # the story was deleted while its job ran: nowhere to post
+        # a character sheet's post carries the lock / try-another buttons for its character
+        character = next((c.name for c in cast if c.id == event.job.character_id), None)
         thread_id = int(story.thread.thread_id)
-        where = Tracked(thread_id, 0, story.title, DEFAULT_UPLOAD_LIMIT)
+        where = Tracked(thread_id, 0, story.title, DEFAULT_UPLOAD_LIMIT, character)
         await self.post(self.client.get_partial_messageable(thread_id), where, event)
 
 
