@@ -296,6 +296,22 @@ async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
     offered = [(c.json or {})["data"]["choices"] for c in answers if (c.json or {})["type"] == 8]
     assert [{"name": "Mira", "value": "Mira"}] in offered
     assert [[choice["value"] for choice in choices] for choices in offered][1] == [3, 2, 1]
+    running.send(typing("style", "name", "COM"))
+    answers = await fake.wait_for("POST", "/callback", 6 + 3)
+    styles = (answers[-1].json or {})["data"]["choices"]
+    assert {"name": "comic", "value": "comic"} in styles
+
+
+async def test_every_subcommand_and_option_is_described(running: Running) -> None:
+    [group] = [c for c in running.bot.tree.get_commands() if c.name == "story"]
+    assert isinstance(group, discord.app_commands.Group)
+    names = {c.name for c in group.commands}
+    assert names >= {"new", "add", "edit", "remove", "move", "undo", "list", "cast", "look"}
+    assert names >= {"style", "render", "clip", "status", "cancel", "export", "delete"}
+    for command in group.commands:
+        assert isinstance(command, discord.app_commands.Command)
+        for option in command.parameters:
+            assert option.description != "…", f"/story {command.name} {option.name}"
 
 
 async def test_an_unexpected_failure_gets_one_sentence_and_a_log_line_with_who_and_where(

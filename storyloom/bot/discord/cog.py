@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from storyloom.bot.discord.bot import StoryBot, reply
 from storyloom.bot.discord.buttons import job_buttons
+from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
 from storyloom.bot.discord.posting import DEFAULT_UPLOAD_LIMIT, Tracked, status_text
 from storyloom.story import service
@@ -89,31 +90,10 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         self.bot = bot
         super().__init__()
 
-    # -- autocomplete ------------------------------------------------------------------
-    async def cast_names(
-        self, interaction: discord.Interaction[Any], current: str
-    ) -> list[app_commands.Choice[str]]:
-        try:
-            overview = await service.status(self.bot.deps, actor_of(interaction))
-        except StoryError:
-            return []
-        names = [c.name for c in overview.characters if current.casefold() in c.name.casefold()]
-        return [app_commands.Choice(name=n, value=n) for n in names[:25]]
-
-    async def beat_numbers(
-        self, interaction: discord.Interaction[Any], current: int | str
-    ) -> list[app_commands.Choice[int]]:
-        try:
-            overview = await service.status(self.bot.deps, actor_of(interaction))
-        except StoryError:
-            return []
-        typed = str(current or "")
-        numbers = [n for n in range(overview.beat_count, 0, -1) if str(n).startswith(typed)]
-        return [app_commands.Choice(name=f"beat {n}", value=n) for n in numbers[:25]]
-
     # -- the story ---------------------------------------------------------------------
     @app_commands.command(description="Start a story (in a channel: in a new thread)")
     @app_commands.describe(title="The story's title", style="A style preset, e.g. comic")
+    @app_commands.autocomplete(style=style_names)
     async def new(
         self,
         interaction: discord.Interaction[Any],
@@ -146,6 +126,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await reply(interaction, f"beat {beat.position}: {quote(beat.text)}")
 
     @app_commands.command(description="Change a beat")
+    @app_commands.describe(beat="The beat's number", text="Its new text")
     @app_commands.autocomplete(beat=beat_numbers)
     async def edit(self, interaction: discord.Interaction[Any], beat: Position, text: Text) -> None:
         await interaction.response.defer()
@@ -153,6 +134,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await reply(interaction, f"beat {changed.position} edited")
 
     @app_commands.command(description="Remove a beat")
+    @app_commands.describe(beat="The beat's number")
     @app_commands.autocomplete(beat=beat_numbers)
     async def remove(self, interaction: discord.Interaction[Any], beat: Position) -> None:
         await interaction.response.defer()
@@ -160,7 +142,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await reply(interaction, f"beat {removed.position} removed")
 
     @app_commands.command(description="Move a beat to another place")
-    @app_commands.autocomplete(beat=beat_numbers)
+    @app_commands.describe(beat="The beat's number", to="Its new place")
+    @app_commands.autocomplete(beat=beat_numbers, to=beat_numbers)
     async def move(
         self, interaction: discord.Interaction[Any], beat: Position, to: Position
     ) -> None:
@@ -175,6 +158,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await reply(interaction, f"beat {beat.position} removed")
 
     @app_commands.command(name="list", description="Show the story's beats")
+    @app_commands.describe(page="Which page of ten beats")
     async def list_(
         self, interaction: discord.Interaction[Any], page: app_commands.Range[int, 1, 30] = 1
     ) -> None:
@@ -186,6 +170,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
 
     # -- characters and style ------------------------------------------------------------
     @app_commands.command(description="Add a character or change their description")
+    @app_commands.describe(name="The name used in [Name] tags", description="How they look")
+    @app_commands.autocomplete(name=cast_names)
     async def cast(
         self,
         interaction: discord.Interaction[Any],
@@ -199,6 +185,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await reply(interaction, f"**{quote(character.name)}** is in the cast")
 
     @app_commands.command(description="Render a character sheet, lock it, or try another look")
+    @app_commands.describe(name="A character of the cast", action="What to do with their look")
     @app_commands.autocomplete(name=cast_names)
     @app_commands.choices(
         action=[
@@ -212,6 +199,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await press(interaction, action, name)
 
     @app_commands.command(description="Change the story's style (owner or moderators)")
+    @app_commands.describe(name="A style preset")
+    @app_commands.autocomplete(name=style_names)
     async def style(self, interaction: discord.Interaction[Any], name: str) -> None:
         await interaction.response.defer()
         story = await service.set_style(self.bot.deps, actor_of(interaction), name)
@@ -219,6 +208,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
 
     # -- renders -----------------------------------------------------------------------
     @app_commands.command(description="Render the story (or beats first..last) as a page")
+    @app_commands.describe(first="The first beat (default: 1)", last="The last beat (default: all)")
+    @app_commands.autocomplete(first=beat_numbers, last=beat_numbers)
     async def render(
         self,
         interaction: discord.Interaction[Any],
@@ -231,6 +222,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await _queued(interaction, job, await _title(interaction, actor))
 
     @app_commands.command(description="Render the story (or beats first..last) as a clip")
+    @app_commands.describe(first="The first beat (default: 1)", last="The last beat (default: all)")
+    @app_commands.autocomplete(first=beat_numbers, last=beat_numbers)
     async def clip(
         self,
         interaction: discord.Interaction[Any],
@@ -252,6 +245,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await reply(interaction, "\n".join(lines))
 
     @app_commands.command(description="Cancel a queued or running job (default: your newest)")
+    @app_commands.describe(job="The job's number (default: your newest)")
+    @app_commands.autocomplete(job=open_jobs)
     async def cancel(self, interaction: discord.Interaction[Any], job: int | None = None) -> None:
         await interaction.response.defer()
         cancelled = await service.cancel(self.bot.deps, actor_of(interaction), job)
