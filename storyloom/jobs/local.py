@@ -19,7 +19,7 @@ from pathlib import Path
 from storyloom.generation.renderer import RenderCancelled, StoryRenderer
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.story.model import JobKind, JobStatus, LockState, RenderJob
-from storyloom.story.ports import Database
+from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class LocalWorker:
     take_over_after: timedelta | None = None
     heartbeat_seconds: float = 10.0  # how often a running job touches its row
     max_attempts: int = 3  # a job that killed this many workers is failed, not retried
+    # Fair turns: a message is a token for "a job waits"; the worker starts the job at the
+    # head of the line (jobs/admission.head_of_line), not necessarily the one named. Each
+    # job sends one message, so every waiting job still gets one. None: the job named.
+    pick_next: Callable[[UnitOfWork, datetime], Awaitable[int | None]] | None = None
     _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _renderer: StoryRenderer | None = None
 
@@ -82,6 +86,9 @@ class LocalWorker:
         now = utc_now()
         async with self.db.writing() as uow:
             job = await uow.jobs.find(job_id)
+            if self.pick_next is not None and not (job and self._taken_over(job, now)):
+                head = await self.pick_next(uow, now)
+                job = None if head is None else await uow.jobs.find(head)
             if job is None or not self._may_start(job, now):
                 return
             story = await uow.stories.by_id(job.story_id)
@@ -132,8 +139,10 @@ class LocalWorker:
         await self._finish(job, JobStatus.DONE, files=tuple(files))
 
     def _may_start(self, job: RenderJob, now: datetime) -> bool:
-        if job.status == JobStatus.QUEUED:
-            return True
+        return job.status == JobStatus.QUEUED or self._taken_over(job, now)
+
+    def _taken_over(self, job: RenderJob, now: datetime) -> bool:
+        """Whether the job runs on a dead worker: its row has lost its heartbeat."""
         return (
             job.status == JobStatus.RUNNING
             and self.take_over_after is not None

@@ -8,7 +8,7 @@ nothing; jobs are handed to the queue only after their record is committed.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -71,6 +71,9 @@ class Deps:
     default_style: str
     clock: Callable[[], datetime] = utc_now
     new_seed: Callable[[], int] = random_seed
+    # Called inside the write transaction that records a new job, before the row is added:
+    # raises a domain error to refuse it (per-member and per-workspace caps, jobs/fairness).
+    admit_job: Callable[[UnitOfWork, Actor], Awaitable[None]] | None = None
 
 
 def _check_style(deps: Deps, style: str) -> str:
@@ -231,6 +234,8 @@ async def lock_look(deps: Deps, actor: Actor, name: str) -> LookResult:
         if character.lock_state is LockState.SHEET_RENDERED:
             locked = await uow.characters.update(character.id, now, lock_state=LockState.LOCKED)
             return LookResult(locked, None)
+        if deps.admit_job is not None:
+            await deps.admit_job(uow, actor)
         job = await uow.jobs.add(
             story.id,
             JobKind.SHEET,
@@ -262,6 +267,8 @@ async def reroll_look(deps: Deps, actor: Actor, name: str) -> LookResult:
         updated = await uow.characters.update(
             character.id, now, seed=deps.new_seed(), lock_state=LockState.DRAFT
         )
+        if deps.admit_job is not None:
+            await deps.admit_job(uow, actor)
         job = await uow.jobs.add(
             story.id,
             JobKind.REROLL,
@@ -299,6 +306,8 @@ async def _request(
         end = count if last is None else last
         if not 1 <= start <= end <= count:
             raise InvalidInput(f"Pick beats within 1–{count}, the first no later than the last.")
+        if deps.admit_job is not None:
+            await deps.admit_job(uow, actor)
         job = await uow.jobs.add(
             story.id,
             kind,

@@ -1,0 +1,54 @@
+"""The fair line and the caps on the SQL database.
+
+Caps are checked in the new job's own write transaction (BEGIN IMMEDIATE on SQLite), so two
+requests cannot both slip under them. Workers start the job at the head of the fair line,
+whichever job's message woke them (see `LocalWorker.pick_next`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storyloom.jobs.fairness import JobLimits, check_caps, fair_order, queue_positions
+from storyloom.storage.engine import SqlDatabase
+from storyloom.storage.job_queue import line, queued_jobs
+from storyloom.storage.unit_of_work import SqlUnitOfWork
+from storyloom.story.model import Actor
+from storyloom.story.ports import UnitOfWork
+
+# Jobs served this recently still count toward their workspace's turn: long enough to
+# cover a busy hour, short enough that yesterday's renders do not hold a server back.
+SERVED_WINDOW = timedelta(hours=1)
+
+
+def _session(uow: UnitOfWork) -> AsyncSession:
+    if not isinstance(uow, SqlUnitOfWork):
+        raise TypeError("the job line reads the SQL database: pass a SqlUnitOfWork")
+    return uow.session
+
+
+@dataclass(frozen=True)
+class JobAdmission:
+    """The service's `admit_job` hook: refuses a job over the member or workspace cap."""
+
+    limits: JobLimits = field(default_factory=JobLimits)
+
+    async def __call__(self, uow: UnitOfWork, actor: Actor) -> None:
+        """Raise `LimitExceeded` if the actor may not queue another job now."""
+        queued = await queued_jobs(_session(uow), actor.workspace_id)
+        check_caps(queued, actor, self.limits)
+
+
+async def head_of_line(uow: UnitOfWork, now: datetime) -> int | None:
+    """The id of the waiting job whose turn it is, or None if none waits."""
+    order = fair_order(await line(_session(uow), now - SERVED_WINDOW))
+    return order[0] if order else None
+
+
+async def positions(db: SqlDatabase, now: datetime) -> dict[int, int]:
+    """Every waiting job's place in the fair line (1 starts next)."""
+    async with db.reading() as uow:
+        return queue_positions(await line(_session(uow), now - SERVED_WINDOW))
