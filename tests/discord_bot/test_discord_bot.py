@@ -364,3 +364,19 @@ async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_m
     running.send(press("story:reroll:Mira", THREAD, BOB))  # Bob did not cast Mira
     answers = await followups(fake, 5)
     assert answers[4].startswith("✗") and "locked" in answers[4]
+
+
+async def test_a_button_that_fails_unexpectedly_still_answers_and_is_logged(
+    running: Running, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from storyloom.story import service
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("queue gone")
+
+    monkeypatch.setattr(service, "cancel", broken)
+    running.send(press("story:cancel:9", THREAD, ANN))
+    [answer] = await followups(fake, 1)
+    assert answer == "✗ Something went wrong on our side; please try again in a moment."
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "button cancel:9 by 11" in record.getMessage()

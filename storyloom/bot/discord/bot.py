@@ -54,23 +54,32 @@ class StoryBot(commands.Bot):
     async def on_app_command_error(
         self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
     ) -> None:
-        """One short sentence for the member; who, where and what for the log."""
-        cause = getattr(error, "original", error)
-        if isinstance(cause, StoryError):
-            message = cause.message
-        elif isinstance(cause, app_commands.CheckFailure):
-            message = "You can't use that here."
-        else:
-            log.error(
-                "command %s by %s in guild %s channel %s failed",
-                interaction.command.qualified_name if interaction.command else "?",
-                interaction.user.id,
-                interaction.guild_id,
-                interaction.channel_id,
-                exc_info=cause,
-            )
-            message = "Something went wrong on our side; please try again in a moment."
-        await reply(interaction, f"✗ {message}", ephemeral=True)
+        """Slash-command failures: see `report`."""
+        await report(interaction, getattr(error, "original", error))
+
+
+async def report(
+    interaction: discord.Interaction[Any], cause: BaseException, what: str | None = None
+) -> None:
+    """One short sentence for the member; who, where and what for the log (not for domain
+    errors: those are the member's to fix, and their sentence says how)."""
+    if isinstance(cause, StoryError):
+        message = cause.message
+    elif isinstance(cause, app_commands.CheckFailure):
+        message = "You can't use that here."
+    else:
+        if what is None:
+            what = interaction.command.qualified_name if interaction.command else "?"
+        log.error(
+            "%s by %s in guild %s channel %s failed",
+            what,
+            interaction.user.id,
+            interaction.guild_id,
+            interaction.channel_id,
+            exc_info=cause,
+        )
+        message = "Something went wrong on our side; please try again in a moment."
+    await reply(interaction, f"✗ {message}", ephemeral=True)
 
 
 async def reply(

@@ -16,13 +16,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from storyloom.bot.discord.bot import StoryBot, reply
+from storyloom.bot.discord.bot import StoryBot, reply, report
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
 from storyloom.bot.discord.posting import DEFAULT_UPLOAD_LIMIT, Tracked, status_text
 from storyloom.story import service
-from storyloom.story.errors import StoryError
 from storyloom.story.model import Actor, JobStatus, RenderJob
 
 Text = app_commands.Range[str, 1, 500]
@@ -79,8 +78,8 @@ async def press(interaction: discord.Interaction[Any], action: str, arg: str) ->
                 await _queued(interaction, result.job, title, result.character.name)
             else:
                 await reply(interaction, f"{quote(result.character.name)}'s look is locked")
-    except StoryError as error:
-        await reply(interaction, f"✗ {error.message}", ephemeral=True)
+    except Exception as error:  # a button has no tree handler: report it the same way
+        await report(interaction, error, f"button {action}:{arg}")
 
 
 class StoryCog(commands.GroupCog, group_name="story", group_description="Build a comic together"):
