@@ -1,0 +1,220 @@
+"""The Slack adapter: bolt listeners as methods of one class holding the service deps.
+
+Every listener acks first (Slack wants an answer within 3 s) and then does its work in the
+same task: bolt's async app answers the HTTP request as soon as `ack()` is called. Replies
+go through the Web API with the bot token, escaped, never as broadcast mentions.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from storyloom.bot.slack import blocks
+from storyloom.bot.slack.commands import HELP, SUBCOMMANDS, Reply
+from storyloom.bot.slack.notifier import SlackNotifier, SlackTracked
+from storyloom.bot.slack.requests import (
+    Where,
+    button_press,
+    mention,
+    slash_command,
+)
+from storyloom.story import service
+from storyloom.story.errors import InvalidInput, StoryError
+from storyloom.story.escaping import escape_slack
+from storyloom.story.lookup import ChannelStories, channel_story
+from storyloom.story.model import JobStatus
+
+log = logging.getLogger(__name__)
+Answer = Callable[[str], Awaitable[None]]
+TROUBLE = "Something went wrong on our side; the operators have the details. Try again soon."
+
+
+class SlackStoryAdapter:
+    """Turns Slack requests into story use cases and their results into Slack messages."""
+
+    def __init__(
+        self, deps: service.Deps, stories: ChannelStories, notifier: SlackNotifier
+    ) -> None:
+        self.deps = deps
+        self.stories = stories
+        self.notifier = notifier
+
+    def register(self, app: AsyncApp) -> None:
+        """Attach the listeners to a bolt app."""
+        app.command("/story")(self.on_command)
+        app.event("app_mention")(self.on_mention)
+        app.action(re.compile(r"^story_"))(self.on_button)
+        app.view(blocks.ADD_BEAT_VIEW)(self.on_add_beat_view)
+
+    # -- listeners -------------------------------------------------------------------
+    async def on_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """`/story …` in a channel: answered privately to the member who typed it."""
+        await ack()
+        command = slash_command(body)
+        where = command.where
+
+        async def answer(text: str) -> None:
+            await client.chat_postEphemeral(channel=where.channel_id, user=where.user_id, text=text)
+
+        try:
+            if command.sub == "new":
+                await self.new_story(client, where, command.args, answer)
+                return
+            if command.sub not in SUBCOMMANDS:
+                await answer(HELP)
+                return
+            thread = await channel_story(
+                self.stories, where.team_id, where.channel_id, command.story_id
+            )
+            reply = await SUBCOMMANDS[command.sub](
+                self.deps, where.actor(thread.thread_id), command.args
+            )
+            await self.deliver(client, where, thread.thread_id, reply, answer)
+        except Exception as error:  # every failure gets a short answer
+            await self.report(error, where, f"/story {command.sub}", answer)
+
+    async def on_mention(
+        self, ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """`@storyloom add …` in a story thread: answered in the thread."""
+        await ack()
+        user = await client.users_info(user=event["user"])
+        profile = user["user"].get("profile", {})
+        name = profile.get("display_name") or user["user"].get("name") or event["user"]
+        said = mention(event, body["team_id"], name)
+        where = said.where
+        thread_ts = where.thread_ts or event["ts"]
+
+        async def answer(text: str) -> None:
+            await client.chat_postMessage(channel=where.channel_id, thread_ts=thread_ts, text=text)
+
+        try:
+            if said.sub not in SUBCOMMANDS:
+                await answer(HELP)
+                return
+            if where.thread_ts is None:
+                raise InvalidInput(
+                    "Mention me inside a story's thread, or use /story in the channel."
+                )
+            reply = await SUBCOMMANDS[said.sub](self.deps, where.actor(thread_ts), said.args)
+            await self.deliver(client, where, thread_ts, reply, answer)
+        except Exception as error:  # every failure gets a short answer
+            await self.report(error, where, f"@storyloom {said.sub}", answer)
+
+    async def on_button(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        """A button on an anchor, status or sheet message."""
+        await ack()
+        press = button_press(body)
+        where = press.where
+
+        async def answer(text: str) -> None:
+            await client.chat_postEphemeral(
+                channel=where.channel_id, user=where.user_id, thread_ts=press.thread_ts, text=text
+            )
+
+        try:
+            if press.action == "add":
+                view = blocks.add_beat_modal(where.channel_id, press.thread_ts)
+                await client.views_open(trigger_id=press.trigger_id, view=view)
+                return
+            sub = {"again": "render", "reroll": "look", "lock": "look"}.get(
+                press.action, press.action
+            )
+            args = press.arg.replace("-", " ").strip()
+            if press.action in ("reroll", "lock"):
+                args = f"{press.arg} {press.action}"
+            reply = await SUBCOMMANDS[sub](self.deps, where.actor(press.thread_ts), args)
+            await self.deliver(client, where, press.thread_ts, reply, answer)
+        except Exception as error:  # every failure gets a short answer
+            await self.report(error, where, f"button {press.action}", answer)
+
+    async def on_add_beat_view(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient
+    ) -> None:
+        """The add-a-beat modal was submitted: the beat goes to the story named in it."""
+        await ack()
+        channel_id, _, thread_ts = body["view"]["private_metadata"].partition("|")
+        text = body["view"]["state"]["values"]["beat"]["text"]["value"] or ""
+        user = body["user"]
+        where = Where(body["team"]["id"], channel_id, thread_ts, user["id"], user["name"])
+
+        async def answer(message: str) -> None:
+            await client.chat_postEphemeral(
+                channel=channel_id, user=where.user_id, thread_ts=thread_ts, text=message
+            )
+
+        try:
+            beat = await service.add_beat(self.deps, where.actor(thread_ts), text)
+            await client.chat_postMessage(
+                channel=channel_id,
+                thread_ts=thread_ts,
+                text=f"beat {beat.position} by {escape_slack(beat.author_name)}: "
+                f"{escape_slack(beat.text)}",
+            )
+        except Exception as error:  # every failure gets a short answer
+            await self.report(error, where, "add-beat modal", answer)
+
+    # -- helpers ---------------------------------------------------------------------
+    async def new_story(
+        self, client: AsyncWebClient, where: Where, title: str, answer: Answer
+    ) -> None:
+        """Post the anchor message, then open the story in its thread; no story, no anchor."""
+        posted = await client.chat_postMessage(channel=where.channel_id, text="📖 …")
+        ts = str(posted["ts"])
+        try:
+            story = await service.new_story(self.deps, where.actor(ts), title)
+        except StoryError:
+            await client.chat_delete(channel=where.channel_id, ts=ts)
+            raise
+        text, anchor = blocks.anchor(story.title, ts, where.user_name)
+        await client.chat_update(channel=where.channel_id, ts=ts, text=text, blocks=anchor)
+        await answer(f"story #{story.id} *{escape_slack(story.title)}* started ({story.style})")
+
+    async def deliver(
+        self, client: AsyncWebClient, where: Where, thread_ts: str, reply: Reply, answer: Answer
+    ) -> None:
+        """Send a subcommand's reply; a job also gets its status message in the thread."""
+        if reply.job is not None:
+            text, status = blocks.status(reply.job, JobStatus.QUEUED, thread_ts)
+            posted = await client.chat_postMessage(
+                channel=where.channel_id, thread_ts=thread_ts, text=text, blocks=status
+            )
+            overview = await service.status(self.deps, where.actor(thread_ts))
+            self.notifier.track(
+                reply.job.id,
+                SlackTracked(
+                    where.team_id,
+                    where.channel_id,
+                    str(posted["ts"]),
+                    thread_ts,
+                    overview.story.title,
+                    reply.character,
+                ),
+            )
+        if reply.file is not None:
+            name, content = reply.file
+            await client.files_upload_v2(
+                channel=where.channel_id, thread_ts=thread_ts, filename=name, content=content
+            )
+        await answer(reply.text)
+
+    async def report(self, error: Exception, where: Where, what: str, answer: Answer) -> None:
+        """The one error reporter: domain errors answered as they are, others logged."""
+        if isinstance(error, StoryError):
+            await answer(f"✗ {escape_slack(error.message)}")
+            return
+        log.exception(
+            "%s failed for %s in %s/%s",
+            what,
+            where.user_id,
+            where.team_id,
+            where.channel_id,
+            exc_info=error,
+        )
+        await answer(TROUBLE)

@@ -1,0 +1,106 @@
+"""Block Kit for our messages: the story anchor, job status messages, result buttons.
+
+Every button's value is `THREAD_TS|ARG`: a press then names its story thread even when the
+message sits in the channel (the anchor), and Slack signs the body that carries it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storyloom.story.escaping import escape_slack
+from storyloom.story.model import JobStatus, RenderJob
+
+Block = dict[str, Any]
+ADD_BEAT_VIEW = "story_add_beat"
+
+_ICONS = {
+    JobStatus.QUEUED: "⏳",
+    JobStatus.RUNNING: "🎨",
+    JobStatus.DONE: "✅",
+    JobStatus.FAILED: "⚠️",
+    JobStatus.CANCELLED: "✖️",
+}
+
+
+def _button(text: str, action: str, thread_ts: str, arg: str = "") -> Block:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": text},
+        "action_id": f"story_{action}",
+        "value": f"{thread_ts}|{arg}",
+    }
+
+
+def _section(mrkdwn: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn}}
+
+
+def anchor(title: str, story_ts: str, author: str) -> tuple[str, list[Block]]:
+    """The anchor message of a story (text fallback and blocks); its thread is the story."""
+    text = f"📖 *{escape_slack(title)}* — a story by {escape_slack(author)}"
+    hint = "Add beats in this thread with `@storyloom add …`, or with the button."
+    buttons = [_button("Add a beat", "add", story_ts), _button("Render", "again", story_ts)]
+    return text, [_section(text), _section(hint), {"type": "actions", "elements": buttons}]
+
+
+def status_line(job: RenderJob, status: JobStatus, detail: str | None = None) -> str:
+    """One line for a job: icon, kind, id, state and, if any, a detail (queue place, error)."""
+    line = f"{_ICONS[status]} {job.kind.value} job #{job.id} {status.value}"
+    return f"{line} · {escape_slack(detail)}" if detail else line
+
+
+def status(
+    job: RenderJob, status: JobStatus, thread_ts: str, detail: str | None = None
+) -> tuple[str, list[Block]]:
+    """A job's status message: its line, and cancel while active or render again when over."""
+    line = status_line(job, status, detail)
+    span = f"{job.first_position or ''}-{job.last_position or ''}"
+    if status.active:
+        buttons = [_button("Cancel", "cancel", thread_ts, str(job.id))]
+    else:
+        buttons = [
+            _button("Render again", "again", thread_ts, span),
+            _button("Clip", "clip", thread_ts, span),
+        ]
+    return line, [_section(line), {"type": "actions", "elements": buttons}]
+
+
+def look_buttons(thread_ts: str, character: str) -> list[Block]:
+    """Under a character sheet: lock this look, or try another one."""
+    return [
+        {
+            "type": "actions",
+            "elements": [
+                _button("Lock this look", "lock", thread_ts, character),
+                _button("Try another look", "reroll", thread_ts, character),
+            ],
+        }
+    ]
+
+
+def add_beat_modal(channel_id: str, thread_ts: str) -> Block:
+    """The modal the anchor's button opens; private_metadata names the story thread."""
+    return {
+        "type": "modal",
+        "callback_id": ADD_BEAT_VIEW,
+        "private_metadata": f"{channel_id}|{thread_ts}",
+        "title": {"type": "plain_text", "text": "Add a beat"},
+        "submit": {"type": "plain_text", "text": "Add"},
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": "beat",
+                "label": {"type": "plain_text", "text": "Beat"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": "text",
+                    "max_length": 500,
+                    "placeholder": {
+                        "type": "plain_text",
+                        "text": '[Mira] opens the door # Mira: "Who is there?"',
+                    },
+                },
+            }
+        ],
+    }

@@ -1,0 +1,162 @@
+"""`/story SUB …` and `@storyloom SUB …`: one subcommand → one service call → one reply.
+
+The same table serves the channel's slash command and mentions in a story thread; the
+listener decides which story thread the actor speaks in before calling it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from storyloom.story import service
+from storyloom.story.errors import InvalidInput
+from storyloom.story.escaping import escape_slack as esc
+from storyloom.story.model import Actor, RenderJob
+
+HELP = (
+    "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
+    "channel: `/story [#ID] add|edit|remove|move|undo|list|cast|look|style|render|clip|"
+    "status|cancel|export|delete …` (the latest open story, or story #ID). In the thread: "
+    "`@storyloom add …`, `@storyloom render`."
+)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a subcommand answers: a line, a job to track, a file to upload."""
+
+    text: str
+    job: RenderJob | None = None
+    character: str | None = None  # a sheet job: whose look its buttons lock
+    file: tuple[str, bytes] | None = None  # (name, content)
+
+
+Handler = Callable[[service.Deps, Actor, str], Awaitable[Reply]]
+
+
+def _ints(args: str, most: int) -> list[int]:
+    words = args.split()
+    if len(words) > most or not all(w.isdigit() for w in words):
+        raise InvalidInput(f"Expected up to {most} whole numbers, got {esc(args)!r}.")
+    return [int(w) for w in words]
+
+
+def _number_and_text(args: str) -> tuple[int, str]:
+    first, _, rest = args.partition(" ")
+    if not first.isdigit() or not rest.strip():
+        raise InvalidInput("Give a beat number and the new text, e.g. `edit 3 [Mira] waves`.")
+    return int(first), rest.strip()
+
+
+async def _add(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    beat = await service.add_beat(deps, actor, args)
+    return Reply(f"beat {beat.position}: {esc(beat.text)}")
+
+
+async def _edit(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    position, text = _number_and_text(args)
+    beat = await service.edit_beat(deps, actor, position, text)
+    return Reply(f"beat {beat.position} edited")
+
+
+async def _remove(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    (position,) = _ints(args, 1) or [0]
+    beat = await service.remove_beat(deps, actor, position)
+    return Reply(f"beat {beat.position} removed")
+
+
+async def _move(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    numbers = _ints(args, 2)
+    if len(numbers) != 2:
+        raise InvalidInput("Give the beat and its new place, e.g. `move 5 2`.")
+    beat = await service.move_beat(deps, actor, numbers[0], numbers[1])
+    return Reply(f"beat moved to {beat.position}")
+
+
+async def _undo(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    beat = await service.undo_beat(deps, actor)
+    return Reply(f"beat {beat.position} removed")
+
+
+async def _list(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    page = (_ints(args, 1) or [1])[0]
+    shown = await service.list_beats(deps, actor, page)
+    lines = [f"`{b.position:>3}` {esc(b.text)} — {esc(b.author_name)}" for b in shown.beats]
+    lines.append(f"page {shown.page}/{shown.pages} · {shown.total} beats")
+    return Reply("\n".join(lines))
+
+
+async def _cast(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    name, _, description = args.partition(" ")
+    character = await service.cast_character(deps, actor, name, description.strip())
+    return Reply(f"*{esc(character.name)}* is in the cast")
+
+
+async def _look(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    name, _, action = args.partition(" ")
+    use = service.reroll_look if action.strip() == "reroll" else service.lock_look
+    result = await use(deps, actor, name)
+    if result.job is None:
+        return Reply(f"{esc(result.character.name)}'s look is locked")
+    return Reply(f"character sheet for {esc(result.character.name)} queued", result.job, name)
+
+
+async def _style(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    story = await service.set_style(deps, actor, args.strip())
+    return Reply(f"style is now {esc(story.style)}")
+
+
+async def _render(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    numbers = _ints(args, 2)
+    job = await service.render(deps, actor, *numbers)
+    return Reply(f"page job #{job.id} queued", job)
+
+
+async def _clip(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    numbers = _ints(args, 2)
+    job = await service.clip(deps, actor, *numbers)
+    return Reply(f"clip job #{job.id} queued", job)
+
+
+async def _status(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    overview = await service.status(deps, actor)
+    lines = [f"*{esc(overview.story.title)}* (#{overview.story.id}) · {overview.beat_count} beats"]
+    lines += [f"{esc(c.name)}: {c.lock_state.value}" for c in overview.characters]
+    lines += [f"job #{j.id} {j.kind.value} {j.status.value}" for j in overview.jobs]
+    return Reply("\n".join(lines))
+
+
+async def _cancel(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    numbers = _ints(args, 1)
+    job = await service.cancel(deps, actor, numbers[0] if numbers else None)
+    return Reply(f"job #{job.id} cancelled")
+
+
+async def _export(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    exported = await service.export(deps, actor)
+    return Reply("story file:", file=("story.toml", exported.to_toml().encode()))
+
+
+async def _delete(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    story = await service.delete_story(deps, actor)
+    return Reply(f"story *{esc(story.title)}* deleted")
+
+
+SUBCOMMANDS: dict[str, Handler] = {
+    "add": _add,
+    "edit": _edit,
+    "remove": _remove,
+    "move": _move,
+    "undo": _undo,
+    "list": _list,
+    "cast": _cast,
+    "look": _look,
+    "style": _style,
+    "render": _render,
+    "clip": _clip,
+    "status": _status,
+    "cancel": _cancel,
+    "export": _export,
+    "delete": _delete,
+}

@@ -1,0 +1,201 @@
+"""A loopback fake of Slack's Web API that records every call, and a signed-request sender."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import ClientSession, web
+from slack_sdk.signature import SignatureVerifier
+
+SECRET = "test-signing-secret"
+
+
+@dataclass
+class Call:
+    method: str
+    params: dict[str, Any]
+    token: str
+
+
+@dataclass
+class FakeSlack:
+    """Answers the Web API methods storyloom uses, as Slack documents their answers."""
+
+    calls: list[Call] = field(default_factory=list)
+    uploads: list[bytes] = field(default_factory=list)
+    base: str = ""
+    _ts: int = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self.api)
+        app.router.add_post("/upload/{file_id}", self.upload)
+        return app
+
+    async def upload(self, request: web.Request) -> web.Response:
+        self.uploads.append(await request.read())
+        return web.Response(text="OK")
+
+    async def api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            params = await request.json()
+        else:
+            params = dict(await request.post())
+        params = {**request.query, **params}  # the SDK sends some methods' params in the URL
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        self.calls.append(Call(method, dict(params), token))
+        return web.json_response({"ok": True, **self.answer(method, params)})
+
+    def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "url": "https://t1/"}
+        if method == "chat.postMessage":
+            self._ts += 1
+            return {"channel": params.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
+        if method == "users.info":
+            user = params["user"]
+            return {"user": {"id": user, "name": user.lower(), "profile": {"display_name": user}}}
+        if method == "files.getUploadURLExternal":
+            self._ts += 1
+            return {"upload_url": f"{self.base}upload/F{self._ts}", "file_id": f"F{self._ts}"}
+        if method == "files.completeUploadExternal":
+            return {"files": [{"id": f["id"]} for f in json.loads(params["files"])]}
+        return {}
+
+    def named(self, method: str) -> list[Call]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(self, method: str, count: int = 1, timeout: float = 5.0) -> list[Call]:
+        """The calls of `method` once there are `count` of them (listeners run after ack)."""
+        deadline = time.monotonic() + timeout
+        while len(self.named(method)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{method}: {len(self.named(method))} calls, wanted {count}")
+            await asyncio.sleep(0.01)
+        return self.named(method)
+
+    def texts(self) -> list[str]:
+        """Every text the bot sent, in any field that Slack would render."""
+        out = []
+        for call in self.calls:
+            for key in ("text", "blocks", "initial_comment"):
+                if key in call.params:
+                    out.append(str(call.params[key]))
+        return out
+
+
+@dataclass
+class Sender:
+    """Posts signed requests to the app, as Slack does."""
+
+    http: ClientSession
+    url: str
+    secret: str = SECRET
+
+    async def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> int:
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        signature = SignatureVerifier(secret or self.secret).generate_signature(
+            timestamp=ts, body=body
+        )
+        assert signature is not None
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature,
+        }
+        async with self.http.post(self.url, data=body.encode(), headers=headers) as response:
+            return response.status
+
+    async def command(
+        self, text: str, *, team: str = "T1", channel: str = "C1", user: str = "U1", **kw: Any
+    ) -> int:
+        form = {
+            "command": "/story",
+            "text": text,
+            "team_id": team,
+            "channel_id": channel,
+            "user_id": user,
+            "user_name": user.lower(),
+            "trigger_id": "trig-1",
+            "response_url": "https://hooks.invalid/none",
+        }
+        return await self.post(urlencode(form), "application/x-www-form-urlencoded", **kw)
+
+    async def mention(
+        self,
+        text: str,
+        thread_ts: str | None,
+        *,
+        team: str = "T1",
+        channel: str = "C1",
+        user: str = "U1",
+    ) -> int:
+        event: dict[str, Any] = {
+            "type": "app_mention",
+            "user": user,
+            "text": f"<@UBOT> {text}",
+            "ts": "1700000999.000001",
+            "channel": channel,
+        }
+        if thread_ts is not None:
+            event["thread_ts"] = thread_ts
+        body = {
+            "type": "event_callback",
+            "team_id": team,
+            "api_app_id": "A1",
+            "event": event,
+            "event_id": f"Ev{time.monotonic_ns()}",
+            "event_time": int(time.time()),
+        }
+        return await self.post(json.dumps(body), "application/json")
+
+    async def button(
+        self, action: str, value: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+    ) -> int:
+        payload = {
+            "type": "block_actions",
+            "team": {"id": team},
+            "user": {"id": user, "name": user.lower()},
+            "channel": {"id": channel},
+            "api_app_id": "A1",
+            "trigger_id": "trig-2",
+            "container": {"type": "message", "channel_id": channel},
+            "actions": [{"action_id": f"story_{action}", "value": value, "type": "button"}],
+        }
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
+
+    async def submit_beat(
+        self, channel: str, thread_ts: str, text: str, *, team: str = "T1", user: str = "U1"
+    ) -> int:
+        payload = {
+            "type": "view_submission",
+            "team": {"id": team},
+            "user": {"id": user, "name": user.lower()},
+            "api_app_id": "A1",
+            "view": {
+                "id": "V1",
+                "callback_id": "story_add_beat",
+                "private_metadata": f"{channel}|{thread_ts}",
+                "state": {
+                    "values": {"beat": {"text": {"type": "plain_text_input", "value": text}}}
+                },
+            },
+        }
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+        )
