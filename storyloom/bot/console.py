@@ -21,7 +21,7 @@ from storyloom.story import service
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
-from storyloom.story.service import Deps
+from storyloom.story.service import Deps, utc_now
 
 HELP = """commands:
   /story new TITLE             start a story in this thread
@@ -60,10 +60,19 @@ class Console:
     write: Callable[[str], None]
     member: str = "host"
     thread: str = "main"
+    # each waiting job's place in the fair line (jobs/admission.positions); None: not shown
+    places: Callable[[], Awaitable[dict[int, int]]] | None = None
 
     @property
     def actor(self) -> Actor:
         return Actor("console", "console", self.thread, self.member.casefold(), self.member)
+
+    async def _place(self, job_id: int) -> str:
+        """ ", 2 in line" for a waiting job, else nothing."""
+        if self.places is None:
+            return ""
+        place = (await self.places()).get(job_id)
+        return "" if place is None else f", {place} in line"
 
     async def handle(self, line: str) -> bool:
         """Run one line; False when the room should close."""
@@ -154,14 +163,14 @@ class Console:
             use_job = service.render if sub == "render" else service.clip
             first, last = _range(args, f"/story {sub} [A-B]")
             job = await use_job(d, a, first, last)
-            say(f"{sub} job #{job.id} queued")
+            say(f"{sub} job #{job.id} queued{await self._place(job.id)}")
         elif sub == "status":
             overview = await service.status(d, a)
             say(f"“{escape_plain(overview.story.title)}”: {overview.beat_count} beats")
             for c in overview.characters:
                 say(f"  {escape_plain(c.name)}: {c.lock_state}")
             for job in overview.jobs:
-                say(f"  job #{job.id} {job.kind} {job.status}")
+                say(f"  job #{job.id} {job.kind} {job.status}{await self._place(job.id)}")
         elif sub == "cancel":
             job = await service.cancel(d, a, _int(text, "/story cancel [JOB]") if text else None)
             say(f"job #{job.id} {job.status}")
@@ -185,6 +194,7 @@ def _first(args: list[str]) -> str:
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
     from storyloom.generation.renderer import StoryRenderer
+    from storyloom.jobs.admission import JobAdmission, head_of_line, positions
     from storyloom.jobs.local import JobEvent, LocalWorker
     from storyloom.storage import open_database, upgrade_database
 
@@ -212,9 +222,16 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             out_dir,
             notify,
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+            pick_next=head_of_line,
         )
-        deps = Deps(db=db, queue=worker, styles=STYLE_NAMES, default_style=settings.style)
-        console = Console(deps, write)
+        deps = Deps(
+            db=db,
+            queue=worker,
+            styles=STYLE_NAMES,
+            default_style=settings.style,
+            admit_job=JobAdmission(),
+        )
+        console = Console(deps, write, places=lambda: positions(db, utc_now()))
         write(f"storyloom console — outputs go to {out_dir}; type /help")
         running = asyncio.create_task(worker.run())
         try:

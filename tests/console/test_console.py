@@ -101,3 +101,20 @@ def test_storyloom_console_reads_commands_piped_into_it(tmp_path: Path, models: 
     assert "job #1 page done:" in done.stdout
     assert list((tmp_path / "storyloom-out" / "job-1").glob("story-page-01.png"))
     assert (tmp_path / "storyloom-data" / "storyloom.db").is_file()
+
+
+async def test_waiting_jobs_show_their_place_in_line_and_a_member_over_the_cap_is_refused(
+    tmp_path: Path, models: Path
+) -> None:
+    session = "/story new Queue\n/story add A quiet harbour\n" + "/story render\n" * 5
+    out = io.StringIO()
+    assert await run_console(settings(tmp_path, models), io.StringIO(session), out) == 0
+    text = out.getvalue()
+    # the worker may or may not have started job 1 before the next request: either way no
+    # more than 3 of host's jobs ever wait at once, and the rest are refused in one line
+    queued = re.findall(r"render job #(\d+) queued(?:, (\d+) in line)?", text)
+    assert len(queued) in (3, 4)
+    places = [int(place) for _, place in queued[1:]]  # job 1 may already be running
+    assert all(1 <= place <= 3 for place in places) and len(places) == len(queued) - 1
+    assert text.count("✗ You already have 3 jobs waiting") == 5 - len(queued)
+    assert len(re.findall(r"job #\d+ page done", text)) == len(queued)
