@@ -15,9 +15,10 @@ from storyloom.bot.discord.bot import StoryBot
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.admission import positions
 from storyloom.jobs.local import LocalWorker
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
-from storyloom.story.service import Deps
+from storyloom.story.service import Deps, utc_now
 
 from .fake_discord import FakeDiscord, member, press, slash, text_channel, thread
 
@@ -68,6 +69,7 @@ async def start_bot(db: SqlDatabase, renderer: StoryRenderer, out: Path) -> Runn
     bot = StoryBot(application_id=555)
     worker = LocalWorker(db, lambda: renderer, out, bot.notifier)
     bot.deps = Deps(db, worker, STYLE_NAMES, "comic")
+    bot.notifier.places = lambda: positions(db, utc_now())  # as run_discord wires it
     await bot.login("fake-bot-token")
     return Running(bot, worker)
 
@@ -380,3 +382,25 @@ async def test_a_button_that_fails_unexpectedly_still_answers_and_is_logged(
     assert answer == "✗ Something went wrong on our side; please try again in a moment."
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "button cancel:9 by 11" in record.getMessage()
+
+
+async def test_the_status_message_shows_the_place_in_line_and_moves_up(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    running.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    running.send(slash("render", THREAD, BOB))
+    await followups(fake, 4)
+    first, second = fake.where("POST", f"/channels/{THREAD['id']}/messages")
+    assert (first.json or {})["content"].endswith("queued — next in line")
+    assert (second.json or {})["content"].endswith("queued — 2 in line, 1 ahead")
+
+    await running.worker.process(1)
+    edits = [(c.path, (c.json or {})["content"]) for c in fake.where("PATCH", "/messages/")]
+    moved_up = [text for path, text in edits if "job #2" in text]
+    assert moved_up == ["⏳ page job #2 queued — next in line"]
+    assert any("job #1 done" in text for _, text in edits)

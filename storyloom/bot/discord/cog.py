@@ -41,14 +41,16 @@ async def _queued(
     """Post the job's status message in the thread and hand it to the notifier."""
     channel = interaction.channel
     assert isinstance(channel, discord.abc.Messageable)
+    notifier = _bot(interaction).notifier
+    place = await notifier.place_of(job.id)
     message = await channel.send(
-        status_text(job, JobStatus.QUEUED),
+        status_text(job, JobStatus.QUEUED, place=place),
         allowed_mentions=NO_PINGS,
         view=job_buttons(job, done=False),
     )
     limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
-    _bot(interaction).notifier.track(
-        job.id, Tracked(message.channel.id, message.id, title, limit, character)
+    notifier.track(
+        job.id, Tracked(message.channel.id, message.id, title, limit, character, job, place)
     )
     await reply(interaction, f"{job.kind.value} job #{job.id} queued")
 

@@ -7,7 +7,8 @@ whose token dies after 15 minutes: renders can take longer than that.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import discord
@@ -33,9 +34,13 @@ class Tracked:
     title: str
     upload_limit: int
     character: str | None = None  # for sheet jobs: whose look the buttons lock
+    job: RenderJob | None = None  # while it waits: to rewrite its place in line
+    place: int | None = None  # the place in line the message shows now
 
 
-def status_text(job: RenderJob, status: JobStatus, error: str | None = None) -> str:
+def status_text(
+    job: RenderJob, status: JobStatus, error: str | None = None, place: int | None = None
+) -> str:
     """The status line of a job, as the status message shows it."""
     icon = {
         JobStatus.QUEUED: "⏳",
@@ -45,6 +50,8 @@ def status_text(job: RenderJob, status: JobStatus, error: str | None = None) -> 
         JobStatus.CANCELLED: "✖️",
     }[status]
     text = f"{icon} {job.kind.value} job #{job.id} {status.value}"
+    if status == JobStatus.QUEUED and place is not None:
+        text += " — next in line" if place == 1 else f" — {place} in line, {place - 1} ahead"
     return f"{text}: {quote(error)}" if error else text
 
 
@@ -73,11 +80,33 @@ class DiscordNotifier:
 
     client: discord.Client
     db: Database | None = None  # set with the bot's deps: marks results posted exactly once
+    # each waiting job's place in the (fair) line, from the jobs package; None: not shown
+    places: Callable[[], Awaitable[dict[int, int]]] | None = None
     tracked: dict[int, Tracked] = field(default_factory=dict)
 
     def track(self, job_id: int, where: Tracked) -> None:
         """Remember where a job's status message is, for its later events."""
         self.tracked[job_id] = where
+
+    async def place_of(self, job_id: int) -> int | None:
+        """The job's place in line now, if the line is known and it still waits."""
+        return None if self.places is None else (await self.places()).get(job_id)
+
+    async def refresh_line(self) -> None:
+        """A job left the line: the waiting jobs behind it moved up; edit their messages."""
+        if self.places is None:
+            return
+        places = await self.places()
+        for job_id, where in list(self.tracked.items()):
+            place = places.get(job_id)
+            if where.job is None or place is None or place == where.place:
+                continue
+            self.tracked[job_id] = replace(where, place=place)
+            message = self.client.get_partial_messageable(where.channel_id).get_partial_message(
+                where.message_id
+            )
+            text = status_text(where.job, JobStatus.QUEUED, place=place)
+            await message.edit(content=text, allowed_mentions=NO_PINGS)
 
     async def __call__(self, event: JobEvent) -> None:
         where = self.tracked.get(event.job.id)
@@ -94,6 +123,9 @@ class DiscordNotifier:
         )
         if event.status == JobStatus.DONE and event.files:
             await self.post(channel, where, event)
+        if not event.status.active:
+            del self.tracked[event.job.id]  # nothing more will happen to this message
+        await self.refresh_line()
 
     async def post(
         self, channel: discord.PartialMessageable, where: Tracked, event: JobEvent

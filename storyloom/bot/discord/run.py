@@ -11,10 +11,11 @@ from storyloom.bot.discord.bot import StoryBot
 from storyloom.bot.discord.posting import post_pending
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.admission import JobAdmission, head_of_line, positions
 from storyloom.jobs.local import LocalWorker
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.storage import open_database, upgrade_database
-from storyloom.story.service import Deps
+from storyloom.story.service import Deps, utc_now
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,10 @@ async def run_discord(
             settings.output_dir,
             bot.notifier,
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+            pick_next=head_of_line,  # the fair line: each server gets its turn
         )
-        bot.deps = Deps(db, worker, STYLE_NAMES, settings.style)
+        bot.deps = Deps(db, worker, STYLE_NAMES, settings.style, admit_job=JobAdmission())
+        bot.notifier.places = lambda: positions(db, utc_now())
         working = asyncio.create_task(worker.run())
         try:
             async with bot:
