@@ -124,7 +124,7 @@ class DiscordNotifier:
         if event.status == JobStatus.DONE and event.files:
             await self.post(channel, where, event)
         if not event.status.active:
-            del self.tracked[event.job.id]  # nothing more will happen to this message
+            self.tracked.pop(event.job.id, None)  # nothing more will happen to this message
         await self.refresh_line()
 
     async def post(
