@@ -18,6 +18,7 @@ from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
 from storyloom.config import Settings
+from storyloom.jobs.admission import head_of_line
 from storyloom.jobs.broker import BrokerOptions, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
 
@@ -53,6 +54,7 @@ async def run_worker(settings: Settings, options: BrokerOptions | None = None) -
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
             take_over_after=timedelta(seconds=options.take_over_after_s),
             heartbeat_seconds=options.heartbeat_s,
+            pick_next=head_of_line,
         )
         broker = redis_broker(options)
         bind_worker(broker, worker)
