@@ -23,9 +23,11 @@ import asyncio
 import json
 import os
 import platform
+import re
 import statistics
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -52,6 +54,9 @@ ANN = Actor("w", "c", "t", "ann", "Ann")
 STEPS = 2
 BACKLOG = 20
 ROUNDS = 10
+LOG_LINE = re.compile(
+    r"(?P<at>\S+ \S+) storyloom\.jobs\.worker_main job (?P<job>\d+) (?P<status>\w+)"
+)
 
 
 async def wait_done(db: SqlDatabase, job_ids: list[int], timeout: float = 300) -> None:
@@ -70,6 +75,18 @@ async def wait_done(db: SqlDatabase, job_ids: list[int], timeout: float = 300) -
         if time.monotonic() > deadline:
             raise TimeoutError(f"jobs not done: {sorted(left)}")
         await asyncio.sleep(0.05)
+
+
+def worker_side_ms(log: str, job_ids: list[int]) -> float:
+    """Median time between a worker's "job N running" and "job N done" log lines."""
+    stamps: dict[tuple[int, str], datetime] = {}
+    for line in log.splitlines():
+        found = LOG_LINE.match(line)
+        if found:
+            at = datetime.strptime(found["at"], "%Y-%m-%d %H:%M:%S,%f")
+            stamps[(int(found["job"]), found["status"])] = at
+    spans = [(stamps[(i, "done")] - stamps[(i, "running")]).total_seconds() * 1000 for i in job_ids]
+    return statistics.median(spans)
 
 
 async def direct_ms(db: SqlDatabase, models: Path, folder: Path, job_id: int) -> float:
@@ -129,13 +146,16 @@ async def run(folder: Path) -> dict[str, object]:
             start_workers(1)
             await wait_done(db, [(await service.render(deps, ANN)).id])  # warm-up
             through = []
+            through_ids = []
             for _ in range(ROUNDS):
                 job = await service.render(deps, ANN)
+                through_ids.append(job.id)
                 await wait_done(db, [job.id])
                 async with db.reading() as uow:
                     done = await uow.jobs.find(job.id)
                 assert done is not None
                 through.append((done.updated_at - done.created_at).total_seconds() * 1000)
+            in_worker = worker_side_ms(workers[0].text(), through_ids)
             direct = await direct_ms(db, models, folder / "direct", job.id)
 
             # 2. a backlog of 20 jobs on one worker, then on two
@@ -149,6 +169,13 @@ async def run(folder: Path) -> dict[str, object]:
                 first = min(r.created_at for r in rows if r is not None)
                 last = max(r.updated_at for r in rows if r is not None)
                 seconds[count] = (last - first).total_seconds()
+            # how the backlog spread, and how long each render took with two side by side:
+            # a render much slower than alone means the two processes shared one free core
+            shares = [sum(f"job {i} done" in w.text() for i in ids) for w in workers]
+            side_by_side = statistics.median(
+                worker_side_ms(w.text(), [i for i in ids if f"job {i} done" in w.text()])
+                for w in workers
+            )
     finally:
         for worker in workers:
             worker.terminate()
@@ -160,10 +187,14 @@ async def run(folder: Path) -> dict[str, object]:
         "queue_overhead_ms": round(queue_ms - direct, 1),
         "through_queue_ms": round(queue_ms, 1),
         "direct_render_ms": round(direct, 1),
+        # the worker's own running → done (its log), so the rest is transport and rows
+        "worker_running_to_done_ms": round(in_worker, 1),
         "two_worker_speedup": round(seconds[1] / seconds[2], 2),
         "backlog_seconds_1_worker": round(seconds[1], 2),
         "backlog_seconds_2_workers": round(seconds[2], 2),
         "backlog_jobs": BACKLOG,
+        "backlog_jobs_per_worker": shares,
+        "render_ms_two_side_by_side": round(side_by_side, 1),
         "settings": {"model": "tiny-sdxl", "px": 64, "steps": STEPS, "threads_per_worker": 1},
         "cpus": os.cpu_count(),
         "machine": platform.platform(),
@@ -176,12 +207,14 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storyloom-jobs-") as tmp:
         figures = asyncio.run(run(Path(tmp)))
-    for key in ("queue_overhead_ms", "through_queue_ms", "direct_render_ms"):
-        print(f"{key:28} {figures[key]:>10}")
-    for key in ("two_worker_speedup", "backlog_seconds_1_worker", "backlog_seconds_2_workers"):
-        print(f"{key:28} {figures[key]:>10}")
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    for key in ("queue_overhead_ms", "through_queue_ms", "direct_render_ms",
+                "worker_running_to_done_ms"):  # fmt: skip
+        print(f"{key:28} {figures[key]!s:>10}")
+    for key in ("two_worker_speedup", "backlog_seconds_1_worker", "backlog_seconds_2_workers",
+                "backlog_jobs_per_worker", "render_ms_two_side_by_side"):  # fmt: skip
+        print(f"{key:28} {figures[key]!s:>10}")
 
 
 if __name__ == "__main__":

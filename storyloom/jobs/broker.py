@@ -11,15 +11,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
-from taskiq_redis import RedisStreamBroker
 
 from storyloom.jobs.local import LocalWorker
+
+if TYPE_CHECKING:
+    from taskiq_redis import RedisStreamBroker
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +66,13 @@ def memory_broker() -> InMemoryBroker:
 
 def redis_broker(options: BrokerOptions) -> RedisStreamBroker:
     """The distributed mode: Redis Streams, one job at a time per worker."""
+    # imported here: redis and taskiq-redis come with the `distributed` extra only
+    from redis.asyncio.retry import Retry
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from taskiq_redis import RedisStreamBroker
+
     broker = RedisStreamBroker(
         options.redis_url,
         queue_name=options.stream,
@@ -132,13 +138,19 @@ class TaskiqQueue:
         await task.kiq(job_id)
 
 
-async def send_noops(broker: AsyncBroker, every_s: float) -> None:
-    """Send a no-op every `every_s` seconds until cancelled (see `BrokerOptions`)."""
+async def send_noops(broker: AsyncBroker, every_s: float, stop: asyncio.Event) -> None:
+    """Send a no-op every `every_s` seconds until `stop` is set (see `BrokerOptions`)."""
+    # Stopped by an event, not by cancelling: a cancel that lands while redis-py waits on a
+    # socket timeout can come out as a TimeoutError, which the loop below would swallow.
     task = broker.find_task(NOOP_TASK)
     if task is None:
         raise RuntimeError("the broker was built without register_tasks()")
     while True:
-        await asyncio.sleep(every_s)
+        try:
+            await asyncio.wait_for(stop.wait(), every_s)
+            return
+        except TimeoutError:
+            pass
         try:
             await task.kiq()
         except Exception as error:  # Redis down: the worker loop reconnects; keep ticking

@@ -59,14 +59,13 @@ async def run_worker(settings: Settings, options: BrokerOptions | None = None) -
         broker = redis_broker(options)
         bind_worker(broker, worker)
         broker.is_worker_process = True
-        ticker = asyncio.create_task(send_noops(broker, options.noop_every_s))
+        ticker = asyncio.create_task(send_noops(broker, options.noop_every_s, stop))
         log.info("worker ready: jobs from %s on %s", options.stream, _without_password(options))
         try:
             await receive(broker, stop)
         finally:
-            ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            stop.set()  # also when the receiver failed: the ticker ends with it
+            await ticker
             with contextlib.suppress(Exception):  # Redis may be gone; nothing left to flush
                 await broker.shutdown()
             for sig in (signal.SIGTERM, signal.SIGINT):
