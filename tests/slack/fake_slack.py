@@ -20,6 +20,7 @@ class Call:
     method: str
     params: dict[str, Any]
     token: str
+    answer: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -33,7 +34,7 @@ class FakeSlack:
 
     def app(self) -> web.Application:
         app = web.Application()
-        app.router.add_post("/api/{method}", self.api)
+        app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
         return app
 
@@ -49,8 +50,9 @@ class FakeSlack:
             params = dict(await request.post())
         params = {**request.query, **params}  # the SDK sends some methods' params in the URL
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        self.calls.append(Call(method, dict(params), token))
-        return web.json_response({"ok": True, **self.answer(method, params)})
+        answer = self.answer(method, params)
+        self.calls.append(Call(method, dict(params), token, answer))
+        return web.json_response({"ok": True, **answer})
 
     def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
@@ -189,6 +191,7 @@ class Sender:
             "api_app_id": "A1",
             "view": {
                 "id": "V1",
+                "type": "modal",
                 "callback_id": "story_add_beat",
                 "private_metadata": f"{channel}|{thread_ts}",
                 "state": {
