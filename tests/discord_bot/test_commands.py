@@ -1,0 +1,150 @@
+"""/story commands through the real discord.py code, against a loopback fake of Discord:
+deferral, answers without pings, permissions, threads, autocomplete, the error handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import pytest
+
+from .fake_discord import FakeDiscord, press, slash, text_channel
+from .harness import ANN, BOB, MOD, THREAD, Running, followups
+
+
+async def test_every_command_defers_first_and_answers_without_pings(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="Lighthouse"))
+    [answer] = await followups(fake, 1)
+    assert "new story **Lighthouse**" in answer
+    callback = fake.where("POST", "/interactions/")[0]
+    assert callback.json is not None and callback.json["type"] == 5  # deferred
+    assert fake.calls.index(callback) < fake.calls.index(fake.where("POST", "/webhooks/")[0])
+
+    running.send(slash("add", THREAD, ANN, text="@everyone look at [Mira] <@12> **now**"))
+    answers = await followups(fake, 2)
+    assert answers[1].startswith("✗") and "Mira" in answers[1]  # Mira is not cast yet
+    running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    await followups(fake, 3)
+    running.send(slash("add", THREAD, BOB, text="@everyone look at [Mira] <@12> **now**"))
+    answers = await followups(fake, 4)
+    assert "beat 1:" in answers[3]
+    assert "@\u200beveryone" in answers[3] and "<\u200b@12" in answers[3]
+    assert "\\*\\*now\\*\\*" in answers[3]
+    for call in fake.where("POST", "/webhooks/"):
+        assert call.json is not None and call.json["allowed_mentions"]["parse"] == []
+
+
+async def test_a_member_cannot_edit_another_members_beat_but_a_moderator_can(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="ann's beat"))
+    await followups(fake, 2)
+    running.send(slash("edit", THREAD, BOB, beat=1, text="bob was here"))
+    answers = await followups(fake, 3)
+    assert answers[2].startswith("✗") and "Ann" in answers[2]
+    running.send(slash("list", THREAD, BOB))
+    answers = await followups(fake, 4)
+    assert "ann's beat" in answers[3] and "bob was here" not in answers[3]
+    running.send(slash("edit", THREAD, MOD, beat=1, text="tidied"))
+    answers = await followups(fake, 5)
+    assert "beat 1 edited" in answers[4]
+
+
+async def test_new_in_a_text_channel_opens_a_thread_for_the_story(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", text_channel(4242), ANN, title="Harbour"))
+    [answer] = await followups(fake, 1)
+    [created] = fake.where("POST", "/channels/4242/threads")
+    assert created.json is not None and created.json["name"] == "Harbour"
+    assert "new story in <#" in answer
+    intro = await fake.wait_for("POST", "/messages")
+    assert "Harbour" in (intro[0].json or {}).get("content", "")
+
+
+async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    await followups(fake, 2)
+    running.send(slash("cast", THREAD, ANN, name="Otto", description="a dog"))
+    await followups(fake, 3)
+    await followups(fake, 3)
+    for count, text in enumerate(("one", "two", "three"), start=4):
+        running.send(slash("add", THREAD, ANN, text=text))
+        await followups(fake, count)
+
+    def typing(sub: str, option: str, value: str, **others: Any) -> dict[str, Any]:
+        options: dict[str, Any] = {option: value, **others}  # the typed option comes first
+        payload = slash(sub, THREAD, ANN, **options)
+        payload["type"] = 4  # APPLICATION_COMMAND_AUTOCOMPLETE
+        focused = payload["data"]["options"][0]["options"][0]
+        focused["focused"] = True
+        focused["type"] = 4 if option == "beat" else 3
+        return payload
+
+    running.send(typing("look", "name", "mi"))
+    running.send(typing("edit", "beat", "", text="x"))
+    answers = await fake.wait_for("POST", "/callback", 6 + 2)
+    offered = [(c.json or {})["data"]["choices"] for c in answers if (c.json or {})["type"] == 8]
+    assert [{"name": "Mira", "value": "Mira"}] in offered
+    assert [[choice["value"] for choice in choices] for choices in offered][1] == [3, 2, 1]
+    running.send(typing("style", "name", "COM"))
+    answers = await fake.wait_for("POST", "/callback", 6 + 3)
+    styles = (answers[-1].json or {})["data"]["choices"]
+    assert {"name": "comic", "value": "comic"} in styles
+
+
+async def test_every_subcommand_and_option_is_described(running: Running) -> None:
+    [group] = [c for c in running.bot.tree.get_commands() if c.name == "story"]
+    assert isinstance(group, discord.app_commands.Group)
+    names = {c.name for c in group.commands}
+    assert names >= {"new", "add", "edit", "remove", "move", "undo", "list", "cast", "look"}
+    assert names >= {"style", "render", "clip", "status", "cancel", "export", "delete"}
+    for command in group.commands:
+        assert isinstance(command, discord.app_commands.Command)
+        for option in command.parameters:
+            assert option.description != "…", f"/story {command.name} {option.name}"
+
+
+async def test_an_unexpected_failure_gets_one_sentence_and_a_log_line_with_who_and_where(
+    running: Running, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from storyloom.story import service
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service, "add_beat", broken)
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="a beach"))
+    answers = await followups(fake, 2)
+    assert answers[1] == "✗ Something went wrong on our side; please try again in a moment."
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    line = record.getMessage()
+    assert "story add" in line and "11" in line and str(THREAD["id"]) in line
+    assert "disk on fire" in (record.exc_text or str(record.exc_info))
+    assert "fake-bot-token" not in caplog.text
+
+
+async def test_a_button_that_fails_unexpectedly_still_answers_and_is_logged(
+    running: Running, fake: FakeDiscord, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from storyloom.story import service
+
+    async def broken(*args: Any) -> None:
+        raise RuntimeError("queue gone")
+
+    monkeypatch.setattr(service, "cancel", broken)
+    running.send(press("story:cancel:9", THREAD, ANN))
+    [answer] = await followups(fake, 1)
+    assert answer == "✗ Something went wrong on our side; please try again in a moment."
+    [record] = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "button cancel:9 by 11" in record.getMessage()

@@ -1,0 +1,193 @@
+"""Render jobs on Discord through the real discord.py code: status messages, uploads within
+the limit, credits, buttons, and what survives a restart."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from storyloom.generation.renderer import StoryRenderer
+from storyloom.jobs.local import LocalWorker
+from storyloom.storage import SqlDatabase
+
+from .fake_discord import FakeDiscord, press, slash
+from .harness import ANN, BOB, MOD, THREAD, Running, followups, start_bot
+
+
+async def test_render_edits_one_status_message_and_uploads_the_page(
+    running: Running, fake: FakeDiscord
+) -> None:
+    task = asyncio.create_task(running.worker.run())
+    try:
+        running.send(slash("new", THREAD, ANN, title="Lighthouse"))
+        await followups(fake, 1)
+        running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+        await followups(fake, 2)
+        running.send(slash("add", THREAD, ANN, text='[Mira] waves # Mira: "Hi!"'))
+        await followups(fake, 3)
+        running.send(slash("add", THREAD, MOD, text="[Mira] sleeps"))
+        await followups(fake, 4)
+        running.send(slash("render", THREAD, BOB))
+        answers = await followups(fake, 5)
+        assert "page job #1 queued" in answers[4]
+        await asyncio.wait_for(running.worker.drain(), 120)
+        await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
+    finally:
+        task.cancel()
+    status, result = fake.where("POST", f"/channels/{THREAD['id']}/messages")
+    assert "queued" in (status.json or {})["content"]
+    edits = [(c.json or {})["content"] for c in fake.where("PATCH", "/messages/")]
+    assert any("running" in e for e in edits) and "done" in edits[-1]
+    names = [name for name, _ in result.files]
+    assert names[0] == "story-page-01.png" and "story.pdf" in names
+    assert "for Bob" in (result.json or {})["content"]
+    assert "beats by Ann, Mo" in (result.json or {})["content"]  # the credits
+    assert (result.json or {})["allowed_mentions"]["parse"] == []
+
+
+async def test_a_button_pressed_after_a_restart_still_works(
+    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> None:
+    first = await start_bot(db, renderer, tmp_path / "out")
+    first.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    first.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    first.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    [status] = fake.where("POST", f"/channels/{THREAD['id']}/messages")
+    components = (status.json or {})["components"][0]["components"]
+    cancel_id = components[0]["custom_id"]
+    assert cancel_id == "story:cancel:1"
+    await first.bot.close()
+
+    # a new process: nothing in memory but the database and the custom_id
+    second = await start_bot(db, renderer, tmp_path / "out")
+    try:
+        second.send(press(cancel_id, THREAD, BOB))  # Bob did not ask for it
+        refused = await followups(fake, 4)
+        assert refused[3].startswith("✗ Only whoever asked")
+        second.send(press(cancel_id, THREAD, ANN))
+        done = await followups(fake, 5)
+        assert done[4] == "job #1 cancelled"
+    finally:
+        await second.bot.close()
+
+
+async def test_an_attachment_over_the_upload_limit_is_never_sent(
+    running: Running, fake: FakeDiscord, db: SqlDatabase, tmp_path: Path
+) -> None:
+    from storyloom.bot.discord.posting import Tracked
+    from storyloom.jobs.local import JobEvent
+    from storyloom.story.model import JobStatus
+    from storyloom.story.service import utc_now
+
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    running.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    async with db.writing() as uow:  # as if the worker had finished it
+        await uow.jobs.set_status(1, JobStatus.DONE, utc_now())
+        job = await uow.jobs.find(1)
+    assert job is not None
+
+    big, small = tmp_path / "story.zip", tmp_path / "story-page-01.png"
+    big.write_bytes(b"x" * 5000)
+    small.write_bytes(b"y" * 100)
+    running.bot.notifier.track(1, Tracked(int(THREAD["id"]), 123, "T", upload_limit=1000))
+    await running.bot.notifier(JobEvent(job, JobStatus.DONE, (small, big)))
+    [post] = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
+    assert [name for name, _ in post.files] == ["story-page-01.png"]
+    content = (post.json or {})["content"]
+    assert "story.zip" in content and "over this channel" in content
+    assert all(size <= 1000 for _, size in post.files)
+
+
+async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_restart(
+    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> None:
+    from storyloom.bot.discord.posting import post_pending
+    from storyloom.jobs.local import JobEvent
+
+    first = await start_bot(db, renderer, tmp_path / "out")
+    first.send(slash("new", THREAD, ANN, title="Night @everyone"))
+    await followups(fake, 1)
+    first.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    first.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    await first.bot.close()
+
+    # the worker finishes while no bot process is there to post
+    async def nobody_listens(event: JobEvent) -> None:
+        return None
+
+    offline = LocalWorker(db, lambda: renderer, tmp_path / "out", nobody_listens)
+    await offline.process(1)
+
+    second = await start_bot(db, renderer, tmp_path / "out")
+    try:
+        assert await post_pending(second.bot.notifier, db, tmp_path / "out") == 1
+        assert await post_pending(second.bot.notifier, db, tmp_path / "out") == 0
+    finally:
+        await second.bot.close()
+    uploads = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
+    [post] = uploads
+    assert "story-page-01.png" in [name for name, _ in post.files]
+    assert "@\u200beveryone" in (post.json or {})["content"]
+    assert (post.json or {})["allowed_mentions"]["parse"] == []
+
+
+async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_members(
+    running: Running, fake: FakeDiscord
+) -> None:
+    task = asyncio.create_task(running.worker.run())
+    try:
+        running.send(slash("new", THREAD, ANN, title="T"))
+        await followups(fake, 1)
+        running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+        await followups(fake, 2)
+        running.send(slash("look", THREAD, ANN, name="Mira"))
+        answers = await followups(fake, 3)
+        assert "sheet job #1 queued" in answers[2]
+        await asyncio.wait_for(running.worker.drain(), 120)
+        posts = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
+    finally:
+        task.cancel()
+    status, sheet = posts[:2]
+    [cancel] = (status.json or {})["components"][0]["components"]
+    assert cancel["custom_id"] == "story:cancel:1"  # a sheet can be cancelled while it renders
+    assert sheet.files
+    ids = [b["custom_id"] for b in (sheet.json or {})["components"][0]["components"]]
+    assert ids == ["story:lock:Mira", "story:reroll:Mira"]
+
+    running.send(press("story:lock:Mira", THREAD, ANN))
+    answers = await followups(fake, 4)
+    assert answers[3] == "Mira's look is locked"
+    running.send(press("story:reroll:Mira", THREAD, BOB))  # Bob did not cast Mira
+    answers = await followups(fake, 5)
+    assert answers[4].startswith("✗") and "locked" in answers[4]
+
+
+async def test_the_status_message_shows_the_place_in_line_and_moves_up(
+    running: Running, fake: FakeDiscord
+) -> None:
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    running.send(slash("add", THREAD, ANN, text="a beach"))
+    await followups(fake, 2)
+    running.send(slash("render", THREAD, ANN))
+    await followups(fake, 3)
+    running.send(slash("render", THREAD, BOB))
+    await followups(fake, 4)
+    first, second = fake.where("POST", f"/channels/{THREAD['id']}/messages")
+    assert (first.json or {})["content"].endswith("queued — next in line")
+    assert (second.json or {})["content"].endswith("queued — 2 in line, 1 ahead")
+
+    await running.worker.process(1)
+    edits = [(c.path, (c.json or {})["content"]) for c in fake.where("PATCH", "/messages/")]
+    moved_up = [text for path, text in edits if "job #2" in text]
+    assert moved_up == ["⏳ page job #2 queued — next in line"]
+    assert any("job #1 done" in text for _, text in edits)
