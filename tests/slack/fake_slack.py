@@ -30,6 +30,7 @@ class FakeSlack:
     calls: list[Call] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
     base: str = ""
+    rate_limit_once: set[str] = field(default_factory=set)  # methods answered 429 once
     _ts: int = 0
 
     def app(self) -> web.Application:
@@ -50,6 +51,12 @@ class FakeSlack:
             params = dict(await request.post())
         params = {**request.query, **params}  # the SDK sends some methods' params in the URL
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if method in self.rate_limit_once:
+            self.rate_limit_once.discard(method)
+            self.calls.append(Call(method + " (429)", dict(params), token))
+            return web.json_response(
+                {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
+            )
         answer = self.answer(method, params)
         self.calls.append(Call(method, dict(params), token, answer))
         return web.json_response({"ok": True, **answer})

@@ -112,6 +112,8 @@ async def run_slack(
                 finally:
                     await runner.cleanup()
             else:
+                # Socket Mode requests come over the app-token websocket and are not signed;
+                # bolt still wants a secret at construction, which it never uses for them
                 app = build_app(adapter, client=client, signing_secret="socket-mode-unused")
                 handler = AsyncSocketModeHandler(
                     app, _secret(settings.slack_app_token, "slack_app_token")
