@@ -191,3 +191,24 @@ async def test_the_status_message_shows_the_place_in_line_and_moves_up(
     moved_up = [text for path, text in edits if "job #2" in text]
     assert moved_up == ["⏳ page job #2 queued — next in line"]
     assert any("job #1 done" in text for _, text in edits)
+
+
+async def test_the_channels_upload_limit_from_the_interaction_decides_what_is_attached(
+    running: Running, fake: FakeDiscord
+) -> None:
+    task = asyncio.create_task(running.worker.run())
+    try:
+        running.send(slash("new", THREAD, ANN, title="T"))
+        await followups(fake, 1)
+        running.send(slash("add", THREAD, ANN, text="a beach"))
+        await followups(fake, 2)
+        running.send(slash("render", THREAD, ANN, limit=2000))  # a tiny channel limit
+        await followups(fake, 3)
+        await asyncio.wait_for(running.worker.drain(), 120)
+        posts = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
+    finally:
+        task.cancel()
+    result = posts[1]
+    assert sum(size for _, size in result.files) <= 2000
+    content = (result.json or {})["content"]
+    assert "story.pdf" in content and "upload limit and was not attached" in content
