@@ -15,9 +15,10 @@ from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
 from storyloom.bot.slack.notifier import SlackNotifier
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.admission import positions
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
-from storyloom.story.service import Deps
+from storyloom.story.service import Deps, utc_now
 
 from .fake_slack import SECRET, FakeSlack, Sender
 
@@ -60,7 +61,13 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
         queue = RecordingQueue()
         notifier = SlackNotifier(lambda _team: _same(client), db)
         stories = SqlChannelStories(db)
-        adapter = SlackStoryAdapter(Deps(db, queue, STYLE_NAMES, "comic"), stories, notifier)
+        deps = Deps(db, queue, STYLE_NAMES, "comic")
+
+        async def queue_place(job_id: int) -> int | None:
+            # the real fair line (jobs.admission), over the jobs this test queued
+            return (await positions(db, utc_now())).get(job_id)
+
+        adapter = SlackStoryAdapter(deps, stories, notifier, queue_place)
         app = build_app(adapter, client=client, signing_secret=SECRET)
         runner = await serve_http(app, 0, host="127.0.0.1")
         sender = Sender(http, f"http://127.0.0.1:{_port(runner)}{EVENTS_PATH}")

@@ -29,7 +29,7 @@ async def test_mentions_in_the_thread_add_beats_and_render(slack: Slack) -> None
     assert "beat 1" in (await _thread_replies(slack, 2))[-1]
     assert await slack.send.mention("render", ts) == 200
     status, answer = (await _thread_replies(slack, 4))[-2:]
-    assert "page job" in status and "queued" in status
+    assert "page job" in status and "queued" in status and "place 1 in the queue" in status
     assert "queued" in answer
     assert all(c.params.get("thread_ts") == ts for c in slack.fake.named("chat.postMessage")[1:])
     assert len(slack.queue.submitted) == 1

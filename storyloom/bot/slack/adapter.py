@@ -32,6 +32,8 @@ from storyloom.story.model import JobStatus
 
 log = logging.getLogger(__name__)
 Answer = Callable[[str], Awaitable[None]]
+# a waiting job's place in the queue (1 starts next), None once it is no longer waiting
+QueuePlace = Callable[[int], Awaitable[int | None]]
 TROUBLE = "Something went wrong on our side; the operators have the details. Try again soon."
 
 
@@ -39,11 +41,16 @@ class SlackStoryAdapter:
     """Turns Slack requests into story use cases and their results into Slack messages."""
 
     def __init__(
-        self, deps: service.Deps, stories: ChannelStories, notifier: SlackNotifier
+        self,
+        deps: service.Deps,
+        stories: ChannelStories,
+        notifier: SlackNotifier,
+        queue_place: QueuePlace | None = None,
     ) -> None:
         self.deps = deps
         self.stories = stories
         self.notifier = notifier
+        self.queue_place = queue_place  # shown on a new job's status message
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners to a bolt app."""
@@ -181,7 +188,9 @@ class SlackStoryAdapter:
     ) -> None:
         """Send a subcommand's reply; a job also gets its status message in the thread."""
         if reply.job is not None:
-            text, status = blocks.status(reply.job, JobStatus.QUEUED, thread_ts)
+            place = None if self.queue_place is None else await self.queue_place(reply.job.id)
+            detail = None if place is None else f"place {place} in the queue"
+            text, status = blocks.status(reply.job, JobStatus.QUEUED, thread_ts, detail)
             posted = await client.chat_postMessage(
                 channel=where.channel_id, thread_ts=thread_ts, text=text, blocks=status
             )

@@ -23,10 +23,11 @@ from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_clie
 from storyloom.bot.slack.notifier import SlackNotifier
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.admission import positions
 from storyloom.jobs.local import LocalWorker
 from storyloom.storage import create_engine, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
-from storyloom.story.service import Deps
+from storyloom.story.service import Deps, utc_now
 
 log = logging.getLogger(__name__)
 BOT_SCOPES = [
@@ -86,7 +87,11 @@ async def run_slack(
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
         )
         deps = Deps(db, worker, STYLE_NAMES, settings.style)
-        adapter = SlackStoryAdapter(deps, SqlChannelStories(db), notifier)
+
+        async def queue_place(job_id: int) -> int | None:
+            return (await positions(db, utc_now())).get(job_id)
+
+        adapter = SlackStoryAdapter(deps, SqlChannelStories(db), notifier, queue_place)
         engine = create_engine(settings.database_url)
         installations = AsyncSQLAlchemyInstallationStore(oauth.client_id if oauth else "", engine)
         oauth_settings = None
