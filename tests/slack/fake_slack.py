@@ -31,6 +31,7 @@ class FakeSlack:
     uploads: list[bytes] = field(default_factory=list)
     base: str = ""
     rate_limit_once: set[str] = field(default_factory=set)  # methods answered 429 once
+    delay_s: dict[str, float] = field(default_factory=dict)  # methods that answer slowly
     _ts: int = 0
 
     def app(self) -> web.Application:
@@ -51,6 +52,7 @@ class FakeSlack:
             params = dict(await request.post())
         params = {**request.query, **params}  # the SDK sends some methods' params in the URL
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        await asyncio.sleep(self.delay_s.get(method, 0.0))
         if method in self.rate_limit_once:
             self.rate_limit_once.discard(method)
             self.calls.append(Call(method + " (429)", dict(params), token))
