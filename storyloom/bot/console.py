@@ -210,6 +210,8 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
                 write(f"  {path}")
         elif event.status == JobStatus.FAILED:
             write(f"job #{job.id} failed: {event.error}")
+        elif event.progress is not None:
+            write(f"job #{job.id} {event.progress.describe()}")
         else:
             write(f"job #{job.id} {event.status}")
 

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storyloom.jobs.fairness import JobLimits, check_caps, fair_order, queue_positions
+from storyloom.jobs.progress import JobProgress
 from storyloom.storage.engine import SqlDatabase
+from storyloom.storage.job_progress import write_progress
 from storyloom.storage.job_queue import line, queued_jobs
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story.model import Actor
@@ -52,3 +54,8 @@ async def positions(db: SqlDatabase, now: datetime) -> dict[int, int]:
     """Every waiting job's place in the fair line (1 starts next)."""
     async with db.reading() as uow:
         return queue_positions(await line(_session(uow), now - SERVED_WINDOW))
+
+
+async def store_progress(uow: UnitOfWork, job_id: int, progress: JobProgress) -> None:
+    """Write a running job's progress to its row (`LocalWorker.store_progress`)."""
+    await write_progress(_session(uow), job_id, progress.percent, progress.describe())

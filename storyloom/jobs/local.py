@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from storyloom.generation.renderer import RenderCancelled, StoryRenderer
+from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
 from storyloom.jobs.artifacts import JobInput, render_job
+from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.story.model import JobKind, JobStatus, LockState, RenderJob
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
@@ -33,6 +34,7 @@ class JobEvent:
     status: JobStatus
     files: tuple[Path, ...] = ()
     error: str | None = None
+    progress: JobProgress | None = None  # set on the throttled RUNNING reports of a render
 
 
 Notify = Callable[[JobEvent], Awaitable[None]]
@@ -57,7 +59,14 @@ class LocalWorker:
     # head of the line (jobs/admission.head_of_line), not necessarily the one named. Each
     # job sends one message, so every waiting job still gets one. None: the job named.
     pick_next: Callable[[UnitOfWork, datetime], Awaitable[int | None]] | None = None
+    progress_every_s: float = 3.0  # at most one progress report (event, row write) this often
+    # Writes a report to the job row (jobs/admission.store_progress), so a chat side in
+    # another process can show it. None: reports go to `notify` only.
+    store_progress: Callable[[UnitOfWork, int, JobProgress], Awaitable[None]] | None = None
     _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
+    _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
+    # reports are written and told in the order the render made them, one at a time
+    _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _renderer: StoryRenderer | None = None
 
     async def submit(self, job_id: int) -> None:
@@ -114,11 +123,13 @@ class LocalWorker:
         # 2. render in a thread; the loop keeps answering chat commands meanwhile
         work = JobInput(job, story, beats, cast)
         beating = asyncio.create_task(self._heartbeat(job.id))
+        loop = asyncio.get_running_loop()
         try:
             files = await asyncio.to_thread(
                 self._render,
                 work,
-                self._cancel_check(job.id, asyncio.get_running_loop(), self.cancel_poll_seconds),
+                self._cancel_check(job.id, loop, self.cancel_poll_seconds),
+                self._meter(work, loop),
             )
         except RenderCancelled:
             await self._finish(job, JobStatus.CANCELLED)
@@ -159,7 +170,12 @@ class LocalWorker:
             except Exception:  # a busy database skips one beat; the next one may land
                 log.warning("job %s: heartbeat not recorded", job_id, exc_info=True)
 
-    def _render(self, work: JobInput, should_cancel: Callable[[], bool]) -> list[Path]:
+    def _render(
+        self,
+        work: JobInput,
+        should_cancel: Callable[[], bool],
+        on_progress: Callable[[Progress], None],
+    ) -> list[Path]:
         if self._renderer is None:
             self._renderer = self.load_renderer()
         return render_job(
@@ -167,8 +183,35 @@ class LocalWorker:
             work,
             self.out_dir / f"job-{work.job.id}",
             clip_budget_bytes=self.clip_budget_bytes,
+            on_progress=on_progress,
             should_cancel=should_cancel,
         )
+
+    def _meter(self, work: JobInput, loop: asyncio.AbstractEventLoop) -> ProgressMeter:
+        """The render thread's progress callback: throttled, handed to the loop unawaited
+        (a slow database or chat must not slow the denoising)."""
+        sheet = work.job.kind in (JobKind.SHEET, JobKind.REROLL)
+        first = work.beats[0].position if work.beats and not sheet else 1
+
+        def emit(progress: JobProgress) -> None:
+            asyncio.run_coroutine_threadsafe(self._report(work.job, progress), loop)
+
+        panels = 0 if sheet else len(work.beats)
+        return ProgressMeter(panels, emit, first_panel=first, every_s=self.progress_every_s)
+
+    async def _report(self, job: RenderJob, progress: JobProgress) -> None:
+        async with self._reporting:
+            await self._report_now(job, progress)
+
+    async def _report_now(self, job: RenderJob, progress: JobProgress) -> None:
+        if self.store_progress is not None:
+            try:
+                async with self.db.writing() as uow:
+                    await self.store_progress(uow, job.id, progress)
+            except Exception:  # a busy database drops one report; the next may land
+                log.warning("job %s: progress not recorded", job.id, exc_info=True)
+        if job.id not in self._finished:  # never edit a result back into "running"
+            await self.notify(JobEvent(job, JobStatus.RUNNING, progress=progress))
 
     def _cancel_check(
         self, job_id: int, loop: asyncio.AbstractEventLoop, every: float
@@ -206,4 +249,5 @@ class LocalWorker:
                 status, files, error = JobStatus.CANCELLED, (), None
             else:
                 await uow.jobs.set_status(job.id, status, utc_now(), error=error)
+        self._finished.add(job.id)
         await self.notify(JobEvent(job, status, files, error))

@@ -128,3 +128,6 @@ class RenderJobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(Timestamp())
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     posted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # a running job's progress, written by its worker (throttled) for the chat side to show
+    progress_percent: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    progress_text: Mapped[str | None] = mapped_column(String(200), nullable=True)

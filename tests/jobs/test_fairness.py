@@ -140,7 +140,9 @@ class RecordingWorker(LocalWorker):
 
     ran: list[int]
 
-    def _render(self, work: JobInput, should_cancel: Callable[[], bool]) -> list[Path]:
+    def _render(
+        self, work: JobInput, should_cancel: Callable[[], bool], on_progress: object
+    ) -> list[Path]:
         self.ran.append(work.job.id)
         return []
 

@@ -44,7 +44,8 @@ class Recorder:
         self.events.append(event)
 
     def statuses(self, job_id: int) -> list[JobStatus]:
-        return [e.status for e in self.events if e.job.id == job_id]
+        """Status changes only (progress reports repeat RUNNING)."""
+        return [e.status for e in self.events if e.job.id == job_id and e.progress is None]
 
 
 def setup(

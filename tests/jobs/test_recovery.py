@@ -54,7 +54,8 @@ class Events:
         self.seen: list[JobEvent] = []
 
     async def __call__(self, event: JobEvent) -> None:
-        self.seen.append(event)
+        if event.progress is None:  # status changes only; progress has its own tests
+            self.seen.append(event)
 
 
 async def queued_jobs(db: SqlDatabase, count: int) -> list[RenderJob]:

@@ -1,0 +1,67 @@
+"""Progress of a running job for the chat side: panel i of n, percent, time left.
+
+A render reports every denoising step; chat messages may be edited only every few seconds,
+and every report written to the job row is a database write. `ProgressMeter` turns the
+renderer's step reports into at most one `JobProgress` every `every_s` seconds (and always
+the last one), with an estimate of the time left from the pace so far.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from storyloom.generation.renderer import Progress
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """Where a running job is: `done` of `total` steps, which panel, and seconds left."""
+
+    done: int
+    total: int
+    panel: int  # 1-based: the first panel of the batch being denoised
+    panels: int  # 0 for a character sheet (its images are not panels of the story)
+    eta_s: float | None  # None until the pace is known
+
+    @property
+    def percent(self) -> int:
+        """Whole percent done."""
+        return 100 * self.done // self.total if self.total else 0
+
+    def describe(self) -> str:
+        """One short line for a status message."""
+        left = "" if self.eta_s is None else f", about {max(1, round(self.eta_s))} s left"
+        where = f"panel {self.panel} of {self.panels}, " if self.panels else ""
+        return f"{where}{self.percent}%{left}"
+
+
+@dataclass
+class ProgressMeter:
+    """Throttles step reports into `JobProgress` values passed to `emit`."""
+
+    panels: int
+    emit: Callable[[JobProgress], None]
+    first_panel: int = 1  # the renderer numbers panels by beat position; shown from 1
+    every_s: float = 3.0
+    clock: Callable[[], float] = time.monotonic
+    _start: tuple[float, int] | None = field(default=None, init=False)  # (time, done)
+    _last: float | None = field(default=None, init=False)
+
+    def __call__(self, report: Progress) -> None:
+        """Take one step report (the renderer's `on_progress`)."""
+        now = self.clock()
+        if self._start is None:
+            # the first report comes after a step of unknown length (it includes the
+            # model's warm-up): the pace is measured from here on
+            self._start = (now, report.done)
+        finished = report.done >= report.total
+        if not finished and self._last is not None and now - self._last < self.every_s:
+            return
+        self._last = now
+        since, done_then = self._start
+        steps = report.done - done_then
+        eta = (now - since) / steps * (report.total - report.done) if steps > 0 else None
+        panel = report.panels[0] - self.first_panel + 1 if report.panels else 1
+        self.emit(JobProgress(report.done, report.total, panel, self.panels, eta))
