@@ -200,6 +200,24 @@ def discord(
 
 
 @app.command()
+def worker(model: ModelOption = None) -> None:
+    """A GPU worker: render jobs from Redis, one at a time (run `storyloom db upgrade` first)."""
+    import asyncio
+    import logging
+
+    from storyloom.config import load_settings
+    from storyloom.jobs.broker import BrokerOptions
+    from storyloom.jobs.worker_main import run_worker
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_settings(**({"model": model} if model else {}))
+    options = BrokerOptions(redis_url=settings.redis_url.get_secret_value())
+    asyncio.run(run_worker(settings, options))
+
+
+@app.command()
 def doctor() -> None:
     """Check configuration, database, model, GPU and folders, and say how to fix each problem."""
     import asyncio

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://USER:PASS@HOST/DB.",
     )
 
+    redis_url: SecretStr = Field(
+        SecretStr("redis://localhost:6379/0"),
+        description="Redis for the distributed mode (`storyloom worker` processes); may hold "
+        "a password, so it is never logged.",
+    )
+
     # --- chat platforms (secrets: environment only) ---------------------------------
     discord_token: SecretStr | None = Field(None, description="Discord bot token.")
     slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…).")
