@@ -91,10 +91,7 @@ class SlackStoryAdapter:
     ) -> None:
         """`@storyloom add …` in a story thread: answered in the thread."""
         await ack()
-        user = await client.users_info(user=event["user"])
-        profile = user["user"].get("profile", {})
-        name = profile.get("display_name") or user["user"].get("name") or event["user"]
-        said = mention(event, body["team_id"], name)
+        said = mention(event, body["team_id"], await self.display_name(client, event["user"]))
         where = said.where
         thread_ts = where.thread_ts or event["ts"]
 
@@ -168,6 +165,11 @@ class SlackStoryAdapter:
             await self.report(error, where, "add-beat modal", answer)
 
     # -- helpers ---------------------------------------------------------------------
+    async def display_name(self, client: AsyncWebClient, user_id: str) -> str:
+        """A member's display name (events carry only the id), as beats credit it."""
+        user = (await client.users_info(user=user_id))["user"]
+        return str(user.get("profile", {}).get("display_name") or user.get("name") or user_id)
+
     async def new_story(
         self, client: AsyncWebClient, where: Where, title: str, answer: Answer
     ) -> None:
