@@ -200,6 +200,35 @@ def discord(
 
 
 @app.command()
+def slack(
+    http: Annotated[
+        bool, typer.Option("--http", help="Serve HTTP with the signing secret, not Socket Mode.")
+    ] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 3000,
+) -> None:
+    """Run the Slack bot (Socket Mode by default) with an in-process worker."""
+    import asyncio
+    import logging
+
+    from storyloom.bot.slack.run import MissingSlackSetting, SlackOAuth, run_slack
+    from storyloom.config import load_settings
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = load_settings()
+    oauth = None
+    if http and settings.slack_client_id and settings.slack_client_secret:
+        oauth = SlackOAuth(
+            settings.slack_client_id, settings.slack_client_secret.get_secret_value()
+        )
+    try:
+        asyncio.run(run_slack(settings, http, port, oauth))
+    except MissingSlackSetting as error:
+        raise fail(str(error)) from None
+
+
+@app.command()
 def worker(model: ModelOption = None) -> None:
     """A GPU worker: render jobs from Redis, one at a time (run `storyloom db upgrade` first)."""
     import asyncio

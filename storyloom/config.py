@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     slack_signing_secret: SecretStr | None = Field(
         None, description="Slack signing secret for HTTP mode."
     )
+    slack_client_id: str | None = Field(
+        None, description="Slack app client id, for multi-workspace installs (HTTP + OAuth)."
+    )
+    slack_client_secret: SecretStr | None = Field(
+        None, description="Slack app client secret, for multi-workspace installs (HTTP + OAuth)."
+    )
 
     @field_validator("width", "height")
     @classmethod
