@@ -149,6 +149,12 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://USER:PASS@HOST/DB.",
     )
 
+    queue: Literal["embedded", "redis"] = Field(
+        "embedded",
+        description="Where render jobs go: 'embedded' renders in the bot's own process (one "
+        "machine, no services); 'redis' sends them through Redis (redis_url) to `storyloom "
+        "worker` processes, and the bot follows them through the database.",
+    )
     redis_url: SecretStr = Field(
         SecretStr("redis://localhost:6379/0"),
         description="Redis for the distributed mode (`storyloom worker` processes); may hold "

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -89,6 +90,8 @@ class BeatRow(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(Timestamp())
     edited_at: Mapped[datetime | None] = mapped_column(Timestamp(), nullable=True)
+    # how many times the beat's panel was re-rolled: part of its seed, kept by later renders
+    variant: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class CharacterRow(Base):
@@ -131,3 +134,21 @@ class RenderJobRow(Base):
     # a running job's progress, written by its worker (throttled) for the chat side to show
     progress_percent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     progress_text: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # where the chat side shows this job's status message (the adapter's own format), so
+    # a restarted bot can still edit it
+    status_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # the result's file names, main result first (JSON list), written with `done`
+    result_files: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class JobArtifactRow(Base):
+    """A finished job's files, for a chat side on another machine than the worker (the
+    distributed mode); deleted once the result is posted."""
+
+    __tablename__ = "job_artifacts"
+    __table_args__ = (UniqueConstraint("job_id", "name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("render_jobs.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    data: Mapped[bytes] = mapped_column(LargeBinary)

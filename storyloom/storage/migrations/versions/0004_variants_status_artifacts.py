@@ -1,0 +1,48 @@
+"""Panel re-rolls, status messages that outlive the bot, and job artifacts in the database
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01 08:00:00.000000
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("beats", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("variant", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("render_jobs", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("status_ref", sa.String(length=200), nullable=True))
+        batch_op.add_column(sa.Column("result_files", sa.Text(), nullable=True))
+    op.create_table(
+        "job_artifacts",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"],
+            ["render_jobs.id"],
+            name=op.f("fk_job_artifacts_job_id_render_jobs"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_artifacts")),
+        sa.UniqueConstraint("job_id", "name", name=op.f("uq_job_artifacts_job_id_name")),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("job_artifacts")
+    with op.batch_alter_table("render_jobs", schema=None) as batch_op:
+        batch_op.drop_column("result_files")
+        batch_op.drop_column("status_ref")
+    with op.batch_alter_table("beats", schema=None) as batch_op:
+        batch_op.drop_column("variant")
