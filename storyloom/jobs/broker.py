@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
-from storyloom.jobs.local import LocalWorker
-
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
+
+    from storyloom.jobs.local import LocalWorker
 
 log = logging.getLogger(__name__)
 

@@ -18,9 +18,10 @@ from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line
+from storyloom.jobs.admission import head_of_line, store_progress
 from storyloom.jobs.broker import BrokerOptions, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
+from storyloom.jobs.result_files import save_files
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,9 @@ async def run_worker(settings: Settings, options: BrokerOptions | None = None) -
             take_over_after=timedelta(seconds=options.take_over_after_s),
             heartbeat_seconds=options.heartbeat_s,
             pick_next=head_of_line,
-            # No store_progress yet: writing progress to the row measured +180 ms per job on
-            # SQLite (benchmarks/jobs.py, write contention with the job's own updates).
+            # the bot runs elsewhere: it reads progress and result files from the database
+            store_progress=store_progress,
+            save_files=save_files,
         )
         broker = redis_broker(options)
         bind_worker(broker, worker)
