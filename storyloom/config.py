@@ -177,6 +177,36 @@ class Settings(BaseSettings):
         None, description="Slack app client secret, for multi-workspace installs (HTTP + OAuth)."
     )
 
+    # --- operations (storyloom/ops) ---------------------------------------------------
+    ops_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the operations server (GET /healthz and Prometheus /metrics) "
+        "that `storyloom discord`, `slack` and `worker` start beside their work; 0 = off.",
+    )
+    ops_host: str = Field(
+        "127.0.0.1",
+        description="Address the operations server listens on; 0.0.0.0 in a container, so "
+        "Prometheus and health checks from outside it can reach the port.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines on standard error: 'text' for people, 'json' (one object per "
+        "line) for log collectors. Secrets are masked in both.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe log level shown."
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        ge=0.0,
+        le=3600.0,
+        description="On SIGTERM a worker takes no new job and keeps rendering the one in hand "
+        "this many seconds; a job not done by then is handed back (queued again for another "
+        "worker) and the worker exits. Keep the container's stop grace period above it.",
+    )
+
     @field_validator("width", "height")
     @classmethod
     def _multiple_of_8(cls, value: int) -> int:

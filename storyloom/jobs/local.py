@@ -63,6 +63,10 @@ class LocalWorker:
     # Writes a report to the job row (jobs/admission.store_progress), so a chat side in
     # another process can show it. None: reports go to `notify` only.
     store_progress: Callable[[UnitOfWork, int, JobProgress], Awaitable[None]] | None = None
+    # Graceful stop (ops/shutdown.py): once `stopping()` is true, a running render stops at
+    # its next step and `hand_back(job)` returns the job to the line (it is not cancelled).
+    stopping: Callable[[], bool] = lambda: False
+    hand_back: Callable[[RenderJob], Awaitable[None]] | None = None
     _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
@@ -132,6 +136,9 @@ class LocalWorker:
                 self._meter(work, loop),
             )
         except RenderCancelled:
+            if self.hand_back is not None and self.stopping():  # ops: a stop, not a cancel
+                await self.hand_back(job)
+                return
             await self._finish(job, JobStatus.CANCELLED)
             return
         except Exception as error:
@@ -227,6 +234,8 @@ class LocalWorker:
 
         def check() -> bool:
             nonlocal last
+            if self.hand_back is not None and self.stopping():  # ops: stopping (see above)
+                return True
             if time.monotonic() - last < every:
                 return False
             last = time.monotonic()

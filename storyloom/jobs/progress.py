@@ -11,8 +11,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from storyloom.generation.renderer import Progress
+if TYPE_CHECKING:  # the renderer imports torch; the bot's side of a job needs none
+    from storyloom.generation.renderer import Progress
 
 
 @dataclass(frozen=True)
