@@ -47,9 +47,17 @@ def check_settings() -> tuple[Settings | None, list[Finding]]:
         return None, findings
 
 
+def _installed(package: str) -> bool:
+    """Whether `package` can be imported here, without importing it (torch takes seconds)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a broken install
+        return False
+
+
 def _render_packages_missing(settings: Settings, check: str) -> Finding | None:
     """A finding when torch/diffusers are not installed here (the slim bot image)."""
-    if all(importlib.util.find_spec(name) for name in ("torch", "diffusers")):
+    if _installed("torch") and _installed("diffusers"):
         return None
     if settings.queue == "redis":
         return Finding(check, True, "not checked here (no torch: jobs go to the workers); "
