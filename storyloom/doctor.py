@@ -103,7 +103,7 @@ def check_model(settings: Settings) -> Finding:
     return Finding(
         "model",
         False,
-        f"{model} is not downloaded yet: run `huggingface-cli download {model}` where the hub "
+        f"{model} is not downloaded yet: run `hf download {model}` where the hub "
         "is reachable, or point STORYLOOM_MODEL at a local folder",
     )
 
