@@ -3,7 +3,10 @@ file: the numbers are the database's, the text is what Prometheus parses."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,3 +190,33 @@ async def test_a_job_cancelled_or_taken_over_meanwhile_is_not_handed_back(
     assert [(j.status, j.attempts) for j in after if j] == [
         (JobStatus.CANCELLED, 1), (JobStatus.RUNNING, 2)
     ]  # fmt: skip
+
+
+async def health_command(settings: Settings) -> tuple[int, str]:
+    """`storyloom health` in a child process, with the settings' port (the container
+    health check)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "storyloom.cli", "health",
+        env={**clean, "STORYLOOM_OPS_PORT": str(settings.ops_port)},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await child.communicate()
+    assert child.returncode is not None
+    return child.returncode, out.decode()
+
+
+async def test_the_health_command_exits_0_while_healthy_and_1_while_stopping(
+    story: Story,
+) -> None:
+    settings = ops_settings(story.url)
+    async with ops_server(settings, "discord") as ops:
+        code, out = await health_command(settings)
+        assert code == 0 and json.loads(out)["status"] == "ok"
+        ops.stopping = True
+        code, out = await health_command(settings)
+        assert code == 1 and json.loads(out)["stopping"] is True
+    code, out = await health_command(settings)  # nothing listens any more
+    assert code == 1 and "no answer from http://127.0.0.1:" in out
+    code, out = await health_command(load_settings(ops_port=0))
+    assert code == 2 and "set STORYLOOM_OPS_PORT" in out
