@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,13 +64,15 @@ class LocalWorker:
     # another process can show it. None: reports go to `notify` only.
     store_progress: Callable[[UnitOfWork, int, JobProgress], Awaitable[None]] | None = None
     save_files: SaveFiles | None = None  # None: the chat side reads files from out_dir
+    # Graceful stop (ops/shutdown.py): once `stopping()` is true, a running render stops at
+    # its next step and `hand_back(job)` returns the job to the line (it is not cancelled).
+    stopping: Callable[[], bool] = lambda: False
+    hand_back: Callable[[RenderJob], Awaitable[None]] | None = None
     _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _renderer: StoryRenderer | None = None
-    # set by `hand_back`: the render in hand stops at its next step and goes back in line
-    _stopping: threading.Event = field(default_factory=threading.Event)
 
     async def submit(self, job_id: int) -> None:
         """Queue a committed job (the JobQueue port)."""
@@ -112,10 +113,11 @@ class LocalWorker:
                 self._meter(work, loop),
             )
         except RenderCancelled:
-            if self._stopping.is_set():
-                await self._release(job)
-            else:
-                await self._finish(job, JobStatus.CANCELLED)
+            if self.hand_back is not None and self.stopping():  # ops: a stop, not a cancel
+                self._finished.add(job.id)  # a late progress report must not follow it
+                await self.hand_back(job)
+                return
+            await self._finish(job, JobStatus.CANCELLED)
             return
         except Exception as error:
             log.exception("job %s failed", job.id)
@@ -138,7 +140,7 @@ class LocalWorker:
         redelivery), one running elsewhere is left to its live worker; with a fair line,
         the job whose turn it is starts instead of the one named."""
         for _ in range(CLAIM_ROUNDS):
-            if self._stopping.is_set():
+            if self.stopping():
                 return None  # the job stays queued for whoever serves the line next
             now = utc_now()
             async with self.db.writing() as uow:
@@ -179,17 +181,6 @@ class LocalWorker:
         first, last = job.first_position or 1, job.last_position or total
         beats = await uow.beats.page(story.id, first - 1, last - first + 1)
         return beats, await uow.characters.list(story.id)
-
-    def hand_back(self) -> None:
-        """Stop for good: a render in hand stops at its next step and its job is queued
-        again for another worker (or the next start); no job starts after this."""
-        self._stopping.set()
-
-    async def _release(self, job: RenderJob) -> None:
-        async with self.db.writing() as uow:
-            released = await uow.jobs.release(job.id, utc_now())
-        log.info("job %s handed back%s", job.id, "" if released else " (it had ended)")
-        self._finished.add(job.id)
 
     def _may_start(self, job: RenderJob, now: datetime) -> bool:
         return job.status == JobStatus.QUEUED or self._taken_over(job, now)
@@ -269,7 +260,7 @@ class LocalWorker:
 
         def check() -> bool:
             nonlocal last
-            if self._stopping.is_set():
+            if self.hand_back is not None and self.stopping():  # ops: stopping (see above)
                 return True
             if time.monotonic() - last < every:
                 return False

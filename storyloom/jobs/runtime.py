@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,7 +33,9 @@ from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memor
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.watcher import JobWatcher
+from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
+from storyloom.story.model import RenderJob
 from storyloom.story.service import utc_now
 
 if TYPE_CHECKING:
@@ -97,10 +101,11 @@ async def job_runtime(
     async with AsyncExitStack() as stack:
         worker = None
         if settings.queue == "embedded":
-            worker = _local_worker(settings, db, out_dir, load_renderer)
+            stopping = threading.Event()
+            worker = _local_worker(settings, db, out_dir, load_renderer, stopping)
             broker: AsyncBroker = memory_broker()
             bind_worker(broker, worker)
-            stack.callback(worker.hand_back)  # runs first on exit: no job starts after it
+            stack.callback(stopping.set)  # runs first on exit: no job starts after it
         else:
             from storyloom.jobs.broker import redis_broker
 
@@ -130,7 +135,7 @@ async def job_runtime(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             if worker is not None:
-                worker.hand_back()
+                stopping.set()
                 await _wait_released(broker)
 
 
@@ -139,6 +144,7 @@ def _local_worker(
     db: SqlDatabase,
     out_dir: Path,
     load_renderer: Callable[[], StoryRenderer] | None,
+    stopping: threading.Event,
 ) -> LocalWorker:
     from storyloom.generation.renderer import StoryRenderer
     from storyloom.jobs.local import LocalWorker
@@ -155,7 +161,16 @@ def _local_worker(
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
         store_progress=store_progress,
+        # the process is stopping: the render in hand stops at its next step and its job
+        # goes back in line, for the next start (which sends every waiting job)
+        stopping=stopping.is_set,
+        hand_back=partial(_hand_back, db),
     )
+
+
+async def _hand_back(db: SqlDatabase, job: RenderJob) -> None:
+    if await return_to_queue(db, job):
+        log.info("job %s handed back: it waits for the next start", job.id)
 
 
 def _poking(watcher: JobWatcher) -> Notify:

@@ -373,14 +373,18 @@ class SqlJobs:
         )
         return cast(CursorResult[Any], result).rowcount == 1
 
-    async def release(self, job_id: int, updated_at: datetime) -> bool:
-        """Running → queued, the attempt given back, in one conditional UPDATE."""
+    async def release(self, seen: RenderJob, updated_at: datetime) -> bool:
+        """Running (on the attempt claimed after `seen`) → queued, in one conditional UPDATE."""
         result = await self._session.execute(
             update(RenderJobRow)
-            .where(RenderJobRow.id == job_id, RenderJobRow.status == JobStatus.RUNNING.value)
+            .where(
+                RenderJobRow.id == seen.id,
+                RenderJobRow.status == JobStatus.RUNNING.value,
+                RenderJobRow.attempts == seen.attempts + 1,
+            )
             .values(
                 status=JobStatus.QUEUED.value,
-                attempts=RenderJobRow.attempts - 1,
+                attempts=seen.attempts,
                 updated_at=updated_at,
                 progress_percent=None,
                 progress_text=None,

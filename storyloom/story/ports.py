@@ -188,9 +188,10 @@ class JobRepository(Protocol):
         and attempts of `seen` (so two workers cannot both start it); whether it did."""
         ...
 
-    async def release(self, job_id: int, updated_at: datetime) -> bool:
-        """Put a running job back in line (its worker is stopping), not counting the attempt;
-        False if it was no longer running."""
+    async def release(self, seen: RenderJob, updated_at: datetime) -> bool:
+        """Put a job this worker claimed (`seen`: its row as read before the claim) back in
+        line, its attempt not counted: a stop is not a lost worker. False if the row has
+        moved on (cancelled, ended, or taken over by another worker)."""
         ...
 
     async def heartbeat(self, job_id: int, updated_at: datetime) -> None:

@@ -196,12 +196,12 @@ class FakeJobs:
                                       updated_at=updated_at, error=None)  # fmt: skip
         return True
 
-    async def release(self, job_id: int, updated_at: datetime) -> bool:
-        job = self.s.jobs[job_id]
-        if job.status != JobStatus.RUNNING:
+    async def release(self, seen: RenderJob, updated_at: datetime) -> bool:
+        job = self.s.jobs[seen.id]
+        if (job.status, job.attempts) != (JobStatus.RUNNING, seen.attempts + 1):
             return False
-        self.s.jobs[job_id] = replace(job, status=JobStatus.QUEUED, attempts=job.attempts - 1,
-                                      updated_at=updated_at)  # fmt: skip
+        self.s.jobs[seen.id] = replace(job, status=JobStatus.QUEUED, attempts=seen.attempts,
+                                       updated_at=updated_at)  # fmt: skip
         return True
 
     async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
