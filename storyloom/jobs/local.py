@@ -105,6 +105,7 @@ class LocalWorker:
         # 2. render in a thread; the loop keeps answering chat commands meanwhile
         beating = asyncio.create_task(self._heartbeat(job.id))
         loop = asyncio.get_running_loop()
+        started_at = time.perf_counter()
         try:
             files = await asyncio.to_thread(
                 self._render,
@@ -112,6 +113,8 @@ class LocalWorker:
                 self._cancel_check(job.id, loop, self.cancel_poll_seconds),
                 self._meter(work, loop),
             )
+            rendered_ms = (time.perf_counter() - started_at) * 1000
+            log.info("job %s rendered in %.1f ms", job.id, rendered_ms)
         except RenderCancelled:
             if self.hand_back is not None and self.stopping():  # ops: a stop, not a cancel
                 self._finished.add(job.id)  # a late progress report must not follow it

@@ -91,7 +91,7 @@ async def job_runtime(
     owns: Callable[[str], bool] = lambda workspace_id: True,
     load_renderer: Callable[[], StoryRenderer] | None = None,
     options: BrokerOptions | None = None,
-    watch_every_s: float = 1.0,
+    watch_every_s: float = 0.5,
     requeue_every_s: float = 60.0,
     stale_after_s: float = 600.0,
 ) -> AsyncIterator[JobRuntime]:

@@ -1,7 +1,7 @@
 """The chat side's view of its jobs, read from the database: the one source of job events.
 
 Workers (in this process or on other machines) write each job's row: running, progress,
-done with its files, failed, cancelled. `JobWatcher` reads those rows every second, or at
+done with its files, failed, cancelled. `JobWatcher` reads those rows twice a second, or at
 once when poked, and tells the notifier what changed:
 
 - QUEUED with the job's place in the fair line, whenever that place changes;
@@ -48,7 +48,7 @@ class JobWatcher:
     out_dir: Path  # where result files are found, or written when they come from the database
     places: Places  # every waiting job's place in the fair line
     owns: Callable[[str], bool] = lambda workspace_id: True  # which stories are ours
-    every_s: float = 1.0
+    every_s: float = 0.5  # one indexed query: cheap, and the bot hears of a result soon
     _seen: dict[int, tuple[JobStatus, int | None, str | None]] = field(default_factory=dict)
     _tries: dict[int, int] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
