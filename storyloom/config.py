@@ -150,6 +150,19 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://USER:PASS@HOST/DB.",
     )
 
+    max_waiting_per_member: int = Field(
+        3,
+        ge=1,
+        le=1000,
+        description="Most render jobs one member may have waiting (not yet started) at once.",
+    )
+    max_waiting_per_workspace: int = Field(
+        10,
+        ge=1,
+        le=10000,
+        description="Most render jobs one server or Slack workspace may have waiting at once; "
+        "workspaces also take turns in the line, so a busy one cannot starve the rest.",
+    )
     queue: Literal["embedded", "redis"] = Field(
         "embedded",
         description="Where render jobs go: 'embedded' renders in the bot's own process (one "

@@ -232,7 +232,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             queue=jobs.queue,
             styles=STYLE_NAMES,
             default_style=settings.style,
-            admit_job=JobAdmission(),
+            admit_job=JobAdmission.from_settings(settings),
         )
         console = Console(deps, write, places=jobs.places)
         write(f"storyloom console — outputs go to {out_dir}; type /help")

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storyloom.config import Settings
 from storyloom.jobs.fairness import JobLimits, check_caps, fair_order, queue_positions
 from storyloom.jobs.progress import JobProgress
 from storyloom.storage.engine import SqlDatabase
@@ -37,6 +38,11 @@ class JobAdmission:
     """The service's `admit_job` hook: refuses a job over the member or workspace cap."""
 
     limits: JobLimits = field(default_factory=JobLimits)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobAdmission:
+        """The caps the operator configured."""
+        return cls(JobLimits(settings.max_waiting_per_member, settings.max_waiting_per_workspace))
 
     async def __call__(self, uow: UnitOfWork, actor: Actor) -> None:
         """Raise `LimitExceeded` if the actor may not queue another job now."""

@@ -118,3 +118,15 @@ async def test_waiting_jobs_show_their_place_in_line_and_a_member_over_the_cap_i
     assert all(1 <= place <= 3 for place in places) and len(places) == len(queued) - 1
     assert text.count("✗ You already have 3 jobs waiting") == 5 - len(queued)
     assert len(re.findall(r"job #\d+ page done", text)) == len(queued)
+
+
+async def test_the_operator_sets_the_cap_on_waiting_jobs(tmp_path: Path, models: Path) -> None:
+    session = "/story new Queue\n/story add A quiet harbour\n" + "/story render\n" * 3
+    out = io.StringIO()
+    capped = settings(tmp_path, models).model_copy(update={"max_waiting_per_member": 1})
+    assert await run_console(capped, io.StringIO(session), out) == 0
+    text = out.getvalue()
+    queued = len(re.findall(r"render job #\d+ queued", text))
+    # job 1 may already be running when the second request comes: at most one waits
+    assert queued in (1, 2)
+    assert text.count("(the limit is 1)") == 3 - queued
