@@ -76,6 +76,7 @@ def job_value(row: RenderJobRow) -> RenderJob:
         posted=row.posted,
         status_ref=row.status_ref,
         result_files=tuple(json.loads(row.result_files)) if row.result_files else (),
+        request_key=row.request_key,
     )
 
 
@@ -296,18 +297,27 @@ class SqlJobs:
         self, story_id: int, kind: JobKind, requested_by: str, requested_by_name: str,
         created_at: datetime, *, first_position: int | None = None,
         last_position: int | None = None, character_id: int | None = None,
+        request_key: str | None = None,
     ) -> RenderJob:  # fmt: skip
         """Record a queued job."""
         row = RenderJobRow(
             story_id=story_id, kind=kind.value, status=JobStatus.QUEUED.value,
             first_position=first_position, last_position=last_position,
-            character_id=character_id, requested_by=requested_by,
+            character_id=character_id, requested_by=requested_by, request_key=request_key,
             requested_by_name=requested_by_name, created_at=created_at, updated_at=created_at,
             attempts=0, posted=False,
         )  # fmt: skip
         self._session.add(row)
         await self._session.flush()
         return job_value(row)
+
+    async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
+        """The story's job for this request key."""
+        query = select(RenderJobRow).where(
+            RenderJobRow.story_id == story_id, RenderJobRow.request_key == request_key
+        )
+        row = (await self._session.execute(query)).scalar_one_or_none()
+        return None if row is None else job_value(row)
 
     async def get(self, story_id: int, job_id: int) -> RenderJob | None:
         """The job, only if it belongs to this story."""

@@ -112,7 +112,11 @@ class CharacterRow(Base):
 
 class RenderJobRow(Base):
     __tablename__ = "render_jobs"
-    __table_args__ = (Index("ix_render_jobs_status", "status"),)
+    __table_args__ = (
+        Index("ix_render_jobs_status", "status"),
+        # one job per request: a retried interaction or a double click finds the first one
+        UniqueConstraint("story_id", "request_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
@@ -139,6 +143,8 @@ class RenderJobRow(Base):
     status_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)
     # the result's file names, main result first (JSON list), written with `done`
     result_files: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # the chat platform's id of the request that asked for it (idempotency key)
+    request_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class JobArtifactRow(Base):

@@ -135,6 +135,7 @@ class RenderJob:
     posted: bool = False
     status_ref: str | None = None  # where the chat side shows its status (adapter's format)
     result_files: tuple[str, ...] = ()  # names of the result's files, main result first
+    request_key: str | None = None  # the chat request that asked for it (idempotency key)
 
 
 @dataclass(frozen=True)

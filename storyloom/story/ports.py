@@ -150,8 +150,13 @@ class JobRepository(Protocol):
         first_position: int | None = None,
         last_position: int | None = None,
         character_id: int | None = None,
+        request_key: str | None = None,
     ) -> RenderJob:
         """Record a queued job."""
+        ...
+
+    async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
+        """The job this story recorded for a chat request, if any."""
         ...
 
     async def get(self, story_id: int, job_id: int) -> RenderJob | None:

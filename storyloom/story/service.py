@@ -223,11 +223,16 @@ async def _look_target(uow: UnitOfWork, actor: Actor, name: str) -> tuple[Story,
     return story, character
 
 
-async def lock_look(deps: Deps, actor: Actor, name: str) -> LookResult:
-    """Lock a character's look: render its sheet first if none exists, else lock the sheet."""
+async def lock_look(
+    deps: Deps, actor: Actor, name: str, *, request_key: str | None = None
+) -> LookResult:
+    """Lock a character's look: render its sheet first if none exists, else lock the sheet.
+    A repeated request returns the first one's result."""
     name = clean_name(name)
     async with deps.db.writing() as uow:
         story, character = await _look_target(uow, actor, name)
+        if (earlier := await _earlier(uow, story, request_key)) is not None:
+            return LookResult(character, earlier)
         now = deps.clock()
         if character.lock_state is LockState.LOCKED:
             raise Conflict(f"{character.name}'s look is already locked; re-roll to change it.")
@@ -243,17 +248,22 @@ async def lock_look(deps: Deps, actor: Actor, name: str) -> LookResult:
             actor.display_name,
             now,
             character_id=character.id,
+            request_key=request_key,
         )
     await deps.queue.submit(job.id)
     return LookResult(character, job)
 
 
-async def reroll_look(deps: Deps, actor: Actor, name: str) -> LookResult:
+async def reroll_look(
+    deps: Deps, actor: Actor, name: str, *, request_key: str | None = None
+) -> LookResult:
     """Draw a new look for a character (a new seed and sheet); a locked look needs its
-    creator, the owner or a moderator."""
+    creator, the owner or a moderator. A repeated request draws nothing new."""
     name = clean_name(name)
     async with deps.db.writing() as uow:
         story, character = await _look_target(uow, actor, name)
+        if (earlier := await _earlier(uow, story, request_key)) is not None:
+            return LookResult(character, earlier)
         if (
             character.lock_state is LockState.LOCKED
             and character.created_by != actor.member_id
@@ -276,6 +286,7 @@ async def reroll_look(deps: Deps, actor: Actor, name: str) -> LookResult:
             actor.display_name,
             now,
             character_id=character.id,
+            request_key=request_key,
         )
     await deps.queue.submit(job.id)
     return LookResult(updated, job)
@@ -294,11 +305,23 @@ async def set_style(deps: Deps, actor: Actor, style: str) -> Story:
         return replace(story, style=style)
 
 
+async def _earlier(uow: UnitOfWork, story: Story, request_key: str | None) -> RenderJob | None:
+    """The job already recorded for this chat request (a retry or a double click)."""
+    return None if request_key is None else await uow.jobs.by_request(story.id, request_key)
+
+
 async def _request(
-    deps: Deps, actor: Actor, kind: JobKind, first: int | None, last: int | None
+    deps: Deps,
+    actor: Actor,
+    kind: JobKind,
+    first: int | None,
+    last: int | None,
+    request_key: str | None,
 ) -> RenderJob:
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
+        if (earlier := await _earlier(uow, story, request_key)) is not None:
+            return earlier
         count = await uow.beats.count(story.id)
         if count == 0:
             raise InvalidInput("This story has no beats yet; add one with /story add.")
@@ -316,30 +339,46 @@ async def _request(
             deps.clock(),
             first_position=start,
             last_position=end,
+            request_key=request_key,
         )
     await deps.queue.submit(job.id)
     return job
 
 
 async def render(
-    deps: Deps, actor: Actor, first: int | None = None, last: int | None = None
+    deps: Deps,
+    actor: Actor,
+    first: int | None = None,
+    last: int | None = None,
+    *,
+    request_key: str | None = None,
 ) -> RenderJob:
-    """Queue a comic page of all beats, or of beats `first`..`last`."""
-    return await _request(deps, actor, JobKind.PAGE, first, last)
+    """Queue a comic page of all beats, or of beats `first`..`last`. A `request_key` (the
+    chat platform's id of the request) makes a repeated request return the first job."""
+    return await _request(deps, actor, JobKind.PAGE, first, last, request_key)
 
 
 async def clip(
-    deps: Deps, actor: Actor, first: int | None = None, last: int | None = None
+    deps: Deps,
+    actor: Actor,
+    first: int | None = None,
+    last: int | None = None,
+    *,
+    request_key: str | None = None,
 ) -> RenderJob:
-    """Queue an animated clip of all beats, or of beats `first`..`last`."""
-    return await _request(deps, actor, JobKind.CLIP, first, last)
+    """Queue an animated clip of all beats, or of beats `first`..`last` (see `render`)."""
+    return await _request(deps, actor, JobKind.CLIP, first, last, request_key)
 
 
-async def reroll_panel(deps: Deps, actor: Actor, position: int) -> RenderJob:
+async def reroll_panel(
+    deps: Deps, actor: Actor, position: int, *, request_key: str | None = None
+) -> RenderJob:
     """Draw one beat's panel again with a new seed (its author, the owner or a moderator);
-    later pages keep the new panel."""
+    later pages keep the new panel. A repeated request returns the first job."""
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
+        if (earlier := await _earlier(uow, story, request_key)) is not None:
+            return earlier
         beat = await rules.load_beat(uow, story, position)
         rules.require_author(actor, story, beat, "re-roll")
         if deps.admit_job is not None:
@@ -353,6 +392,7 @@ async def reroll_panel(deps: Deps, actor: Actor, position: int) -> RenderJob:
             deps.clock(),
             first_position=position,
             last_position=position,
+            request_key=request_key,
         )
     await deps.queue.submit(job.id)
     return job

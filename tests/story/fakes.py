@@ -158,12 +158,18 @@ class FakeJobs:
     async def add(self, story_id: int, kind: JobKind, requested_by: str,
                   requested_by_name: str, created_at: datetime, *,
                   first_position: int | None = None, last_position: int | None = None,
-                  character_id: int | None = None) -> RenderJob:  # fmt: skip
+                  character_id: int | None = None,
+                  request_key: str | None = None) -> RenderJob:  # fmt: skip
+        assert request_key is None or await self.by_request(story_id, request_key) is None
         job = RenderJob(self.s.new_id(), story_id, kind, JobStatus.QUEUED, requested_by,
                         requested_by_name, created_at, created_at, first_position,
-                        last_position, character_id)  # fmt: skip
+                        last_position, character_id, request_key=request_key)  # fmt: skip
         self.s.jobs[job.id] = job
         return job
+
+    async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
+        return next((j for j in self.s.jobs.values()
+                     if j.story_id == story_id and j.request_key == request_key), None)  # fmt: skip
 
     async def get(self, story_id: int, job_id: int) -> RenderJob | None:
         job = self.s.jobs.get(job_id)

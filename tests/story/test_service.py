@@ -266,6 +266,23 @@ async def test_a_panel_reroll_by_someone_else_or_of_no_beat_changes_nothing(
     assert [b.variant for b in (await service.list_beats(deps, ANN)).beats] == [0]
 
 
+async def test_a_repeated_request_returns_its_first_job_and_changes_nothing_more(
+    deps: Deps, queue: FakeQueue
+) -> None:
+    await _story(deps, "a", "[Mira] b")
+    page = await service.render(deps, BOB, request_key="interaction-1")
+    assert await service.render(deps, BOB, request_key="interaction-1") == page
+    assert (await service.clip(deps, BOB, request_key="interaction-1")).id == page.id
+    other = await service.render(deps, BOB, request_key="interaction-2")
+    redraw = await service.reroll_panel(deps, BOB, 2, request_key="press-1")
+    assert await service.reroll_panel(deps, BOB, 2, request_key="press-1") == redraw
+    look = await service.reroll_look(deps, ANN, "Mira", request_key="press-2")
+    again = await service.reroll_look(deps, ANN, "Mira", request_key="press-2")
+    assert again.job == look.job and again.character.seed == look.character.seed
+    assert queue.submitted == [page.id, other.id, redraw.id, look.job.id if look.job else -1]
+    assert [b.variant for b in (await service.list_beats(deps, ANN)).beats] == [0, 1]
+
+
 async def test_cancel_rules(deps: Deps) -> None:
     await _story(deps, "a")
     job = await service.render(deps, BOB)

@@ -1,4 +1,5 @@
-"""Panel re-rolls, status messages that outlive the bot, and job artifacts in the database
+"""Panel re-rolls, status messages that outlive the bot, job artifacts in the database, and
+one job per chat request (an idempotency key)
 
 Revision ID: 0004
 Revises: 0003
@@ -22,6 +23,10 @@ def upgrade() -> None:
     with op.batch_alter_table("render_jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("status_ref", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("result_files", sa.Text(), nullable=True))
+        batch_op.add_column(sa.Column("request_key", sa.String(length=100), nullable=True))
+        batch_op.create_unique_constraint(
+            batch_op.f("uq_render_jobs_story_id_request_key"), ["story_id", "request_key"]
+        )
     # `posted` now means "its outcome was reported", for every ended job: jobs that failed
     # or were cancelled before this migration were reported by the bot that ran then
     op.execute("UPDATE render_jobs SET posted = true WHERE status IN ('failed', 'cancelled')")
@@ -45,6 +50,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("job_artifacts")
     with op.batch_alter_table("render_jobs", schema=None) as batch_op:
+        batch_op.drop_constraint(batch_op.f("uq_render_jobs_story_id_request_key"), type_="unique")
+        batch_op.drop_column("request_key")
         batch_op.drop_column("result_files")
         batch_op.drop_column("status_ref")
     with op.batch_alter_table("beats", schema=None) as batch_op:
