@@ -27,7 +27,8 @@ class Call:
     method: str
     path: str
     json: dict[str, Any] | None
-    files: list[tuple[str, int]]  # (filename, bytes) of multipart uploads
+    files: list[tuple[str, int]]  # (filename, size) of multipart uploads
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, contents)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class FakeDiscord:
 
     async def handle(self, request: web.Request) -> web.Response:
         body: dict[str, Any] | None = None
-        files: list[tuple[str, int]] = []
+        uploads: list[tuple[str, bytes]] = []
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
             async for part in reader:
@@ -67,11 +68,12 @@ class FakeDiscord:
                 if part.name == "payload_json":  # type: ignore[union-attr]
                     body = json.loads(data)
                 else:
-                    files.append((part.filename or "", len(data)))  # type: ignore[union-attr]
+                    uploads.append((part.filename or "", data))  # type: ignore[union-attr]
         elif request.can_read_body:
             body = await request.json()
         path = request.path.removeprefix("/api/v10")
-        self.calls.append(Call(request.method, path, body, files))
+        files = [(name, len(data)) for name, data in uploads]
+        self.calls.append(Call(request.method, path, body, files, uploads))
         # discord.py reads a body as JSON only for exactly this content type (no charset)
         answer = json.dumps(self.answer(request.method, path, body)).encode()
         return web.Response(body=answer, headers={"Content-Type": "application/json"})

@@ -74,37 +74,6 @@ async def test_a_button_pressed_after_a_restart_still_works(
         await second.bot.close()
 
 
-async def test_an_attachment_over_the_upload_limit_is_never_sent(
-    running: Running, fake: FakeDiscord, db: SqlDatabase, tmp_path: Path
-) -> None:
-    from storyloom.bot.discord.posting import Tracked
-    from storyloom.jobs.local import JobEvent
-    from storyloom.story.model import JobStatus
-    from storyloom.story.service import utc_now
-
-    running.send(slash("new", THREAD, ANN, title="T"))
-    await followups(fake, 1)
-    running.send(slash("add", THREAD, ANN, text="a beach"))
-    await followups(fake, 2)
-    running.send(slash("render", THREAD, ANN))
-    await followups(fake, 3)
-    async with db.writing() as uow:  # as if the worker had finished it
-        await uow.jobs.set_status(1, JobStatus.DONE, utc_now())
-        job = await uow.jobs.find(1)
-    assert job is not None
-
-    big, small = tmp_path / "story.zip", tmp_path / "story-page-01.png"
-    big.write_bytes(b"x" * 5000)
-    small.write_bytes(b"y" * 100)
-    running.bot.notifier.track(1, Tracked(int(THREAD["id"]), 123, "T", upload_limit=1000))
-    await running.bot.notifier(JobEvent(job, JobStatus.DONE, (small, big)))
-    [post] = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
-    assert [name for name, _ in post.files] == ["story-page-01.png"]
-    content = (post.json or {})["content"]
-    assert "story.zip" in content and "over this channel" in content
-    assert all(size <= 1000 for _, size in post.files)
-
-
 async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_restart(
     fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
 ) -> None:
@@ -191,24 +160,3 @@ async def test_the_status_message_shows_the_place_in_line_and_moves_up(
     moved_up = [text for path, text in edits if "job #2" in text]
     assert moved_up == ["⏳ page job #2 queued — next in line"]
     assert any("job #1 done" in text for _, text in edits)
-
-
-async def test_the_channels_upload_limit_from_the_interaction_decides_what_is_attached(
-    running: Running, fake: FakeDiscord
-) -> None:
-    task = asyncio.create_task(running.worker.run())
-    try:
-        running.send(slash("new", THREAD, ANN, title="T"))
-        await followups(fake, 1)
-        running.send(slash("add", THREAD, ANN, text="a beach"))
-        await followups(fake, 2)
-        running.send(slash("render", THREAD, ANN, limit=2000))  # a tiny channel limit
-        await followups(fake, 3)
-        await asyncio.wait_for(running.worker.drain(), 120)
-        posts = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
-    finally:
-        task.cancel()
-    result = posts[1]
-    assert sum(size for _, size in result.files) <= 2000
-    content = (result.json or {})["content"]
-    assert "story.pdf" in content and "upload limit and was not attached" in content

@@ -10,7 +10,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot.discord.buttons import StoryButton
-from storyloom.bot.discord.context import NO_PINGS
+from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.bot.discord.posting import DiscordNotifier
 from storyloom.story.errors import StoryError
 from storyloom.story.service import Deps
@@ -64,7 +64,8 @@ async def report(
     """One short sentence for the member; who, where and what for the log (not for domain
     errors: those are the member's to fix, and their sentence says how)."""
     if isinstance(cause, StoryError):
-        message = cause.message
+        # domain sentences quote what the member typed (a name, a style): shown literally
+        message = quote(cause.message)
     elif isinstance(cause, app_commands.CheckFailure):
         message = "You can't use that here."
     else:

@@ -20,9 +20,9 @@ from storyloom.bot.discord.bot import StoryBot, reply, report
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
-from storyloom.bot.discord.posting import DEFAULT_UPLOAD_LIMIT, Tracked, status_text
+from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
 from storyloom.story import service
-from storyloom.story.model import Actor, JobStatus, RenderJob
+from storyloom.story.model import JobStatus, RenderJob
 
 Text = app_commands.Range[str, 1, 500]
 Name = app_commands.Range[str, 1, 32]
@@ -35,9 +35,7 @@ def _bot(interaction: discord.Interaction[Any]) -> StoryBot:
     return client
 
 
-async def _queued(
-    interaction: discord.Interaction[Any], job: RenderJob, title: str, character: str | None = None
-) -> None:
+async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None:
     """Post the job's status message in the thread and hand it to the notifier."""
     channel = interaction.channel
     assert isinstance(channel, discord.abc.Messageable)
@@ -48,15 +46,10 @@ async def _queued(
         allowed_mentions=NO_PINGS,
         view=job_buttons(job, done=False),
     )
+    # the channel's upload limit, as Discord sent it with the interaction
     limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
-    notifier.track(
-        job.id, Tracked(message.channel.id, message.id, title, limit, character, job, place)
-    )
+    notifier.track(job, StatusRef(message.channel.id, message.id, limit), place)
     await reply(interaction, f"{job.kind.value} job #{job.id} queued")
-
-
-async def _title(interaction: discord.Interaction[Any], actor: Actor) -> str:
-    return (await service.status(_bot(interaction).deps, actor)).story.title
 
 
 async def press(interaction: discord.Interaction[Any], action: str, arg: str) -> None:
@@ -68,7 +61,7 @@ async def press(interaction: discord.Interaction[Any], action: str, arg: str) ->
             first, _, last = arg.partition("-")
             use = service.render if action == "again" else service.clip
             job = await use(deps, actor, int(first) if first else None, int(last) if last else None)
-            await _queued(interaction, job, await _title(interaction, actor))
+            await _queued(interaction, job)
         elif action == "cancel":
             job = await service.cancel(deps, actor, int(arg))
             await reply(interaction, f"job #{job.id} cancelled", ephemeral=True)
@@ -76,8 +69,7 @@ async def press(interaction: discord.Interaction[Any], action: str, arg: str) ->
             use_look = service.lock_look if action == "lock" else service.reroll_look
             result = await use_look(deps, actor, arg)
             if result.job is not None:
-                title = await _title(interaction, actor)
-                await _queued(interaction, result.job, title, result.character.name)
+                await _queued(interaction, result.job)
             else:
                 await reply(interaction, f"{quote(result.character.name)}'s look is locked")
     except Exception as error:  # a button has no tree handler: report it the same way
@@ -220,7 +212,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await interaction.response.defer()
         actor = actor_of(interaction)
         job = await service.render(self.bot.deps, actor, first, last)
-        await _queued(interaction, job, await _title(interaction, actor))
+        await _queued(interaction, job)
 
     @app_commands.command(description="Render the story (or beats first..last) as a clip")
     @app_commands.describe(first="The first beat (default: 1)", last="The last beat (default: all)")
@@ -234,7 +226,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await interaction.response.defer()
         actor = actor_of(interaction)
         job = await service.clip(self.bot.deps, actor, first, last)
-        await _queued(interaction, job, await _title(interaction, actor))
+        await _queued(interaction, job)
 
     @app_commands.command(description="The story, its cast and its recent jobs")
     async def status(self, interaction: discord.Interaction[Any]) -> None:

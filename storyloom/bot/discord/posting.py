@@ -1,182 +1,118 @@
-"""Job progress as one status message edited in place, and results posted within the limit.
+"""Job events on Discord: one status message edited in place, then the result post.
 
 Everything goes through the bot token (channel messages), never the interaction webhook,
-whose token dies after 15 minutes: renders can take longer than that.
+whose token dies after 15 minutes: renders can take longer than that. Progress edits come
+at most every `edit_every_s` seconds per message (Discord rate-limits edits); a change of
+status always edits.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import discord
 
-from storyloom.bot.discord.buttons import job_buttons, look_buttons
-from storyloom.bot.discord.context import NO_PINGS, quote
+from storyloom.bot.discord.buttons import job_buttons
+from storyloom.bot.discord.context import NO_PINGS
+from storyloom.bot.discord.results import post_result
+from storyloom.bot.discord.status import StatusRef, status_text
 from storyloom.jobs.local import JobEvent
 from storyloom.jobs.recovery import mark_posted
 from storyloom.story.model import JobStatus, RenderJob
 from storyloom.story.ports import Database
 
 log = logging.getLogger(__name__)
-DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024  # a bot's upload limit in a guild without boosts
-MAX_ATTACHMENTS = 10
 
 
-@dataclass(frozen=True)
-class Tracked:
-    """Where a job's status message lives, and what its result post needs."""
+@dataclass
+class Shown:
+    """What this process last showed in a job's status message."""
 
-    channel_id: int
-    message_id: int
-    title: str
-    upload_limit: int
-    character: str | None = None  # for sheet jobs: whose look the buttons lock
+    ref: StatusRef
     job: RenderJob | None = None  # while it waits: to rewrite its place in line
-    place: int | None = None  # the place in line the message shows now
-
-
-def status_text(
-    job: RenderJob, status: JobStatus, error: str | None = None, place: int | None = None
-) -> str:
-    """The status line of a job, as the status message shows it."""
-    icon = {
-        JobStatus.QUEUED: "⏳",
-        JobStatus.RUNNING: "🎨",
-        JobStatus.DONE: "✅",
-        JobStatus.FAILED: "⚠️",
-        JobStatus.CANCELLED: "✖️",
-    }[status]
-    text = f"{icon} {job.kind.value} job #{job.id} {status.value}"
-    if status == JobStatus.QUEUED and place is not None:
-        text += " — next in line" if place == 1 else f" — {place} in line, {place - 1} ahead"
-    return f"{text}: {quote(error)}" if error else text
-
-
-def fitting(files: tuple[Path, ...], limit: int) -> tuple[list[Path], list[Path]]:
-    """Files that fit in one message under the upload limit (in order), and those left out."""
-    sent: list[Path] = []
-    left: list[Path] = []
-    total = 0
-    for path in files:
-        size = path.stat().st_size
-        if len(sent) < MAX_ATTACHMENTS and total + size <= limit:
-            sent.append(path)
-            total += size
-        else:
-            left.append(path)
-    return sent, left
+    place: int | None = None
+    edited_at: float | None = None  # of the last progress edit (clock seconds)
 
 
 @dataclass
 class DiscordNotifier:
-    """The worker's notify callback for Discord.
-
-    Status messages of jobs queued by this process are edited in place; a job this process
-    never saw (queued before a restart) gets its result posted into its story's thread.
-    """
+    """The jobs' notify callback for Discord."""
 
     client: discord.Client
-    db: Database | None = None  # set with the bot's deps: marks results posted exactly once
+    db: Database | None = None  # set with the bot's deps
     # each waiting job's place in the (fair) line, from the jobs package; None: not shown
     places: Callable[[], Awaitable[dict[int, int]]] | None = None
-    tracked: dict[int, Tracked] = field(default_factory=dict)
+    edit_every_s: float = 3.0
+    clock: Callable[[], float] = time.monotonic
+    shown: dict[int, Shown] = field(default_factory=dict)
 
-    def track(self, job_id: int, where: Tracked) -> None:
+    def track(self, job: RenderJob, ref: StatusRef, place: int | None = None) -> None:
         """Remember where a job's status message is, for its later events."""
-        self.tracked[job_id] = where
+        self.shown[job.id] = Shown(ref, job, place)
 
     async def place_of(self, job_id: int) -> int | None:
         """The job's place in line now, if the line is known and it still waits."""
         return None if self.places is None else (await self.places()).get(job_id)
+
+    def _message(self, ref: StatusRef) -> discord.PartialMessage:
+        channel = self.client.get_partial_messageable(ref.channel_id)
+        return channel.get_partial_message(ref.message_id)
 
     async def refresh_line(self) -> None:
         """A job left the line: the waiting jobs behind it moved up; edit their messages."""
         if self.places is None:
             return
         places = await self.places()
-        for job_id, where in list(self.tracked.items()):
+        for job_id, shown in list(self.shown.items()):
             place = places.get(job_id)
-            if where.job is None or place is None or place == where.place:
+            if shown.job is None or place is None or place == shown.place:
                 continue
-            self.tracked[job_id] = replace(where, place=place)
-            message = self.client.get_partial_messageable(where.channel_id).get_partial_message(
-                where.message_id
-            )
-            text = status_text(where.job, JobStatus.QUEUED, place=place)
-            await message.edit(content=text, allowed_mentions=NO_PINGS)
+            shown.place = place
+            text = status_text(shown.job, JobStatus.QUEUED, place=place)
+            await self._message(shown.ref).edit(content=text, allowed_mentions=NO_PINGS)
 
     async def __call__(self, event: JobEvent) -> None:
-        where = self.tracked.get(event.job.id)
-        if where is None:
-            if event.status == JobStatus.DONE and event.files:
-                await self.post_untracked(event)
+        job = event.job
+        shown = self.shown.get(job.id)
+        if event.status.active:
+            if shown is not None:
+                await self._show_running(event, shown)
             return
-        channel = self.client.get_partial_messageable(where.channel_id)
-        message = channel.get_partial_message(where.message_id)
-        await message.edit(
-            content=status_text(event.job, event.status, event.error),
-            allowed_mentions=NO_PINGS,
-            view=job_buttons(event.job, done=not event.status.active),
-        )
+        if shown is not None:
+            await self._message(shown.ref).edit(
+                content=status_text(job, event.status, event.error),
+                allowed_mentions=NO_PINGS,
+                view=job_buttons(job, done=True),
+            )
+            self.shown.pop(job.id, None)  # nothing more will happen to this message
         if event.status == JobStatus.DONE and event.files:
-            await self.post(channel, where, event)
-        if not event.status.active:
-            self.tracked.pop(event.job.id, None)  # nothing more will happen to this message
+            await self.post(event, shown.ref if shown is not None else None)
         await self.refresh_line()
 
-    async def post(
-        self, channel: discord.PartialMessageable, where: Tracked, event: JobEvent
-    ) -> None:
-        """The result as attachments, never over the channel's upload limit, exactly once."""
-        if self.db is not None and not await mark_posted(self.db, event.job.id):
-            return  # another process (or an earlier event) already posted it
-        sent, left = fitting(event.files, where.upload_limit)
-        job = event.job
-        lines = [f"**{quote(where.title)}** — {job.kind.value} for {quote(job.requested_by_name)}"]
-        authors = await self.authors(job)
-        if authors:
-            lines.append("beats by " + ", ".join(quote(name) for name in authors))
-        mib = where.upload_limit / 1024 / 1024
-        for path in left:
-            size = path.stat().st_size / 1024 / 1024
-            lines.append(
-                f"{path.name} ({size:.1f} MiB) is over this channel's {mib:.0f} MiB upload "
-                "limit and was not attached."
-            )
-        await channel.send(
-            "\n".join(lines),
-            files=[discord.File(path) for path in sent],
+    async def _show_running(self, event: JobEvent, shown: Shown) -> None:
+        now = self.clock()
+        if event.progress is not None:
+            if shown.edited_at is not None and now - shown.edited_at < self.edit_every_s:
+                return  # the next report shows it; the final status always edits
+            shown.edited_at = now
+        shown.job = None  # it no longer waits in line
+        await self._message(shown.ref).edit(
+            content=status_text(event.job, event.status, progress=event.progress),
             allowed_mentions=NO_PINGS,
-            view=look_buttons(where.character) if where.character else discord.utils.MISSING,
+            view=job_buttons(event.job, done=False),
         )
 
-    async def authors(self, job: RenderJob) -> list[str]:
-        """Who wrote the job's beats, in order of their first beat: the page's credits."""
-        if self.db is None or job.first_position is None or job.last_position is None:
-            return []
-        async with self.db.reading() as uow:
-            beats = await uow.beats.page(
-                job.story_id, job.first_position - 1, job.last_position - job.first_position + 1
-            )
-        return list(dict.fromkeys(beat.author_name for beat in beats))
-
-    async def post_untracked(self, event: JobEvent) -> None:
-        """Post a result whose status message this process never saw, into its thread."""
+    async def post(self, event: JobEvent, ref: StatusRef | None) -> None:
+        """The result into the status message's channel (or the story's thread), once."""
         if self.db is None:
             return
-        async with self.db.reading() as uow:
-            story = await uow.stories.by_id(event.job.story_id)
-            cast = await uow.characters.list(event.job.story_id) if story else []
-        if story is None:
-            return  # the story was deleted while its job ran: nowhere to post
-        # a character sheet's post carries the lock / try-another buttons for its character
-        character = next((c.name for c in cast if c.id == event.job.character_id), None)
-        thread_id = int(story.thread.thread_id)
-        where = Tracked(thread_id, 0, story.title, DEFAULT_UPLOAD_LIMIT, character)
-        await self.post(self.client.get_partial_messageable(thread_id), where, event)
+        if not await mark_posted(self.db, event.job.id):
+            return  # another process (or an earlier event) already posted it
+        await post_result(self.client, self.db, event.job, event.files, ref)
 
 
 async def post_pending(notifier: DiscordNotifier, db: Database, out_dir: Path) -> int:
