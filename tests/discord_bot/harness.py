@@ -14,7 +14,7 @@ from storyloom.jobs.local import LocalWorker
 from storyloom.storage import SqlDatabase
 from storyloom.story.service import Deps, utc_now
 
-from .fake_discord import FakeDiscord, member, thread
+from .fake_discord import Call, FakeDiscord, member, thread
 
 ANN = member(11, "Ann")
 BOB = member(12, "Bob")
@@ -45,3 +45,27 @@ async def followups(fake: FakeDiscord, count: int) -> list[str]:
     """The contents of the first `count` interaction follow-ups, once they arrived."""
     calls = await fake.wait_for("POST", "/webhooks/555/", count)
     return [(c.json or {}).get("content", "") for c in calls]
+
+
+async def ask(running: Running, fake: FakeDiscord, payload: dict[str, Any]) -> str:
+    """Send one interaction and return the text of the follow-up that answers it."""
+    token = payload["token"]
+    running.send(payload)
+    [answer] = await fake.wait_for("POST", f"/webhooks/555/{token}")
+    assert_deferred_first(fake, token)
+    return (answer.json or {}).get("content", "")
+
+
+def assert_deferred_first(fake: FakeDiscord, token: str) -> None:
+    """The interaction was acknowledged (deferred) before anything else answered it."""
+    about = [c for c in fake.calls if token in c.path]
+    assert about, f"no call for interaction {token}"
+    first = about[0]
+    assert first.path.endswith("/callback"), f"answered before deferring: {first.path}"
+    assert first.json is not None and first.json["type"] in (5, 6)  # deferred
+
+
+def buttons(call: Call) -> list[str]:
+    """The custom ids of the buttons a sent or edited message carries, row by row."""
+    rows = (call.json or {}).get("components", [])
+    return [button["custom_id"] for row in rows for button in row["components"]]

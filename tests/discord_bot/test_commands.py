@@ -9,7 +9,7 @@ import discord
 import pytest
 
 from .fake_discord import FakeDiscord, press, slash, text_channel
-from .harness import ANN, BOB, MOD, THREAD, Running, followups
+from .harness import ANN, BOB, MOD, THREAD, Running, ask, followups
 
 
 async def test_every_command_defers_first_and_answers_without_pings(
@@ -148,3 +148,17 @@ async def test_a_button_that_fails_unexpectedly_still_answers_and_is_logged(
     assert answer == "✗ Something went wrong on our side; please try again in a moment."
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "button cancel:9 by 11" in record.getMessage()
+
+
+async def test_error_sentences_show_the_members_own_text_literally_and_never_ping(
+    running: Running, fake: FakeDiscord
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    style = await ask(running, fake, slash("style", THREAD, ANN, name="@everyone **big** <@12>"))
+    assert style.startswith("✗ Unknown style '@\u200beveryone \\*\\*big\\*\\* <\u200b@12\\>'. ")
+    name = await ask(
+        running, fake, slash("cast", THREAD, ANN, name="__x__ @here", description="a girl")
+    )
+    assert name.endswith("\\(got '\\_\\_x\\_\\_ @\u200bhere'\\).")
+    for call in fake.where("POST", "/webhooks/"):
+        assert call.json is not None and call.json["allowed_mentions"]["parse"] == []

@@ -4,10 +4,13 @@ the limit, credits, buttons, and what survives a restart."""
 from __future__ import annotations
 
 import asyncio
+import itertools
+import re
+from dataclasses import replace
 from pathlib import Path
 
 from storyloom.generation.renderer import StoryRenderer
-from storyloom.jobs.local import LocalWorker
+from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.storage import SqlDatabase
 
 from .fake_discord import FakeDiscord, press, slash
@@ -78,7 +81,6 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_res
     fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
 ) -> None:
     from storyloom.bot.discord.posting import post_pending
-    from storyloom.jobs.local import JobEvent
 
     first = await start_bot(db, renderer, tmp_path / "out")
     first.send(slash("new", THREAD, ANN, title="Night @everyone"))
@@ -160,3 +162,39 @@ async def test_the_status_message_shows_the_place_in_line_and_moves_up(
     moved_up = [text for path, text in edits if "job #2" in text]
     assert moved_up == ["⏳ page job #2 queued — next in line"]
     assert any("job #1 done" in text for _, text in edits)
+
+
+async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seconds(
+    running: Running, fake: FakeDiscord, renderer: StoryRenderer
+) -> None:
+    # one panel at a time: three panels of two steps make six step reports
+    one_by_one = replace(renderer.settings, max_batch=1)
+    running.worker.load_renderer = lambda: StoryRenderer(renderer.loaded, one_by_one, None)
+    heard: list[JobEvent] = []
+    notifier = running.bot.notifier
+
+    async def recording(event: JobEvent) -> None:
+        heard.append(event)
+        await notifier(event)
+
+    running.worker.notify = recording
+    running.worker.progress_every_s = 0  # the worker reports every step
+    ticks = itertools.count()
+    notifier.clock = lambda: float(next(ticks))  # each report comes one second after the last
+    running.send(slash("new", THREAD, ANN, title="T"))
+    await followups(fake, 1)
+    for count, text in enumerate(("a beach", "a boat", "a storm"), start=2):
+        running.send(slash("add", THREAD, ANN, text=text))
+        await followups(fake, count)
+    running.send(slash("render", THREAD, ANN))
+    await followups(fake, 5)
+    await running.worker.process(1)
+
+    reports = [e.progress for e in heard if e.progress is not None]
+    assert len(reports) >= 4
+    edits = [(c.json or {})["content"] for c in fake.where("PATCH", "/messages/")]
+    shown = [e for e in edits if "%" in e]
+    assert len(shown) == len(range(0, len(reports), 3))  # at t = 0, 3, 6, … s
+    assert re.fullmatch(r"🎨 page job #1 running — [▰▱]{10} panel [1-3] of 3, \d+%", shown[0])
+    assert any(re.search(r"panel [1-3] of 3, \d+%, about \d+ s left$", e) for e in shown[1:])
+    assert edits[0] == "🎨 page job #1 running" and edits[-1] == "✅ page job #1 done"

@@ -49,7 +49,9 @@ async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None
     # the channel's upload limit, as Discord sent it with the interaction
     limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
     notifier.track(job, StatusRef(message.channel.id, message.id, limit), place)
-    await reply(interaction, f"{job.kind.value} job #{job.id} queued")
+    # the status message is for everyone; a button's "queued" only for who pressed it
+    pressed = interaction.type == discord.InteractionType.component
+    await reply(interaction, f"{job.kind.value} job #{job.id} queued", ephemeral=pressed)
 
 
 async def press(interaction: discord.Interaction[Any], action: str, arg: str) -> None:

@@ -94,8 +94,8 @@ class DiscordNotifier:
         await self.refresh_line()
 
     async def _show_running(self, event: JobEvent, shown: Shown) -> None:
-        now = self.clock()
         if event.progress is not None:
+            now = self.clock()
             if shown.edited_at is not None and now - shown.edited_at < self.edit_every_s:
                 return  # the next report shows it; the final status always edits
             shown.edited_at = now
