@@ -3,6 +3,8 @@ deferral, answers without pings, permissions, threads, autocomplete, the error h
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import discord
@@ -162,3 +164,21 @@ async def test_error_sentences_show_the_members_own_text_literally_and_never_pin
     assert name.endswith("\\(got '\\_\\_x\\_\\_ @\u200bhere'\\).")
     for call in fake.where("POST", "/webhooks/"):
         assert call.json is not None and call.json["allowed_mentions"]["parse"] == []
+
+
+async def test_the_guide_names_every_subcommand_and_its_invite_asks_for_the_listed_permissions(
+    running: Running,
+) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "discord.md").read_text()
+    [group] = [c for c in running.bot.tree.get_commands() if c.name == "story"]
+    assert isinstance(group, discord.app_commands.Group)
+    for command in group.commands:
+        assert re.search(rf"(/story |`){command.name}\b", guide), f"/story {command.name}"
+    table = guide.split("| permission | why |")[1].split("\n\n")[0]
+    named = re.findall(r"^\s*\| ([A-Z][\w ]+?) \|", table, re.MULTILINE)
+    # discord.py names them in snake case, channel in the singular: view_channel
+    flags = {"_".join(n.lower().split()).replace("channels", "channel"): True for n in named}
+    wanted = discord.Permissions(**flags)
+    assert len(named) == 6 and wanted.value.bit_count() == len(named)
+    assert f"permissions={wanted.value}" in guide and f"`{wanted.value}`" in guide
+    assert "scope=bot+applications.commands" in guide
