@@ -29,6 +29,7 @@ class Call:
     json: dict[str, Any] | None
     files: list[tuple[str, int]]  # (filename, size) of multipart uploads
     uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, contents)
+    answer: Any = None  # what the fake answered (a posted message carries its new id)
 
 
 @dataclass
@@ -73,10 +74,11 @@ class FakeDiscord:
             body = await request.json()
         path = request.path.removeprefix("/api/v10")
         files = [(name, len(data)) for name, data in uploads]
-        self.calls.append(Call(request.method, path, body, files, uploads))
+        answer = self.answer(request.method, path, body)
+        self.calls.append(Call(request.method, path, body, files, uploads, answer))
         # discord.py reads a body as JSON only for exactly this content type (no charset)
-        answer = json.dumps(self.answer(request.method, path, body)).encode()
-        return web.Response(body=answer, headers={"Content-Type": "application/json"})
+        data = json.dumps(answer).encode()
+        return web.Response(body=data, headers={"Content-Type": "application/json"})
 
     def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         parts = path.strip("/").split("/")
@@ -146,6 +148,34 @@ class FakeDiscord:
                 raise AssertionError(f"no {count}× {method} {fragment}; calls: {seen}")
             await asyncio.sleep(0.02)
         return found
+
+    async def wait_for_uploads(
+        self, fragment: str, count: int = 1, timeout: float = 60
+    ) -> list[Call]:
+        """Wait until at least `count` posts with attachments arrived; return them all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found := [c for c in self.where("POST", fragment) if c.files]) < count:
+            if loop.time() > deadline:
+                raise AssertionError(f"not {count} uploads to {fragment}: {len(found)}")
+            await asyncio.sleep(0.02)
+        return found
+
+    async def wait_for_text(
+        self, method: str, fragment: str, text: str, timeout: float = 60
+    ) -> Call:
+        """Wait until a matching call carries exactly this content (the watcher reports in a
+        task of its own: a drained queue may still be telling the chat)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for call in self.where(method, fragment):
+                if (call.json or {}).get("content") == text:
+                    return call
+            if loop.time() > deadline:
+                said = [(c.json or {}).get("content") for c in self.where(method, fragment)]
+                raise AssertionError(f"no {method} {fragment} saying {text!r}; said: {said}")
+            await asyncio.sleep(0.02)
 
 
 _ids = itertools.count(900_000)

@@ -10,6 +10,8 @@ from typing import Any
 import discord
 import pytest
 
+from storyloom.config import Settings
+
 from .fake_discord import FakeDiscord, press, slash, text_channel
 from .harness import ANN, BOB, MOD, THREAD, Running, ask, followups
 
@@ -77,7 +79,6 @@ async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
     await followups(fake, 2)
     running.send(slash("cast", THREAD, ANN, name="Otto", description="a dog"))
     await followups(fake, 3)
-    await followups(fake, 3)
     for count, text in enumerate(("one", "two", "three"), start=4):
         running.send(slash("add", THREAD, ANN, text=text))
         await followups(fake, count)
@@ -91,16 +92,16 @@ async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
         focused["type"] = 4 if option == "beat" else 3
         return payload
 
-    running.send(typing("look", "name", "mi"))
-    running.send(typing("edit", "beat", "", text="x"))
-    answers = await fake.wait_for("POST", "/callback", 6 + 2)
-    offered = [(c.json or {})["data"]["choices"] for c in answers if (c.json or {})["type"] == 8]
-    assert [{"name": "Mira", "value": "Mira"}] in offered
-    assert [[choice["value"] for choice in choices] for choices in offered][1] == [3, 2, 1]
-    running.send(typing("style", "name", "COM"))
-    answers = await fake.wait_for("POST", "/callback", 6 + 3)
-    styles = (answers[-1].json or {})["data"]["choices"]
-    assert {"name": "comic", "value": "comic"} in styles
+    async def offered(payload: dict[str, Any]) -> list[Any]:
+        running.send(payload)
+        [answer] = await fake.wait_for("POST", f"/{payload['token']}/callback")
+        assert (answer.json or {})["type"] == 8  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
+        return [choice["value"] for choice in (answer.json or {})["data"]["choices"]]
+
+    assert await offered(typing("look", "name", "mi")) == ["Mira"]
+    assert await offered(typing("edit", "beat", "", text="x")) == [3, 2, 1]
+    assert await offered(typing("redraw", "beat", "2")) == [2]
+    assert "comic" in await offered(typing("style", "name", "COM"))
 
 
 async def test_every_subcommand_and_option_is_described(running: Running) -> None:
@@ -182,3 +183,6 @@ async def test_the_guide_names_every_subcommand_and_its_invite_asks_for_the_list
     assert len(named) == 6 and wanted.value.bit_count() == len(named)
     assert f"permissions={wanted.value}" in guide and f"`{wanted.value}`" in guide
     assert "scope=bot+applications.commands" in guide
+    variables = set(re.findall(r"STORYLOOM_([A-Z0-9_]+)", guide))
+    assert {"DISCORD_TOKEN", "QUEUE", "REDIS_URL"} <= variables
+    assert {name.lower() for name in variables} <= set(Settings.model_fields)

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 
+from storyloom.generation.renderer import StoryRenderer
 from storyloom.storage import SqlDatabase
 from storyloom.story.model import JobKind, JobStatus
 
 from .fake_discord import FakeDiscord, press, slash
-from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons
+from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons, until_status
 
 THREAD_ID = int(THREAD["id"])
 
@@ -87,8 +89,13 @@ async def test_style_status_export_and_delete_are_the_owners_or_a_moderators(
 
 
 async def test_clip_and_cancel_by_command_only_for_whoever_asked_or_a_moderator(
-    running: Running, fake: FakeDiscord, db: SqlDatabase
+    running: Running,
+    fake: FakeDiscord,
+    db: SqlDatabase,
+    slow_renderer: Callable[[], StoryRenderer],
 ) -> None:
+    assert running.jobs.worker is not None
+    running.jobs.worker.load_renderer = slow_renderer  # still going when it is cancelled
     await story_with(running, fake, (ANN, "a beach"), (ANN, "a boat"))
     assert await ask(running, fake, slash("clip", THREAD, ANN, first=2)) == ("clip job #1 queued")
     [status] = fake.where("POST", f"/channels/{THREAD_ID}/messages")
@@ -106,9 +113,10 @@ async def test_clip_and_cancel_by_command_only_for_whoever_asked_or_a_moderator(
     assert await ask(running, fake, slash("cancel", THREAD, MOD, job=1)) == "job #1 cancelled"
     again = await ask(running, fake, slash("cancel", THREAD, ANN, job=1))
     assert again == "✗ Job 1 is already cancelled."
-    async with db.reading() as uow:
-        job = await uow.jobs.find(1)
-    assert job is not None and job.status == JobStatus.CANCELLED
+    await until_status(db, 1, JobStatus.CANCELLED)
+    await running.jobs.drain()
+    message = f"/channels/{THREAD_ID}/messages/{status.answer['id']}"
+    await fake.wait_for_text("PATCH", message, "✖️ clip job #1 cancelled")
 
 
 async def test_render_again_and_make_a_clip_buttons_queue_the_same_beats(
@@ -118,13 +126,13 @@ async def test_render_again_and_make_a_clip_buttons_queue_the_same_beats(
     assert await ask(running, fake, slash("render", THREAD, ANN, first=2, last=3)) == (
         "page job #1 queued"
     )
-    await running.worker.process(1)
-    [result] = [c for c in fake.where("POST", f"/channels/{THREAD_ID}/messages") if c.files]
+    await running.jobs.drain()
+    [result] = await fake.wait_for_uploads(f"/channels/{THREAD_ID}/messages")
     assert buttons(result) == [
         "story:again:2-3",
         "story:clip:2-3",
-        "story:panel:2",
-        "story:panel:3",
+        "story:redraw:2",
+        "story:redraw:3",
     ]
     assert await ask(running, fake, press("story:again:2-3", THREAD, BOB)) == ("page job #2 queued")
     assert await ask(running, fake, press("story:clip:2-3", THREAD, BOB)) == ("clip job #3 queued")
@@ -136,7 +144,8 @@ async def test_render_again_and_make_a_clip_buttons_queue_the_same_beats(
         (JobKind.PAGE, 2, 3, "Bob"),
         (JobKind.CLIP, 2, 3, "Bob"),
     ]
-    statuses = fake.where("POST", f"/channels/{THREAD_ID}/messages")[-2:]
+    posts = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    statuses = [p for p in posts if "queued" in (p.json or {})["content"]][-2:]
     assert [buttons(s) for s in statuses] == [["story:cancel:2"], ["story:cancel:3"]]
     # a button's answer is for the presser only
     answers = fake.where("POST", "/webhooks/555/")[-2:]

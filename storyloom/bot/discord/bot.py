@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
@@ -14,6 +14,9 @@ from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.bot.discord.posting import DiscordNotifier
 from storyloom.story.errors import StoryError
 from storyloom.story.service import Deps
+
+if TYPE_CHECKING:
+    from storyloom.jobs.runtime import JobRuntime
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class StoryBot(commands.Bot):
             **options,
         )
         self.notifier = DiscordNotifier(self)
+        self.jobs: JobRuntime | None = None  # set by the composition root (run.story_bot)
         self._deps: Deps | None = None
         if deps is not None:
             self.deps = deps

@@ -12,18 +12,18 @@ from typing import Any
 
 import discord
 
-from storyloom.story.model import JobKind, RenderJob
+from storyloom.story.model import JobKind, JobStatus, RenderJob
 
-ACTIONS = ("again", "clip", "cancel", "lock", "reroll", "panel")
+ACTIONS = ("again", "clip", "cancel", "lock", "reroll", "redraw")
 MAX_ROWS = 5  # Discord: at most 5 rows of at most 5 buttons under a message
 PER_ROW = 5
-# a page's first row holds render again / make a clip; the other rows re-roll its panels
+# a page's first row holds render again / make a clip; the other rows redraw its panels
 MAX_PANEL_BUTTONS = (MAX_ROWS - 1) * PER_ROW
 
 
 class StoryButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"story:(?P<action>again|clip|cancel|lock|reroll|panel):(?P<arg>[^:]{0,64})",
+    template=r"story:(?P<action>again|clip|cancel|lock|reroll|redraw):(?P<arg>[^:]{0,64})",
 ):
     """A button carrying (action, argument): a job id, a beat range, a beat's position or a
     character's name."""
@@ -63,22 +63,32 @@ def _span(job: RenderJob) -> str:
     return f"{job.first_position or ''}-{job.last_position or ''}"
 
 
-def job_buttons(job: RenderJob, *, done: bool) -> discord.ui.View:
-    """Under a job's status: cancel while it waits or runs. Once it ended the result post
-    carries the buttons; a page or clip that failed or was cancelled can be asked again."""
+def job_buttons(job: RenderJob, status: JobStatus) -> discord.ui.View:
+    """Under a job's status: cancel while it waits or runs. Once done, the result post
+    carries the buttons; a page, clip or panel that failed or was cancelled can be asked
+    for again."""
     view = discord.ui.View(timeout=None)
-    if not done:
+    if status.active:
         view.add_item(StoryButton("cancel", str(job.id), "Cancel", discord.ButtonStyle.danger))
-    elif job.kind in (JobKind.PAGE, JobKind.CLIP):
-        label = "Render again" if job.kind == JobKind.PAGE else "Make a clip"
-        action = "again" if job.kind == JobKind.PAGE else "clip"
-        view.add_item(StoryButton(action, _span(job), label, discord.ButtonStyle.primary))
+    elif status != JobStatus.DONE:
+        again = {
+            JobKind.PAGE: ("again", _span(job), "Render again"),
+            JobKind.CLIP: ("clip", _span(job), "Make a clip"),
+            JobKind.PANEL: (
+                "redraw",
+                str(job.first_position),
+                f"Redraw panel {job.first_position}",
+            ),
+        }.get(job.kind)
+        if again is not None:
+            action, arg, label = again
+            view.add_item(StoryButton(action, arg, label, discord.ButtonStyle.primary))
     return view
 
 
 def result_buttons(job: RenderJob, character: str | None = None) -> discord.ui.View:
     """Under a result: a sheet's lock / try another; a page's render again, make a clip and
-    one re-roll button per panel; a clip's make another."""
+    one redraw button per panel; a clip's make another; a redrawn panel's redraw again."""
     if job.kind in (JobKind.SHEET, JobKind.REROLL):
         return look_buttons(character) if character else discord.ui.View(timeout=None)
     view = discord.ui.View(timeout=None)
@@ -93,17 +103,17 @@ def result_buttons(job: RenderJob, character: str | None = None) -> discord.ui.V
         if first is not None and last is not None:
             for number, position in enumerate(range(first, last + 1)):
                 if number >= MAX_PANEL_BUTTONS:
-                    break  # the rest: /story reroll-panel
+                    break  # the rest: /story redraw
                 row = 1 + number // PER_ROW
-                label = f"Re-roll panel {position}"
-                view.add_item(
-                    StoryButton("panel", str(position), label, discord.ButtonStyle.secondary, row)
-                )
+                label = f"Redraw panel {position}"
+                style = discord.ButtonStyle.secondary
+                view.add_item(StoryButton("redraw", str(position), label, style, row))
         return view
-    # one re-rolled panel (JobKind.PANEL): again, or the page it belongs in
-    position = str(job.first_position or "")
-    view.add_item(StoryButton("panel", position, "Re-roll this panel", discord.ButtonStyle.primary))
-    view.add_item(StoryButton("again", "-", "Render the page", discord.ButtonStyle.secondary))
+    if job.kind == JobKind.PANEL:  # one redrawn panel: again, or the whole page with it
+        beat = str(job.first_position or "")
+        label = f"Redraw panel {beat} again"
+        view.add_item(StoryButton("redraw", beat, label, discord.ButtonStyle.primary))
+        view.add_item(StoryButton("again", "-", "Render the page", discord.ButtonStyle.secondary))
     return view
 
 

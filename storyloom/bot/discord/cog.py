@@ -21,6 +21,7 @@ from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
+from storyloom.jobs import status_refs
 from storyloom.story import service
 from storyloom.story.model import JobStatus, RenderJob
 
@@ -44,11 +45,14 @@ async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None
     message = await channel.send(
         status_text(job, JobStatus.QUEUED, place=place),
         allowed_mentions=NO_PINGS,
-        view=job_buttons(job, done=False),
+        view=job_buttons(job, JobStatus.QUEUED),
     )
     # the channel's upload limit, as Discord sent it with the interaction
     limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
-    notifier.track(job, StatusRef(message.channel.id, message.id, limit), place)
+    ref = StatusRef(message.channel.id, message.id, limit)
+    notifier.track(job, ref, place)
+    # on the row too: a restarted bot (or the watcher of another process) still edits it
+    await status_refs.remember(_bot(interaction).deps.db, job.id, ref.encode())
     # the status message is for everyone; a button's "queued" only for who pressed it
     pressed = interaction.type == discord.InteractionType.component
     await reply(interaction, f"{job.kind.value} job #{job.id} queued", ephemeral=pressed)
@@ -64,6 +68,8 @@ async def press(interaction: discord.Interaction[Any], action: str, arg: str) ->
             use = service.render if action == "again" else service.clip
             job = await use(deps, actor, int(first) if first else None, int(last) if last else None)
             await _queued(interaction, job)
+        elif action == "redraw":
+            await _queued(interaction, await service.reroll_panel(deps, actor, int(arg)))
         elif action == "cancel":
             job = await service.cancel(deps, actor, int(arg))
             await reply(interaction, f"job #{job.id} cancelled", ephemeral=True)
@@ -78,6 +84,7 @@ async def press(interaction: discord.Interaction[Any], action: str, arg: str) ->
         await report(interaction, error, f"button {action}:{arg}")
 
 
+@app_commands.guild_only()  # a story lives in a server's thread
 class StoryCog(commands.GroupCog, group_name="story", group_description="Build a comic together"):
     """/story …: the collaborative comic of this thread."""
 
@@ -215,6 +222,15 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         actor = actor_of(interaction)
         job = await service.render(self.bot.deps, actor, first, last)
         await _queued(interaction, job)
+
+    @app_commands.command(description="Draw one panel again (a new seed); later pages keep it")
+    @app_commands.describe(beat="The beat whose panel to draw again")
+    @app_commands.autocomplete(beat=beat_numbers)
+    async def redraw(self, interaction: discord.Interaction[Any], beat: Position) -> None:
+        await interaction.response.defer()
+        await _queued(
+            interaction, await service.reroll_panel(self.bot.deps, actor_of(interaction), beat)
+        )
 
     @app_commands.command(description="Render the story (or beats first..last) as a clip")
     @app_commands.describe(first="The first beat (default: 1)", last="The last beat (default: all)")

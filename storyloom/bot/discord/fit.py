@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image
 
+log = logging.getLogger(__name__)
 MAX_ATTACHMENTS = 10  # Discord's limit per message
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)  # of a video's width and height, tried in order
 MIN_IMAGE_SIDE = 256  # a page smaller than this is not worth posting
@@ -130,9 +132,21 @@ def video_facts(path: Path) -> tuple[int, int, float]:
 
 def shrink_mp4(path: Path, limit: int, work_dir: Path) -> Path | None:
     """Re-encode an MP4 (H.264, yuv420p, faststart: what Discord plays inline) to at most
-    `limit` bytes: each try is smaller and has a lower bitrate cap than the one before."""
-    import imageio_ffmpeg
+    `limit` bytes: each try is smaller and has a lower bitrate cap than the one before.
+    None where it cannot: a bot image without ffmpeg (the render extra), or a broken file."""
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        log.warning("%s is over the upload limit; without imageio-ffmpeg it stays unsent", path)
+        return None
+    try:
+        return _reencode(imageio_ffmpeg.get_ffmpeg_exe(), path, limit, work_dir)
+    except (OSError, RuntimeError, subprocess.SubprocessError, KeyError, StopIteration) as error:
+        log.warning("%s could not be re-encoded smaller: %s", path, error)
+        return None
 
+
+def _reencode(ffmpeg: str, path: Path, limit: int, work_dir: Path) -> Path | None:
     width, height, seconds = video_facts(path)
     out = work_dir / path.name
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +157,7 @@ def shrink_mp4(path: Path, limit: int, work_dir: Path) -> Path | None:
         # room for the container's overhead, and lower on every try: x264 overshoots a cap
         kbits = max(8, int(limit * 8 * 0.85 * 0.8**rung / max(seconds, 0.1) / 1000))
         command = [
-            imageio_ffmpeg.get_ffmpeg_exe(),
+            ffmpeg,
             *("-y", "-loglevel", "error", "-i", str(path), "-an"),
             *("-vf", f"scale={w}:{h}", "-c:v", "libx264", "-preset", "superfast"),
             *("-crf", "28", "-maxrate", f"{kbits}k", "-bufsize", f"{kbits}k"),
