@@ -186,7 +186,8 @@ def discord(
         int | None, typer.Option("--sync-guild", help="Sync commands to one guild (dev).")
     ] = None,
 ) -> None:
-    """Run the Discord bot (token from STORYLOOM_DISCORD_TOKEN) with an in-process worker."""
+    """Run the Discord bot (token from STORYLOOM_DISCORD_TOKEN); it renders in-process
+    unless STORYLOOM_QUEUE=redis."""
     import asyncio
 
     from storyloom.bot.discord.run import MissingToken, run_discord
@@ -198,7 +199,9 @@ def discord(
     setup_logging(settings)  # ops: text or JSON lines, secrets masked
     try:
         asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
-            run_service(settings, "discord", lambda _: run_discord(settings, sync, sync_guild))
+            run_service(
+                settings, "discord", lambda ops: run_discord(settings, sync, sync_guild, ops)
+            )
         )
     except MissingToken as error:
         raise fail(str(error)) from None

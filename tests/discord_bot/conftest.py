@@ -1,25 +1,35 @@
-"""Fixtures: the loopback fake of Discord, a SQLite database, a tiny renderer, a bot."""
+"""Fixtures: the loopback fake of Discord, a SQLite database, tiny renderers, a bot."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import discord
 import pytest
 
-from storyloom.generation.models import load_pipeline
+from storyloom.generation.models import LoadedModel, load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 
 from .fake_discord import FakeDiscord
-from .harness import Running, start_bot
+from .harness import Running, started
 
 
 @pytest.fixture(scope="session")
-def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
-    loaded = load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> LoadedModel:
+    return load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def renderer(loaded: LoadedModel) -> StoryRenderer:
     return StoryRenderer(loaded, RenderSettings(width=64, height=64, steps=2), None)
+
+
+@pytest.fixture
+def slow_renderer(loaded: LoadedModel) -> Callable[[], StoryRenderer]:
+    """A renderer loader whose renders take long enough to stop a bot in the middle."""
+    return lambda: StoryRenderer(loaded, RenderSettings(width=64, height=64, steps=400), None)
 
 
 @pytest.fixture
@@ -47,8 +57,5 @@ async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
 async def running(
     fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
 ) -> AsyncIterator[Running]:
-    bot = await start_bot(db, renderer, tmp_path / "out")
-    try:
+    async with started(db, lambda: renderer, tmp_path / "out") as bot:
         yield bot
-    finally:
-        await bot.bot.close()

@@ -27,7 +27,9 @@ class Call:
     method: str
     path: str
     json: dict[str, Any] | None
-    files: list[tuple[str, int]]  # (filename, bytes) of multipart uploads
+    files: list[tuple[str, int]]  # (filename, size) of multipart uploads
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, contents)
+    answer: Any = None  # what the fake answered (a posted message carries its new id)
 
 
 @dataclass
@@ -59,7 +61,7 @@ class FakeDiscord:
 
     async def handle(self, request: web.Request) -> web.Response:
         body: dict[str, Any] | None = None
-        files: list[tuple[str, int]] = []
+        uploads: list[tuple[str, bytes]] = []
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
             async for part in reader:
@@ -67,14 +69,16 @@ class FakeDiscord:
                 if part.name == "payload_json":  # type: ignore[union-attr]
                     body = json.loads(data)
                 else:
-                    files.append((part.filename or "", len(data)))  # type: ignore[union-attr]
+                    uploads.append((part.filename or "", data))  # type: ignore[union-attr]
         elif request.can_read_body:
             body = await request.json()
         path = request.path.removeprefix("/api/v10")
-        self.calls.append(Call(request.method, path, body, files))
+        files = [(name, len(data)) for name, data in uploads]
+        answer = self.answer(request.method, path, body)
+        self.calls.append(Call(request.method, path, body, files, uploads, answer))
         # discord.py reads a body as JSON only for exactly this content type (no charset)
-        answer = json.dumps(self.answer(request.method, path, body)).encode()
-        return web.Response(body=answer, headers={"Content-Type": "application/json"})
+        data = json.dumps(answer).encode()
+        return web.Response(body=data, headers={"Content-Type": "application/json"})
 
     def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         parts = path.strip("/").split("/")
@@ -144,6 +148,34 @@ class FakeDiscord:
                 raise AssertionError(f"no {count}× {method} {fragment}; calls: {seen}")
             await asyncio.sleep(0.02)
         return found
+
+    async def wait_for_uploads(
+        self, fragment: str, count: int = 1, timeout: float = 60
+    ) -> list[Call]:
+        """Wait until at least `count` posts with attachments arrived; return them all."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while len(found := [c for c in self.where("POST", fragment) if c.files]) < count:
+            if loop.time() > deadline:
+                raise AssertionError(f"not {count} uploads to {fragment}: {len(found)}")
+            await asyncio.sleep(0.02)
+        return found
+
+    async def wait_for_text(
+        self, method: str, fragment: str, text: str, timeout: float = 60
+    ) -> Call:
+        """Wait until a matching call carries exactly this content (the watcher reports in a
+        task of its own: a drained queue may still be telling the chat)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for call in self.where(method, fragment):
+                if (call.json or {}).get("content") == text:
+                    return call
+            if loop.time() > deadline:
+                said = [(c.json or {}).get("content") for c in self.where(method, fragment)]
+                raise AssertionError(f"no {method} {fragment} saying {text!r}; said: {said}")
+            await asyncio.sleep(0.02)
 
 
 _ids = itertools.count(900_000)

@@ -3,13 +3,17 @@ deferral, answers without pings, permissions, threads, autocomplete, the error h
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import discord
 import pytest
 
+from storyloom.config import Settings
+
 from .fake_discord import FakeDiscord, press, slash, text_channel
-from .harness import ANN, BOB, MOD, THREAD, Running, followups
+from .harness import ANN, BOB, MOD, THREAD, Running, ask, followups
 
 
 async def test_every_command_defers_first_and_answers_without_pings(
@@ -75,7 +79,6 @@ async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
     await followups(fake, 2)
     running.send(slash("cast", THREAD, ANN, name="Otto", description="a dog"))
     await followups(fake, 3)
-    await followups(fake, 3)
     for count, text in enumerate(("one", "two", "three"), start=4):
         running.send(slash("add", THREAD, ANN, text=text))
         await followups(fake, count)
@@ -89,16 +92,16 @@ async def test_autocomplete_offers_the_cast_and_the_beat_numbers(
         focused["type"] = 4 if option == "beat" else 3
         return payload
 
-    running.send(typing("look", "name", "mi"))
-    running.send(typing("edit", "beat", "", text="x"))
-    answers = await fake.wait_for("POST", "/callback", 6 + 2)
-    offered = [(c.json or {})["data"]["choices"] for c in answers if (c.json or {})["type"] == 8]
-    assert [{"name": "Mira", "value": "Mira"}] in offered
-    assert [[choice["value"] for choice in choices] for choices in offered][1] == [3, 2, 1]
-    running.send(typing("style", "name", "COM"))
-    answers = await fake.wait_for("POST", "/callback", 6 + 3)
-    styles = (answers[-1].json or {})["data"]["choices"]
-    assert {"name": "comic", "value": "comic"} in styles
+    async def offered(payload: dict[str, Any]) -> list[Any]:
+        running.send(payload)
+        [answer] = await fake.wait_for("POST", f"/{payload['token']}/callback")
+        assert (answer.json or {})["type"] == 8  # APPLICATION_COMMAND_AUTOCOMPLETE_RESULT
+        return [choice["value"] for choice in (answer.json or {})["data"]["choices"]]
+
+    assert await offered(typing("look", "name", "mi")) == ["Mira"]
+    assert await offered(typing("edit", "beat", "", text="x")) == [3, 2, 1]
+    assert await offered(typing("redraw", "beat", "2")) == [2]
+    assert "comic" in await offered(typing("style", "name", "COM"))
 
 
 async def test_every_subcommand_and_option_is_described(running: Running) -> None:
@@ -148,3 +151,38 @@ async def test_a_button_that_fails_unexpectedly_still_answers_and_is_logged(
     assert answer == "✗ Something went wrong on our side; please try again in a moment."
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
     assert "button cancel:9 by 11" in record.getMessage()
+
+
+async def test_error_sentences_show_the_members_own_text_literally_and_never_ping(
+    running: Running, fake: FakeDiscord
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    style = await ask(running, fake, slash("style", THREAD, ANN, name="@everyone **big** <@12>"))
+    assert style.startswith("✗ Unknown style '@\u200beveryone \\*\\*big\\*\\* <\u200b@12\\>'. ")
+    name = await ask(
+        running, fake, slash("cast", THREAD, ANN, name="__x__ @here", description="a girl")
+    )
+    assert name.endswith("\\(got '\\_\\_x\\_\\_ @\u200bhere'\\).")
+    for call in fake.where("POST", "/webhooks/"):
+        assert call.json is not None and call.json["allowed_mentions"]["parse"] == []
+
+
+async def test_the_guide_names_every_subcommand_and_its_invite_asks_for_the_listed_permissions(
+    running: Running,
+) -> None:
+    guide = (Path(__file__).parents[2] / "docs" / "discord.md").read_text()
+    [group] = [c for c in running.bot.tree.get_commands() if c.name == "story"]
+    assert isinstance(group, discord.app_commands.Group)
+    for command in group.commands:
+        assert re.search(rf"(/story |`){command.name}\b", guide), f"/story {command.name}"
+    table = guide.split("| permission | why |")[1].split("\n\n")[0]
+    named = re.findall(r"^\s*\| ([A-Z][\w ]+?) \|", table, re.MULTILINE)
+    # discord.py names them in snake case, channel in the singular: view_channel
+    flags = {"_".join(n.lower().split()).replace("channels", "channel"): True for n in named}
+    wanted = discord.Permissions(**flags)
+    assert len(named) == 6 and wanted.value.bit_count() == len(named)
+    assert f"permissions={wanted.value}" in guide and f"`{wanted.value}`" in guide
+    assert "scope=bot+applications.commands" in guide
+    variables = set(re.findall(r"STORYLOOM_([A-Z0-9_]+)", guide))
+    assert {"DISCORD_TOKEN", "QUEUE", "REDIS_URL"} <= variables
+    assert {name.lower() for name in variables} <= set(Settings.model_fields)

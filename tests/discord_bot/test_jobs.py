@@ -1,214 +1,224 @@
-"""Render jobs on Discord through the real discord.py code: status messages, uploads within
-the limit, credits, buttons, and what survives a restart."""
+"""Render jobs on Discord through the real discord.py code and the real job runtime: one
+status message (place in line → progress → outcome) edited in place, the multipart upload
+of the page with its credits and buttons, character sheets, and panel redraws."""
 
 from __future__ import annotations
 
-import asyncio
-from pathlib import Path
+import itertools
+import re
+from collections.abc import Callable
+from dataclasses import replace
 
 from storyloom.generation.renderer import StoryRenderer
-from storyloom.jobs.local import LocalWorker
+from storyloom.jobs.events import JobEvent
 from storyloom.storage import SqlDatabase
+from storyloom.story.model import JobKind, JobStatus
 
 from .fake_discord import FakeDiscord, press, slash
-from .harness import ANN, BOB, MOD, THREAD, Running, followups, start_bot
+from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons, job_row, until_status
+
+THREAD_ID = int(THREAD["id"])
+POSTS = f"/channels/{THREAD_ID}/messages"
 
 
-async def test_render_edits_one_status_message_and_uploads_the_page(
+def contents(calls: list) -> list[str]:
+    return [(c.json or {}).get("content", "") for c in calls]
+
+
+async def test_render_edits_one_status_message_and_uploads_the_page_with_credits(
     running: Running, fake: FakeDiscord
 ) -> None:
-    task = asyncio.create_task(running.worker.run())
-    try:
-        running.send(slash("new", THREAD, ANN, title="Lighthouse"))
-        await followups(fake, 1)
-        running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
-        await followups(fake, 2)
-        running.send(slash("add", THREAD, ANN, text='[Mira] waves # Mira: "Hi!"'))
-        await followups(fake, 3)
-        running.send(slash("add", THREAD, MOD, text="[Mira] sleeps"))
-        await followups(fake, 4)
-        running.send(slash("render", THREAD, BOB))
-        answers = await followups(fake, 5)
-        assert "page job #1 queued" in answers[4]
-        await asyncio.wait_for(running.worker.drain(), 120)
-        await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
-    finally:
-        task.cancel()
-    status, result = fake.where("POST", f"/channels/{THREAD['id']}/messages")
-    assert "queued" in (status.json or {})["content"]
-    edits = [(c.json or {})["content"] for c in fake.where("PATCH", "/messages/")]
-    assert any("running" in e for e in edits) and "done" in edits[-1]
+    await ask(running, fake, slash("new", THREAD, ANN, title="Lighthouse"))
+    await ask(running, fake, slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    await ask(running, fake, slash("add", THREAD, ANN, text='[Mira] waves # Mira: "Hi!"'))
+    await ask(running, fake, slash("add", THREAD, MOD, text="[Mira] sleeps"))
+    assert await ask(running, fake, slash("render", THREAD, BOB)) == "page job #1 queued"
+    await running.jobs.drain()
+    [result] = await fake.wait_for_uploads(POSTS)
+
+    status = fake.where("POST", POSTS)[0]
+    assert (status.json or {})["content"] == "⏳ page job #1 queued — next in line"
+    edits = [c for c in fake.where("PATCH", "/messages/")]
+    assert {c.path for c in edits} == {f"{POSTS}/{status.answer['id']}"}  # only that message
+    texts = contents(edits)
+    assert texts[0] == "🎨 page job #1 running" and texts[-1] == "✅ page job #1 done"
+    assert buttons(edits[0]) == ["story:cancel:1"] and buttons(edits[-1]) == []
+
     names = [name for name, _ in result.files]
-    assert names[0] == "story-page-01.png" and "story.pdf" in names
-    assert "for Bob" in (result.json or {})["content"]
-    assert "beats by Ann, Mo" in (result.json or {})["content"]  # the credits
+    assert names == ["story-page-01.png", "story.pdf", "story.zip"]
+    assert result.uploads[0][1].startswith(b"\x89PNG")
+    content = (result.json or {})["content"]
+    assert content.splitlines() == ["**Lighthouse** — page for Bob", "beats by Ann, Mo"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
+    assert buttons(result) == [
+        "story:again:1-2",
+        "story:clip:1-2",
+        "story:redraw:1",
+        "story:redraw:2",
+    ]
+    labels = [b["label"] for row in (result.json or {})["components"] for b in row["components"]]
+    assert labels[2:] == ["Redraw panel 1", "Redraw panel 2"]
 
 
-async def test_a_button_pressed_after_a_restart_still_works(
-    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+async def test_a_panel_is_redrawn_by_command_or_button_and_only_by_its_beats_author(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
 ) -> None:
-    first = await start_bot(db, renderer, tmp_path / "out")
-    first.send(slash("new", THREAD, ANN, title="T"))
-    await followups(fake, 1)
-    first.send(slash("add", THREAD, ANN, text="a beach"))
-    await followups(fake, 2)
-    first.send(slash("render", THREAD, ANN))
-    await followups(fake, 3)
-    [status] = fake.where("POST", f"/channels/{THREAD['id']}/messages")
-    components = (status.json or {})["components"][0]["components"]
-    cancel_id = components[0]["custom_id"]
-    assert cancel_id == "story:cancel:1"
-    await first.bot.close()
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    await ask(running, fake, slash("add", THREAD, BOB, text="a boat"))
+    refused = await ask(running, fake, slash("redraw", THREAD, BOB, beat=1))
+    assert (
+        # the sentence is escaped for Discord: the backslash before the hyphen is not shown
+        refused
+        == "✗ Beat 1 is Ann's; only they, the story's owner or a moderator can re\\-roll it."
+    )
+    assert (await job_row_or_none(db, 1)) is None  # nothing was queued
 
-    # a new process: nothing in memory but the database and the custom_id
-    second = await start_bot(db, renderer, tmp_path / "out")
-    try:
-        second.send(press(cancel_id, THREAD, BOB))  # Bob did not ask for it
-        refused = await followups(fake, 4)
-        assert refused[3].startswith("✗ Only whoever asked")
-        second.send(press(cancel_id, THREAD, ANN))
-        done = await followups(fake, 5)
-        assert done[4] == "job #1 cancelled"
-    finally:
-        await second.bot.close()
+    assert await ask(running, fake, slash("redraw", THREAD, ANN, beat=1)) == "panel job #1 queued"
+    await running.jobs.drain()
+    [result] = await fake.wait_for_uploads(POSTS)
+    assert [name for name, _ in result.files] == ["panel-1.png"]
+    assert buttons(result) == ["story:redraw:1", "story:again:-"]
+    job = await job_row(db, 1)
+    assert (job.kind, job.first_position, job.last_position) == (JobKind.PANEL, 1, 1)
+
+    pressed = await ask(running, fake, press("story:redraw:1", THREAD, BOB))  # not Bob's beat
+    assert pressed.startswith("✗ Beat 1 is Ann's")
+    assert await ask(running, fake, press("story:redraw:2", THREAD, BOB)) == "panel job #2 queued"
+    assert await ask(running, fake, press("story:redraw:1", THREAD, MOD)) == "panel job #3 queued"
+    async with db.reading() as uow:
+        beats = await uow.beats.page(job.story_id, 0, 2)
+    assert [b.variant for b in beats] == [2, 1]  # each redraw gave its panel a new seed
 
 
-async def test_an_attachment_over_the_upload_limit_is_never_sent(
-    running: Running, fake: FakeDiscord, db: SqlDatabase, tmp_path: Path
+async def test_a_double_click_on_a_button_queues_one_job_and_answers_both_presses(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
 ) -> None:
-    from storyloom.bot.discord.posting import Tracked
-    from storyloom.jobs.local import JobEvent
-    from storyloom.story.model import JobStatus
-    from storyloom.story.service import utc_now
-
-    running.send(slash("new", THREAD, ANN, title="T"))
-    await followups(fake, 1)
-    running.send(slash("add", THREAD, ANN, text="a beach"))
-    await followups(fake, 2)
-    running.send(slash("render", THREAD, ANN))
-    await followups(fake, 3)
-    async with db.writing() as uow:  # as if the worker had finished it
-        await uow.jobs.set_status(1, JobStatus.DONE, utc_now())
-        job = await uow.jobs.find(1)
-    assert job is not None
-
-    big, small = tmp_path / "story.zip", tmp_path / "story-page-01.png"
-    big.write_bytes(b"x" * 5000)
-    small.write_bytes(b"y" * 100)
-    running.bot.notifier.track(1, Tracked(int(THREAD["id"]), 123, "T", upload_limit=1000))
-    await running.bot.notifier(JobEvent(job, JobStatus.DONE, (small, big)))
-    [post] = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
-    assert [name for name, _ in post.files] == ["story-page-01.png"]
-    content = (post.json or {})["content"]
-    assert "story.zip" in content and "over this channel" in content
-    assert all(size <= 1000 for _, size in post.files)
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    first = press("story:redraw:1", THREAD, ANN)
+    second = press("story:redraw:1", THREAD, ANN)  # a new interaction on the same message
+    second["message"] = first["message"]
+    assert second["id"] != first["id"]
+    assert await ask(running, fake, first) == "panel job #1 queued"
+    assert await ask(running, fake, second) == "panel job #1 queued"
+    other = press("story:redraw:1", THREAD, MOD)  # someone else's press is their own
+    other["message"] = first["message"]
+    assert await ask(running, fake, other) == "panel job #2 queued"
+    async with db.reading() as uow:
+        jobs = await uow.jobs.recent((await job_row(db, 1)).story_id, 10)
+        beats = await uow.beats.page(jobs[0].story_id, 0, 1)
+    assert [j.id for j in jobs] == [2, 1] and beats[0].variant == 2
 
 
-async def test_a_result_finished_while_the_bot_was_down_is_posted_once_after_restart(
-    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
-) -> None:
-    from storyloom.bot.discord.posting import post_pending
-    from storyloom.jobs.local import JobEvent
-
-    first = await start_bot(db, renderer, tmp_path / "out")
-    first.send(slash("new", THREAD, ANN, title="Night @everyone"))
-    await followups(fake, 1)
-    first.send(slash("add", THREAD, ANN, text="a beach"))
-    await followups(fake, 2)
-    first.send(slash("render", THREAD, ANN))
-    await followups(fake, 3)
-    await first.bot.close()
-
-    # the worker finishes while no bot process is there to post
-    async def nobody_listens(event: JobEvent) -> None:
-        return None
-
-    offline = LocalWorker(db, lambda: renderer, tmp_path / "out", nobody_listens)
-    await offline.process(1)
-
-    second = await start_bot(db, renderer, tmp_path / "out")
-    try:
-        assert await post_pending(second.bot.notifier, db, tmp_path / "out") == 1
-        assert await post_pending(second.bot.notifier, db, tmp_path / "out") == 0
-    finally:
-        await second.bot.close()
-    uploads = [c for c in fake.where("POST", f"/channels/{THREAD['id']}/messages") if c.files]
-    [post] = uploads
-    assert "story-page-01.png" in [name for name, _ in post.files]
-    assert "@\u200beveryone" in (post.json or {})["content"]
-    assert (post.json or {})["allowed_mentions"]["parse"] == []
+async def job_row_or_none(db: SqlDatabase, job_id: int) -> object:
+    async with db.reading() as uow:
+        return await uow.jobs.find(job_id)
 
 
 async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_members(
     running: Running, fake: FakeDiscord
 ) -> None:
-    task = asyncio.create_task(running.worker.run())
-    try:
-        running.send(slash("new", THREAD, ANN, title="T"))
-        await followups(fake, 1)
-        running.send(slash("cast", THREAD, ANN, name="Mira", description="a girl"))
-        await followups(fake, 2)
-        running.send(slash("look", THREAD, ANN, name="Mira"))
-        answers = await followups(fake, 3)
-        assert "sheet job #1 queued" in answers[2]
-        await asyncio.wait_for(running.worker.drain(), 120)
-        posts = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
-    finally:
-        task.cancel()
-    status, sheet = posts[:2]
-    [cancel] = (status.json or {})["components"][0]["components"]
-    assert cancel["custom_id"] == "story:cancel:1"  # a sheet can be cancelled while it renders
-    assert sheet.files
-    ids = [b["custom_id"] for b in (sheet.json or {})["components"][0]["components"]]
-    assert ids == ["story:lock:Mira", "story:reroll:Mira"]
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("cast", THREAD, ANN, name="Mira", description="a girl"))
+    assert await ask(running, fake, slash("look", THREAD, ANN, name="Mira")) == (
+        "sheet job #1 queued"
+    )
+    await running.jobs.drain()
+    [sheet] = await fake.wait_for_uploads(POSTS)
+    status = fake.where("POST", POSTS)[0]
+    assert buttons(status) == ["story:cancel:1"]  # a sheet can be cancelled while it renders
+    assert [name for name, _ in sheet.files] == ["sheet-1.png", "sheet-2.png"]
+    assert buttons(sheet) == ["story:lock:Mira", "story:reroll:Mira"]
 
-    running.send(press("story:lock:Mira", THREAD, ANN))
-    answers = await followups(fake, 4)
-    assert answers[3] == "Mira's look is locked"
-    running.send(press("story:reroll:Mira", THREAD, BOB))  # Bob did not cast Mira
-    answers = await followups(fake, 5)
-    assert answers[4].startswith("✗") and "locked" in answers[4]
+    assert await ask(running, fake, press("story:lock:Mira", THREAD, ANN)) == (
+        "Mira's look is locked"
+    )
+    refused = await ask(running, fake, press("story:reroll:Mira", THREAD, BOB))  # Ann cast her
+    assert refused.startswith("✗ Mira's look is locked; only whoever cast them")
+    by_command = await ask(running, fake, slash("look", THREAD, ANN, name="Mira", action="reroll"))
+    assert by_command == "reroll job #2 queued"
+    await running.jobs.drain()
+    again = (await fake.wait_for_uploads(POSTS, 2))[-1]
+    assert again.files[0] == ("sheet-1.png", again.files[0][1])
+    assert buttons(again) == ["story:lock:Mira", "story:reroll:Mira"]
 
 
-async def test_the_status_message_shows_the_place_in_line_and_moves_up(
-    running: Running, fake: FakeDiscord
+async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_cancelled(
+    running: Running,
+    fake: FakeDiscord,
+    db: SqlDatabase,
+    slow_renderer: Callable[[], StoryRenderer],
 ) -> None:
-    running.send(slash("new", THREAD, ANN, title="T"))
-    await followups(fake, 1)
-    running.send(slash("add", THREAD, ANN, text="a beach"))
-    await followups(fake, 2)
-    running.send(slash("render", THREAD, ANN))
-    await followups(fake, 3)
-    running.send(slash("render", THREAD, BOB))
-    await followups(fake, 4)
-    first, second = fake.where("POST", f"/channels/{THREAD['id']}/messages")
-    assert (first.json or {})["content"].endswith("queued — next in line")
-    assert (second.json or {})["content"].endswith("queued — 2 in line, 1 ahead")
+    assert running.jobs.worker is not None
+    running.jobs.worker.load_renderer = slow_renderer  # job 1 keeps the worker busy
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    await ask(running, fake, slash("render", THREAD, ANN))
+    await until_status(db, 1, JobStatus.RUNNING)
+    await ask(running, fake, slash("render", THREAD, BOB))
+    await ask(running, fake, slash("clip", THREAD, MOD))
+    statuses = fake.where("POST", POSTS)
+    assert contents(statuses) == [
+        "⏳ page job #1 queued — next in line",
+        "⏳ page job #2 queued — next in line",
+        "⏳ clip job #3 queued — 2 in line, 1 ahead",
+    ]
+    message = {n: f"{POSTS}/{c.answer['id']}" for n, c in enumerate(statuses, start=1)}
 
-    await running.worker.process(1)
-    edits = [(c.path, (c.json or {})["content"]) for c in fake.where("PATCH", "/messages/")]
-    moved_up = [text for path, text in edits if "job #2" in text]
-    assert moved_up == ["⏳ page job #2 queued — next in line"]
-    assert any("job #1 done" in text for _, text in edits)
+    assert await ask(running, fake, slash("cancel", THREAD, BOB)) == "job #2 cancelled"
+    await running.jobs.watcher.poll()
+    assert await ask(running, fake, slash("cancel", THREAD, ANN, job=1)) == "job #1 cancelled"
+    await until_status(db, 1, JobStatus.CANCELLED)
+    await ask(running, fake, slash("cancel", THREAD, MOD, job=3))
+    await running.jobs.drain()
+    for job, kind in ((1, "page"), (2, "page"), (3, "clip")):
+        await fake.wait_for_text("PATCH", message[job], f"✖️ {kind} job #{job} cancelled")
+
+    def edits_of(job: int) -> list[str]:
+        return contents([c for c in fake.where("PATCH", "/messages/") if c.path == message[job]])
+
+    assert edits_of(2) == ["✖️ page job #2 cancelled"]  # cancelled while it waited
+    assert edits_of(3)[0] == "⏳ clip job #3 queued — next in line"  # moved up
+    assert edits_of(3)[-1] == "✖️ clip job #3 cancelled"
+    assert edits_of(1)[-1] == "✖️ page job #1 cancelled"  # stopped while it rendered
+    last = [c for c in fake.where("PATCH", "/messages/") if c.path == message[1]][-1]
+    assert buttons(last) == ["story:again:1-1"]  # ask again
 
 
-async def test_the_channels_upload_limit_from_the_interaction_decides_what_is_attached(
-    running: Running, fake: FakeDiscord
+async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seconds(
+    running: Running, fake: FakeDiscord, renderer: StoryRenderer
 ) -> None:
-    task = asyncio.create_task(running.worker.run())
-    try:
-        running.send(slash("new", THREAD, ANN, title="T"))
-        await followups(fake, 1)
-        running.send(slash("add", THREAD, ANN, text="a beach"))
-        await followups(fake, 2)
-        running.send(slash("render", THREAD, ANN, limit=2000))  # a tiny channel limit
-        await followups(fake, 3)
-        await asyncio.wait_for(running.worker.drain(), 120)
-        posts = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
-    finally:
-        task.cancel()
-    result = posts[1]
-    assert sum(size for _, size in result.files) <= 2000
-    content = (result.json or {})["content"]
-    assert "story.pdf" in content and "upload limit and was not attached" in content
+    jobs = running.jobs
+    assert jobs.worker is not None
+    # one panel at a time: three panels of two steps make six step reports, each written
+    one_by_one = replace(renderer.settings, max_batch=1)
+    jobs.worker.load_renderer = lambda: StoryRenderer(renderer.loaded, one_by_one, None)
+    jobs.worker.progress_every_s = 0
+    heard: list[JobEvent] = []
+    notifier = running.bot.notifier
+
+    async def recording(event: JobEvent) -> None:
+        heard.append(event)
+        await notifier(event)
+
+    jobs.watcher.notify = recording
+    ticks = itertools.count()
+    notifier.clock = lambda: float(next(ticks))  # each report comes one second after the last
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    for text in ("a beach", "a boat", "a storm"):
+        await ask(running, fake, slash("add", THREAD, ANN, text=text))
+    await ask(running, fake, slash("render", THREAD, ANN))
+    await jobs.drain()
+    await fake.wait_for_text("PATCH", "/messages/", "✅ page job #1 done")
+
+    reports = [e.progress for e in heard if e.progress is not None]
+    assert reports, "the watcher reported no progress"
+    texts = contents(fake.where("PATCH", "/messages/"))
+    shown = [t for t in texts if "%" in t]
+    assert len(shown) == len(range(0, len(reports), 3))  # at t = 0, 3, 6, … s
+    for text in shown:
+        assert re.fullmatch(
+            r"🎨 page job #1 running — [▰▱]{10} panel [1-3] of 3, \d+%(, about \d+ s left)?", text
+        )
+    assert texts[0] == "🎨 page job #1 running" and texts[-1] == "✅ page job #1 done"

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot.discord.buttons import StoryButton
-from storyloom.bot.discord.context import NO_PINGS
+from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.bot.discord.posting import DiscordNotifier
 from storyloom.story.errors import StoryError
 from storyloom.story.service import Deps
+
+if TYPE_CHECKING:
+    from storyloom.jobs.runtime import JobRuntime
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,7 @@ class StoryBot(commands.Bot):
             **options,
         )
         self.notifier = DiscordNotifier(self)
+        self.jobs: JobRuntime | None = None  # set by the composition root (run.story_bot)
         self._deps: Deps | None = None
         if deps is not None:
             self.deps = deps
@@ -64,7 +68,8 @@ async def report(
     """One short sentence for the member; who, where and what for the log (not for domain
     errors: those are the member's to fix, and their sentence says how)."""
     if isinstance(cause, StoryError):
-        message = cause.message
+        # domain sentences quote what the member typed (a name, a style): shown literally
+        message = quote(cause.message)
     elif isinstance(cause, app_commands.CheckFailure):
         message = "You can't use that here."
     else:

@@ -12,20 +12,32 @@ from typing import Any
 
 import discord
 
-from storyloom.story.model import JobKind, RenderJob
+from storyloom.story.model import JobKind, JobStatus, RenderJob
 
-ACTIONS = ("again", "clip", "cancel", "lock", "reroll")
+ACTIONS = ("again", "clip", "cancel", "lock", "reroll", "redraw")
+MAX_ROWS = 5  # Discord: at most 5 rows of at most 5 buttons under a message
+PER_ROW = 5
+# a page's first row holds render again / make a clip; the other rows redraw its panels
+MAX_PANEL_BUTTONS = (MAX_ROWS - 1) * PER_ROW
 
 
 class StoryButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"story:(?P<action>again|clip|cancel|lock|reroll):(?P<arg>[^:]{0,64})",
+    template=r"story:(?P<action>again|clip|cancel|lock|reroll|redraw):(?P<arg>[^:]{0,64})",
 ):
-    """A button carrying (action, argument): a job id, a beat range or a character name."""
+    """A button carrying (action, argument): a job id, a beat range, a beat's position or a
+    character's name."""
 
-    def __init__(self, action: str, arg: str, label: str, style: discord.ButtonStyle) -> None:
+    def __init__(
+        self,
+        action: str,
+        arg: str,
+        label: str,
+        style: discord.ButtonStyle,
+        row: int | None = None,
+    ) -> None:
         super().__init__(
-            discord.ui.Button(label=label, style=style, custom_id=f"story:{action}:{arg}")
+            discord.ui.Button(label=label, style=style, custom_id=f"story:{action}:{arg}", row=row)
         )
         self.action = action
         self.arg = arg
@@ -47,17 +59,61 @@ class StoryButton(
         await press(interaction, self.action, self.arg)
 
 
-def job_buttons(job: RenderJob, *, done: bool) -> discord.ui.View:
-    """Buttons under a job's status: cancel while it runs; render again / clip when done."""
+def _span(job: RenderJob) -> str:
+    return f"{job.first_position or ''}-{job.last_position or ''}"
+
+
+def job_buttons(job: RenderJob, status: JobStatus) -> discord.ui.View:
+    """Under a job's status: cancel while it waits or runs. Once done, the result post
+    carries the buttons; a page, clip or panel that failed or was cancelled can be asked
+    for again."""
     view = discord.ui.View(timeout=None)
-    span = f"{job.first_position or ''}-{job.last_position or ''}"
-    if not done:
+    if status.active:
         view.add_item(StoryButton("cancel", str(job.id), "Cancel", discord.ButtonStyle.danger))
-        return view
+    elif status != JobStatus.DONE:
+        again = {
+            JobKind.PAGE: ("again", _span(job), "Render again"),
+            JobKind.CLIP: ("clip", _span(job), "Make a clip"),
+            JobKind.PANEL: (
+                "redraw",
+                str(job.first_position),
+                f"Redraw panel {job.first_position}",
+            ),
+        }.get(job.kind)
+        if again is not None:
+            action, arg, label = again
+            view.add_item(StoryButton(action, arg, label, discord.ButtonStyle.primary))
+    return view
+
+
+def result_buttons(job: RenderJob, character: str | None = None) -> discord.ui.View:
+    """Under a result: a sheet's lock / try another; a page's render again, make a clip and
+    one redraw button per panel; a clip's make another; a redrawn panel's redraw again."""
     if job.kind in (JobKind.SHEET, JobKind.REROLL):
-        return view  # a finished sheet's buttons (lock / try another) are on its result post
-    view.add_item(StoryButton("again", span, "Render again", discord.ButtonStyle.primary))
-    view.add_item(StoryButton("clip", span, "Make a clip", discord.ButtonStyle.secondary))
+        return look_buttons(character) if character else discord.ui.View(timeout=None)
+    view = discord.ui.View(timeout=None)
+    if job.kind == JobKind.CLIP:
+        view.add_item(StoryButton("clip", _span(job), "Make another", discord.ButtonStyle.primary))
+        return view
+    if job.kind == JobKind.PAGE:
+        span = _span(job)
+        view.add_item(StoryButton("again", span, "Render again", discord.ButtonStyle.primary, 0))
+        view.add_item(StoryButton("clip", span, "Make a clip", discord.ButtonStyle.secondary, 0))
+        first, last = job.first_position, job.last_position
+        if first is not None and last is not None:
+            for number, position in enumerate(range(first, last + 1)):
+                if number >= MAX_PANEL_BUTTONS:
+                    break  # the rest: /story redraw
+                row = 1 + number // PER_ROW
+                label = f"Redraw panel {position}"
+                style = discord.ButtonStyle.secondary
+                view.add_item(StoryButton("redraw", str(position), label, style, row))
+        return view
+    if job.kind == JobKind.PANEL:  # one redrawn panel: again, or the whole page with it
+        beat = str(job.first_position or "")
+        label = f"Redraw panel {beat} again"
+        view.add_item(StoryButton("redraw", beat, label, discord.ButtonStyle.primary))
+        view.add_item(StoryButton("again", "-", "Render the page", discord.ButtonStyle.secondary))
     return view
 
 

@@ -9,6 +9,7 @@ token and edited in place by the notifier.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 from typing import Any
 
@@ -20,9 +21,10 @@ from storyloom.bot.discord.bot import StoryBot, reply, report
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
-from storyloom.bot.discord.posting import DEFAULT_UPLOAD_LIMIT, Tracked, status_text
+from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
+from storyloom.jobs import status_refs
 from storyloom.story import service
-from storyloom.story.model import Actor, JobStatus, RenderJob
+from storyloom.story.model import JobStatus, RenderJob
 
 Text = app_commands.Range[str, 1, 500]
 Name = app_commands.Range[str, 1, 32]
@@ -35,9 +37,7 @@ def _bot(interaction: discord.Interaction[Any]) -> StoryBot:
     return client
 
 
-async def _queued(
-    interaction: discord.Interaction[Any], job: RenderJob, title: str, character: str | None = None
-) -> None:
+async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None:
     """Post the job's status message in the thread and hand it to the notifier."""
     channel = interaction.channel
     assert isinstance(channel, discord.abc.Messageable)
@@ -46,44 +46,57 @@ async def _queued(
     message = await channel.send(
         status_text(job, JobStatus.QUEUED, place=place),
         allowed_mentions=NO_PINGS,
-        view=job_buttons(job, done=False),
+        view=job_buttons(job, JobStatus.QUEUED),
     )
+    # the channel's upload limit, as Discord sent it with the interaction
     limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
-    notifier.track(
-        job.id, Tracked(message.channel.id, message.id, title, limit, character, job, place)
-    )
-    await reply(interaction, f"{job.kind.value} job #{job.id} queued")
+    ref = StatusRef(message.channel.id, message.id, limit)
+    notifier.track(job, ref, place)
+    # on the row too: a restarted bot (or the watcher of another process) still edits it
+    await status_refs.remember(_bot(interaction).deps.db, job.id, ref.encode())
+    # the status message is for everyone; a button's "queued" only for who pressed it
+    pressed = interaction.type == discord.InteractionType.component
+    await reply(interaction, f"{job.kind.value} job #{job.id} queued", ephemeral=pressed)
 
 
-async def _title(interaction: discord.Interaction[Any], actor: Actor) -> str:
-    return (await service.status(_bot(interaction).deps, actor)).story.title
+def press_key(interaction: discord.Interaction[Any], action: str, arg: str) -> str:
+    """The idempotency key of a request: a slash command is its interaction; a button is
+    one member's press on one message, so a double click queues one job, not two."""
+    if interaction.type != discord.InteractionType.component or interaction.message is None:
+        return f"discord:{interaction.id}"
+    where = f"{interaction.message.id}:{action}:{arg}:{interaction.user.id}"
+    return "discord-press:" + hashlib.sha256(where.encode()).hexdigest()[:40]
 
 
 async def press(interaction: discord.Interaction[Any], action: str, arg: str) -> None:
     """A button press: the same use cases as the slash commands, the same permissions."""
     await interaction.response.defer(ephemeral=True)
     deps, actor = _bot(interaction).deps, actor_of(interaction)
+    key = press_key(interaction, action, arg)
     try:
         if action in ("again", "clip"):
             first, _, last = arg.partition("-")
             use = service.render if action == "again" else service.clip
-            job = await use(deps, actor, int(first) if first else None, int(last) if last else None)
-            await _queued(interaction, job, await _title(interaction, actor))
+            span = (int(first) if first else None, int(last) if last else None)
+            await _queued(interaction, await use(deps, actor, *span, request_key=key))
+        elif action == "redraw":
+            job = await service.reroll_panel(deps, actor, int(arg), request_key=key)
+            await _queued(interaction, job)
         elif action == "cancel":
             job = await service.cancel(deps, actor, int(arg))
             await reply(interaction, f"job #{job.id} cancelled", ephemeral=True)
         else:
             use_look = service.lock_look if action == "lock" else service.reroll_look
-            result = await use_look(deps, actor, arg)
+            result = await use_look(deps, actor, arg, request_key=key)
             if result.job is not None:
-                title = await _title(interaction, actor)
-                await _queued(interaction, result.job, title, result.character.name)
+                await _queued(interaction, result.job)
             else:
                 await reply(interaction, f"{quote(result.character.name)}'s look is locked")
     except Exception as error:  # a button has no tree handler: report it the same way
         await report(interaction, error, f"button {action}:{arg}")
 
 
+@app_commands.guild_only()  # a story lives in a server's thread
 class StoryCog(commands.GroupCog, group_name="story", group_description="Build a comic together"):
     """/story …: the collaborative comic of this thread."""
 
@@ -219,8 +232,20 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     ) -> None:
         await interaction.response.defer()
         actor = actor_of(interaction)
-        job = await service.render(self.bot.deps, actor, first, last)
-        await _queued(interaction, job, await _title(interaction, actor))
+        key = press_key(interaction, "render", "")
+        job = await service.render(self.bot.deps, actor, first, last, request_key=key)
+        await _queued(interaction, job)
+
+    @app_commands.command(description="Draw one panel again (a new seed); later pages keep it")
+    @app_commands.describe(beat="The beat whose panel to draw again")
+    @app_commands.autocomplete(beat=beat_numbers)
+    async def redraw(self, interaction: discord.Interaction[Any], beat: Position) -> None:
+        await interaction.response.defer()
+        key = press_key(interaction, "redraw", str(beat))
+        job = await service.reroll_panel(
+            self.bot.deps, actor_of(interaction), beat, request_key=key
+        )
+        await _queued(interaction, job)
 
     @app_commands.command(description="Render the story (or beats first..last) as a clip")
     @app_commands.describe(first="The first beat (default: 1)", last="The last beat (default: all)")
@@ -233,8 +258,9 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     ) -> None:
         await interaction.response.defer()
         actor = actor_of(interaction)
-        job = await service.clip(self.bot.deps, actor, first, last)
-        await _queued(interaction, job, await _title(interaction, actor))
+        key = press_key(interaction, "clip", "")
+        job = await service.clip(self.bot.deps, actor, first, last, request_key=key)
+        await _queued(interaction, job)
 
     @app_commands.command(description="The story, its cast and its recent jobs")
     async def status(self, interaction: discord.Interaction[Any]) -> None:

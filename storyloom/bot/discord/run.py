@@ -1,21 +1,32 @@
-"""`storyloom discord`: the composition root of a Discord bot process (embedded worker)."""
+"""`storyloom discord`: the composition root of a Discord bot process.
+
+Its jobs come from `job_runtime`: rendered in this process (`STORYLOOM_QUEUE=embedded`) or
+by `storyloom worker` processes through Redis (`redis`; then this process needs no torch,
+so nothing here imports the renderer). Either way the job watcher tells the notifier what
+happened, also what ended while the bot was down.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import discord
 
 from storyloom.bot.discord.bot import StoryBot
-from storyloom.bot.discord.posting import post_pending
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission, head_of_line, positions
-from storyloom.jobs.local import LocalWorker
-from storyloom.jobs.recovery import requeue_stale
-from storyloom.storage import open_database, upgrade_database
-from storyloom.story.service import Deps, utc_now
+from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.events import Notify
+from storyloom.jobs.runtime import job_runtime
+from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.story.service import Deps
+
+if TYPE_CHECKING:
+    from storyloom.generation.renderer import StoryRenderer
+    from storyloom.ops.server import Ops
 
 log = logging.getLogger(__name__)
 
@@ -24,47 +35,71 @@ class MissingToken(Exception):
     """The bot cannot start without its token."""
 
 
+def owns_guild(workspace_id: str) -> bool:
+    """Stories this bot reports: Discord's (guild ids are digits; Slack's team ids are not)."""
+    return workspace_id.isdigit()
+
+
+@asynccontextmanager
+async def story_bot(
+    settings: Settings,
+    db: SqlDatabase,
+    *,
+    load_renderer: Callable[[], StoryRenderer] | None = None,
+    timed: Callable[[Notify], Notify] | None = None,
+    watch_every_s: float = 1.0,
+) -> AsyncIterator[StoryBot]:
+    """The bot (not yet logged in) with its jobs running; on exit the render in hand goes
+    back to the line. `timed` wraps the notifier (the ops metrics time each render)."""
+    bot = StoryBot()
+    notify: Notify = bot.notifier if timed is None else timed(bot.notifier)
+    async with job_runtime(
+        settings,
+        db,
+        notify,
+        owns=owns_guild,
+        load_renderer=load_renderer,
+        watch_every_s=watch_every_s,
+    ) as jobs:
+        bot.deps = Deps(
+            db,
+            jobs.queue,
+            STYLE_NAMES,
+            settings.style,
+            admit_job=JobAdmission.from_settings(settings),
+        )
+        bot.notifier.places = jobs.places
+        bot.jobs = jobs
+        yield bot
+
+
 async def run_discord(
-    settings: Settings, sync: bool = False, sync_guild: int | None = None
+    settings: Settings,
+    sync: bool = False,
+    sync_guild: int | None = None,
+    ops: Ops | None = None,
 ) -> None:
-    """Migrate the database, start the in-process worker, log in, and serve until stopped.
+    """Migrate the database, start the jobs, log in, and serve until stopped.
 
     Commands are synced only on request: to one guild (instant, for development) or
     globally (may take up to an hour to appear).
     """
     if settings.discord_token is None:
         raise MissingToken("set STORYLOOM_DISCORD_TOKEN to the bot token from the developer portal")
-    from storyloom.generation.renderer import StoryRenderer
-
     await upgrade_database(settings.database_url)
-    async with open_database(settings.database_url) as db:
-        bot = StoryBot()
-        worker = LocalWorker(
-            db,
-            lambda: StoryRenderer.from_settings(settings),
-            settings.output_dir,
-            bot.notifier,
-            clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
-            pick_next=head_of_line,  # the fair line: each server gets its turn
-        )
-        bot.deps = Deps(db, worker, STYLE_NAMES, settings.style, admit_job=JobAdmission())
-        bot.notifier.places = lambda: positions(db, utc_now())
-        working = asyncio.create_task(worker.run())
-        try:
-            async with bot:
-                await bot.login(settings.discord_token.get_secret_value())
-                if sync_guild is not None:
-                    guild = discord.Object(sync_guild)
-                    bot.tree.copy_global_to(guild=guild)
-                    synced = await bot.tree.sync(guild=guild)
-                    log.info("synced %d commands to guild %s", len(synced), sync_guild)
-                elif sync:
-                    synced = await bot.tree.sync()
-                    log.info("synced %d commands globally", len(synced))
-                # what a previous process left: results never posted, jobs never rendered
-                posted = await post_pending(bot.notifier, db, settings.output_dir)
-                requeued = await requeue_stale(db, worker)
-                log.info("posted %d pending results, re-queued %d jobs", posted, len(requeued))
-                await bot.connect()
-        finally:
-            working.cancel()
+    timed = ops.metrics.timed if ops is not None else None
+    async with (
+        open_database(settings.database_url) as db,
+        story_bot(settings, db, timed=timed) as bot,
+        bot,
+    ):
+        await bot.login(settings.discord_token.get_secret_value())
+        if sync_guild is not None:
+            guild = discord.Object(sync_guild)
+            bot.tree.copy_global_to(guild=guild)
+            synced = await bot.tree.sync(guild=guild)
+            log.info("synced %d commands to guild %s", len(synced), sync_guild)
+        elif sync:
+            synced = await bot.tree.sync()
+            log.info("synced %d commands globally", len(synced))
+        await bot.connect()

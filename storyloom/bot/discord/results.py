@@ -1,0 +1,91 @@
+"""A finished job's result post: its files within the upload limit, the credits, its buttons.
+
+It goes through the bot token into the channel of the job's status message (or, for a job
+without one, its story's thread): the interaction token would have died after 15 minutes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import discord
+
+from storyloom.bot.discord.buttons import result_buttons
+from storyloom.bot.discord.context import NO_PINGS, quote
+from storyloom.bot.discord.fit import Fitted, fit_files
+from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef
+from storyloom.story.model import Beat, RenderJob
+from storyloom.story.ports import Database
+
+MAX_CONTENT = 2000  # Discord's limit on a message's text
+MAX_CREDITED = 20  # names in the credits line before "and N more"
+
+
+def human(size: float) -> str:
+    """A size as members read it."""
+    return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
+
+
+def credit_lines(title: str, job: RenderJob, authors: list[str]) -> list[str]:
+    """Who asked for it and who wrote its beats, member text escaped."""
+    lines = [f"**{quote(title)}** — {job.kind.value} for {quote(job.requested_by_name)}"]
+    if authors:
+        named = ", ".join(quote(name) for name in authors[:MAX_CREDITED])
+        more = len(authors) - MAX_CREDITED
+        lines.append("beats by " + named + (f" and {more} more" if more > 0 else ""))
+    return lines
+
+
+def fit_lines(fitted: Fitted, limit: int) -> list[str]:
+    """What was sent smaller, and what could not be sent at all (named, never attached)."""
+    lines = []
+    for attachment in fitted.attachments:
+        if attachment.shrunk:
+            lines.append(
+                f"{attachment.original.name} was sent smaller ({attachment.path.name}, "
+                f"{human(attachment.path.stat().st_size)}) to fit this channel's "
+                f"{human(limit)} upload limit."
+            )
+    for path, size in fitted.left_out:
+        lines.append(
+            f"{path.name} ({human(size)}) is over this channel's {human(limit)} upload limit "
+            "and was not attached."
+        )
+    return lines
+
+
+async def post_result(
+    client: discord.Client,
+    db: Database,
+    job: RenderJob,
+    files: tuple[Path, ...],
+    ref: StatusRef | None,
+) -> bool:
+    """Post the job's files with credits and buttons; False if its story is gone."""
+    async with db.reading() as uow:
+        story = await uow.stories.by_id(job.story_id)
+        if story is None:
+            return False  # the story was deleted while its job ran: nowhere to post
+        cast = await uow.characters.list(story.id) if job.character_id is not None else []
+        beats: Sequence[Beat] = ()
+        if job.first_position is not None and job.last_position is not None:
+            count = job.last_position - job.first_position + 1
+            beats = await uow.beats.page(story.id, job.first_position - 1, count)
+    # a character sheet's post carries the lock / try-another buttons for its character
+    character = next((c.name for c in cast if c.id == job.character_id), None)
+    authors = list(dict.fromkeys(beat.author_name for beat in beats))
+    channel_id = ref.channel_id if ref is not None else int(story.thread.thread_id)
+    limit = ref.upload_limit if ref is not None else DEFAULT_UPLOAD_LIMIT
+    channel = client.get_partial_messageable(channel_id)
+    with tempfile.TemporaryDirectory(prefix="storyloom-upload-") as work_dir:
+        fitted = await fit_files(files, limit, Path(work_dir))
+        lines = credit_lines(story.title, job, authors) + fit_lines(fitted, limit)
+        await channel.send(
+            "\n".join(lines)[:MAX_CONTENT],
+            files=[discord.File(a.path, filename=a.path.name) for a in fitted.attachments],
+            allowed_mentions=NO_PINGS,
+            view=result_buttons(job, character),
+        )
+    return True

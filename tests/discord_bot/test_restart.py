@@ -1,0 +1,103 @@
+"""What survives a restart of the bot process: the status message is still edited (where
+it is, is on the job row), its buttons still work, and a result that finished while no
+bot was running is posted into its thread once, with its buttons."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from storyloom.config import load_settings
+from storyloom.generation.renderer import StoryRenderer
+from storyloom.jobs.events import JobEvent
+from storyloom.jobs.runtime import job_runtime
+from storyloom.storage import SqlDatabase
+from storyloom.story.model import JobStatus
+
+from .fake_discord import FakeDiscord, press, slash
+from .harness import ANN, BOB, THREAD, ask, buttons, job_row, started, until_status
+
+POSTS = f"/channels/{THREAD['id']}/messages"
+
+
+async def test_a_status_message_is_still_edited_and_its_buttons_work_after_a_restart(
+    fake: FakeDiscord,
+    db: SqlDatabase,
+    slow_renderer: Callable[[], StoryRenderer],
+    tmp_path: Path,
+) -> None:
+    async with started(db, slow_renderer, tmp_path / "out") as first:
+        await ask(first, fake, slash("new", THREAD, ANN, title="T"))
+        await ask(first, fake, slash("add", THREAD, ANN, text="a beach"))
+        await ask(first, fake, slash("render", THREAD, ANN))
+        await until_status(db, 1, JobStatus.RUNNING)
+    # the process stopped in the middle of the render: the job went back to the line
+    assert (await job_row(db, 1)).status == JobStatus.QUEUED
+    [status] = fake.where("POST", POSTS)
+    cancel_id = buttons(status)[0]
+    assert cancel_id == "story:cancel:1"
+    message = f"{POSTS}/{status.answer['id']}"
+    edits_before = len(fake.where("PATCH", message))
+
+    # a new process: nothing in memory but the database and the buttons' custom ids
+    async with started(db, slow_renderer, tmp_path / "out") as second:
+        await until_status(db, 1, JobStatus.RUNNING)  # it sent the waiting job again
+        refused = await ask(second, fake, press(cancel_id, THREAD, BOB))  # Bob did not ask
+        assert refused.startswith("✗ Only whoever asked for this job")
+        assert await ask(second, fake, press(cancel_id, THREAD, ANN)) == "job #1 cancelled"
+        await until_status(db, 1, JobStatus.CANCELLED)
+        await second.jobs.drain()
+        await fake.wait_for_text("PATCH", message, "✖️ page job #1 cancelled")
+    texts = [(c.json or {})["content"] for c in fake.where("PATCH", message)[edits_before:]]
+    assert "🎨 page job #1 running" in texts  # edited by the second process
+    assert texts[-1] == "✖️ page job #1 cancelled"
+    assert fake.where("POST", POSTS) == [status]  # no second status message
+
+
+async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_buttons(
+    fake: FakeDiscord,
+    db: SqlDatabase,
+    renderer: StoryRenderer,
+    slow_renderer: Callable[[], StoryRenderer],
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out"
+    async with started(db, slow_renderer, out) as first:
+        await ask(first, fake, slash("new", THREAD, ANN, title="Night @everyone"))
+        await ask(first, fake, slash("add", THREAD, ANN, text="a beach"))
+        await ask(first, fake, slash("render", THREAD, ANN))
+        await until_status(db, 1, JobStatus.RUNNING)
+    [status] = fake.where("POST", POSTS)
+
+    # a worker finishes the job while no Discord bot runs (it reports nothing itself)
+    async def nobody(event: JobEvent) -> None:
+        raise AssertionError("a worker that owns no story reports nothing")
+
+    settings = load_settings(output_dir=out, queue="embedded")
+    not_ours = lambda workspace_id: False  # noqa: E731
+    async with job_runtime(settings, db, nobody, owns=not_ours, load_renderer=lambda: renderer):
+        await until_status(db, 1, JobStatus.DONE)
+    assert not (await job_row(db, 1)).posted
+
+    async with started(db, lambda: renderer, out) as second:
+        [result] = await fake.wait_for_uploads(POSTS)
+        await second.jobs.watcher.poll()
+        # and its buttons work in this process
+        again = await ask(second, fake, press("story:redraw:1", THREAD, ANN))
+        assert again == "panel job #2 queued"
+        await second.jobs.drain()
+        await fake.wait_for_text("PATCH", "/messages/", "✅ panel job #2 done")
+    async with started(db, lambda: renderer, out) as third:
+        await third.jobs.watcher.poll()
+    assert result.files[0][0] == "story-page-01.png"
+    assert "@\u200beveryone" in (result.json or {})["content"]
+    assert (result.json or {})["allowed_mentions"]["parse"] == []
+    assert buttons(result) == ["story:again:1-1", "story:clip:1-1", "story:redraw:1"]
+    posts = fake.where("POST", POSTS)
+    page_posts = [c for c in posts if any(n == "story-page-01.png" for n, _ in c.files)]
+    assert page_posts == [result]  # once, though two more processes started
+    status_edits = [
+        (c.json or {})["content"] for c in fake.where("PATCH", f"{POSTS}/{status.answer['id']}")
+    ]
+    assert status_edits[-1] == "✅ page job #1 done"
+    assert (await job_row(db, 1)).posted
