@@ -4,7 +4,7 @@ service on a real SQLite database."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from storyloom.jobs.admission import JobAdmission, head_of_line, positions
 from storyloom.jobs.artifacts import JobInput
 from storyloom.jobs.fairness import JobLimits, QueuedJob, check_caps, fair_order
 from storyloom.jobs.local import JobEvent, LocalWorker
-from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.errors import LimitExceeded
 from storyloom.story.model import Actor
@@ -79,14 +79,6 @@ class HeldQueue:
 
     async def submit(self, job_id: int) -> None:
         self.sent.append(job_id)
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'fair.db'}"
-    await upgrade_database(url)
-    async with open_database(url) as database:
-        yield database
 
 
 async def story(deps: Deps, actor: Actor) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.local import JobEvent, LocalWorker
-from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, LockState
 from storyloom.story.service import Deps
@@ -26,14 +25,6 @@ SMALL = RenderSettings(width=64, height=64, steps=2)
 def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
     loaded = load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
     return StoryRenderer(loaded, SMALL, tmp_path_factory.mktemp("stores"))
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
-    await upgrade_database(url)
-    async with open_database(url) as database:
-        yield database
 
 
 class Recorder:

@@ -3,7 +3,6 @@ the notifier and written to the job row, and never after the result."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import store_progress
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.progress import JobProgress, ProgressMeter
-from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage import SqlDatabase
 from storyloom.storage.job_progress import read_progress
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
@@ -56,14 +55,6 @@ def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
     return StoryRenderer(
         loaded, RenderSettings(width=64, height=64, steps=3), tmp_path_factory.mktemp("s")
     )
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'progress.db'}"
-    await upgrade_database(url)
-    async with open_database(url) as database:
-        yield database
 
 
 async def test_a_render_reports_progress_to_the_notifier_and_the_row_before_its_result(

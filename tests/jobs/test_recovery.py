@@ -4,7 +4,6 @@ embedded in-memory broker end to end."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.broker import TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.recovery import mark_posted, pending_posts, requeue_stale
-from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps, utc_now
@@ -29,14 +28,6 @@ def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
     loaded = load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
     small = RenderSettings(width=64, height=64, steps=2)
     return StoryRenderer(loaded, small, tmp_path_factory.mktemp("stores"))
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
-    await upgrade_database(url)
-    async with open_database(url) as database:
-        yield database
 
 
 class Sent:

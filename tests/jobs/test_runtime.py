@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import io
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,13 +24,14 @@ from storyloom.jobs.admission import store_progress
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.runtime import JobRuntime, job_runtime
-from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobKind, JobStatus, RenderJob
 from storyloom.story.service import Deps
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 Loaders = Callable[[int], Callable[[], StoryRenderer]]
+Start = Callable[..., AbstractAsyncContextManager[JobRuntime]]
 FINAL = (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
@@ -51,16 +54,19 @@ def renderer_with(
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[SqlDatabase]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'jobs.db'}"
-    await upgrade_database(url)
-    async with open_database(url) as database:
-        yield database
+def settings(tmp_path: Path) -> Settings:
+    return load_settings(output_dir=tmp_path / "out", queue="embedded")
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return load_settings(output_dir=tmp_path / "out", queue="embedded")
+def start(db: SqlDatabase, settings: Settings, renderer_with: Loaders) -> Start:
+    """A bot process's jobs side: `start(notify, steps=2, **options)`."""
+
+    def runtime(notify: Recorder, steps: int = 2, **options: Any) -> Any:
+        options.setdefault("watch_every_s", 0.05)
+        return job_runtime(settings, db, notify, load_renderer=renderer_with(steps), **options)
+
+    return runtime
 
 
 class Recorder:
@@ -117,11 +123,10 @@ async def row(db: SqlDatabase, job_id: int) -> RenderJob:
 
 
 async def test_a_page_goes_from_the_service_to_the_notifier_with_its_files_once(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
+    db: SqlDatabase, start: Start, tmp_path: Path
 ) -> None:
     seen = Recorder()
-    load = renderer_with(2)
-    async with job_runtime(settings, db, seen, load_renderer=load, watch_every_s=0.05) as jobs:
+    async with start(seen) as jobs:
         deps = deps_of(db, jobs)
         await story(deps)
         job = await service.render(deps, ANN)
@@ -139,7 +144,7 @@ async def test_a_page_goes_from_the_service_to_the_notifier_with_its_files_once(
 
 
 async def test_outcomes_from_while_the_bot_was_down_are_reported_at_start_once(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
+    db: SqlDatabase, start: Start
 ) -> None:
     offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
     await story(offline)
@@ -147,24 +152,20 @@ async def test_outcomes_from_while_the_bot_was_down_are_reported_at_start_once(
     await service.cancel(offline, ANN, cancelled.id)  # never reached a worker
     waiting = await service.render(offline, ANN)  # queued, its message lost with the process
 
-    load = renderer_with(2)
     first = Recorder()
-    async with job_runtime(settings, db, first, load_renderer=load, watch_every_s=0.05):
+    async with start(first):
         assert (await first.until_final(cancelled.id)).status == JobStatus.CANCELLED
         assert (await first.until_final(waiting.id)).status == JobStatus.DONE
     second = Recorder()
-    async with job_runtime(settings, db, second, load_renderer=load, watch_every_s=0.05) as jobs:
+    async with start(second) as jobs:
         await jobs.watcher.poll()
     assert [len(first.finals(j.id)) for j in (cancelled, waiting)] == [1, 1]
     assert second.finals(cancelled.id) == second.finals(waiting.id) == []
 
 
-async def test_a_failed_report_is_retried_and_then_made_once(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
-) -> None:
+async def test_a_failed_report_is_retried_and_then_made_once(db: SqlDatabase, start: Start) -> None:
     seen = Recorder(fail_final=1)
-    load = renderer_with(2)
-    async with job_runtime(settings, db, seen, load_renderer=load, watch_every_s=0.05) as jobs:
+    async with start(seen) as jobs:
         deps = deps_of(db, jobs)
         await story(deps)
         job = await service.render(deps, ANN)
@@ -176,27 +177,25 @@ async def test_a_failed_report_is_retried_and_then_made_once(
 
 
 async def test_jobs_of_workspaces_it_does_not_own_are_left_to_their_own_bot(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
+    db: SqlDatabase, start: Start
 ) -> None:
     offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
     await story(offline)
     job = await service.render(offline, ANN)
     await service.cancel(offline, ANN, job.id)
     seen = Recorder()
-    load = renderer_with(2)
     not_w = lambda workspace_id: workspace_id != "w"  # noqa: E731
-    async with job_runtime(settings, db, seen, owns=not_w, load_renderer=load) as jobs:
+    async with start(seen, owns=not_w) as jobs:
         await jobs.watcher.poll()
     assert seen.events == []
     assert not (await row(db, job.id)).posted
 
 
 async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_it(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
+    db: SqlDatabase, start: Start
 ) -> None:
     seen = Recorder()
-    slow = renderer_with(200)
-    async with job_runtime(settings, db, seen, load_renderer=slow, watch_every_s=0.05) as jobs:
+    async with start(seen, steps=200) as jobs:
         deps = deps_of(db, jobs)
         await story(deps)
         job = await service.render(deps, ANN)
@@ -207,15 +206,14 @@ async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_
     assert (handed_back.status, handed_back.attempts) == (JobStatus.QUEUED, 0)
     assert seen.finals(job.id) == []
 
-    quick = renderer_with(2)
     after = Recorder()
-    async with job_runtime(settings, db, after, load_renderer=quick, watch_every_s=0.05):
+    async with start(after):
         done = await after.until_final(job.id)
     assert done.status == JobStatus.DONE and done.job.attempts == 1
 
 
 async def test_the_watcher_reports_progress_read_from_the_row(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
+    db: SqlDatabase, start: Start
 ) -> None:
     offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
     await story(offline)
@@ -223,8 +221,7 @@ async def test_the_watcher_reports_progress_read_from_the_row(
     async with db.writing() as uow:
         assert await uow.jobs.claim(job.id, job, job.created_at)
     seen = Recorder()
-    load = renderer_with(2)
-    async with job_runtime(settings, db, seen, load_renderer=load, watch_every_s=60) as jobs:
+    async with start(seen, watch_every_s=60) as jobs:
         await jobs.watcher.poll()
         report = JobProgress(done=3, total=8, panel=1, panels=2, eta_s=4.5)
         async with db.writing() as uow:
@@ -239,11 +236,10 @@ async def test_the_watcher_reports_progress_read_from_the_row(
 
 
 async def test_a_rerolled_panel_is_new_and_later_pages_keep_it(
-    db: SqlDatabase, settings: Settings, renderer_with: Loaders, tmp_path: Path
+    db: SqlDatabase, start: Start
 ) -> None:
     seen = Recorder()
-    load = renderer_with(2)
-    async with job_runtime(settings, db, seen, load_renderer=load, watch_every_s=0.05) as jobs:
+    async with start(seen) as jobs:
         deps = deps_of(db, jobs)
         await story(deps)
         before = await seen.until_final((await service.render(deps, ANN)).id)
