@@ -117,6 +117,12 @@ class JobWatcher:
             done = job.status == JobStatus.DONE
             files = await local_files(self.db, job, self.out_dir) if done else ()
             await self.notify(JobEvent(job, job.status, files, job.error))
+        except asyncio.CancelledError:
+            # the process is stopping in the middle of the report: give it back, so the
+            # next start reports it (perhaps twice, never not at all)
+            async with self.db.writing() as uow:
+                await uow.jobs.unmark_posted(job.id)
+            raise
         except Exception:
             tries = self._tries.get(job.id, 0) + 1
             self._tries[job.id] = tries

@@ -264,3 +264,25 @@ async def test_a_rerolled_panel_is_new_and_later_pages_keep_it(
     # the later page denoises it in a batch of two, the re-roll alone: the same seed and
     # prompt, so the same picture up to the rounding of batched arithmetic
     assert rerolled > 20 * max(kept, 0.05)
+
+
+async def test_a_report_cut_short_by_a_stop_is_made_at_the_next_start(
+    db: SqlDatabase, start: Start
+) -> None:
+    entered = asyncio.Event()
+
+    async def hangs(event: JobEvent) -> None:
+        if event.status in FINAL:
+            entered.set()
+            await asyncio.Event().wait()  # the chat platform never answers
+
+    async with start(hangs) as jobs:
+        deps = deps_of(db, jobs)
+        await story(deps)
+        job = await service.render(deps, ANN)
+        await asyncio.wait_for(entered.wait(), 60)
+    assert not (await row(db, job.id)).posted  # the stop gave the report back
+
+    after = Recorder()
+    async with start(after):
+        assert (await after.until_final(job.id)).status == JobStatus.DONE
