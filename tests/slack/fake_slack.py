@@ -29,16 +29,28 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # posts to a response_url
     base: str = ""
     rate_limit_once: set[str] = field(default_factory=set)  # methods answered 429 once
     delay_s: dict[str, float] = field(default_factory=dict)  # methods that answer slowly
+    # users.info: members who are workspace admins (so storyloom moderators), and names
+    admins: set[str] = field(default_factory=set)
+    names: dict[str, str] = field(default_factory=dict)
+    # OAuth: oauth.v2.access answers per code, and the workspace each bot token belongs to
+    installs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    teams: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T1"})
     _ts: int = 0
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
+        app.router.add_post("/respond/{command}", self.respond)
         return app
+
+    async def respond(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
 
     async def upload(self, request: web.Request) -> web.Response:
         self.uploads.append(await request.read())
@@ -51,6 +63,7 @@ class FakeSlack:
         else:
             params = dict(await request.post())
         params = {**request.query, **params}  # the SDK sends some methods' params in the URL
+        # a bot token as `Bearer`, the app's client id and secret as `Basic` (oauth.v2.access)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await asyncio.sleep(self.delay_s.get(method, 0.0))
         if method in self.rate_limit_once:
@@ -59,19 +72,37 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
             )
-        answer = self.answer(method, params)
+        answer = self.answer(method, params, token)
         self.calls.append(Call(method, dict(params), token, answer))
         return web.json_response({"ok": True, **answer})
 
-    def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
         if method == "auth.test":
-            return {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "url": "https://t1/"}
+            if token not in self.teams:
+                return {"ok": False, "error": "invalid_auth"}
+            team = self.teams[token]
+            return {"team_id": team, "user_id": "UBOT", "bot_id": "B" + team, "url": "https://t/"}
+        if method == "oauth.v2.access":
+            if params.get("code") not in self.installs:
+                return {"ok": False, "error": "invalid_code"}
+            return self.installs[params["code"]]
         if method == "chat.postMessage":
             self._ts += 1
             return {"channel": params.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
         if method == "users.info":
             user = params["user"]
-            return {"user": {"id": user, "name": user.lower(), "profile": {"display_name": user}}}
+            name = self.names.get(user, user)
+            profile = {"display_name": name, "real_name": name}
+            return {
+                "user": {
+                    "id": user,
+                    "name": user.lower(),
+                    "profile": profile,
+                    "is_admin": user in self.admins,
+                    "is_owner": False,
+                    "is_primary_owner": False,
+                }
+            }
         if method == "files.getUploadURLExternal":
             self._ts += 1
             return {"upload_url": f"{self.base}upload/F{self._ts}", "file_id": f"F{self._ts}"}
@@ -107,6 +138,7 @@ class Sender:
 
     http: ClientSession
     url: str
+    response_url: str  # where Slack would take a command's delayed answers (the fake)
     secret: str = SECRET
 
     async def post(
@@ -141,7 +173,7 @@ class Sender:
             "user_id": user,
             "user_name": user.lower(),
             "trigger_id": "trig-1",
-            "response_url": "https://hooks.invalid/none",
+            "response_url": self.response_url,
         }
         return await self.post(urlencode(form), "application/x-www-form-urlencoded", **kw)
 

@@ -29,7 +29,7 @@ async def test_mentions_in_the_thread_add_beats_and_render(slack: Slack) -> None
     assert "beat 1" in (await _thread_replies(slack, 2))[-1]
     assert await slack.send.mention("render", ts) == 200
     status, answer = (await _thread_replies(slack, 4))[-2:]
-    assert "page job" in status and "queued" in status and "place 1 in the queue" in status
+    assert "page job" in status and "queued" in status and "next in the queue" in status
     assert "queued" in answer
     assert all(c.params.get("thread_ts") == ts for c in slack.fake.named("chat.postMessage")[1:])
     assert len(slack.queue.submitted) == 1
@@ -43,12 +43,13 @@ async def test_a_mention_outside_a_thread_points_to_the_thread(slack: Slack) -> 
 
 
 async def test_the_anchor_button_opens_a_modal_that_adds_a_beat(slack: Slack) -> None:
+    slack.fake.names["U1"] = "Ada"
     ts = await _new(slack)
     assert await slack.send.button("add", f"{ts}|") == 200
     view = (await slack.fake.wait_for("views.open"))[0].params["view"]
     assert "story_add_beat" in str(view) and ts in str(view)
     assert await slack.send.submit_beat("C1", ts, "the fog lifts") == 200
-    assert "beat 1 by u1: the fog lifts" in (await _thread_replies(slack, 2))[-1]
+    assert "beat 1 by Ada: the fog lifts" in (await _thread_replies(slack, 2))[-1]
 
 
 async def test_job_buttons_render_again_clip_and_cancel(slack: Slack) -> None:

@@ -6,10 +6,13 @@ message sits in the channel (the anchor), and Slack signs the body that carries 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storyloom.story.escaping import escape_slack
 from storyloom.story.model import JobStatus, RenderJob
+
+if TYPE_CHECKING:  # jobs.progress imports the renderer (torch); only its type is used here
+    from storyloom.jobs.progress import JobProgress
 
 Block = dict[str, Any]
 ADD_BEAT_VIEW = "story_add_beat"
@@ -44,17 +47,47 @@ def anchor(title: str, story_ts: str, author: str) -> tuple[str, list[Block]]:
     return text, [_section(text), _section(hint), {"type": "actions", "elements": buttons}]
 
 
-def status_line(job: RenderJob, status: JobStatus, detail: str | None = None) -> str:
-    """One line for a job: icon, kind, id, state and, if any, a detail (queue place, error)."""
+def status_line(
+    job: RenderJob,
+    status: JobStatus,
+    *,
+    place: int | None = None,
+    progress: JobProgress | None = None,
+    error: str | None = None,
+) -> str:
+    """One line for a job: icon, kind, id, state and what is known of it now (its place in
+    the queue while it waits, panel i of n, percent and time left while it renders, the
+    error when it failed)."""
     line = f"{_ICONS[status]} {job.kind.value} job #{job.id} {status.value}"
-    return f"{line} · {escape_slack(detail)}" if detail else line
+    if status == JobStatus.QUEUED and place is not None:
+        line += " · next in the queue" if place == 1 else f" · place {place} in the queue"
+    if status == JobStatus.RUNNING and progress is not None:
+        line += f" · {progress.describe()}"
+    return f"{line} · {escape_slack(error)}" if error else line
+
+
+def progress_bar(percent: int, width: int = 20) -> str:
+    """`▰▰▰▱▱▱` for a percentage: the status message's bar."""
+    filled = max(0, min(width, round(width * percent / 100)))
+    return "▰" * filled + "▱" * (width - filled)
 
 
 def status(
-    job: RenderJob, status: JobStatus, thread_ts: str, detail: str | None = None
+    job: RenderJob,
+    status: JobStatus,
+    thread_ts: str,
+    *,
+    place: int | None = None,
+    progress: JobProgress | None = None,
+    error: str | None = None,
 ) -> tuple[str, list[Block]]:
-    """A job's status message: its line, and cancel while active or render again when over."""
-    line = status_line(job, status, detail)
+    """A job's status message: its line, a progress bar while it renders, and cancel while
+    it is active or render again / clip when it is over."""
+    line = status_line(job, status, place=place, progress=progress, error=error)
+    shown = [_section(line)]
+    if status == JobStatus.RUNNING and progress is not None:
+        bar = f"`{progress_bar(progress.percent)}` {progress.percent}%"
+        shown.append({"type": "context", "elements": [{"type": "mrkdwn", "text": bar}]})
     span = f"{job.first_position or ''}-{job.last_position or ''}"
     if status.active:
         buttons = [_button("Cancel", "cancel", thread_ts, str(job.id))]
@@ -63,7 +96,7 @@ def status(
             _button("Render again", "again", thread_ts, span),
             _button("Clip", "clip", thread_ts, span),
         ]
-    return line, [_section(line), {"type": "actions", "elements": buttons}]
+    return line, [*shown, {"type": "actions", "elements": buttons}]
 
 
 def look_buttons(thread_ts: str, character: str) -> list[Block]:

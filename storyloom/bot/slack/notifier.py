@@ -1,48 +1,54 @@
 """Job events → the job's status message edited in place, results uploaded into the thread.
 
-Results go up with `files_upload_v2` (the old `files.upload` is retired); each job's
-result is posted once, guarded by the job row's `posted` flag.
+A job queued by this process is tracked in memory (where its status message is, its
+story's title). A job this process never saw (queued before a restart, or by another
+process) is found from its row: its story names the thread, its `status_ref` the status
+message. Results go up with `files_upload_v2` (the old `files.upload` is retired), once:
+the job row's `posted` flag guards them.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
+from storyloom.bot.slack.refs import StatusRef
 from storyloom.jobs.local import JobEvent
 from storyloom.jobs.recovery import mark_posted
 from storyloom.story.escaping import escape_slack
-from storyloom.story.model import JobStatus
+from storyloom.story.model import JobKind, JobStatus, RenderJob
 from storyloom.story.ports import Database
 
 log = logging.getLogger(__name__)
 
 # In HTTP/OAuth mode every workspace has its own bot token: the notifier asks for a client.
 ClientFor = Callable[[str], Awaitable[AsyncWebClient]]
+# every waiting job's place in the fair line (1 starts next)
+Places = Callable[[], Awaitable[dict[int, int]]]
 
 
 @dataclass(frozen=True)
 class SlackTracked:
     """Where a job's status message lives and what its result post needs."""
 
-    team_id: str
-    channel_id: str
-    message_ts: str
-    thread_ts: str
+    ref: StatusRef
     title: str
-    character: str | None = None
+    character: str | None = None  # a sheet job: whose look its buttons lock
+    job: RenderJob | None = None  # while it waits: to rewrite its place in line
+    place: int | None = None  # the place in line the message shows now
 
 
 @dataclass
 class SlackNotifier:
-    """The worker's notify callback for Slack."""
+    """The job events' notify callback for Slack."""
 
     client_for: ClientFor
-    db: Database | None = None
+    db: Database
+    places: Places | None = None
     tracked: dict[int, SlackTracked] = field(default_factory=dict)
 
     def track(self, job_id: int, where: SlackTracked) -> None:
@@ -50,38 +56,84 @@ class SlackNotifier:
         self.tracked[job_id] = where
 
     async def __call__(self, event: JobEvent) -> None:
-        where = self.tracked.get(event.job.id)
+        where = self.tracked.get(event.job.id) or await self.locate(event.job)
         if where is None:
-            return  # queued by another process: its status message is not ours to edit
-        client = await self.client_for(where.team_id)
-        text, status_blocks = blocks.status(event.job, event.status, where.thread_ts, event.error)
-        await client.chat_update(
-            channel=where.channel_id, ts=where.message_ts, text=text, blocks=status_blocks
-        )
+            return  # its story was deleted: there is nothing left to show it in
+        ref = where.ref
+        client = await self.client_for(ref.team_id)
+        if ref.message_ts:
+            text, status_blocks = blocks.status(
+                event.job, event.status, ref.thread_ts, progress=event.progress, error=event.error
+            )
+            await client.chat_update(
+                channel=ref.channel_id, ts=ref.message_ts, text=text, blocks=status_blocks
+            )
         if event.status == JobStatus.DONE and event.files:
             await self.post(client, where, event)
         if not event.status.active:
-            del self.tracked[event.job.id]
+            self.tracked.pop(event.job.id, None)  # nothing more will happen to this message
+        elif event.status == JobStatus.RUNNING and event.job.id in self.tracked:
+            self.tracked[event.job.id] = replace(where, job=None, place=None)  # left the line
+        await self.refresh_line()
+
+    async def locate(self, job: RenderJob) -> SlackTracked | None:
+        """Where an untracked job's messages go: its story's thread, from the database."""
+        async with self.db.reading() as uow:
+            story = await uow.stories.by_id(job.story_id)
+            cast = await uow.characters.list(job.story_id) if story else []
+        if story is None:
+            return None
+        character = next((c.name for c in cast if c.id == job.character_id), None)
+        thread = story.thread
+        ref = StatusRef(thread.workspace_id, thread.channel_id, thread.thread_id, message_ts="")
+        return SlackTracked(ref, story.title, character)
+
+    async def refresh_line(self) -> None:
+        """A job left the line: the waiting jobs behind it moved up; edit their messages."""
+        if self.places is None or not any(w.job for w in self.tracked.values()):
+            return
+        places = await self.places()
+        for job_id, where in list(self.tracked.items()):
+            place = places.get(job_id)
+            if where.job is None or place is None or place == where.place:
+                continue
+            self.tracked[job_id] = replace(where, place=place)
+            ref = where.ref
+            text, status_blocks = blocks.status(
+                where.job, JobStatus.QUEUED, ref.thread_ts, place=place
+            )
+            client = await self.client_for(ref.team_id)
+            await client.chat_update(
+                channel=ref.channel_id, ts=ref.message_ts, text=text, blocks=status_blocks
+            )
 
     async def post(self, client: AsyncWebClient, where: SlackTracked, event: JobEvent) -> None:
         """Upload the result's files into the story thread, credited, exactly once."""
-        if self.db is not None and not await mark_posted(self.db, event.job.id):
-            return
-        job = event.job
+        if not await mark_posted(self.db, event.job.id):
+            return  # an earlier event (or another process) already posted it
+        job, ref = event.job, where.ref
         comment = (
             f"*{escape_slack(where.title)}* — {job.kind.value} "
             f"for {escape_slack(job.requested_by_name)}"
         )
         await client.files_upload_v2(
-            channel=where.channel_id,
-            thread_ts=where.thread_ts,
+            channel=ref.channel_id,
+            thread_ts=ref.thread_ts,
             initial_comment=comment,
             file_uploads=[{"file": str(path), "title": path.name} for path in event.files],
         )
-        if where.character is not None:
+        follow_up = self.follow_up(where, job)
+        if follow_up is not None:
+            text, buttons = follow_up
             await client.chat_postMessage(
-                channel=where.channel_id,
-                thread_ts=where.thread_ts,
-                text=f"Keep {escape_slack(where.character)}'s look?",
-                blocks=blocks.look_buttons(where.thread_ts, where.character),
+                channel=ref.channel_id, thread_ts=ref.thread_ts, text=text, blocks=buttons
             )
+
+    def follow_up(
+        self, where: SlackTracked, job: RenderJob
+    ) -> tuple[str, list[blocks.Block]] | None:
+        """What a result offers next: lock or try another look under a character sheet."""
+        if where.character is not None and job.kind in (JobKind.SHEET, JobKind.REROLL):
+            text = f"Keep {escape_slack(where.character)}'s look?"
+            return text, blocks.look_buttons(where.ref.thread_ts, where.character)
+        return None

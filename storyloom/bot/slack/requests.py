@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from storyloom.story.model import Actor
@@ -40,10 +40,23 @@ class Where:
     thread_ts: str | None
     user_id: str
     user_name: str
+    # bodies carry no roles: set from `users.info` (members.py) before the core is called
+    is_moderator: bool = False
 
     def actor(self, thread_ts: str) -> Actor:
         """The core's Actor in the story thread `thread_ts` of this channel."""
-        return Actor(self.team_id, self.channel_id, thread_ts, self.user_id, self.user_name)
+        return Actor(
+            self.team_id,
+            self.channel_id,
+            thread_ts,
+            self.user_id,
+            self.user_name,
+            is_moderator=self.is_moderator,
+        )
+
+    def known_as(self, name: str, is_moderator: bool) -> Where:
+        """The same request, with the sender's display name and role from Slack."""
+        return replace(self, user_name=name, is_moderator=is_moderator)
 
 
 @dataclass(frozen=True)
@@ -64,6 +77,15 @@ class Mention:
     where: Where
     sub: str
     args: str
+
+
+@dataclass(frozen=True)
+class BeatForm:
+    """The add-a-beat modal, submitted: the beat and the story thread it goes to."""
+
+    where: Where
+    thread_ts: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -99,11 +121,13 @@ def slash_command(body: dict[str, Any]) -> SlashCommand:
     return SlashCommand(where, sub, story_id, rest, body.get("trigger_id", ""))
 
 
-def mention(event: dict[str, Any], team_id: str, user_name: str) -> Mention:
-    """An `app_mention` event as a Mention, the bot's own `<@U…>` prefix removed."""
+def mention(event: dict[str, Any], team_id: str) -> Mention:
+    """An `app_mention` event as a Mention, the bot's own `<@U…>` prefix removed (events
+    carry no name: it is the user id until `Where.known_as`)."""
     text = _MENTION_PREFIX.sub("", event.get("text", ""), count=1)
     sub, rest = split_sub(plain_text(text))
-    where = Where(team_id, event["channel"], event.get("thread_ts"), event["user"], user_name)
+    user = event["user"]
+    where = Where(team_id, event["channel"], event.get("thread_ts"), user, user)
     return Mention(where, sub, rest)
 
 
@@ -121,3 +145,15 @@ def button_press(body: dict[str, Any]) -> ButtonPress:
     )
     name = action["action_id"].removeprefix("story_")
     return ButtonPress(where, name, thread_ts, arg, body.get("trigger_id", ""))
+
+
+def beat_form(body: dict[str, Any]) -> BeatForm:
+    """A `view_submission` body of the add-a-beat modal as a BeatForm."""
+    view = body["view"]
+    channel_id, _, thread_ts = view["private_metadata"].partition("|")
+    text = view["state"]["values"]["beat"]["text"]["value"] or ""
+    user = body["user"]
+    where = Where(
+        body["team"]["id"], channel_id, thread_ts, user["id"], user.get("name") or user["id"]
+    )
+    return BeatForm(where, thread_ts, text)

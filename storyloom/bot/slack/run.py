@@ -9,48 +9,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 
 from pydantic import SecretStr
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-from slack_bolt.oauth.async_oauth_settings import AsyncOAuthSettings
-from slack_sdk.oauth.installation_store.sqlalchemy import AsyncSQLAlchemyInstallationStore
-from slack_sdk.oauth.state_store.sqlalchemy import AsyncSQLAlchemyOAuthStateStore
-from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
-from storyloom.bot.slack.notifier import SlackNotifier
+from storyloom.bot.slack.members import Members
+from storyloom.bot.slack.notifier import ClientFor, SlackNotifier
+from storyloom.bot.slack.oauth import (
+    SlackOAuth,
+    WorkspaceClients,
+    installation_store,
+    oauth_settings,
+    single_workspace,
+)
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import positions
+from storyloom.jobs.admission import JobAdmission, head_of_line, positions
 from storyloom.jobs.local import LocalWorker
-from storyloom.storage import create_engine, open_database, upgrade_database
+from storyloom.storage import open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
 from storyloom.story.service import Deps, utc_now
 
 log = logging.getLogger(__name__)
-BOT_SCOPES = [
-    "app_mentions:read",
-    "channels:history",
-    "chat:write",
-    "commands",
-    "files:write",
-    "users:read",
-]
-OAUTH_STATE_SECONDS = 600
+__all__ = ["MissingSlackSetting", "SlackOAuth", "run_slack"]
 
 
 class MissingSlackSetting(Exception):
     """A token or secret the chosen mode needs is not set."""
-
-
-@dataclass(frozen=True)
-class SlackOAuth:
-    """The app's OAuth credentials, for installs into many workspaces (`--http`)."""
-
-    client_id: str
-    client_secret: str
 
 
 def _secret(value: SecretStr | None, name: str) -> str:
@@ -69,46 +56,33 @@ async def run_slack(
     async with open_database(settings.database_url) as db:
         token = None if oauth else _secret(settings.slack_bot_token, "slack_bot_token")
         client = web_client(token)
-
-        async def client_for(team_id: str) -> AsyncWebClient:
-            if oauth is None:
-                return client
-            bot = await installations.async_find_bot(enterprise_id=None, team_id=team_id)
-            if bot is None:
-                raise MissingSlackSetting(f"storyloom is not installed in workspace {team_id}")
-            return web_client(bot.bot_token)
-
-        notifier = SlackNotifier(client_for, db)
+        installs = None
+        client_for: ClientFor = single_workspace(client)
+        if oauth is not None:
+            installations = installation_store(oauth, db.engine)
+            installs = oauth_settings(oauth, db.engine, installations)
+            client_for = WorkspaceClients(installations)
+        notifier = SlackNotifier(client_for, db, places=lambda: positions(db, utc_now()))
         worker = LocalWorker(
             db,
             lambda: StoryRenderer.from_settings(settings),
             settings.output_dir,
             notifier,
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+            pick_next=head_of_line,  # the fair line: each workspace gets its turn
         )
-        deps = Deps(db, worker, STYLE_NAMES, settings.style)
+        deps = Deps(db, worker, STYLE_NAMES, settings.style, admit_job=JobAdmission())
 
         async def queue_place(job_id: int) -> int | None:
             return (await positions(db, utc_now())).get(job_id)
 
-        adapter = SlackStoryAdapter(deps, SqlChannelStories(db), notifier, queue_place)
-        engine = create_engine(settings.database_url)
-        installations = AsyncSQLAlchemyInstallationStore(oauth.client_id if oauth else "", engine)
-        oauth_settings = None
-        if oauth is not None:
-            oauth_settings = AsyncOAuthSettings(
-                client_id=oauth.client_id,
-                client_secret=oauth.client_secret,
-                scopes=BOT_SCOPES,
-                installation_store=installations,
-                state_store=AsyncSQLAlchemyOAuthStateStore(OAUTH_STATE_SECONDS, engine),
-            )
+        adapter = SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
         working = asyncio.create_task(worker.run())
         try:
             if http:
                 secret = _secret(settings.slack_signing_secret, "slack_signing_secret")
                 app = build_app(
-                    adapter, client=client, signing_secret=secret, oauth_settings=oauth_settings
+                    adapter, client=client, signing_secret=secret, oauth_settings=installs
                 )
                 runner = await serve_http(app, port)
                 log.info("serving Slack events on port %d at %s", port, EVENTS_PATH)
@@ -126,4 +100,3 @@ async def run_slack(
                 await handler.start_async()
         finally:
             working.cancel()
-            await engine.dispose()
