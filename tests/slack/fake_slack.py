@@ -185,6 +185,7 @@ class Sender:
         team: str = "T1",
         channel: str = "C1",
         user: str = "U1",
+        **kw: Any,
     ) -> int:
         event: dict[str, Any] = {
             "type": "app_mention",
@@ -203,10 +204,17 @@ class Sender:
             "event_id": f"Ev{time.monotonic_ns()}",
             "event_time": int(time.time()),
         }
-        return await self.post(json.dumps(body), "application/json")
+        return await self.post(json.dumps(body), "application/json", **kw)
 
     async def button(
-        self, action: str, value: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+        self,
+        action: str,
+        value: str,
+        *,
+        team: str = "T1",
+        channel: str = "C1",
+        user: str = "U1",
+        **kw: Any,
     ) -> int:
         payload = {
             "type": "block_actions",
@@ -219,7 +227,7 @@ class Sender:
             "actions": [{"action_id": f"story_{action}", "value": value, "type": "button"}],
         }
         return await self.post(
-            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kw
         )
 
     async def submit_beat(

@@ -210,6 +210,8 @@ class SlackStoryAdapter:
             self.notifier.track(
                 job.id, SlackTracked(ref, overview.story.title, reply.character, job, place)
             )
+            # in the fair line a new job can go before others already waiting: tell them
+            await self.notifier.refresh_line()
         if reply.file is not None:
             name, content = reply.file
             await client.files_upload_v2(
