@@ -33,6 +33,7 @@ class FakeSlack:
     base: str = ""
     rate_limit_once: set[str] = field(default_factory=set)  # methods answered 429 once
     delay_s: dict[str, float] = field(default_factory=dict)  # methods that answer slowly
+    errors: dict[str, str] = field(default_factory=dict)  # methods answered with this error
     # users.info: members who are workspace admins (so storyloom moderators), and names
     admins: set[str] = field(default_factory=set)
     names: dict[str, str] = field(default_factory=dict)
@@ -72,7 +73,11 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
             )
-        answer = self.answer(method, params, token)
+        answer = (
+            {"ok": False, "error": self.errors[method]}
+            if method in self.errors
+            else self.answer(method, params, token)
+        )
         self.calls.append(Call(method, dict(params), token, answer))
         return web.json_response({"ok": True, **answer})
 

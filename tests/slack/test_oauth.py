@@ -15,9 +15,9 @@ import pytest
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, web_client
+from storyloom.bot.slack.notifier import NotInstalled
 from storyloom.bot.slack.oauth import (
     BOT_SCOPES,
-    NotInstalled,
     SlackOAuth,
     WorkspaceClients,
     installation_store,

@@ -155,3 +155,20 @@ async def test_a_result_this_process_did_not_queue_goes_to_its_story_thread(
     follow_up = slack.fake.named("chat.postMessage")[-1].params
     assert follow_up["thread_ts"] == ts and "Keep Mira's look?" in follow_up["text"]
     assert "story_lock" in str(follow_up["blocks"]) and "story_reroll" in str(follow_up["blocks"])
+
+
+async def test_a_deleted_status_message_does_not_stop_the_result(
+    slack: Slack, tmp_path: Path
+) -> None:
+    ts = await new_story(slack)
+    await command(slack, "add a beat")
+    await command(slack, "render")
+    (job_id,) = slack.queue.submitted
+    slack.fake.errors["chat.update"] = "message_not_found"  # someone deleted it
+    page = tmp_path / "page.png"
+    page.write_bytes(b"\x89PNG")
+    await _set_status(slack, job_id, JobStatus.DONE)
+    await slack.adapter.notifier(JobEvent(await job(slack, job_id), JobStatus.DONE, (page,)))
+    assert slack.fake.named("chat.update")[-1].answer["error"] == "message_not_found"
+    complete = slack.fake.named("files.completeUploadExternal")[-1].params
+    assert complete["thread_ts"] == ts

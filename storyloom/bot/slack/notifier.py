@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
@@ -29,6 +30,10 @@ log = logging.getLogger(__name__)
 ClientFor = Callable[[str], Awaitable[AsyncWebClient]]
 # every waiting job's place in the fair line (1 starts next)
 Places = Callable[[], Awaitable[dict[int, int]]]
+
+
+class NotInstalled(Exception):
+    """A job's workspace has no install any more (the app was removed from it)."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,17 @@ class SlackNotifier:
         if where is None:
             return  # its story was deleted: there is nothing left to show it in
         ref = where.ref
-        client = await self.client_for(ref.team_id)
+        try:
+            client = await self.client_for(ref.team_id)
+        except NotInstalled as error:
+            log.warning("job %d: %s; its outcome is not shown", event.job.id, error)
+            self.tracked.pop(event.job.id, None)
+            return
         if ref.message_ts:
             text, status_blocks = blocks.status(
                 event.job, event.status, ref.thread_ts, progress=event.progress, error=event.error
             )
-            await client.chat_update(
-                channel=ref.channel_id, ts=ref.message_ts, text=text, blocks=status_blocks
-            )
+            await self.edit(client, ref, text, status_blocks)
         if event.status == JobStatus.DONE and event.files:
             await self.post(client, where, event)
         if not event.status.active:
@@ -102,10 +110,19 @@ class SlackNotifier:
             text, status_blocks = blocks.status(
                 where.job, JobStatus.QUEUED, ref.thread_ts, place=place
             )
-            client = await self.client_for(ref.team_id)
+            await self.edit(await self.client_for(ref.team_id), ref, text, status_blocks)
+
+    async def edit(
+        self, client: AsyncWebClient, ref: StatusRef, text: str, status_blocks: list[blocks.Block]
+    ) -> None:
+        """Edit a status message in place. A message someone deleted (or a channel archived
+        since) is logged and skipped: the result is still posted into the thread."""
+        try:
             await client.chat_update(
                 channel=ref.channel_id, ts=ref.message_ts, text=text, blocks=status_blocks
             )
+        except SlackApiError as error:
+            log.warning("status message %s not edited: %s", ref.encode(), error.response["error"])
 
     async def post(self, client: AsyncWebClient, where: SlackTracked, event: JobEvent) -> None:
         """Upload the result's files into the story thread, credited, exactly once."""

@@ -25,6 +25,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storyloom.bot.slack.app import web_client
+from storyloom.bot.slack.notifier import NotInstalled
 
 # What the bot does with its token: read mentions, post and edit messages, take /story,
 # upload pages and clips, read members' names and roles (users.info, for moderators).
@@ -38,10 +39,6 @@ BOT_SCOPES = [
 ]
 # An install started in a browser must come back from Slack within this time.
 OAUTH_STATE_SECONDS = 600
-
-
-class NotInstalled(Exception):
-    """A job's workspace has no install (the app was removed from it)."""
 
 
 @dataclass(frozen=True)
