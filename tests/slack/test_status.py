@@ -3,6 +3,7 @@ results uploaded into the story thread once; the caps on waiting jobs."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -172,3 +173,28 @@ async def test_a_deleted_status_message_does_not_stop_the_result(
     assert slack.fake.named("chat.update")[-1].answer["error"] == "message_not_found"
     complete = slack.fake.named("files.completeUploadExternal")[-1].params
     assert complete["thread_ts"] == ts
+
+
+async def test_a_job_that_ends_before_its_message_is_posted_still_shows_its_end(
+    slack: Slack, tmp_path: Path
+) -> None:
+    page = tmp_path / "page.png"
+    page.write_bytes(b"\x89PNG quick")
+
+    @dataclass
+    class InstantQueue:
+        """A worker so fast that the job is done before the bot posts its status message."""
+
+        async def submit(self, job_id: int) -> None:
+            await _set_status(slack, job_id, JobStatus.DONE)
+            await slack.adapter.notifier(
+                JobEvent(await job(slack, job_id), JobStatus.DONE, (page,))
+            )
+
+    slack.adapter.deps = replace(slack.adapter.deps, queue=InstantQueue())
+    ts = await new_story(slack)
+    await command(slack, "add a beat")
+    assert "page job #1 queued" in await command(slack, "render")
+    assert _edits(slack, _status_message(slack, 1)) == ["✅ page job #1 done"]
+    assert slack.fake.named("files.completeUploadExternal")[-1].params["thread_ts"] == ts
+    assert slack.adapter.notifier.tracked == {}

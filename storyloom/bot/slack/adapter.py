@@ -210,6 +210,8 @@ class SlackStoryAdapter:
             self.notifier.track(
                 job.id, SlackTracked(ref, overview.story.title, reply.character, job, place)
             )
+            # a fast job may have ended before its message was tracked: show how it ended
+            await self.notifier.catch_up(job.id)
             # in the fair line a new job can go before others already waiting: tell them
             await self.notifier.refresh_line()
         if reply.file is not None:

@@ -84,6 +84,18 @@ class SlackNotifier:
             self.tracked[event.job.id] = replace(where, job=None, place=None)  # left the line
         await self.refresh_line()
 
+    async def catch_up(self, job_id: int) -> None:
+        """Edit a just-tracked job's message if the job ended before it was tracked (its
+        final event then found no message to edit; its result went to the thread)."""
+        where = self.tracked.get(job_id)
+        async with self.db.reading() as uow:
+            job = await uow.jobs.find(job_id)
+        if where is None or job is None or job.status.active:
+            return
+        del self.tracked[job_id]
+        text, status_blocks = blocks.status(job, job.status, where.ref.thread_ts, error=job.error)
+        await self.edit(await self.client_for(where.ref.team_id), where.ref, text, status_blocks)
+
     async def locate(self, job: RenderJob) -> SlackTracked | None:
         """Where an untracked job's messages go: its story's thread, from the database."""
         async with self.db.reading() as uow:
