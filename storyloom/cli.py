@@ -160,6 +160,7 @@ def console(
 
     from storyloom.bot.console import run_console
     from storyloom.config import load_settings
+    from storyloom.ops.logs import setup_logging
 
     overrides: dict[str, object] = {}
     if model is not None:
@@ -173,6 +174,8 @@ def console(
     except ValidationError as error:
         first = error.errors()[0]
         raise fail(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    # the terminal is the chat room: only warnings, unless STORYLOOM_LOG_LEVEL says otherwise
+    setup_logging(settings, level=None if "log_level" in settings.model_fields_set else "WARNING")
     raise typer.Exit(asyncio.run(run_console(settings, sys.stdin, sys.stdout)))
 
 
@@ -185,16 +188,18 @@ def discord(
 ) -> None:
     """Run the Discord bot (token from STORYLOOM_DISCORD_TOKEN) with an in-process worker."""
     import asyncio
-    import logging
 
     from storyloom.bot.discord.run import MissingToken, run_discord
     from storyloom.config import load_settings
+    from storyloom.ops.logs import setup_logging
+    from storyloom.ops.process import run_service
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = load_settings()
+    setup_logging(settings)  # ops: text or JSON lines, secrets masked
     try:
-        asyncio.run(run_discord(load_settings(), sync=sync, sync_guild=sync_guild))
+        asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
+            run_service(settings, "discord", lambda _: run_discord(settings, sync, sync_guild))
+        )
     except MissingToken as error:
         raise fail(str(error)) from None
 
@@ -208,22 +213,23 @@ def slack(
 ) -> None:
     """Run the Slack bot (Socket Mode by default) with an in-process worker."""
     import asyncio
-    import logging
 
     from storyloom.bot.slack.run import MissingSlackSetting, SlackOAuth, run_slack
     from storyloom.config import load_settings
+    from storyloom.ops.logs import setup_logging
+    from storyloom.ops.process import run_service
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings()
+    setup_logging(settings)  # ops: text or JSON lines, secrets masked
     oauth = None
     if http and settings.slack_client_id and settings.slack_client_secret:
         oauth = SlackOAuth(
             settings.slack_client_id, settings.slack_client_secret.get_secret_value()
         )
     try:
-        asyncio.run(run_slack(settings, http, port, oauth))
+        asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
+            run_service(settings, "slack", lambda _: run_slack(settings, http, port, oauth))
+        )
     except MissingSlackSetting as error:
         raise fail(str(error)) from None
 
@@ -232,18 +238,22 @@ def slack(
 def worker(model: ModelOption = None) -> None:
     """A GPU worker: render jobs from Redis, one at a time (run `storyloom db upgrade` first)."""
     import asyncio
-    import logging
 
     from storyloom.config import load_settings
     from storyloom.jobs.broker import BrokerOptions
     from storyloom.jobs.worker_main import run_worker
+    from storyloom.ops.logs import setup_logging
+    from storyloom.ops.process import run_service
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     settings = load_settings(**({"model": model} if model else {}))
+    setup_logging(settings)  # ops: text or JSON lines, secrets masked
     options = BrokerOptions(redis_url=settings.redis_url.get_secret_value())
-    asyncio.run(run_worker(settings, options))
+    # ops: /healthz and /metrics; the worker handles SIGTERM itself (finish or hand back)
+    asyncio.run(
+        run_service(
+            settings, "worker", lambda ops: run_worker(settings, options, ops), own_signals=False
+        )
+    )
 
 
 @app.command()
@@ -256,6 +266,20 @@ def doctor() -> None:
     text, code = report(asyncio.run(diagnose()))
     typer.echo(text)
     raise typer.Exit(code)
+
+
+@app.command()
+def health() -> None:
+    """Exit 0 if the storyloom process on this machine answers /healthz (container checks)."""
+    from storyloom.config import load_settings
+    from storyloom.ops.health_client import health_url, probe
+
+    settings = load_settings()
+    if settings.ops_port == 0:
+        raise fail("the operations server is off: set STORYLOOM_OPS_PORT (e.g. 9100)")
+    healthy, answer = probe(health_url(settings))
+    typer.echo(answer)
+    raise typer.Exit(0 if healthy else 1)
 
 
 @app.command("config-reference")

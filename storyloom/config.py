@@ -9,8 +9,9 @@ and are never logged (they are `SecretStr`).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
@@ -177,6 +178,36 @@ class Settings(BaseSettings):
         None, description="Slack app client secret, for multi-workspace installs (HTTP + OAuth)."
     )
 
+    # --- operations (storyloom/ops) ---------------------------------------------------
+    ops_port: int = Field(
+        0,
+        ge=0,
+        le=65535,
+        description="Port of the operations server (GET /healthz and Prometheus /metrics) "
+        "that `storyloom discord`, `slack` and `worker` start beside their work; 0 = off.",
+    )
+    ops_host: str = Field(
+        "127.0.0.1",
+        description="Address the operations server listens on; 0.0.0.0 in a container, so "
+        "Prometheus and health checks from outside it can reach the port.",
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines on standard error: 'text' for people, 'json' (one object per "
+        "line) for log collectors. Secrets are masked in both.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe log level shown."
+    )
+    stop_grace_s: float = Field(
+        30.0,
+        ge=0.0,
+        le=3600.0,
+        description="On SIGTERM a worker takes no new job and keeps rendering the one in hand "
+        "this many seconds; a job not done by then is handed back (queued again for another "
+        "worker) and the worker exits. Keep the container's stop grace period above it.",
+    )
+
     @field_validator("width", "height")
     @classmethod
     def _multiple_of_8(cls, value: int) -> int:
@@ -205,8 +236,29 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
         path = _config_file()
         if path.is_file():
-            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+            sources.append(_TomlWithoutSecrets(settings_cls, toml_file=path))
         return tuple(sources)
+
+
+SECRET_FIELDS = frozenset(
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+)
+
+
+class _TomlWithoutSecrets(TomlConfigSettingsSource):
+    """The TOML file, minus secrets: those are read from the environment only, so a token
+    pasted into a file that may be shared or committed is ignored, with a warning."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        for name in sorted(SECRET_FIELDS & values.keys()):
+            del values[name]
+            warnings.warn(
+                f"{_config_file()}: {name} ignored; secrets are read only from the environment "
+                f"(STORYLOOM_{name.upper()})",
+                stacklevel=2,
+            )
+        return values
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -1,11 +1,15 @@
-"""`storyloom doctor`: check configuration, database, model, GPU and folders; say how to fix.
+"""`storyloom doctor`: check configuration, database, broker, model, GPU and folders; say
+how to fix each problem.
 
 Each check returns a `Finding`; the command prints them all (it never stops at the first
 problem) and exits 1 if any failed. Secrets are reported as set or missing, never shown.
+In the slim bot image (no torch) with `STORYLOOM_QUEUE=redis`, the model and GPU are the
+workers' business: run the doctor there for them.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable
@@ -15,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from storyloom.config import TINY_MODELS, Settings, load_settings
+from storyloom.ops.redact import mask, secret_values, url_address
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,34 @@ def check_settings() -> tuple[Settings | None, list[Finding]]:
         return None, findings
 
 
+def _installed(package: str) -> bool:
+    """Whether `package` can be imported here, without importing it (torch takes seconds)."""
+    try:
+        return importlib.util.find_spec(package) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, or a broken install
+        return False
+
+
+def _render_packages_missing(settings: Settings, check: str) -> Finding | None:
+    """A finding when torch/diffusers are not installed here (the slim bot image)."""
+    if _installed("torch") and _installed("diffusers"):
+        return None
+    if settings.queue == "redis":
+        return Finding(check, True, "not checked here (no torch: jobs go to the workers); "
+                       "run `storyloom doctor` on a worker")  # fmt: skip
+    return Finding(
+        check,
+        False,
+        "torch and diffusers are not installed, and STORYLOOM_QUEUE=embedded renders in this "
+        "process: install storyloom[render] (the gpu image), or set STORYLOOM_QUEUE=redis "
+        "and run `storyloom worker` on a GPU machine",
+    )
+
+
 def check_model(settings: Settings) -> Finding:
     """Is the model available without a download?"""
+    if (missing := _render_packages_missing(settings, "model")) is not None:
+        return missing
     model = settings.model
     if model in TINY_MODELS:
         return Finding("model", True, f"{model} is built in (random weights, for demos)")
@@ -72,13 +103,15 @@ def check_model(settings: Settings) -> Finding:
     return Finding(
         "model",
         False,
-        f"{model} is not downloaded yet: run `huggingface-cli download {model}` where the hub "
+        f"{model} is not downloaded yet: run `hf download {model}` where the hub "
         "is reachable, or point STORYLOOM_MODEL at a local folder",
     )
 
 
 def check_gpu(settings: Settings) -> Finding:
     """Does the configured device exist?"""
+    if (missing := _render_packages_missing(settings, "gpu")) is not None:
+        return missing
     import torch
 
     has_cuda = torch.cuda.is_available()
@@ -108,6 +141,42 @@ def check_folder(name: str, path: Path) -> Finding:
     return Finding(name, True, f"{path} is writable")
 
 
+def check_broker(settings: Settings) -> Finding:
+    """With STORYLOOM_QUEUE=redis: does Redis answer? (Its URL may hold a password: only
+    the address is shown.)"""
+    url = settings.redis_url.get_secret_value()
+    where = url_address(url)
+    try:
+        import redis
+    except ImportError:
+        return Finding(
+            "broker",
+            False,
+            "STORYLOOM_QUEUE=redis needs the Redis client: pip install 'storyloom[distributed]'",
+        )
+    shape = "redis://[:PASSWORD@]HOST:PORT/DB"
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    except ValueError:
+        return Finding("broker", False, f"STORYLOOM_REDIS_URL is not a Redis URL: use {shape}")
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        return Finding(
+            "broker", False, f"Redis at {where} refused the password in STORYLOOM_REDIS_URL"
+        )
+    except redis.RedisError as error:
+        reason = mask(str(error), secret_values(settings))[:200]
+        fix = f"start Redis there, or fix STORYLOOM_REDIS_URL ({shape})"
+        return Finding("broker", False, f"no answer from Redis at {where} ({reason}): {fix}")
+    finally:
+        client.close()
+    detail = f"Redis at {where} answers"
+    if settings.database_url.startswith("sqlite"):
+        detail += "; note: a SQLite database is shared only by processes on this machine"
+    return Finding("broker", True, detail)
+
+
 async def check_database(settings: Settings) -> Finding:
     """Can we reach the database and bring its schema up to date?"""
     from storyloom.storage import upgrade_database
@@ -115,11 +184,8 @@ async def check_database(settings: Settings) -> Finding:
     try:
         await upgrade_database(settings.database_url)
     except Exception as error:  # any driver's error: report it, do not crash the doctor
-        return Finding(
-            "database",
-            False,
-            f"{settings.database_url.split('://')[0]}: {type(error).__name__}: {error}"[:300],
-        )
+        text = f"{settings.database_url.split('://')[0]}: {type(error).__name__}: {error}"
+        return Finding("database", False, mask(text, secret_values(settings))[:300])
     return Finding("database", True, "reachable, schema up to date")
 
 
@@ -144,6 +210,8 @@ async def diagnose() -> list[Finding]:
         lambda: check_folder("store_dir", Path(settings.store_dir)),
         lambda: check_folder("output_dir", Path(settings.output_dir)),
     ]
+    if settings.queue == "redis":
+        checks.append(lambda: check_broker(settings))
     findings += [check() for check in checks]
     findings.append(await check_database(settings))
     findings += check_secrets(settings)

@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from storyloom.config import Settings, reference_markdown
+from storyloom.jobs.devservices import REDIS_SERVER, RedisServer, free_port
 
 ROOT = Path(__file__).parent.parent
 
@@ -69,3 +73,49 @@ def test_the_configuration_reference_is_current_and_lists_every_setting() -> Non
     for name, field in Settings.model_fields.items():
         assert f"`STORYLOOM_{name.upper()}`" in committed
         assert field.description, f"{name} has no description"
+
+
+def test_doctor_names_an_unreachable_broker_without_printing_its_password(
+    tmp_path: Path,
+) -> None:
+    done = doctor(
+        tmp_path,
+        STORYLOOM_MODEL="tiny-sdxl",
+        STORYLOOM_DEVICE="cpu",
+        STORYLOOM_QUEUE="redis",
+        STORYLOOM_REDIS_URL=f"redis://:hunter2-secret@127.0.0.1:{free_port()}/0",
+    )
+    assert done.returncode == 1
+    broker = next(line for line in done.stdout.splitlines() if "broker" in line)
+    assert broker.startswith("✗ broker     no answer from Redis at redis://127.0.0.1:")
+    assert "start Redis there, or fix STORYLOOM_REDIS_URL" in broker
+    assert "hunter2-secret" not in done.stdout + done.stderr
+    assert "1 problem(s) found" in done.stdout
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if REDIS_SERVER is None and os.environ.get("STORYLOOM_TEST_REQUIRE_SERVICES") != "1":
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path / "redis", password="the-right-one")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_doctor_checks_the_broker_and_names_a_wrong_password(
+    tmp_path: Path, redis: RedisServer
+) -> None:
+    tiny = {"STORYLOOM_MODEL": "tiny-sdxl", "STORYLOOM_DEVICE": "cpu", "STORYLOOM_QUEUE": "redis"}
+    wrong = redis.url.replace("the-right-one", "a-wrong-one")
+    refused = doctor(tmp_path, **tiny, STORYLOOM_REDIS_URL=wrong)
+    assert refused.returncode == 1
+    assert "✗ broker     Redis at redis://127.0.0.1:" in refused.stdout
+    assert "refused the password in STORYLOOM_REDIS_URL" in refused.stdout
+    assert "a-wrong-one" not in refused.stdout + refused.stderr
+
+    answered = doctor(tmp_path, **tiny, STORYLOOM_REDIS_URL=redis.url)
+    assert answered.returncode == 0, answered.stdout
+    assert "✓ broker     Redis at redis://127.0.0.1:" in answered.stdout
+    assert "SQLite database is shared only by processes on this machine" in answered.stdout
+    assert "the-right-one" not in answered.stdout + answered.stderr

@@ -21,7 +21,7 @@ from storyloom.story import service
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
-from storyloom.story.service import Deps, utc_now
+from storyloom.story.service import Deps
 
 HELP = """commands:
   /story new TITLE             start a story in this thread
@@ -29,6 +29,7 @@ HELP = """commands:
   /story edit N TEXT | remove N | move N M | undo | list [PAGE]
   /story cast NAME: DESCRIPTION
   /story look NAME | reroll NAME   render a character sheet, then lock it
+  /story redraw N              draw beat N's panel again (later pages keep it)
   /story style NAME | render [A-B] | clip [A-B] | status | cancel [JOB] | export | delete
   /as NAME      speak as another member       /thread NAME   move to another thread
   /help  /quit"""
@@ -113,7 +114,8 @@ class Console:
 
     async def _story(self, sub: str, text: str) -> None:
         d, a, say = self.deps, self.actor, self.write
-        args = shlex.split(text) if sub in ("move", "remove", "render", "clip", "list") else []
+        splits = ("move", "remove", "render", "clip", "list", "redraw")
+        args = shlex.split(text) if sub in splits else []
         if sub == "new":
             story = await service.new_story(d, a, text or "Untitled")
             say(f"new story “{escape_plain(story.title)}” (style {story.style})")
@@ -156,6 +158,9 @@ class Console:
             state = result.character.lock_state
             queued = f"; sheet job #{result.job.id} queued" if result.job else ""
             say(f"{escape_plain(result.character.name)}: {state}{queued}")
+        elif sub == "redraw":
+            job = await service.reroll_panel(d, a, _int(_first(args), "/story redraw N"))
+            say(f"redraw job #{job.id} queued{await self._place(job.id)}")
         elif sub == "style":
             story = await service.set_style(d, a, text)
             say(f"style is now {story.style}")
@@ -182,7 +187,7 @@ class Console:
             say(f"story “{escape_plain(story.title)}” deleted")
         else:
             raise UsageError(
-                "/story new|add|edit|remove|move|undo|list|cast|look|reroll|"
+                "/story new|add|edit|remove|move|undo|list|cast|look|reroll|redraw|"
                 "style|render|clip|status|cancel|export|delete"
             )
 
@@ -193,9 +198,9 @@ def _first(args: list[str]) -> str:
 
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
-    from storyloom.generation.renderer import StoryRenderer
-    from storyloom.jobs.admission import JobAdmission, head_of_line, positions
-    from storyloom.jobs.local import JobEvent, LocalWorker
+    from storyloom.jobs.admission import JobAdmission
+    from storyloom.jobs.events import JobEvent
+    from storyloom.jobs.runtime import job_runtime
     from storyloom.storage import open_database, upgrade_database
 
     def write(text: str) -> None:
@@ -212,36 +217,28 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             write(f"job #{job.id} failed: {event.error}")
         elif event.progress is not None:
             write(f"job #{job.id} {event.progress.describe()}")
-        else:
+        elif event.status == JobStatus.RUNNING:
+            # places are shown when asked (status); a cancel, by the command that made it
             write(f"job #{job.id} {event.status}")
 
     out_dir = Path(settings.output_dir).resolve()
     await upgrade_database(settings.database_url)
-    async with open_database(settings.database_url) as db:
-        worker = LocalWorker(
-            db,
-            lambda: StoryRenderer.from_settings(settings),
-            out_dir,
-            notify,
-            clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
-            pick_next=head_of_line,
-        )
+    async with (
+        open_database(settings.database_url) as db,
+        job_runtime(settings, db, notify) as jobs,
+    ):
         deps = Deps(
             db=db,
-            queue=worker,
+            queue=jobs.queue,
             styles=STYLE_NAMES,
             default_style=settings.style,
             admit_job=JobAdmission(),
         )
-        console = Console(deps, write, places=lambda: positions(db, utc_now()))
+        console = Console(deps, write, places=jobs.places)
         write(f"storyloom console — outputs go to {out_dir}; type /help")
-        running = asyncio.create_task(worker.run())
-        try:
-            read: Callable[[], Awaitable[str]] = lambda: asyncio.to_thread(stdin.readline)  # noqa: E731
-            while line := await read():
-                if not await console.handle(line):
-                    break
-            await worker.drain()
-        finally:
-            running.cancel()
+        read: Callable[[], Awaitable[str]] = lambda: asyncio.to_thread(stdin.readline)  # noqa: E731
+        while line := await read():
+            if not await console.handle(line):
+                break
+        await jobs.drain()
     return 0

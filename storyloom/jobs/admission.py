@@ -58,4 +58,4 @@ async def positions(db: SqlDatabase, now: datetime) -> dict[int, int]:
 
 async def store_progress(uow: UnitOfWork, job_id: int, progress: JobProgress) -> None:
     """Write a running job's progress to its row (`LocalWorker.store_progress`)."""
-    await write_progress(_session(uow), job_id, progress.percent, progress.describe())
+    await write_progress(_session(uow), job_id, progress.percent, progress.to_json())

@@ -42,7 +42,7 @@ def beat_panels(beats: Sequence[Beat], cast: Sequence[Character]) -> list[PanelS
         shown = tuple(names[key] for n in parsed.characters if (key := name_key(n)) in names)
         # a beat with only a caption still needs a picture: draw its narration
         scene = parsed.scene or parsed.narration or parsed.caption
-        panels.append(PanelSpec(beat.position, scene, shown))
+        panels.append(PanelSpec(beat.position, scene, shown, beat.variant))
     return panels
 
 
@@ -98,6 +98,11 @@ def render_job(
         )
         for beat, spec, panel in zip(work.beats, panels, rendered, strict=True)
     ]
+    if job.kind == JobKind.PANEL:
+        # one panel drawn again: the picture later pages will show for this beat
+        path = out / f"panel-{work.beats[0].position}.png"
+        rendered[0].image.save(path)
+        return [path]
     if job.kind == JobKind.CLIP:
         clip = build_clip(page_panels, out / "story.mp4", ClipSpec(budget_bytes=clip_budget_bytes))
         return [clip.path]

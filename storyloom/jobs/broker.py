@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
-from storyloom.jobs.local import LocalWorker
-
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
+
+    # for types only: jobs.local imports the renderer (torch), which a bot sending jobs
+    # to Redis does not need
+    from storyloom.jobs.local import LocalWorker
 
 log = logging.getLogger(__name__)
 

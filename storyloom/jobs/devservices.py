@@ -63,22 +63,26 @@ class RedisServer:
     """A redis-server in a folder of its own, with an append-only file so a restart keeps
     the stream and its consumer group, as a production Redis would."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, password: str | None = None) -> None:
         if REDIS_SERVER is None:
             raise RuntimeError("redis-server is not installed")
         self.folder = folder
         self.port = free_port()
+        self.password = password  # with one, clients must AUTH (as a production Redis)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
         assert REDIS_SERVER is not None
         self.folder.mkdir(parents=True, exist_ok=True)
         args = [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1"]
         args += ["--dir", str(self.folder), "--save", "", "--appendonly", "yes"]
+        if self.password:
+            args += ["--requirepass", self.password]
         log = (self.folder / "redis.log").open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         wait_until(self._answers, 10, "redis-server to accept connections")
@@ -93,7 +97,7 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
                 s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+                return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # NOAUTH: up, locked
         except OSError:
             return False
 

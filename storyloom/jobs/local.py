@@ -1,9 +1,11 @@
-"""The in-process worker of the embedded default: one job at a time, off the event loop.
+"""The job runner: one job at a time, rendering off the event loop.
 
-It is the `JobQueue` the service submits to. The job row is the record: the worker reads
-the job and its story back from the database, skips a job cancelled while it waited,
-marks it running, renders in a thread (so the chat loop never stalls), and marks it
-done or failed. The renderer is loaded on the first job, once per process.
+In the embedded default it is the `JobQueue` the service submits to; in the distributed mode
+`storyloom worker` feeds it the jobs Redis delivers. The job row is the record: the worker
+reads the job and its story back from the database, skips a job cancelled while it waited,
+marks it running, renders in a thread (so the chat loop never stalls), and marks it done
+(with its result's file names) or failed. The renderer is loaded on the first job, once per
+process.
 """
 
 from __future__ import annotations
@@ -11,33 +13,31 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
 from storyloom.jobs.artifacts import JobInput, render_job
+from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
-from storyloom.story.model import JobKind, JobStatus, LockState, RenderJob
+from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
 
+__all__ = ["JobEvent", "LocalWorker", "Notify"]
+
 log = logging.getLogger(__name__)
 
+# A worker that loses the race for the head of the line tries the next waiting job: its
+# message stands for one waiting job, which must not be left without one (a few rounds
+# suffice: each lost race means another worker started a job).
+CLAIM_ROUNDS = 5
 
-@dataclass(frozen=True)
-class JobEvent:
-    """What a worker tells the chat side: a job's new status and, when done, its files."""
-
-    job: RenderJob
-    status: JobStatus
-    files: tuple[Path, ...] = ()
-    error: str | None = None
-    progress: JobProgress | None = None  # set on the throttled RUNNING reports of a render
-
-
-Notify = Callable[[JobEvent], Awaitable[None]]
+# Saves a done job's files where a chat side on another machine can fetch them, inside the
+# transaction that marks it done (jobs/artifact_store.save_files).
+SaveFiles = Callable[[UnitOfWork, int, Sequence[Path]], Awaitable[None]]
 
 
 @dataclass
@@ -63,6 +63,11 @@ class LocalWorker:
     # Writes a report to the job row (jobs/admission.store_progress), so a chat side in
     # another process can show it. None: reports go to `notify` only.
     store_progress: Callable[[UnitOfWork, int, JobProgress], Awaitable[None]] | None = None
+    save_files: SaveFiles | None = None  # None: the chat side reads files from out_dir
+    # Graceful stop (ops/shutdown.py): once `stopping()` is true, a running render stops at
+    # its next step and `hand_back(job)` returns the job to the line (it is not cancelled).
+    stopping: Callable[[], bool] = lambda: False
+    hand_back: Callable[[RenderJob], Awaitable[None]] | None = None
     _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
@@ -90,38 +95,14 @@ class LocalWorker:
 
     async def process(self, job_id: int) -> None:
         """Run one job: read it, mark it running, render off the loop, record the outcome."""
-        # 1. read the job back; one cancelled while queued never starts, one done is not
-        #    redone (a redelivery), one running elsewhere is left to its live worker
-        now = utc_now()
-        async with self.db.writing() as uow:
-            job = await uow.jobs.find(job_id)
-            if self.pick_next is not None and not (job and self._taken_over(job, now)):
-                head = await self.pick_next(uow, now)
-                job = None if head is None else await uow.jobs.find(head)
-            if job is None or not self._may_start(job, now):
-                return
-            story = await uow.stories.by_id(job.story_id)
-            if story is None:
-                return
-            if job.attempts >= self.max_attempts:
-                error = f"stopped after {job.attempts} attempts: each one lost its worker"
-                await uow.jobs.set_status(job.id, JobStatus.FAILED, now, error=error)
-                gave_up = True
-            else:
-                gave_up = False
-                total = await uow.beats.count(story.id)
-                first, last = job.first_position or 1, job.last_position or total
-                beats = await uow.beats.page(story.id, first - 1, last - first + 1)
-                cast = await uow.characters.list(story.id)
-                if not await uow.jobs.claim(job.id, job, now):
-                    return  # another worker started it between our read and this write
-        if gave_up:
-            await self.notify(JobEvent(job, JobStatus.FAILED, error=error))
+        # 1. read the job back and claim it (see `_start`)
+        started = await self._start(job_id)
+        if started is None:
             return
+        job, work = started
         await self.notify(JobEvent(job, JobStatus.RUNNING))
 
         # 2. render in a thread; the loop keeps answering chat commands meanwhile
-        work = JobInput(job, story, beats, cast)
         beating = asyncio.create_task(self._heartbeat(job.id))
         loop = asyncio.get_running_loop()
         try:
@@ -132,6 +113,10 @@ class LocalWorker:
                 self._meter(work, loop),
             )
         except RenderCancelled:
+            if self.hand_back is not None and self.stopping():  # ops: a stop, not a cancel
+                self._finished.add(job.id)  # a late progress report must not follow it
+                await self.hand_back(job)
+                return
             await self._finish(job, JobStatus.CANCELLED)
             return
         except Exception as error:
@@ -148,6 +133,54 @@ class LocalWorker:
                     job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
                 )
         await self._finish(job, JobStatus.DONE, files=tuple(files))
+
+    async def _start(self, job_id: int) -> tuple[RenderJob, JobInput] | None:
+        """Claim the job to run for this delivery and read what it renders; None if there is
+        none. One cancelled while queued never starts, one done is not redone (a
+        redelivery), one running elsewhere is left to its live worker; with a fair line,
+        the job whose turn it is starts instead of the one named."""
+        for _ in range(CLAIM_ROUNDS):
+            if self.stopping():
+                return None  # the job stays queued for whoever serves the line next
+            now = utc_now()
+            async with self.db.writing() as uow:
+                job = await uow.jobs.find(job_id)
+                if self.pick_next is not None and not (job and self._taken_over(job, now)):
+                    head = await self.pick_next(uow, now)
+                    job = None if head is None else await uow.jobs.find(head)
+                if job is None or not self._may_start(job, now):
+                    return None
+                story = await uow.stories.by_id(job.story_id)
+                if story is None:
+                    return None
+                if job.attempts >= self.max_attempts:
+                    error = f"stopped after {job.attempts} attempts: each one lost its worker"
+                    await uow.jobs.set_status(job.id, JobStatus.FAILED, now, error=error)
+                    failed = job
+                else:
+                    failed = None
+                    beats, cast = await self._inputs(uow, job, story)
+                    if not await uow.jobs.claim(job.id, job, now):
+                        # another worker started it between our read and this write (on
+                        # PostgreSQL two can read the same head): try the next one
+                        if self.pick_next is None:
+                            return None
+                        continue
+            if failed is not None:
+                await self.notify(JobEvent(failed, JobStatus.FAILED, error=error))
+                return None
+            return job, JobInput(job, story, beats, cast)
+        log.warning("job %s: lost the claim %d times; its message is dropped", job_id, CLAIM_ROUNDS)
+        return None
+
+    @staticmethod
+    async def _inputs(
+        uow: UnitOfWork, job: RenderJob, story: Story
+    ) -> tuple[Sequence[Beat], Sequence[Character]]:
+        total = await uow.beats.count(story.id)
+        first, last = job.first_position or 1, job.last_position or total
+        beats = await uow.beats.page(story.id, first - 1, last - first + 1)
+        return beats, await uow.characters.list(story.id)
 
     def _may_start(self, job: RenderJob, now: datetime) -> bool:
         return job.status == JobStatus.QUEUED or self._taken_over(job, now)
@@ -227,6 +260,8 @@ class LocalWorker:
 
         def check() -> bool:
             nonlocal last
+            if self.hand_back is not None and self.stopping():  # ops: stopping (see above)
+                return True
             if time.monotonic() - last < every:
                 return False
             last = time.monotonic()
@@ -248,6 +283,9 @@ class LocalWorker:
                 # cancelled while it rendered: the member's cancel wins over a late result
                 status, files, error = JobStatus.CANCELLED, (), None
             else:
-                await uow.jobs.set_status(job.id, status, utc_now(), error=error)
+                if files and self.save_files is not None:
+                    await self.save_files(uow, job.id, files)
+                names = [path.name for path in files]
+                await uow.jobs.set_status(job.id, status, utc_now(), error=error, files=names)
         self._finished.add(job.id)
         await self.notify(JobEvent(job, status, files, error))

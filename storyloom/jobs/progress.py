@@ -8,11 +8,14 @@ the last one), with an estimate of the time left from the pace so far.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from storyloom.generation.renderer import Progress
+if TYPE_CHECKING:  # the renderer needs torch; the chat side only reads progress
+    from storyloom.generation.renderer import Progress
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,23 @@ class JobProgress:
     def percent(self) -> int:
         """Whole percent done."""
         return 100 * self.done // self.total if self.total else 0
+
+    def to_json(self) -> str:
+        """The compact form kept on the job row (well under its 200 characters)."""
+        eta = None if self.eta_s is None else round(self.eta_s, 1)
+        return json.dumps(asdict(self) | {"eta_s": eta}, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobProgress:
+        """Read back `to_json`."""
+        fields = json.loads(text)
+        return cls(
+            int(fields["done"]),
+            int(fields["total"]),
+            int(fields["panel"]),
+            int(fields["panels"]),
+            None if fields["eta_s"] is None else float(fields["eta_s"]),
+        )
 
     def describe(self) -> str:
         """One short line for a status message."""

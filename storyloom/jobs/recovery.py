@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import timedelta
 
-from storyloom.story.model import RenderJob
+from storyloom.story.model import JobStatus, RenderJob
 from storyloom.story.ports import Database, JobQueue
 from storyloom.story.service import utc_now
 
@@ -20,7 +20,7 @@ async def pending_posts(db: Database) -> Sequence[RenderJob]:
 async def mark_posted(db: Database, job_id: int) -> bool:
     """Record that the job's result was posted; False if it already was (post nothing)."""
     async with db.writing() as uow:
-        return await uow.jobs.mark_posted(job_id, utc_now())
+        return await uow.jobs.mark_posted(job_id)
 
 
 async def requeue_stale(
@@ -38,4 +38,12 @@ async def requeue_stale(
         stale = await uow.jobs.stale(now - queued_for, now - heartbeat_lost_for)
     for job in stale:  # after the read committed: never await the broker inside it
         await queue.submit(job.id)
+    waiting = [job.id for job in stale if job.status == JobStatus.QUEUED]
+    if waiting:
+        # sent again now: not stale again before another `queued_for` (a long line must not
+        # be re-sent on every round); running ones are not touched, that would fake a
+        # heartbeat and keep the next worker from taking them over
+        async with db.writing() as uow:
+            for job_id in waiting:
+                await uow.jobs.touch_queued(job_id, now)
     return [job.id for job in stale]

@@ -13,14 +13,20 @@ import logging
 import signal
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line
-from storyloom.jobs.broker import BrokerOptions, bind_worker, redis_broker, send_noops
+from storyloom.jobs.admission import head_of_line, store_progress
+from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
+from storyloom.jobs.result_files import save_files
+from storyloom.ops.shutdown import GracefulStop
+
+if TYPE_CHECKING:
+    from storyloom.ops.server import Ops
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +38,20 @@ async def log_event(event: JobEvent) -> None:
     log.info("job %s %s%s", event.job.id, event.status, f": {event.error}" if event.error else "")
 
 
-async def run_worker(settings: Settings, options: BrokerOptions | None = None) -> None:
-    """Serve render jobs from Redis until SIGTERM or SIGINT; the job in hand is finished first."""
+async def run_worker(
+    settings: Settings, options: BrokerOptions | None = None, ops: Ops | None = None
+) -> None:
+    """Serve render jobs from Redis until SIGTERM or SIGINT; the job in hand is finished
+    within `stop_grace_s`, or handed back (ops/shutdown.py)."""
     from storyloom.generation.renderer import StoryRenderer
     from storyloom.storage import open_database
 
     options = options or BrokerOptions()
     stop = asyncio.Event()
+    stopping = GracefulStop(stop, settings.stop_grace_s, ops)  # ops: finish or hand back
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, stopping.request)
 
     # loaded before the first job, so a broken model fails the worker at start, not a job
     renderer = await asyncio.to_thread(StoryRenderer.from_settings, settings)
@@ -50,19 +60,25 @@ async def run_worker(settings: Settings, options: BrokerOptions | None = None) -
             db,
             lambda: renderer,
             Path(settings.output_dir).resolve(),
-            log_event,
+            log_event if ops is None else ops.metrics.timed(log_event),  # ops: render seconds
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
             take_over_after=timedelta(seconds=options.take_over_after_s),
             heartbeat_seconds=options.heartbeat_s,
             pick_next=head_of_line,
-            # No store_progress yet: writing progress to the row measured +180 ms per job on
-            # SQLite (benchmarks/jobs.py, write contention with the job's own updates).
+            # the bot runs elsewhere: it reads progress and result files from the database
+            store_progress=store_progress,
+            save_files=save_files,
+            stopping=stopping.requested,  # ops: a stop interrupts the render, and the job
+            hand_back=stopping.hand_back,  # goes back to the line
         )
         broker = redis_broker(options)
+        stopping.bind(db, TaskiqQueue(broker))  # ops
         bind_worker(broker, worker)
         broker.is_worker_process = True
         ticker = asyncio.create_task(send_noops(broker, options.noop_every_s, stop))
         log.info("worker ready: jobs from %s on %s", options.stream, _without_password(options))
+        if ops is not None:
+            ops.ready = True
         try:
             await receive(broker, stop)
         finally:
@@ -72,6 +88,7 @@ async def run_worker(settings: Settings, options: BrokerOptions | None = None) -
                 await broker.shutdown()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+            stopping.close()  # ops
     log.info("worker stopped")
 
 

@@ -19,7 +19,7 @@ async def write_progress(session: AsyncSession, job_id: int, percent: int, text:
 
 
 async def read_progress(session: AsyncSession, job_id: int) -> tuple[int, str] | None:
-    """(percent, line) of the job's last recorded progress, or None if there is none."""
+    """(percent, report) of the job's last recorded progress, or None if there is none."""
     query = select(RenderJobRow.progress_percent, RenderJobRow.progress_text).where(
         RenderJobRow.id == job_id
     )

@@ -3,6 +3,7 @@ the story by workspace, channel and thread), so nothing crosses threads."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
@@ -45,7 +46,7 @@ def _story(row: StoryRow) -> Story:
 def _beat(row: BeatRow) -> Beat:
     return Beat(
         row.id, row.story_id, row.position, row.author_id, row.author_name, row.text,
-        row.created_at, row.edited_at,
+        row.created_at, row.edited_at, row.variant,
     )  # fmt: skip
 
 
@@ -56,7 +57,8 @@ def _character(row: CharacterRow) -> Character:
     )  # fmt: skip
 
 
-def _job(row: RenderJobRow) -> RenderJob:
+def job_value(row: RenderJobRow) -> RenderJob:
+    """The core's value of a job row."""
     return RenderJob(
         id=row.id,
         story_id=row.story_id,
@@ -72,6 +74,8 @@ def _job(row: RenderJobRow) -> RenderJob:
         error=row.error,
         attempts=row.attempts,
         posted=row.posted,
+        status_ref=row.status_ref,
+        result_files=tuple(json.loads(row.result_files)) if row.result_files else (),
     )
 
 
@@ -211,6 +215,12 @@ class SqlBeats:
         parked = (BeatRow.story_id == story_id) & (BeatRow.position == 0)
         await self._session.execute(update(BeatRow).where(parked).values(position=to_position))
 
+    async def set_variant(self, beat_id: int, variant: int) -> None:
+        """Record the panel's re-roll count."""
+        await self._session.execute(
+            update(BeatRow).where(BeatRow.id == beat_id).values(variant=variant)
+        )
+
     async def _shift(self, story_id: int, which: Any, by: int) -> None:
         # Two passes through negative numbers: the unique (story, position) pair is checked
         # row by row, so shifting in place would collide with a neighbour mid-update.
@@ -273,6 +283,11 @@ class SqlCharacters:
         )
 
 
+_ENDED = RenderJobRow.status.in_(
+    [JobStatus.DONE.value, JobStatus.FAILED.value, JobStatus.CANCELLED.value]
+)
+
+
 class SqlJobs:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
@@ -292,7 +307,7 @@ class SqlJobs:
         )  # fmt: skip
         self._session.add(row)
         await self._session.flush()
-        return _job(row)
+        return job_value(row)
 
     async def get(self, story_id: int, job_id: int) -> RenderJob | None:
         """The job, only if it belongs to this story."""
@@ -300,7 +315,7 @@ class SqlJobs:
             RenderJobRow.id == job_id, RenderJobRow.story_id == story_id
         )
         row = (await self._session.execute(query)).scalar_one_or_none()
-        return None if row is None else _job(row)
+        return None if row is None else job_value(row)
 
     async def recent(self, story_id: int, limit: int) -> Sequence[RenderJob]:
         """Newest first."""
@@ -310,21 +325,33 @@ class SqlJobs:
             .order_by(RenderJobRow.id.desc())
             .limit(limit)
         )
-        return [_job(row) for row in (await self._session.execute(query)).scalars()]
+        return [job_value(row) for row in (await self._session.execute(query)).scalars()]
 
     async def find(self, job_id: int) -> RenderJob | None:
         """A job by id alone (workers receive nothing else)."""
         row = await self._session.get(RenderJobRow, job_id)
-        return None if row is None else _job(row)
+        return None if row is None else job_value(row)
 
     async def set_status(
-        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None
-    ) -> None:
-        """Move the job to `status`, recording the reason of a failure."""
+        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None,
+        files: Sequence[str] = (),
+    ) -> None:  # fmt: skip
+        """Move the job to `status`, recording the reason of a failure or the result's files."""
         await self._session.execute(
             update(RenderJobRow)
             .where(RenderJobRow.id == job_id)
-            .values(status=status.value, updated_at=updated_at, error=error)
+            .values(
+                status=status.value,
+                updated_at=updated_at,
+                error=error,
+                result_files=json.dumps(list(files)) if files else None,
+            )
+        )
+
+    async def set_status_ref(self, job_id: int, ref: str) -> None:
+        """Record where the job's status message is."""
+        await self._session.execute(
+            update(RenderJobRow).where(RenderJobRow.id == job_id).values(status_ref=ref)
         )
 
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
@@ -346,6 +373,25 @@ class SqlJobs:
         )
         return cast(CursorResult[Any], result).rowcount == 1
 
+    async def release(self, seen: RenderJob, updated_at: datetime) -> bool:
+        """Running (on the attempt claimed after `seen`) → queued, in one conditional UPDATE."""
+        result = await self._session.execute(
+            update(RenderJobRow)
+            .where(
+                RenderJobRow.id == seen.id,
+                RenderJobRow.status == JobStatus.RUNNING.value,
+                RenderJobRow.attempts == seen.attempts + 1,
+            )
+            .values(
+                status=JobStatus.QUEUED.value,
+                attempts=seen.attempts,
+                updated_at=updated_at,
+                progress_percent=None,
+                progress_text=None,
+            )
+        )
+        return cast(CursorResult[Any], result).rowcount == 1
+
     async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
         """Touch the running job's `updated_at`."""
         await self._session.execute(
@@ -354,27 +400,38 @@ class SqlJobs:
             .values(updated_at=updated_at)
         )
 
-    async def mark_posted(self, job_id: int, updated_at: datetime) -> bool:
-        """Set `posted` once: the condition on the old value makes a second call a no-op."""
+    async def touch_queued(self, job_id: int, updated_at: datetime) -> None:
+        """Stamp a job sent again, only while it still waits."""
+        await self._session.execute(
+            update(RenderJobRow)
+            .where(RenderJobRow.id == job_id, RenderJobRow.status == JobStatus.QUEUED.value)
+            .values(updated_at=updated_at)
+        )
+
+    async def mark_posted(self, job_id: int) -> bool:
+        """Set `posted` once: the condition on the old value makes a second call a no-op.
+        (`updated_at` is left as it is: for an ended job, when it ended.)"""
         result = await self._session.execute(
             update(RenderJobRow)
-            .where(
-                RenderJobRow.id == job_id,
-                RenderJobRow.status == JobStatus.DONE.value,
-                RenderJobRow.posted.is_(False),
-            )
-            .values(posted=True, updated_at=updated_at)
+            .where(RenderJobRow.id == job_id, _ENDED, RenderJobRow.posted.is_(False))
+            .values(posted=True)
         )
         return cast(CursorResult[Any], result).rowcount == 1
 
+    async def unmark_posted(self, job_id: int) -> None:
+        """Clear `posted` so the outcome is reported again."""
+        await self._session.execute(
+            update(RenderJobRow).where(RenderJobRow.id == job_id).values(posted=False)
+        )
+
     async def unposted(self) -> Sequence[RenderJob]:
-        """Done, not yet posted, oldest first."""
+        """Ended, not yet reported, oldest first."""
         query = (
             select(RenderJobRow)
-            .where(RenderJobRow.status == JobStatus.DONE.value, RenderJobRow.posted.is_(False))
+            .where(_ENDED, RenderJobRow.posted.is_(False))
             .order_by(RenderJobRow.id)
         )
-        return [_job(row) for row in (await self._session.execute(query)).scalars()]
+        return [job_value(row) for row in (await self._session.execute(query)).scalars()]
 
     async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
         """Queued and untouched, or running without a recent heartbeat; oldest first."""
@@ -390,4 +447,4 @@ class SqlJobs:
             )
             .order_by(RenderJobRow.id)
         )
-        return [_job(row) for row in (await self._session.execute(query)).scalars()]
+        return [job_value(row) for row in (await self._session.execute(query)).scalars()]

@@ -55,7 +55,8 @@ class JobKind(StrEnum):
     PAGE = "page"
     CLIP = "clip"
     SHEET = "sheet"
-    REROLL = "reroll"
+    REROLL = "reroll"  # a character's new look (a new seed and sheet)
+    PANEL = "panel"  # one beat's panel drawn again (its variant went up)
 
 
 class JobStatus(StrEnum):
@@ -96,6 +97,7 @@ class Beat:
     text: str
     created_at: datetime
     edited_at: datetime | None = None
+    variant: int = 0  # re-rolls of its panel so far: part of the panel's seed
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,11 @@ class RenderJob:
     character_id: int | None = None
     error: str | None = None
     attempts: int = 0  # how many times a worker has started it (a redelivery adds one)
-    posted: bool = False  # whether the chat side has posted its result (exactly once)
+    # whether the chat side has reported its outcome (posted the result, or said it failed
+    # or was cancelled): exactly once
+    posted: bool = False
+    status_ref: str | None = None  # where the chat side shows its status (adapter's format)
+    result_files: tuple[str, ...] = ()  # names of the result's files, main result first
 
 
 @dataclass(frozen=True)

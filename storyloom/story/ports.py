@@ -99,6 +99,10 @@ class BeatRepository(Protocol):
         """Move a beat, shifting the beats in between by one."""
         ...
 
+    async def set_variant(self, beat_id: int, variant: int) -> None:
+        """Record how many times the beat's panel has been re-rolled."""
+        ...
+
 
 class CharacterRepository(Protocol):
     async def list(self, story_id: int) -> Sequence[Character]:
@@ -163,9 +167,20 @@ class JobRepository(Protocol):
         ...
 
     async def set_status(
-        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None
+        self,
+        job_id: int,
+        status: JobStatus,
+        updated_at: datetime,
+        *,
+        error: str | None = None,
+        files: Sequence[str] = (),
     ) -> None:
-        """Move a job to `status` (with the reason, for a failed job)."""
+        """Move a job to `status` (with the reason, for a failed job; the result's file
+        names, for a done one)."""
+        ...
+
+    async def set_status_ref(self, job_id: int, ref: str) -> None:
+        """Record where the chat side shows the job's status message."""
         ...
 
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
@@ -173,16 +188,31 @@ class JobRepository(Protocol):
         and attempts of `seen` (so two workers cannot both start it); whether it did."""
         ...
 
+    async def release(self, seen: RenderJob, updated_at: datetime) -> bool:
+        """Put a job this worker claimed (`seen`: its row as read before the claim) back in
+        line, its attempt not counted: a stop is not a lost worker. False if the row has
+        moved on (cancelled, ended, or taken over by another worker)."""
+        ...
+
     async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
         """Touch a running job's `updated_at`: its worker is alive."""
         ...
 
-    async def mark_posted(self, job_id: int, updated_at: datetime) -> bool:
-        """Record that a done job's result was posted; False if it already was."""
+    async def touch_queued(self, job_id: int, updated_at: datetime) -> None:
+        """Set a still-queued job's `updated_at` (it was just sent again)."""
+        ...
+
+    async def mark_posted(self, job_id: int) -> bool:
+        """Record that an ended job's outcome was reported; False if it already was (or the
+        job has not ended)."""
+        ...
+
+    async def unmark_posted(self, job_id: int) -> None:
+        """Undo `mark_posted`: reporting failed, so it is to be tried again."""
         ...
 
     async def unposted(self) -> Sequence[RenderJob]:
-        """Done jobs whose result has not been posted yet, oldest first."""
+        """Ended jobs whose outcome has not been reported yet, oldest first."""
         ...
 
     async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:

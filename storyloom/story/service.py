@@ -335,6 +335,29 @@ async def clip(
     return await _request(deps, actor, JobKind.CLIP, first, last)
 
 
+async def reroll_panel(deps: Deps, actor: Actor, position: int) -> RenderJob:
+    """Draw one beat's panel again with a new seed (its author, the owner or a moderator);
+    later pages keep the new panel."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        beat = await rules.load_beat(uow, story, position)
+        rules.require_author(actor, story, beat, "re-roll")
+        if deps.admit_job is not None:
+            await deps.admit_job(uow, actor)
+        await uow.beats.set_variant(beat.id, beat.variant + 1)
+        job = await uow.jobs.add(
+            story.id,
+            JobKind.PANEL,
+            actor.member_id,
+            actor.display_name,
+            deps.clock(),
+            first_position=position,
+            last_position=position,
+        )
+    await deps.queue.submit(job.id)
+    return job
+
+
 async def status(deps: Deps, actor: Actor) -> StoryOverview:
     """The story, its size, its cast and its most recent jobs."""
     async with deps.db.reading() as uow:

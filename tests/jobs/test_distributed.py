@@ -1,19 +1,22 @@
 """The distributed mode for real: a redis-server started here, `run_worker` child processes
-with the tiny model, and one SQLite file shared by path."""
+with the tiny model, one SQLite file shared by path, and the bot side's `job_runtime`
+(queue = redis) with its own output folder, told everything through the database."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
+from storyloom.config import load_settings
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.broker import TaskiqQueue, redis_broker
 from storyloom.jobs.devservices import (
     REDIS_SERVER,
     RedisServer,
@@ -21,8 +24,12 @@ from storyloom.jobs.devservices import (
     fast_options,
     tiny_settings,
 )
+from storyloom.jobs.events import JobEvent
 from storyloom.jobs.recovery import pending_posts
+from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage.job_watch import load_artifacts
+from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
@@ -31,6 +38,7 @@ if REDIS_SERVER is None and os.environ.get("STORYLOOM_TEST_REQUIRE_SERVICES") !=
     pytest.skip("redis-server is not installed", allow_module_level=True)
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -49,23 +57,55 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+class Recorder:
+    """The bot side's notifier: every event it is told."""
+
+    def __init__(self) -> None:
+        self.events: list[JobEvent] = []
+
+    async def __call__(self, event: JobEvent) -> None:
+        self.events.append(event)
+
+    def finals(self, job_id: int) -> list[JobEvent]:
+        return [e for e in self.events if e.job.id == job_id and not e.status.active]
+
+
 @dataclass
 class Cluster:
-    """The bot side of one test: the database, a producer broker and the workers."""
+    """The bot side of one test (its database, job runtime and notifier) and the workers."""
 
     folder: Path
     db: SqlDatabase
-    deps: Deps
     redis: RedisServer
     models: Path
     url: str
     workers: list[WorkerProcess]
+    deps: Deps | None = None
+    seen: Recorder | None = None
 
     def start_worker(self, name: str, steps: int = 2) -> WorkerProcess:
         settings = tiny_settings(self.folder, self.url, self.models, steps)
         worker = WorkerProcess(name, self.folder, settings, fast_options(self.redis.url))
         self.workers.append(worker)
         return worker
+
+    @asynccontextmanager
+    async def bot(self) -> AsyncIterator[Recorder]:
+        """A bot process's jobs side (queue = redis), with its own output folder: results
+        reach it through the database, not a shared disk."""
+        settings = load_settings(queue="redis", output_dir=self.folder / "bot-out")
+        seen = Recorder()
+        options = fast_options(self.redis.url)
+        async with job_runtime(settings, self.db, seen, options=options, watch_every_s=0.1) as jobs:
+            self.deps, self.seen = Deps(self.db, jobs.queue, STYLE_NAMES, "comic"), seen
+            try:
+                yield seen
+            finally:
+                self.deps = self.seen = None
+
+    async def render(self) -> RenderJob:
+        assert self.deps is not None, "no bot is running"
+        return await service.render(self.deps, ANN)
 
     async def job(self, job_id: int) -> RenderJob:
         async with self.db.reading() as uow:
@@ -79,81 +119,128 @@ class Cluster:
                 await asyncio.sleep(0.1)
             return job
 
-        logs = "\n".join(f"--- {w.log.name}\n{w.text()[-3000:]}" for w in self.workers)
+        return await self._within(reached(), timeout, f"job {job_id} never reached {status}")
+
+    async def reported(self, seen: Recorder, job_id: int, timeout: float = 30) -> JobEvent:
+        async def told() -> JobEvent:
+            while not seen.finals(job_id):
+                await asyncio.sleep(0.05)
+            return seen.finals(job_id)[0]
+
+        return await self._within(told(), timeout, f"job {job_id} was never reported")
+
+    async def _within(self, waiting: Awaitable[T], timeout: float, what: str) -> T:
         try:
-            return await asyncio.wait_for(reached(), timeout)
+            return await asyncio.wait_for(waiting, timeout)
         except TimeoutError:
-            raise AssertionError(f"job {job_id} never reached {status}:\n{logs}") from None
+            logs = "\n".join(f"--- {w.log.name}\n{w.text()[-3000:]}" for w in self.workers)
+            raise AssertionError(f"{what}:\n{logs}") from None
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path, redis: RedisServer, models: Path) -> AsyncIterator[Cluster]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
     await upgrade_database(url)
-    broker = redis_broker(fast_options(redis.url))
-    await broker.startup()
     async with open_database(url) as db:
-        deps = Deps(db, TaskiqQueue(broker), STYLE_NAMES, "comic")
-        await service.new_story(deps, ANN, "Lighthouse")
-        await service.cast_character(deps, ANN, "Mira", "a girl with red hair")
-        await service.add_beat(deps, ANN, "[Mira] walks on a beach")
-        await service.add_beat(deps, ANN, "[mira] climbs the stairs")
-        running = Cluster(tmp_path, db, deps, redis, models, url, [])
+        offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
+        await service.new_story(offline, ANN, "Lighthouse")
+        await service.cast_character(offline, ANN, "Mira", "a girl with red hair")
+        await service.add_beat(offline, ANN, "[Mira] walks on a beach")
+        await service.add_beat(offline, ANN, "[mira] climbs the stairs")
+        running = Cluster(tmp_path, db, redis, models, url, [])
         try:
             yield running
         finally:
             for worker in running.workers:
                 if worker.process.poll() is None:
                     worker.terminate()
-            await broker.shutdown()
 
 
-async def test_a_job_sent_through_redis_is_rendered_by_a_worker_process(cluster: Cluster) -> None:
+class Unsent:
+    async def submit(self, job_id: int) -> None:
+        return None
+
+
+async def stored_files(db: SqlDatabase, job_id: int) -> dict[str, bytes]:
+    async with db.reading() as uow:
+        assert isinstance(uow, SqlUnitOfWork)
+        return await load_artifacts(uow.session, job_id)
+
+
+async def test_a_job_sent_through_redis_is_rendered_elsewhere_and_posted_here(
+    cluster: Cluster,
+) -> None:
     worker = cluster.start_worker("w1")
     worker.wait_ready()
-    job = await service.render(cluster.deps, ANN)
-    done = await cluster.wait_for(job.id, JobStatus.DONE, timeout=30)
-    assert done.attempts == 1
-    assert (cluster.folder / "out" / f"job-{job.id}" / "story-page-01.png").is_file()
-    assert [j.id for j in await pending_posts(cluster.db)] == [job.id]
+    async with cluster.bot() as seen:
+        job = await cluster.render()
+        done = await cluster.reported(seen, job.id)
+    assert done.status == JobStatus.DONE and done.job.attempts == 1
+    names = ["story-page-01.png", "story.pdf", "story.zip"]
+    assert [f.name for f in done.files] == names
+    bot_copy = cluster.folder / "bot-out" / f"job-{job.id}"
+    worker_copy = cluster.folder / "out" / f"job-{job.id}"
+    assert all(f.parent == bot_copy for f in done.files)
+    assert [f.read_bytes() for f in done.files] == [(worker_copy / n).read_bytes() for n in names]
+    assert await stored_files(cluster.db, job.id) == {}  # posted: the database forgot them
+    assert await pending_posts(cluster.db) == []
     assert worker.terminate() == 0  # SIGTERM: a clean exit
     assert "worker stopped" in worker.text()
 
 
-async def test_a_job_whose_worker_is_killed_finishes_on_the_other_worker_once(
+async def test_a_job_whose_worker_is_killed_finishes_on_the_other_and_is_posted_once(
     cluster: Cluster,
 ) -> None:
     first, second = cluster.start_worker("w1", steps=40), cluster.start_worker("w2", steps=40)
     first.wait_ready()
     second.wait_ready()
-    job = await service.render(cluster.deps, ANN)
-    await cluster.wait_for(job.id, JobStatus.RUNNING, timeout=10)
-    running = f"job {job.id} running"
-    owner = first if first.has_line(running) else second
-    other = second if owner is first else first
-    await asyncio.sleep(0.5)  # in the middle of the render
-    assert (await cluster.job(job.id)).status == JobStatus.RUNNING
-    owner.kill()
-
-    done = await cluster.wait_for(job.id, JobStatus.DONE, timeout=40)
-    assert done.attempts == 2
+    async with cluster.bot() as seen:
+        job = await cluster.render()
+        await cluster.wait_for(job.id, JobStatus.RUNNING, timeout=10)
+        running = f"job {job.id} running"
+        owner = first if first.has_line(running) else second
+        other = second if owner is first else first
+        await asyncio.sleep(0.5)  # in the middle of the render
+        assert (await cluster.job(job.id)).status == JobStatus.RUNNING
+        owner.kill()
+        done = await cluster.reported(seen, job.id, timeout=40)
+        await asyncio.sleep(1.0)  # the watcher keeps polling: still one report
+    assert done.status == JobStatus.DONE and done.job.attempts == 2
+    assert len(seen.finals(job.id)) == 1
     assert other.has_line(running)
     assert other.text().count(f"job {job.id} done") == 1
     assert f"job {job.id} done" not in owner.text()
-    assert [j.id for j in await pending_posts(cluster.db)] == [job.id]
+
+
+async def test_jobs_queued_before_a_bot_restart_are_all_rendered_and_posted_once(
+    cluster: Cluster,
+) -> None:
+    async with cluster.bot() as before:
+        jobs = [await cluster.render() for _ in range(3)]  # no worker is running yet
+    assert before.events == [] or all(e.status.active for e in before.events)
+    worker = cluster.start_worker("w1")
+    worker.wait_ready()
+    await cluster.wait_for(jobs[0].id, JobStatus.DONE, timeout=30)  # while no bot runs
+    async with cluster.bot() as after:
+        reports = [await cluster.reported(after, job.id) for job in jobs]
+        await asyncio.sleep(0.5)
+    assert [r.status for r in reports] == [JobStatus.DONE] * 3
+    assert [len(after.finals(job.id)) for job in jobs] == [1, 1, 1]
+    assert all(r.files and r.files[0].is_file() for r in reports)
 
 
 async def test_workers_reconnect_after_redis_restarts(cluster: Cluster) -> None:
     worker = cluster.start_worker("w1")
     worker.wait_ready()
-    first = await service.render(cluster.deps, ANN)
-    await cluster.wait_for(first.id, JobStatus.DONE, timeout=30)
+    async with cluster.bot() as seen:
+        first = await cluster.render()
+        await cluster.reported(seen, first.id)
 
-    cluster.redis.stop()
-    # down longer than the client's retries (about 5 s): the worker loses its reader
-    await asyncio.sleep(7)
-    cluster.redis.start()
-    later = await service.render(cluster.deps, ANN)
-    await cluster.wait_for(later.id, JobStatus.DONE, timeout=30)
+        cluster.redis.stop()
+        # down longer than the client's retries (about 5 s): the worker loses its reader
+        await asyncio.sleep(7)
+        cluster.redis.start()
+        later = await cluster.render()
+        assert (await cluster.reported(seen, later.id)).status == JobStatus.DONE
     assert "lost the broker" in worker.text()
     assert worker.process.poll() is None

@@ -115,6 +115,9 @@ class FakeBeats:
         ordered.insert(to_position - 1, ordered.pop(position - 1))
         self._renumber(ordered)
 
+    async def set_variant(self, beat_id: int, variant: int) -> None:
+        self.s.beats[beat_id] = replace(self.s.beats[beat_id], variant=variant)
+
 
 class FakeCharacters:
     def __init__(self, state: State) -> None:
@@ -174,11 +177,16 @@ class FakeJobs:
         return self.s.jobs.get(job_id)
 
     async def set_status(
-        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None
-    ) -> None:
+        self, job_id: int, status: JobStatus, updated_at: datetime, *, error: str | None = None,
+        files: Sequence[str] = (),
+    ) -> None:  # fmt: skip
         self.s.jobs[job_id] = replace(
-            self.s.jobs[job_id], status=status, updated_at=updated_at, error=error
-        )
+            self.s.jobs[job_id], status=status, updated_at=updated_at, error=error,
+            result_files=tuple(files),
+        )  # fmt: skip
+
+    async def set_status_ref(self, job_id: int, ref: str) -> None:
+        self.s.jobs[job_id] = replace(self.s.jobs[job_id], status_ref=ref)
 
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
         job = self.s.jobs[job_id]
@@ -188,20 +196,35 @@ class FakeJobs:
                                       updated_at=updated_at, error=None)  # fmt: skip
         return True
 
+    async def release(self, seen: RenderJob, updated_at: datetime) -> bool:
+        job = self.s.jobs[seen.id]
+        if (job.status, job.attempts) != (JobStatus.RUNNING, seen.attempts + 1):
+            return False
+        self.s.jobs[seen.id] = replace(job, status=JobStatus.QUEUED, attempts=seen.attempts,
+                                       updated_at=updated_at)  # fmt: skip
+        return True
+
     async def heartbeat(self, job_id: int, updated_at: datetime) -> None:
         if self.s.jobs[job_id].status == JobStatus.RUNNING:
             self.s.jobs[job_id] = replace(self.s.jobs[job_id], updated_at=updated_at)
 
-    async def mark_posted(self, job_id: int, updated_at: datetime) -> bool:
+    async def touch_queued(self, job_id: int, updated_at: datetime) -> None:
+        if self.s.jobs[job_id].status == JobStatus.QUEUED:
+            self.s.jobs[job_id] = replace(self.s.jobs[job_id], updated_at=updated_at)
+
+    async def mark_posted(self, job_id: int) -> bool:
         job = self.s.jobs[job_id]
-        if job.status != JobStatus.DONE or job.posted:
+        if job.status.active or job.posted:
             return False
-        self.s.jobs[job_id] = replace(job, posted=True, updated_at=updated_at)
+        self.s.jobs[job_id] = replace(job, posted=True)
         return True
 
+    async def unmark_posted(self, job_id: int) -> None:
+        self.s.jobs[job_id] = replace(self.s.jobs[job_id], posted=False)
+
     async def unposted(self) -> Sequence[RenderJob]:
-        done = [j for j in self.s.jobs.values() if j.status == JobStatus.DONE and not j.posted]
-        return sorted(done, key=lambda j: j.id)
+        ended = [j for j in self.s.jobs.values() if not j.status.active and not j.posted]
+        return sorted(ended, key=lambda j: j.id)
 
     async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
         cutoff = {JobStatus.QUEUED: queued_before, JobStatus.RUNNING: running_before}

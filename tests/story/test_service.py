@@ -241,6 +241,31 @@ async def test_render_of_an_empty_story_is_refused(deps: Deps, queue: FakeQueue)
     assert queue.submitted == []
 
 
+async def test_a_panel_reroll_raises_the_beats_variant_and_queues_one_panel(
+    deps: Deps, queue: FakeQueue
+) -> None:
+    await _story(deps, "a", "[Mira] b", "c")
+    job = await service.reroll_panel(deps, BOB, 2)  # Bob wrote beat 2
+    assert (job.kind, job.first_position, job.last_position) == (JobKind.PANEL, 2, 2)
+    again = await service.reroll_panel(deps, ANN, 2)  # the owner may too
+    assert queue.submitted == [job.id, again.id]
+    variants = [b.variant for b in (await service.list_beats(deps, ANN)).beats]
+    assert variants == [0, 2, 0]
+
+
+async def test_a_panel_reroll_by_someone_else_or_of_no_beat_changes_nothing(
+    deps: Deps, database: FakeDatabase, queue: FakeQueue
+) -> None:
+    await _story(deps, "a")
+    before = database.commits
+    with pytest.raises(Forbidden, match="re-roll"):
+        await service.reroll_panel(deps, member("Carl"), 1)
+    with pytest.raises(NotFound, match="beats 1–1"):
+        await service.reroll_panel(deps, BOB, 2)
+    assert database.commits == before and queue.submitted == []
+    assert [b.variant for b in (await service.list_beats(deps, ANN)).beats] == [0]
+
+
 async def test_cancel_rules(deps: Deps) -> None:
     await _story(deps, "a")
     job = await service.render(deps, BOB)

@@ -22,6 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("render_jobs", schema=None) as batch_op:
         batch_op.add_column(sa.Column("status_ref", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("result_files", sa.Text(), nullable=True))
+    # `posted` now means "its outcome was reported", for every ended job: jobs that failed
+    # or were cancelled before this migration were reported by the bot that ran then
+    op.execute("UPDATE render_jobs SET posted = true WHERE status IN ('failed', 'cancelled')")
     op.create_table(
         "job_artifacts",
         sa.Column("id", sa.Integer(), nullable=False),

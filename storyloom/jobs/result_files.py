@@ -1,0 +1,57 @@
+"""A job's result files on the chat side's disk.
+
+A worker writes a job's files to `<output_dir>/job-<id>/`. In the embedded mode (or with a
+shared volume) the chat side finds them there; in the distributed mode the worker also saves
+them in the database (`save_files`), and the chat side writes them into its own output
+folder before posting, then lets the database forget them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storyloom.generation.export import write_bytes
+from storyloom.storage.job_watch import drop_artifacts, load_artifacts, save_artifacts
+from storyloom.storage.unit_of_work import SqlUnitOfWork
+from storyloom.story.model import RenderJob
+from storyloom.story.ports import Database, UnitOfWork
+
+
+def job_folder(out_dir: Path, job_id: int) -> Path:
+    """Where a job's files are written."""
+    return out_dir / f"job-{job_id}"
+
+
+async def save_files(uow: UnitOfWork, job_id: int, files: Sequence[Path]) -> None:
+    """Keep a done job's files in the database (`LocalWorker.save_files`)."""
+    await save_artifacts(_session(uow), job_id, files)
+
+
+async def local_files(db: Database, job: RenderJob, out_dir: Path) -> tuple[Path, ...]:
+    """The job's result files on this machine, in order (main result first): found in its
+    folder, or written there from the database; names with neither are left out."""
+    folder = job_folder(out_dir, job.id)
+    missing = [name for name in job.result_files if not (folder / name).is_file()]
+    if missing:
+        async with db.reading() as uow:
+            stored = await load_artifacts(_session(uow), job.id)
+        for name in missing:
+            if name in stored:
+                await asyncio.to_thread(write_bytes, folder / name, stored[name])
+    return tuple(folder / name for name in job.result_files if (folder / name).is_file())
+
+
+async def forget_files(db: Database, job_id: int) -> None:
+    """Drop the database's copy of a posted job's files."""
+    async with db.writing() as uow:
+        await drop_artifacts(_session(uow), job_id)
+
+
+def _session(uow: UnitOfWork) -> AsyncSession:
+    if not isinstance(uow, SqlUnitOfWork):
+        raise TypeError("result files are kept in the SQL database: pass a SqlUnitOfWork")
+    return uow.session

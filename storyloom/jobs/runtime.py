@@ -1,0 +1,220 @@
+"""A chat side's render jobs, in one `async with`: the queue it submits to, the watcher that
+reports job events to its notifier, and the upkeep that keeps jobs from being lost.
+
+- `queue = "embedded"` (the default): taskiq's in-memory broker delivers jobs to a worker in
+  this process, which renders them off the event loop, one at a time, in the fair order.
+- `queue = "redis"`: jobs go through Redis Streams to `storyloom worker` processes; this
+  process needs no torch. The workers save result files in the database for it.
+
+Either way the chat side learns everything from the job rows (`JobWatcher`), so the same
+notifier code serves both modes, and what ended while the bot was down is reported at start.
+Jobs that never reached a worker are sent again, at start and then every `requeue_every_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from taskiq import AsyncBroker
+
+from storyloom.config import Settings
+from storyloom.jobs.admission import head_of_line, positions, store_progress
+from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
+from storyloom.jobs.events import JobEvent, Notify
+from storyloom.jobs.recovery import requeue_stale
+from storyloom.jobs.watcher import JobWatcher
+from storyloom.ops.shutdown import return_to_queue
+from storyloom.storage.engine import SqlDatabase
+from storyloom.story.model import RenderJob
+from storyloom.story.service import utc_now
+
+if TYPE_CHECKING:
+    from storyloom.generation.renderer import StoryRenderer
+    from storyloom.jobs.local import LocalWorker
+
+log = logging.getLogger(__name__)
+
+# A running job whose row has had no heartbeat for this long lost its worker (heartbeats
+# come every 10 s): it is sent again, and whoever receives it takes it over.
+HEARTBEAT_LOST_S = 60.0
+
+
+@dataclass
+class JobRuntime:
+    """What a chat side uses of its jobs."""
+
+    queue: TaskiqQueue  # the core's JobQueue
+    watcher: JobWatcher
+    db: SqlDatabase
+    broker: AsyncBroker
+    worker: LocalWorker | None  # the in-process worker (embedded mode)
+
+    async def places(self) -> dict[int, int]:
+        """Every waiting job's place in the fair line (1 starts next)."""
+        return await positions(self.db, utc_now())
+
+    async def drain(self) -> None:
+        """Wait for the jobs this process is rendering or about to (embedded mode)."""
+        wait_all = getattr(self.broker, "wait_all", None)
+        if wait_all is not None:
+            await wait_all()
+        await self.watcher.poll()  # and report their outcomes
+
+
+class _Submitter(TaskiqQueue):
+    """A send that fails (Redis down) is logged, not raised at the member: the job is
+    committed, and the upkeep sends it again once the broker is back."""
+
+    async def submit(self, job_id: int) -> None:
+        try:
+            await super().submit(job_id)
+        except Exception as error:
+            log.warning("job %s not sent yet (%s); it will be sent again", job_id, error)
+
+
+@asynccontextmanager
+async def job_runtime(
+    settings: Settings,
+    db: SqlDatabase,
+    notify: Notify,
+    *,
+    owns: Callable[[str], bool] = lambda workspace_id: True,
+    load_renderer: Callable[[], StoryRenderer] | None = None,
+    options: BrokerOptions | None = None,
+    watch_every_s: float = 1.0,
+    requeue_every_s: float = 60.0,
+    stale_after_s: float = 600.0,
+) -> AsyncIterator[JobRuntime]:
+    """Start the jobs side of a chat process; on exit the in-process worker hands its job
+    in hand back to the line, and nothing is left running."""
+    out_dir = Path(settings.output_dir).resolve()
+    async with AsyncExitStack() as stack:
+        worker = None
+        if settings.queue == "embedded":
+            stopping = threading.Event()
+            worker = _local_worker(settings, db, out_dir, load_renderer, stopping)
+            broker: AsyncBroker = memory_broker()
+            bind_worker(broker, worker)
+            stack.callback(stopping.set)  # runs first on exit: no job starts after it
+        else:
+            from storyloom.jobs.broker import redis_broker
+
+            redis_url = settings.redis_url.get_secret_value()
+            broker = redis_broker(options or BrokerOptions(redis_url=redis_url))
+        await broker.startup()
+        stack.push_async_callback(broker.shutdown)
+        watcher = JobWatcher(
+            db, notify, out_dir, lambda: positions(db, utc_now()), owns, watch_every_s
+        )
+        runtime = JobRuntime(_Submitter(broker), watcher, db, broker, worker)
+        if worker is not None:
+            worker.notify = _poking(watcher)
+        tasks = [
+            asyncio.create_task(watcher.run(), name="storyloom-job-watcher"),
+            asyncio.create_task(
+                _upkeep(runtime, requeue_every_s, stale_after_s),
+                name="storyloom-job-upkeep",
+            ),
+        ]
+        try:
+            yield runtime
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if worker is not None:
+                stopping.set()
+                await _wait_released(broker)
+
+
+def _local_worker(
+    settings: Settings,
+    db: SqlDatabase,
+    out_dir: Path,
+    load_renderer: Callable[[], StoryRenderer] | None,
+    stopping: threading.Event,
+) -> LocalWorker:
+    from storyloom.generation.renderer import StoryRenderer
+    from storyloom.jobs.local import LocalWorker
+
+    async def unwatched(event: JobEvent) -> None:  # replaced by the watcher's poke
+        return None
+
+    return LocalWorker(
+        db,
+        load_renderer or (lambda: StoryRenderer.from_settings(settings)),
+        out_dir,
+        unwatched,
+        clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+        take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
+        pick_next=head_of_line,  # the fair line: each workspace gets its turn
+        store_progress=store_progress,
+        # the process is stopping: the render in hand stops at its next step and its job
+        # goes back in line, for the next start (which sends every waiting job)
+        stopping=stopping.is_set,
+        hand_back=partial(_hand_back, db),
+    )
+
+
+async def _hand_back(db: SqlDatabase, job: RenderJob) -> None:
+    if await return_to_queue(db, job):
+        log.info("job %s handed back: it waits for the next start", job.id)
+
+
+def _poking(watcher: JobWatcher) -> Notify:
+    """The in-process worker's notify: the rows changed, so the watcher looks now."""
+
+    async def poke(event: JobEvent) -> None:
+        watcher.poke()
+
+    return poke
+
+
+async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:
+    """Send again what never reached a worker, or lost it.
+
+    Embedded: once, at start: the in-memory broker loses nothing while the process lives,
+    and every job still waiting (or left running by a crash) is this process's to send.
+    Redis: also periodically, for messages Redis lost (a restart without persistence): a
+    job waiting `stale_after_s` without being sent again, or running without heartbeats.
+    """
+    embedded = runtime.worker is not None
+    queued_for = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
+    while True:
+        try:
+            sent = await requeue_stale(
+                runtime.db,
+                runtime.queue,
+                queued_for=queued_for,
+                heartbeat_lost_for=timedelta(seconds=HEARTBEAT_LOST_S),
+            )
+            if sent:
+                log.info("sent %d waiting jobs again: %s", len(sent), sent)
+        except Exception:
+            log.exception("re-sending stale jobs failed; trying again later")
+        if embedded:
+            return
+        await asyncio.sleep(every_s)
+
+
+async def _wait_released(broker: AsyncBroker, timeout_s: float = 30.0) -> None:
+    """Let the in-process render stop at its next step and hand its job back."""
+    wait_all = getattr(broker, "wait_all", None)
+    if wait_all is None:
+        return
+    try:
+        await asyncio.wait_for(wait_all(), timeout_s)
+    except TimeoutError:
+        log.warning("the render in hand did not stop within %.0f s", timeout_s)

@@ -1,0 +1,133 @@
+"""The chat side's view of its jobs, read from the database: the one source of job events.
+
+Workers (in this process or on other machines) write each job's row: running, progress,
+done with its files, failed, cancelled. `JobWatcher` reads those rows every second, or at
+once when poked, and tells the notifier what changed:
+
+- QUEUED with the job's place in the fair line, whenever that place changes;
+- RUNNING when the job starts, and again with each new progress report;
+- one final event per job, DONE (with the result's files), FAILED or CANCELLED, also for a
+  job cancelled while it waited, or one that ended while the bot was down.
+
+The final event is reported exactly once: the watcher marks the row `posted` before it calls
+the notifier, and clears the mark again if the notifier fails, so the next poll retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from storyloom.jobs.events import JobEvent, Notify
+from storyloom.jobs.progress import JobProgress
+from storyloom.jobs.result_files import forget_files, local_files
+from storyloom.storage.engine import SqlDatabase
+from storyloom.storage.job_watch import WatchedJob, watched_jobs
+from storyloom.storage.unit_of_work import SqlUnitOfWork
+from storyloom.story.model import JobStatus, RenderJob
+
+log = logging.getLogger(__name__)
+
+# A notifier that fails on the same outcome this many times gives up on it: a result that
+# cannot be posted (a deleted channel, say) must not be retried forever.
+MAX_REPORT_TRIES = 3
+
+Places = Callable[[], Awaitable[dict[int, int]]]
+
+
+@dataclass
+class JobWatcher:
+    """Polls the job rows of this chat side and turns their changes into `JobEvent`s."""
+
+    db: SqlDatabase
+    notify: Notify
+    out_dir: Path  # where result files are found, or written when they come from the database
+    places: Places  # every waiting job's place in the fair line
+    owns: Callable[[str], bool] = lambda workspace_id: True  # which stories are ours
+    every_s: float = 1.0
+    _seen: dict[int, tuple[JobStatus, int | None, str | None]] = field(default_factory=dict)
+    _tries: dict[int, int] = field(default_factory=dict)
+    _wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def poke(self) -> None:
+        """Poll now rather than at the next tick (a worker in this process changed a row)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Poll until cancelled; one failed poll (a busy database) is logged, not fatal."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.poll()
+            except Exception:
+                log.exception("watching jobs failed; trying again")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.every_s)
+
+    async def poll(self) -> None:
+        """Read the rows once and report every change since the last poll."""
+        async with self.db.reading() as uow:
+            assert isinstance(uow, SqlUnitOfWork)
+            watched = [w for w in await watched_jobs(uow.session) if self.owns(w.workspace_id)]
+        waiting = any(w.job.status == JobStatus.QUEUED for w in watched)
+        places = await self.places() if waiting else {}
+        for item in watched:
+            if item.job.status.active:
+                await self._follow(item, places.get(item.job.id))
+            else:
+                await self._report(item.job)
+        alive = {item.job.id for item in watched}
+        for job_id in set(self._seen) - alive:
+            del self._seen[job_id]
+
+    async def _follow(self, item: WatchedJob, place: int | None) -> None:
+        job = item.job
+        now = (job.status, place, item.progress)
+        before = self._seen.get(job.id)
+        self._seen[job.id] = now
+        if before == now:
+            return
+        if job.status == JobStatus.QUEUED:
+            await self._tell(JobEvent(job, JobStatus.QUEUED, place=place))
+        elif before is None or before[0] != JobStatus.RUNNING or item.progress is None:
+            await self._tell(JobEvent(job, JobStatus.RUNNING))
+        else:
+            await self._tell(
+                JobEvent(job, JobStatus.RUNNING, progress=JobProgress.from_json(item.progress))
+            )
+
+    async def _tell(self, event: JobEvent) -> None:
+        """A passing event: a failure to show it is logged; the next change shows anew."""
+        try:
+            await self.notify(event)
+        except Exception:
+            log.exception("job %s: the %s event was not shown", event.job.id, event.status)
+
+    async def _report(self, job: RenderJob) -> None:
+        """The job's outcome, exactly once (see the module docstring)."""
+        async with self.db.writing() as uow:
+            if not await uow.jobs.mark_posted(job.id):
+                return  # another watcher (a second bot process) has it
+        job = replace(job, posted=True)
+        try:
+            done = job.status == JobStatus.DONE
+            files = await local_files(self.db, job, self.out_dir) if done else ()
+            await self.notify(JobEvent(job, job.status, files, job.error))
+        except Exception:
+            tries = self._tries.get(job.id, 0) + 1
+            self._tries[job.id] = tries
+            if tries < MAX_REPORT_TRIES:
+                log.exception("job %s: reporting its outcome failed; it will be retried", job.id)
+                async with self.db.writing() as uow:
+                    await uow.jobs.unmark_posted(job.id)
+            else:
+                log.exception("job %s: reporting its outcome failed %d times", job.id, tries)
+            return
+        self._tries.pop(job.id, None)
+        self._seen.pop(job.id, None)
+        if job.result_files:
+            await forget_files(self.db, job.id)

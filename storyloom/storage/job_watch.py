@@ -1,0 +1,66 @@
+"""What a chat side follows of its jobs: the queries behind `jobs.watcher`, and the files of
+results kept in the database for a chat side on another machine than the worker."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storyloom.storage.repositories import job_value
+from storyloom.storage.tables import JobArtifactRow, RenderJobRow, StoryRow
+from storyloom.story.model import JobStatus, RenderJob
+
+_ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+
+
+@dataclass(frozen=True)
+class WatchedJob:
+    """A job the chat side has something to say about, with where it lives."""
+
+    job: RenderJob
+    workspace_id: str
+    progress: str | None  # the worker's last report (JobProgress.to_json), while running
+
+
+async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
+    """Every queued or running job, and every ended job whose outcome is not reported yet,
+    in request order."""
+    query = (
+        select(RenderJobRow, StoryRow.workspace_id)
+        .join(StoryRow, StoryRow.id == RenderJobRow.story_id)
+        .where(or_(RenderJobRow.status.in_(_ACTIVE), RenderJobRow.posted.is_(False)))
+        .order_by(RenderJobRow.id)
+    )
+    rows = (await session.execute(query)).all()
+    return [
+        WatchedJob(
+            job_value(row),
+            workspace,
+            row.progress_text if row.status == JobStatus.RUNNING.value else None,
+        )
+        for row, workspace in rows
+    ]
+
+
+async def save_artifacts(session: AsyncSession, job_id: int, files: Sequence[Path]) -> None:
+    """Store a job's result files (replacing any from an earlier attempt)."""
+    await session.execute(delete(JobArtifactRow).where(JobArtifactRow.job_id == job_id))
+    session.add_all(
+        JobArtifactRow(job_id=job_id, name=path.name, data=path.read_bytes()) for path in files
+    )
+    await session.flush()
+
+
+async def load_artifacts(session: AsyncSession, job_id: int) -> dict[str, bytes]:
+    """A job's stored result files by name."""
+    query = select(JobArtifactRow.name, JobArtifactRow.data).where(JobArtifactRow.job_id == job_id)
+    return {name: bytes(data) for name, data in await session.execute(query)}
+
+
+async def drop_artifacts(session: AsyncSession, job_id: int) -> None:
+    """Forget a job's stored files (its result was posted; the chat side keeps its copy)."""
+    await session.execute(delete(JobArtifactRow).where(JobArtifactRow.job_id == job_id))
