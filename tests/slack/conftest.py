@@ -12,18 +12,17 @@ import pytest
 from aiohttp import web
 from slack_bolt.async_app import AsyncApp
 
+from storyloom.bot.slack import run
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
-from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import ClientFor, SlackNotifier
 from storyloom.bot.slack.oauth import single_workspace
-from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission, positions
+from storyloom.jobs.admission import positions
+from storyloom.jobs.watcher import JobWatcher
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
-from storyloom.storage.lookup_repo import SqlChannelStories
 from storyloom.story.lookup import ChannelStories
 from storyloom.story.ports import JobQueue
-from storyloom.story.service import Deps, utc_now
+from storyloom.story.service import utc_now
 
 from .fake_slack import SECRET, FakeSlack, Sender
 
@@ -46,6 +45,9 @@ class Slack:
     queue: RecordingQueue
     adapter: SlackStoryAdapter
     stories: ChannelStories
+    # the real job watcher over the rows, reporting to the adapter's notifier; tests play
+    # the worker by writing rows (worker_rows.py), then `await slack.watcher.poll()`
+    watcher: JobWatcher
 
 
 def _port(runner: web.AppRunner) -> int:
@@ -79,13 +81,8 @@ async def served(app: AsyncApp) -> AsyncIterator[str]:
 def story_adapter(db: SqlDatabase, queue: JobQueue, client_for: ClientFor) -> SlackStoryAdapter:
     """The adapter as `storyloom slack` builds it: the real fair line and caps
     (jobs.admission) over the jobs the test queues."""
-    notifier = SlackNotifier(client_for, db, lambda: positions(db, utc_now()))
-    deps = Deps(db, queue, STYLE_NAMES, "comic", admit_job=JobAdmission())
-
-    async def queue_place(job_id: int) -> int | None:
-        return (await positions(db, utc_now())).get(job_id)
-
-    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
+    notifier = SlackNotifier(client_for, db)
+    return run.story_adapter(db, queue, notifier, lambda: positions(db, utc_now()), "comic")
 
 
 @pytest.fixture
@@ -100,7 +97,14 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
         client = web_client("xoxb-test", base_url=fake.base + "api/")
         queue = RecordingQueue()
         adapter = story_adapter(db, queue, single_workspace(client))
+        watcher = JobWatcher(
+            db,
+            adapter.notifier,
+            tmp_path / "out",
+            lambda: positions(db, utc_now()),
+            run.slack_workspace,
+        )
         app = build_app(adapter, client=client, signing_secret=SECRET)
         async with served(app) as base:
             sender = Sender(http, base + EVENTS_PATH, fake.base + "respond/story")
-            yield Slack(fake, sender, db, queue, adapter, adapter.stories)
+            yield Slack(fake, sender, db, queue, adapter, adapter.stories, watcher)

@@ -27,6 +27,7 @@ from storyloom.bot.slack.requests import (
     mention,
     slash_command,
 )
+from storyloom.jobs import status_refs
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput, StoryError
 from storyloom.story.escaping import escape_slack
@@ -38,7 +39,8 @@ Answer = Callable[[str], Awaitable[None]]
 # a waiting job's place in the queue (1 starts next), None once it is no longer waiting
 QueuePlace = Callable[[int], Awaitable[int | None]]
 TROUBLE = "Something went wrong on our side; the operators have the details. Try again soon."
-# a button's action → the subcommand it runs (the others run the subcommand of their name)
+# a button's action → the subcommand it runs (the others run the subcommand of their name:
+# clip, cancel, redraw)
 BUTTON_SUBCOMMANDS = {"again": "render", "reroll": "look", "lock": "look"}
 
 
@@ -206,14 +208,15 @@ class SlackStoryAdapter:
                 channel=where.channel_id, thread_ts=thread_ts, text=text, blocks=status
             )
             ref = StatusRef(where.team_id, where.channel_id, thread_ts, str(posted["ts"]))
+            # on the row, so the message is still edited after a restart (or by another
+            # bot process sharing the database)
+            await status_refs.remember(self.deps.db, job.id, ref.encode())
             overview = await service.status(self.deps, where.actor(thread_ts))
             self.notifier.track(
-                job.id, SlackTracked(ref, overview.story.title, reply.character, job, place)
+                job.id, SlackTracked(ref, overview.story.title, reply.character, place)
             )
             # a fast job may have ended before its message was tracked: show how it ended
             await self.notifier.catch_up(job.id)
-            # in the fair line a new job can go before others already waiting: tell them
-            await self.notifier.refresh_line()
         if reply.file is not None:
             name, content = reply.file
             await client.files_upload_v2(

@@ -6,10 +6,11 @@ message sits in the channel (the anchor), and Slack signs the body that carries 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from storyloom.story.escaping import escape_slack
-from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.model import JobKind, JobStatus, RenderJob
 
 if TYPE_CHECKING:  # jobs.progress imports the renderer (torch); only its type is used here
     from storyloom.jobs.progress import JobProgress
@@ -26,13 +27,26 @@ _ICONS = {
 }
 
 
-def _button(text: str, action: str, thread_ts: str, arg: str = "") -> Block:
+# Slack's limits: elements in one actions block, options in one select menu
+MAX_BUTTONS = 25
+MAX_OPTIONS = 100
+
+
+def _button(text: str, action: str, thread_ts: str, arg: str = "", key: str = "") -> Block:
+    # action ids must differ within a message: `key` tells same-action buttons apart
     return {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
-        "action_id": f"story_{action}",
+        "action_id": f"story_{action}:{key}" if key else f"story_{action}",
         "value": f"{thread_ts}|{arg}",
     }
+
+
+def job_name(job: RenderJob) -> str:
+    """What a job makes, in a few words: `page`, `clip`, `sheet`, `panel 3 redraw`."""
+    if job.kind == JobKind.PANEL:
+        return f"panel {job.first_position} redraw"
+    return job.kind.value
 
 
 def _section(mrkdwn: str) -> Block:
@@ -58,7 +72,7 @@ def status_line(
     """One line for a job: icon, kind, id, state and what is known of it now (its place in
     the queue while it waits, panel i of n, percent and time left while it renders, the
     error when it failed)."""
-    line = f"{_ICONS[status]} {job.kind.value} job #{job.id} {status.value}"
+    line = f"{_ICONS[status]} {job_name(job)} job #{job.id} {status.value}"
     if status == JobStatus.QUEUED and place is not None:
         line += " · next in the queue" if place == 1 else f" · place {place} in the queue"
     if status == JobStatus.RUNNING and progress is not None:
@@ -110,6 +124,36 @@ def look_buttons(thread_ts: str, character: str) -> list[Block]:
             ],
         }
     ]
+
+
+def redraw_panels(thread_ts: str, positions: Sequence[int]) -> list[Block]:
+    """Under a page: a "Redraw panel N" button per panel, or a menu of them on a long page
+    (a longer one still has `/story redraw N`)."""
+    if len(positions) <= MAX_BUTTONS:
+        buttons = [
+            _button(f"Redraw panel {n}", "redraw", thread_ts, str(n), key=str(n)) for n in positions
+        ]
+        return [{"type": "actions", "elements": buttons}]
+    options = [
+        {"text": {"type": "plain_text", "text": f"Panel {n}"}, "value": f"{thread_ts}|{n}"}
+        for n in positions[:MAX_OPTIONS]
+    ]
+    menu = {
+        "type": "static_select",
+        "action_id": "story_redraw",
+        "placeholder": {"type": "plain_text", "text": "Redraw a panel…"},
+        "options": options,
+    }
+    return [{"type": "actions", "elements": [menu]}]
+
+
+def after_redraw(thread_ts: str, position: int) -> list[Block]:
+    """Under a redrawn panel: draw it once more, or render the whole page with it."""
+    buttons = [
+        _button(f"Redraw panel {position} again", "redraw", thread_ts, str(position)),
+        _button("Render the page", "again", thread_ts, "-"),
+    ]
+    return [{"type": "actions", "elements": buttons}]
 
 
 def add_beat_modal(channel_id: str, thread_ts: str) -> Block:

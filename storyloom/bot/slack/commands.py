@@ -17,8 +17,8 @@ from storyloom.story.model import Actor, RenderJob
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
     "channel: `/story [#ID] add|edit|remove|move|undo|list|cast|look|style|render|clip|"
-    "status|cancel|export|delete …` (the latest open story, or story #ID). In the thread: "
-    "`@storyloom add …`, `@storyloom render`."
+    "redraw|status|cancel|export|delete …` (the latest open story, or story #ID). In the "
+    "thread: `@storyloom add …`, `@storyloom render`, `@storyloom redraw 3`."
 )
 
 
@@ -119,6 +119,14 @@ async def _clip(deps: service.Deps, actor: Actor, args: str) -> Reply:
     return Reply(f"clip job #{job.id} queued", job)
 
 
+async def _redraw(deps: service.Deps, actor: Actor, args: str) -> Reply:
+    numbers = _ints(args, 1)
+    if not numbers:
+        raise InvalidInput("Give the beat whose panel to draw again, e.g. `redraw 3`.")
+    job = await service.reroll_panel(deps, actor, numbers[0])
+    return Reply(f"panel {numbers[0]} redraw job #{job.id} queued", job)
+
+
 async def _status(deps: service.Deps, actor: Actor, args: str) -> Reply:
     overview = await service.status(deps, actor)
     lines = [f"*{esc(overview.story.title)}* (#{overview.story.id}) · {overview.beat_count} beats"]
@@ -155,6 +163,7 @@ SUBCOMMANDS: dict[str, Handler] = {
     "style": _style,
     "render": _render,
     "clip": _clip,
+    "redraw": _redraw,
     "status": _status,
     "cancel": _cancel,
     "export": _export,

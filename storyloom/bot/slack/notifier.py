@@ -1,10 +1,13 @@
 """Job events → the job's status message edited in place, results uploaded into the thread.
 
-A job queued by this process is tracked in memory (where its status message is, its
-story's title). A job this process never saw (queued before a restart, or by another
-process) is found from its row: its story names the thread, its `status_ref` the status
-message. Results go up with `files_upload_v2` (the old `files.upload` is retired), once:
-the job row's `posted` flag guards them.
+The events come from the job watcher (`storyloom.jobs.watcher`), which reads the job rows:
+a waiting job's new place, its start and progress, and its one final event, also for jobs
+that ended while the bot was down. It reports each outcome once (it marks the row before
+calling here and gives the mark back if this raises), so nothing here counts posts.
+
+A job queued by this process is tracked in memory (its status message, its story's
+title). Any other job — queued before a restart, or by another bot process — is found from
+its row: `status_ref` names its status message, its story the thread.
 """
 
 from __future__ import annotations
@@ -18,8 +21,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
 from storyloom.bot.slack.refs import StatusRef
-from storyloom.jobs.local import JobEvent
-from storyloom.jobs.recovery import mark_posted
+from storyloom.jobs.events import JobEvent
 from storyloom.story.escaping import escape_slack
 from storyloom.story.model import JobKind, JobStatus, RenderJob
 from storyloom.story.ports import Database
@@ -28,8 +30,6 @@ log = logging.getLogger(__name__)
 
 # In HTTP/OAuth mode every workspace has its own bot token: the notifier asks for a client.
 ClientFor = Callable[[str], Awaitable[AsyncWebClient]]
-# every waiting job's place in the fair line (1 starts next)
-Places = Callable[[], Awaitable[dict[int, int]]]
 
 
 class NotInstalled(Exception):
@@ -43,7 +43,6 @@ class SlackTracked:
     ref: StatusRef
     title: str
     character: str | None = None  # a sheet job: whose look its buttons lock
-    job: RenderJob | None = None  # while it waits: to rewrite its place in line
     place: int | None = None  # the place in line the message shows now
 
 
@@ -53,7 +52,6 @@ class SlackNotifier:
 
     client_for: ClientFor
     db: Database
-    places: Places | None = None
     tracked: dict[int, SlackTracked] = field(default_factory=dict)
 
     def track(self, job_id: int, where: SlackTracked) -> None:
@@ -61,28 +59,50 @@ class SlackNotifier:
         self.tracked[job_id] = where
 
     async def __call__(self, event: JobEvent) -> None:
-        where = self.tracked.get(event.job.id) or await self.locate(event.job)
+        job = event.job
+        where = self.tracked.get(job.id) or await self.locate(job)
         if where is None:
             return  # its story was deleted: there is nothing left to show it in
+        if event.status == JobStatus.QUEUED and event.place == where.place:
+            return  # the message already shows this place
         ref = where.ref
         try:
             client = await self.client_for(ref.team_id)
         except NotInstalled as error:
-            log.warning("job %d: %s; its outcome is not shown", event.job.id, error)
-            self.tracked.pop(event.job.id, None)
+            log.warning("job %d: %s; its outcome is not shown", job.id, error)
+            self.tracked.pop(job.id, None)
             return
         if ref.message_ts:
             text, status_blocks = blocks.status(
-                event.job, event.status, ref.thread_ts, progress=event.progress, error=event.error
+                job,
+                event.status,
+                ref.thread_ts,
+                place=event.place,
+                progress=event.progress,
+                error=event.error,
             )
             await self.edit(client, ref, text, status_blocks)
+        if job.id in self.tracked:
+            self.tracked[job.id] = replace(where, place=event.place)
         if event.status == JobStatus.DONE and event.files:
             await self.post(client, where, event)
         if not event.status.active:
-            self.tracked.pop(event.job.id, None)  # nothing more will happen to this message
-        elif event.status == JobStatus.RUNNING and event.job.id in self.tracked:
-            self.tracked[event.job.id] = replace(where, job=None, place=None)  # left the line
-        await self.refresh_line()
+            self.tracked.pop(job.id, None)  # nothing more will happen to this message
+
+    async def locate(self, job: RenderJob) -> SlackTracked | None:
+        """Where an untracked job's messages go: its status message (`status_ref`), else
+        only its story's thread, from the database."""
+        async with self.db.reading() as uow:
+            story = await uow.stories.by_id(job.story_id)
+            cast = await uow.characters.list(job.story_id) if story else []
+        if story is None:
+            return None
+        character = next((c.name for c in cast if c.id == job.character_id), None)
+        thread = story.thread
+        ref = StatusRef.decode(job.status_ref) or StatusRef(
+            thread.workspace_id, thread.channel_id, thread.thread_id, message_ts=""
+        )
+        return SlackTracked(ref, story.title, character)
 
     async def catch_up(self, job_id: int) -> None:
         """Edit a just-tracked job's message if the job ended before it was tracked (its
@@ -95,34 +115,6 @@ class SlackNotifier:
         del self.tracked[job_id]
         text, status_blocks = blocks.status(job, job.status, where.ref.thread_ts, error=job.error)
         await self.edit(await self.client_for(where.ref.team_id), where.ref, text, status_blocks)
-
-    async def locate(self, job: RenderJob) -> SlackTracked | None:
-        """Where an untracked job's messages go: its story's thread, from the database."""
-        async with self.db.reading() as uow:
-            story = await uow.stories.by_id(job.story_id)
-            cast = await uow.characters.list(job.story_id) if story else []
-        if story is None:
-            return None
-        character = next((c.name for c in cast if c.id == job.character_id), None)
-        thread = story.thread
-        ref = StatusRef(thread.workspace_id, thread.channel_id, thread.thread_id, message_ts="")
-        return SlackTracked(ref, story.title, character)
-
-    async def refresh_line(self) -> None:
-        """A job left the line: the waiting jobs behind it moved up; edit their messages."""
-        if self.places is None or not any(w.job for w in self.tracked.values()):
-            return
-        places = await self.places()
-        for job_id, where in list(self.tracked.items()):
-            place = places.get(job_id)
-            if where.job is None or place is None or place == where.place:
-                continue
-            self.tracked[job_id] = replace(where, place=place)
-            ref = where.ref
-            text, status_blocks = blocks.status(
-                where.job, JobStatus.QUEUED, ref.thread_ts, place=place
-            )
-            await self.edit(await self.client_for(ref.team_id), ref, text, status_blocks)
 
     async def edit(
         self, client: AsyncWebClient, ref: StatusRef, text: str, status_blocks: list[blocks.Block]
@@ -137,12 +129,11 @@ class SlackNotifier:
             log.warning("status message %s not edited: %s", ref.encode(), error.response["error"])
 
     async def post(self, client: AsyncWebClient, where: SlackTracked, event: JobEvent) -> None:
-        """Upload the result's files into the story thread, credited, exactly once."""
-        if not await mark_posted(self.db, event.job.id):
-            return  # an earlier event (or another process) already posted it
+        """Upload the result's files into the story thread, credited, and what it offers
+        next (lock a look, redraw a panel)."""
         job, ref = event.job, where.ref
         comment = (
-            f"*{escape_slack(where.title)}* — {job.kind.value} "
+            f"*{escape_slack(where.title)}* — {blocks.job_name(job)} "
             f"for {escape_slack(job.requested_by_name)}"
         )
         await client.files_upload_v2(
@@ -161,8 +152,21 @@ class SlackNotifier:
     def follow_up(
         self, where: SlackTracked, job: RenderJob
     ) -> tuple[str, list[blocks.Block]] | None:
-        """What a result offers next: lock or try another look under a character sheet."""
+        """Under a character sheet: lock or try another look. Under a page: redraw one of
+        its panels. Under a redrawn panel: redraw it again, or render the page."""
+        thread_ts = where.ref.thread_ts
         if where.character is not None and job.kind in (JobKind.SHEET, JobKind.REROLL):
             text = f"Keep {escape_slack(where.character)}'s look?"
-            return text, blocks.look_buttons(where.ref.thread_ts, where.character)
+            return text, blocks.look_buttons(thread_ts, where.character)
+        if job.first_position is None or job.last_position is None:
+            return None
+        if job.kind == JobKind.PAGE:
+            positions = range(job.first_position, job.last_position + 1)
+            return "Not happy with a panel? Draw it again:", blocks.redraw_panels(
+                thread_ts, positions
+            )
+        if job.kind == JobKind.PANEL:
+            return f"Panel {job.first_position} drawn again.", blocks.after_redraw(
+                thread_ts, job.first_position
+            )
         return None

@@ -132,9 +132,11 @@ def mention(event: dict[str, Any], team_id: str) -> Mention:
 
 
 def button_press(body: dict[str, Any]) -> ButtonPress:
-    """A `block_actions` body (first action) as a ButtonPress."""
+    """A `block_actions` body (its first action: a button, or an option picked from a
+    menu) as a ButtonPress."""
     action = body["actions"][0]
-    thread_ts, _, arg = action["value"].partition("|")
+    value = action["selected_option"]["value"] if "selected_option" in action else action["value"]
+    thread_ts, _, arg = value.partition("|")
     user = body["user"]
     where = Where(
         body["team"]["id"],
@@ -143,7 +145,8 @@ def button_press(body: dict[str, Any]) -> ButtonPress:
         user["id"],
         user.get("name") or user.get("username") or user["id"],
     )
-    name = action["action_id"].removeprefix("story_")
+    # `story_redraw:3`: the part after `:` only keeps same-action buttons apart
+    name = action["action_id"].removeprefix("story_").partition(":")[0]
     return ButtonPress(where, name, thread_ts, arg, body.get("trigger_id", ""))
 
 

@@ -1,8 +1,10 @@
-"""`storyloom slack`: the composition root of a Slack bot process (embedded worker).
+"""`storyloom slack`: the composition root of a Slack bot process.
 
 Socket Mode (one workspace, app + bot tokens, no public URL) by default; `--http` serves
 Slack's Events API on a port, verified with the signing secret, and with OAuth
-credentials installs into many workspaces (tokens kept in our database).
+credentials installs into many workspaces (tokens kept in our database). Jobs render in
+this process (`queue = "embedded"`) or on `storyloom worker` machines (`queue = "redis"`,
+and then this process imports no torch); either way their events come from the job rows.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ from storyloom.bot.slack.oauth import (
 )
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission, head_of_line, positions
-from storyloom.jobs.local import LocalWorker
-from storyloom.storage import open_database, upgrade_database
+from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.runtime import job_runtime
+from storyloom.jobs.watcher import Places
+from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
-from storyloom.story.service import Deps, utc_now
+from storyloom.story.ports import JobQueue
+from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
 __all__ = ["MissingSlackSetting", "SlackOAuth", "run_slack"]
@@ -46,15 +50,42 @@ def _secret(value: SecretStr | None, name: str) -> str:
     return value.get_secret_value()
 
 
+def slack_workspace(workspace_id: str) -> bool:
+    """Whether a story's jobs are this bot's to report: Slack team ids are letters and
+    digits (`T024BE7LD`); Discord guild ids, in a shared database, are all digits."""
+    return not workspace_id.isdigit()
+
+
+def story_adapter(
+    db: SqlDatabase, queue: JobQueue, notifier: SlackNotifier, places: Places, style: str
+) -> SlackStoryAdapter:
+    """The adapter over the story service, with the caps on waiting jobs, and each new
+    job's place in the fair line (`places`) shown on its status message."""
+    deps = Deps(db, queue, STYLE_NAMES, style, admit_job=JobAdmission())
+
+    async def queue_place(job_id: int) -> int | None:
+        return (await places()).get(job_id)
+
+    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
+
+
 async def run_slack(
     settings: Settings, http: bool, port: int, oauth: SlackOAuth | None = None
 ) -> None:
-    """Migrate the database, start the in-process worker, and serve Slack until stopped."""
-    from storyloom.generation.renderer import StoryRenderer
-
+    """Migrate the database, start the jobs side, and serve Slack until stopped."""
+    # every missing setting is named before anything starts
+    token = None if oauth else _secret(settings.slack_bot_token, "slack_bot_token")
+    if http:
+        secret, app_token = _secret(settings.slack_signing_secret, "slack_signing_secret"), ""
+    else:
+        # Socket Mode requests come over the app-token websocket and are not signed;
+        # bolt still wants a secret at construction, which it never uses for them
+        secret, app_token = (
+            "socket-mode-unused",
+            _secret(settings.slack_app_token, "slack_app_token"),
+        )
     await upgrade_database(settings.database_url)
     async with open_database(settings.database_url) as db:
-        token = None if oauth else _secret(settings.slack_bot_token, "slack_bot_token")
         client = web_client(token)
         installs = None
         client_for: ClientFor = single_workspace(client)
@@ -62,28 +93,12 @@ async def run_slack(
             installations = installation_store(oauth, db.engine)
             installs = oauth_settings(oauth, db.engine, installations)
             client_for = WorkspaceClients(installations)
-        notifier = SlackNotifier(client_for, db, places=lambda: positions(db, utc_now()))
-        worker = LocalWorker(
-            db,
-            lambda: StoryRenderer.from_settings(settings),
-            settings.output_dir,
-            notifier,
-            clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
-            pick_next=head_of_line,  # the fair line: each workspace gets its turn
-        )
-        deps = Deps(db, worker, STYLE_NAMES, settings.style, admit_job=JobAdmission())
-
-        async def queue_place(job_id: int) -> int | None:
-            return (await positions(db, utc_now())).get(job_id)
-
-        adapter = SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
-        working = asyncio.create_task(worker.run())
-        try:
+        notifier = SlackNotifier(client_for, db)
+        # the watcher starts by reporting what ended while the bot was down
+        async with job_runtime(settings, db, notifier, owns=slack_workspace) as jobs:
+            adapter = story_adapter(db, jobs.queue, notifier, jobs.places, settings.style)
+            app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
-                secret = _secret(settings.slack_signing_secret, "slack_signing_secret")
-                app = build_app(
-                    adapter, client=client, signing_secret=secret, oauth_settings=installs
-                )
                 runner = await serve_http(app, port)
                 log.info("serving Slack events on port %d at %s", port, EVENTS_PATH)
                 try:
@@ -91,12 +106,4 @@ async def run_slack(
                 finally:
                     await runner.cleanup()
             else:
-                # Socket Mode requests come over the app-token websocket and are not signed;
-                # bolt still wants a secret at construction, which it never uses for them
-                app = build_app(adapter, client=client, signing_secret="socket-mode-unused")
-                handler = AsyncSocketModeHandler(
-                    app, _secret(settings.slack_app_token, "slack_app_token")
-                )
-                await handler.start_async()
-        finally:
-            working.cancel()
+                await AsyncSocketModeHandler(app, app_token).start_async()
