@@ -32,10 +32,12 @@ SLIM_MODULES = [
     "storyloom.ops.redact",
     "storyloom.ops.server",
     "storyloom.ops.shutdown",
+    # the Slack bot: jobs through jobs.runtime and jobs.events, never jobs.local
+    "storyloom.bot.slack.run",
 ]
-# Still importing torch today: both bots reach jobs/local.py (JobEvent, LocalWorker), which
+# Still importing torch today: the bot reaches jobs/local.py (JobEvent, LocalWorker), which
 # imports generation.renderer and jobs.artifacts at its top.
-STILL_NEED_TORCH = ["storyloom.bot.discord.run", "storyloom.bot.slack.run"]
+STILL_NEED_TORCH = ["storyloom.bot.discord.run"]
 
 
 @pytest.fixture(scope="module")
