@@ -43,7 +43,8 @@ class FakeSlack:
     _ts: int = 0
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # a real page (PNG, PDF, ZIP) is over aiohttp's default 1 MiB; Slack takes far more
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
         app.router.add_post("/respond/{command}", self.respond)
@@ -233,6 +234,33 @@ class Sender:
         }
         return await self.post(
             urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kw
+        )
+
+    async def select(
+        self, action: str, value: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+    ) -> int:
+        """An option picked from a select menu (Slack sends it as `selected_option`)."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": team},
+            "user": {"id": user, "name": user.lower()},
+            "channel": {"id": channel},
+            "api_app_id": "A1",
+            "trigger_id": "trig-3",
+            "container": {"type": "message", "channel_id": channel},
+            "actions": [
+                {
+                    "action_id": f"story_{action}",
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": "Panel"},
+                        "value": value,
+                    },
+                }
+            ],
+        }
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"
         )
 
     async def submit_beat(

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from storyloom.story.model import RenderJob, Story
 
 from .conftest import Slack
+from .fake_slack import FakeSlack, Sender
 
 
-async def new_story(slack: Slack, title: str = "Harbour", **kw: Any) -> str:
+class Chat(Protocol):
+    """A channel to talk in: requests go out through `send`, the bot's calls land in `fake`."""
+
+    fake: FakeSlack
+    send: Sender
+
+
+async def new_story(slack: Chat, title: str = "Harbour", **kw: Any) -> str:
     """`/story new TITLE`; return the anchor's ts (the story thread)."""
     before = len(slack.fake.named("chat.update"))
     answer = await command(slack, f"new {title}", **kw)
@@ -17,14 +25,14 @@ async def new_story(slack: Slack, title: str = "Harbour", **kw: Any) -> str:
     return str((await slack.fake.wait_for("chat.update", before + 1))[-1].params["ts"])
 
 
-async def command(slack: Slack, text: str, **kw: Any) -> str:
+async def command(slack: Chat, text: str, **kw: Any) -> str:
     """`/story TEXT`; return the private answer the member gets."""
     before = len(slack.fake.named("chat.postEphemeral"))
     assert await slack.send.command(text, **kw) == 200
     return str((await slack.fake.wait_for("chat.postEphemeral", before + 1))[-1].params["text"])
 
 
-async def said(slack: Slack, text: str, thread_ts: str | None, replies: int = 1, **kw: Any) -> str:
+async def said(slack: Chat, text: str, thread_ts: str | None, replies: int = 1, **kw: Any) -> str:
     """`@storyloom TEXT` in the thread; return the last of the bot's `replies` messages
     there (a job's status message comes before the answer: 2)."""
     before = len(slack.fake.named("chat.postMessage"))
@@ -32,7 +40,7 @@ async def said(slack: Slack, text: str, thread_ts: str | None, replies: int = 1,
     return str((await slack.fake.wait_for("chat.postMessage", before + replies))[-1].params["text"])
 
 
-async def pressed(slack: Slack, action: str, value: str, **kw: Any) -> str:
+async def pressed(slack: Chat, action: str, value: str, **kw: Any) -> str:
     """Press a button; return the private answer."""
     before = len(slack.fake.named("chat.postEphemeral"))
     assert await slack.send.button(action, value, **kw) == 200

@@ -10,12 +10,12 @@ from storyloom.jobs.progress import JobProgress
 
 from . import worker_rows as worker
 from .conftest import Slack
-from .helpers import command, job, new_story
+from .helpers import Chat, command, job, new_story
 
 OUT = "out"  # the watcher's output folder, under tmp_path (conftest)
 
 
-def _status_message(slack: Slack, job_id: int) -> str:
+def _status_message(slack: Chat, job_id: int) -> str:
     """The ts of job `job_id`'s status message."""
     for call in slack.fake.named("chat.postMessage"):
         if f" job #{job_id} queued" in str(call.params.get("text")):
@@ -23,7 +23,7 @@ def _status_message(slack: Slack, job_id: int) -> str:
     raise AssertionError(f"no status message for job {job_id}")
 
 
-def _edits(slack: Slack, ts: str) -> list[str]:
+def _edits(slack: Chat, ts: str) -> list[str]:
     return [str(c.params["text"]) for c in slack.fake.named("chat.update") if c.params["ts"] == ts]
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from storyloom.jobs.admission import store_progress
 from storyloom.jobs.progress import JobProgress
-from storyloom.jobs.result_files import job_folder
+from storyloom.jobs.result_files import job_folder, save_files
 from storyloom.storage import SqlDatabase
 from storyloom.story.model import JobStatus
 from storyloom.story.service import utc_now
@@ -40,3 +40,18 @@ async def fail(db: SqlDatabase, job_id: int, error: str) -> None:
     """The job failed with `error`."""
     async with db.writing() as uow:
         await uow.jobs.set_status(job_id, JobStatus.FAILED, utc_now(), error=error)
+
+
+async def finish_elsewhere(
+    db: SqlDatabase, job_id: int, files: dict[str, bytes], tmp: Path
+) -> None:
+    """Done on another machine (`storyloom worker`): the files reach the bot through the
+    database, not its disk."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        (tmp / name).write_bytes(data)
+        paths.append(tmp / name)
+    async with db.writing() as uow:
+        await save_files(uow, job_id, paths)
+        await uow.jobs.set_status(job_id, JobStatus.DONE, utc_now(), files=list(files))
