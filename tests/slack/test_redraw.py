@@ -76,6 +76,9 @@ async def test_a_page_offers_a_redraw_button_per_panel(slack: Slack, tmp_path: P
     complete = slack.fake.named("files.completeUploadExternal")[-1].params
     assert complete["thread_ts"] == ts
     assert complete["initial_comment"] == "*Harbour* — panel 2 redraw for U1"
+    status = slack.fake.named("chat.update")[-1].params  # its own status message, over
+    assert status["text"] == "✅ panel 2 redraw job #2 done"
+    assert "Redraw panel 2 again" in str(status["blocks"]) and "story_clip" not in str(status)
     after = slack.fake.named("chat.postMessage")[-1].params
     assert after["text"] == "Panel 2 drawn again."
     again, render = after["blocks"][0]["elements"]

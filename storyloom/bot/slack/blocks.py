@@ -96,7 +96,8 @@ def status(
     error: str | None = None,
 ) -> tuple[str, list[Block]]:
     """A job's status message: its line, a progress bar while it renders, and cancel while
-    it is active or render again / clip when it is over."""
+    it is active, or when it is over render again / clip (a redrawn panel: redraw it again
+    / render the page)."""
     line = status_line(job, status, place=place, progress=progress, error=error)
     shown = [_section(line)]
     if status == JobStatus.RUNNING and progress is not None:
@@ -105,6 +106,8 @@ def status(
     span = f"{job.first_position or ''}-{job.last_position or ''}"
     if status.active:
         buttons = [_button("Cancel", "cancel", thread_ts, str(job.id))]
+    elif job.kind == JobKind.PANEL and job.first_position is not None:
+        return line, [*shown, *after_redraw(thread_ts, job.first_position)]
     else:
         buttons = [
             _button("Render again", "again", thread_ts, span),
