@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from storyloom.bot.slack import run
+from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, web_client
 from storyloom.bot.slack.notifier import SlackNotifier
 from storyloom.bot.slack.oauth import single_workspace
@@ -76,7 +77,7 @@ class World:
                 yield Process(send, jobs)
 
     @asynccontextmanager
-    async def _serving(self, adapter: run.SlackStoryAdapter) -> AsyncIterator[Sender]:
+    async def _serving(self, adapter: SlackStoryAdapter) -> AsyncIterator[Sender]:
         client = web_client("xoxb-test", base_url=self.fake.base + "api/")
         app = build_app(adapter, client=client, signing_secret=SECRET)
         async with served(app) as base:
