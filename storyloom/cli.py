@@ -231,7 +231,7 @@ def slack(
         )
     try:
         asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
-            run_service(settings, "slack", lambda _: run_slack(settings, http, port, oauth))
+            run_service(settings, "slack", lambda ops: run_slack(settings, http, port, oauth, ops))
         )
     except MissingSlackSetting as error:
         raise fail(str(error)) from None

@@ -15,7 +15,12 @@ from pathlib import Path
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storyloom.generation.export import write_bytes
-from storyloom.storage.job_watch import drop_artifacts, load_artifacts, save_artifacts
+from storyloom.storage.job_watch import (
+    drop_artifacts,
+    drop_posted_artifacts,
+    load_artifacts,
+    save_artifacts,
+)
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story.model import RenderJob
 from storyloom.story.ports import Database, UnitOfWork
@@ -49,6 +54,13 @@ async def forget_files(db: Database, job_id: int) -> None:
     """Drop the database's copy of a posted job's files."""
     async with db.writing() as uow:
         await drop_artifacts(_session(uow), job_id)
+
+
+async def forget_posted_files(db: Database) -> int:
+    """Drop the database's copy of every posted job's files: the sweep behind
+    `forget_files`, for a bot stopped between posting and forgetting."""
+    async with db.writing() as uow:
+        return await drop_posted_artifacts(_session(uow))
 
 
 def _session(uow: UnitOfWork) -> AsyncSession:

@@ -32,6 +32,7 @@ from storyloom.jobs.admission import head_of_line, positions, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
+from storyloom.jobs.result_files import forget_posted_files
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
@@ -183,7 +184,9 @@ def _poking(watcher: JobWatcher) -> Notify:
 
 
 async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:
-    """Send again what never reached a worker, or lost it.
+    """Send again what never reached a worker, or lost it; forget the stored files of
+    results already posted (redis mode: the watcher forgets each one as it posts it, this
+    catches those a stop cut short).
 
     Embedded: once, at start: the in-memory broker loses nothing while the process lives,
     and every job still waiting (or left running by a crash) is this process's to send.
@@ -193,6 +196,11 @@ async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> 
     embedded = runtime.worker is not None
     queued_for = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
     while True:
+        try:
+            if not embedded and (dropped := await forget_posted_files(runtime.db)):
+                log.info("forgot %d stored files of posted results", dropped)
+        except Exception:
+            log.exception("forgetting posted results' files failed; trying again later")
         try:
             sent = await requeue_stale(
                 runtime.db,

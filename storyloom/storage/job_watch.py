@@ -64,3 +64,11 @@ async def load_artifacts(session: AsyncSession, job_id: int) -> dict[str, bytes]
 async def drop_artifacts(session: AsyncSession, job_id: int) -> None:
     """Forget a job's stored files (its result was posted; the chat side keeps its copy)."""
     await session.execute(delete(JobArtifactRow).where(JobArtifactRow.job_id == job_id))
+
+
+async def drop_posted_artifacts(session: AsyncSession) -> int:
+    """Forget the stored files of every job already posted (a bot stopped between posting
+    and forgetting leaves them behind); how many files."""
+    posted = select(RenderJobRow.id).where(RenderJobRow.posted.is_(True))
+    result = await session.execute(delete(JobArtifactRow).where(JobArtifactRow.job_id.in_(posted)))
+    return int(getattr(result, "rowcount", 0) or 0)

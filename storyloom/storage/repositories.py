@@ -312,9 +312,16 @@ class SqlJobs:
         return job_value(row)
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
-        """The story's job for this request key."""
-        query = select(RenderJobRow).where(
-            RenderJobRow.story_id == story_id, RenderJobRow.request_key == request_key
+        """The story's newest active job for this request key."""
+        query = (
+            select(RenderJobRow)
+            .where(
+                RenderJobRow.story_id == story_id,
+                RenderJobRow.request_key == request_key,
+                RenderJobRow.status.in_([JobStatus.QUEUED.value, JobStatus.RUNNING.value]),
+            )
+            .order_by(RenderJobRow.id.desc())
+            .limit(1)
         )
         row = (await self._session.execute(query)).scalar_one_or_none()
         return None if row is None else job_value(row)

@@ -114,8 +114,9 @@ class RenderJobRow(Base):
     __tablename__ = "render_jobs"
     __table_args__ = (
         Index("ix_render_jobs_status", "status"),
-        # one job per request: a retried interaction or a double click finds the first one
-        UniqueConstraint("story_id", "request_key"),
+        # a retried interaction or a double click finds the job it already asked for (the
+        # story's row lock, held while a job is added, keeps two from being added at once)
+        Index("ix_render_jobs_story_id_request_key", "story_id", "request_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

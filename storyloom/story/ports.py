@@ -156,7 +156,8 @@ class JobRepository(Protocol):
         ...
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
-        """The job this story recorded for a chat request, if any."""
+        """The story's job for this chat request while it is queued or running (a finished
+        one does not stand in the way of asking again)."""
         ...
 
     async def get(self, story_id: int, job_id: int) -> RenderJob | None:

@@ -306,7 +306,8 @@ async def set_style(deps: Deps, actor: Actor, style: str) -> Story:
 
 
 async def _earlier(uow: UnitOfWork, story: Story, request_key: str | None) -> RenderJob | None:
-    """The job already recorded for this chat request (a retry or a double click)."""
+    """The job this chat request already asked for, still queued or running (a retry or a
+    double click); a finished one does not stop the member from asking again."""
     return None if request_key is None else await uow.jobs.by_request(story.id, request_key)
 
 

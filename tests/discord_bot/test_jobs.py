@@ -102,6 +102,8 @@ async def test_a_double_click_on_a_button_queues_one_job_and_answers_both_presse
     assert second["id"] != first["id"]
     assert await ask(running, fake, first) == "panel job #1 queued"
     assert await ask(running, fake, second) == "panel job #1 queued"
+    statuses = [c for c in fake.where("POST", POSTS) if "⏳" in (c.json or {}).get("content", "")]
+    assert len(statuses) == 1  # one status message for the one job
     other = press("story:redraw:1", THREAD, MOD)  # someone else's press is their own
     other["message"] = first["message"]
     assert await ask(running, fake, other) == "panel job #2 queued"

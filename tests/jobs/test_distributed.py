@@ -28,7 +28,7 @@ from storyloom.jobs.events import JobEvent
 from storyloom.jobs.recovery import pending_posts
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
-from storyloom.storage.job_watch import load_artifacts
+from storyloom.storage.job_watch import load_artifacts, save_artifacts
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
@@ -175,6 +175,10 @@ async def test_a_job_sent_through_redis_is_rendered_elsewhere_and_posted_here(
     async with cluster.bot() as seen:
         job = await cluster.render()
         done = await cluster.reported(seen, job.id)
+        for _ in range(100):  # posted: the database forgets its copy of the files
+            if not await stored_files(cluster.db, job.id):
+                break
+            await asyncio.sleep(0.05)
     assert done.status == JobStatus.DONE and done.job.attempts == 1
     names = ["story-page-01.png", "story.pdf", "story.zip"]
     assert [f.name for f in done.files] == names
@@ -182,7 +186,7 @@ async def test_a_job_sent_through_redis_is_rendered_elsewhere_and_posted_here(
     worker_copy = cluster.folder / "out" / f"job-{job.id}"
     assert all(f.parent == bot_copy for f in done.files)
     assert [f.read_bytes() for f in done.files] == [(worker_copy / n).read_bytes() for n in names]
-    assert await stored_files(cluster.db, job.id) == {}  # posted: the database forgot them
+    assert await stored_files(cluster.db, job.id) == {}
     assert await pending_posts(cluster.db) == []
     assert worker.terminate() == 0  # SIGTERM: a clean exit
     assert "worker stopped" in worker.text()
@@ -244,3 +248,25 @@ async def test_workers_reconnect_after_redis_restarts(cluster: Cluster) -> None:
         assert (await cluster.reported(seen, later.id)).status == JobStatus.DONE
     assert "lost the broker" in worker.text()
     assert worker.process.poll() is None
+
+
+async def test_files_left_behind_by_a_stopped_bot_are_forgotten_at_the_next_start(
+    cluster: Cluster,
+) -> None:
+    worker = cluster.start_worker("w1")
+    worker.wait_ready()
+    async with cluster.bot() as seen:
+        job = await cluster.render()
+        await cluster.reported(seen, job.id)
+    async with cluster.db.writing() as uow:  # as if the stop came between post and forget
+        assert isinstance(uow, SqlUnitOfWork)
+        await save_artifacts(
+            uow.session, job.id, [cluster.folder / "out" / f"job-{job.id}" / "story.pdf"]
+        )
+    assert await stored_files(cluster.db, job.id) != {}
+    async with cluster.bot():
+        for _ in range(100):
+            if not await stored_files(cluster.db, job.id):
+                break
+            await asyncio.sleep(0.05)
+    assert await stored_files(cluster.db, job.id) == {}

@@ -32,41 +32,21 @@ SLIM_MODULES = [
     "storyloom.ops.redact",
     "storyloom.ops.server",
     "storyloom.ops.shutdown",
-    # the Discord bot: its jobs come from jobs.runtime, its events from jobs.events
+    # the chat bots: jobs through jobs.runtime and jobs.events, never jobs.local
     "storyloom.bot.discord.run",
+    "storyloom.bot.slack.run",
 ]
-# Still importing torch today: the Slack bot reaches jobs/local.py (JobEvent, LocalWorker),
-# which imports generation.renderer and jobs.artifacts at its top.
-STILL_NEED_TORCH = ["storyloom.bot.slack.run"]
 
 
 @pytest.fixture(scope="module")
 def imported() -> dict[str, str | None]:
-    return import_without_render_packages(SLIM_MODULES + STILL_NEED_TORCH)
+    return import_without_render_packages(SLIM_MODULES)
 
 
 @pytest.mark.parametrize("module", SLIM_MODULES)
 def test_what_the_bot_image_runs_imports_without_torch(
     imported: dict[str, str | None], module: str
 ) -> None:
-    assert imported[module] is None, imported[module]
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(
-            name,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="jobs/local.py imports generation.renderer (torch) at its top; "
-                "the Slack bot reaches it through its notifier and run.py",
-            ),
-        )
-        for name in STILL_NEED_TORCH
-    ],
-)
-def test_the_chat_bots_import_without_torch(imported: dict[str, str | None], module: str) -> None:
     assert imported[module] is None, imported[module]
 
 

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import pytest
 from aiohttp import web
-from slack_sdk.web.async_client import AsyncWebClient
+from slack_bolt.async_app import AsyncApp
 
+from storyloom.bot.slack import run
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
-from storyloom.bot.slack.notifier import SlackNotifier
-from storyloom.generation.styles import STYLE_NAMES
+from storyloom.bot.slack.notifier import ClientFor, SlackNotifier
+from storyloom.bot.slack.oauth import single_workspace
 from storyloom.jobs.admission import positions
+from storyloom.jobs.watcher import JobWatcher
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
-from storyloom.storage.lookup_repo import SqlChannelStories
-from storyloom.story.service import Deps, utc_now
+from storyloom.story.lookup import ChannelStories
+from storyloom.story.ports import JobQueue
+from storyloom.story.service import utc_now
 
 from .fake_slack import SECRET, FakeSlack, Sender
 
@@ -40,43 +44,67 @@ class Slack:
     db: SqlDatabase
     queue: RecordingQueue
     adapter: SlackStoryAdapter
-    stories: SqlChannelStories
+    stories: ChannelStories
+    # the real job watcher over the rows, reporting to the adapter's notifier; tests play
+    # the worker by writing rows (worker_rows.py), then `await slack.watcher.poll()`
+    watcher: JobWatcher
 
 
 def _port(runner: web.AppRunner) -> int:
     return int(runner.addresses[0][1])
 
 
+@asynccontextmanager
+async def fake_web_api() -> AsyncIterator[FakeSlack]:
+    """The fake Web API, served on a free loopback port."""
+    fake = FakeSlack()
+    runner = web.AppRunner(fake.app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    fake.base = f"http://127.0.0.1:{_port(runner)}/"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def served(app: AsyncApp) -> AsyncIterator[str]:
+    """The bolt app on a free loopback port; yields its base URL."""
+    runner = await serve_http(app, 0, host="127.0.0.1")
+    try:
+        yield f"http://127.0.0.1:{_port(runner)}"
+    finally:
+        await runner.cleanup()
+
+
+def story_adapter(db: SqlDatabase, queue: JobQueue, client_for: ClientFor) -> SlackStoryAdapter:
+    """The adapter as `storyloom slack` builds it: the real fair line and caps
+    (jobs.admission) over the jobs the test queues."""
+    notifier = SlackNotifier(client_for, db)
+    return run.story_adapter(db, queue, notifier, lambda: positions(db, utc_now()), "comic")
+
+
 @pytest.fixture
 async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
     url = f"sqlite+aiosqlite:///{tmp_path / 'stories.db'}"
     await upgrade_database(url)
-    fake = FakeSlack()
-    fake_runner = web.AppRunner(fake.app())
-    await fake_runner.setup()
-    await web.TCPSite(fake_runner, "127.0.0.1", 0).start()
-    fake.base = f"http://127.0.0.1:{_port(fake_runner)}/"
-    async with open_database(url) as db, aiohttp.ClientSession() as http:
+    async with (
+        fake_web_api() as fake,
+        open_database(url) as db,
+        aiohttp.ClientSession() as http,
+    ):
         client = web_client("xoxb-test", base_url=fake.base + "api/")
         queue = RecordingQueue()
-        notifier = SlackNotifier(lambda _team: _same(client), db)
-        stories = SqlChannelStories(db)
-        deps = Deps(db, queue, STYLE_NAMES, "comic")
-
-        async def queue_place(job_id: int) -> int | None:
-            # the real fair line (jobs.admission), over the jobs this test queued
-            return (await positions(db, utc_now())).get(job_id)
-
-        adapter = SlackStoryAdapter(deps, stories, notifier, queue_place)
+        adapter = story_adapter(db, queue, single_workspace(client))
+        watcher = JobWatcher(
+            db,
+            adapter.notifier,
+            tmp_path / "out",
+            lambda: positions(db, utc_now()),
+            run.slack_workspace,
+        )
         app = build_app(adapter, client=client, signing_secret=SECRET)
-        runner = await serve_http(app, 0, host="127.0.0.1")
-        sender = Sender(http, f"http://127.0.0.1:{_port(runner)}{EVENTS_PATH}")
-        try:
-            yield Slack(fake, sender, db, queue, adapter, stories)
-        finally:
-            await runner.cleanup()
-            await fake_runner.cleanup()
-
-
-async def _same(client: AsyncWebClient) -> AsyncWebClient:
-    return client
+        async with served(app) as base:
+            sender = Sender(http, base + EVENTS_PATH, fake.base + "respond/story")
+            yield Slack(fake, sender, db, queue, adapter, adapter.stories, watcher)

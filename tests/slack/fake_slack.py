@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from dataclasses import dataclass, field
@@ -13,6 +14,9 @@ from aiohttp import ClientSession, web
 from slack_sdk.signature import SignatureVerifier
 
 SECRET = "test-signing-secret"
+
+
+_triggers = itertools.count(1)
 
 
 @dataclass
@@ -29,16 +33,30 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # posts to a response_url
     base: str = ""
     rate_limit_once: set[str] = field(default_factory=set)  # methods answered 429 once
     delay_s: dict[str, float] = field(default_factory=dict)  # methods that answer slowly
+    errors: dict[str, str] = field(default_factory=dict)  # methods answered with this error
+    # users.info: members who are workspace admins (so storyloom moderators), and names
+    admins: set[str] = field(default_factory=set)
+    names: dict[str, str] = field(default_factory=dict)
+    # OAuth: oauth.v2.access answers per code, and the workspace each bot token belongs to
+    installs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    teams: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T1"})
     _ts: int = 0
 
     def app(self) -> web.Application:
-        app = web.Application()
+        # a real page (PNG, PDF, ZIP) is over aiohttp's default 1 MiB; Slack takes far more
+        app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
+        app.router.add_post("/respond/{command}", self.respond)
         return app
+
+    async def respond(self, request: web.Request) -> web.Response:
+        self.responses.append(await request.json())
+        return web.Response(text="ok")
 
     async def upload(self, request: web.Request) -> web.Response:
         self.uploads.append(await request.read())
@@ -51,6 +69,7 @@ class FakeSlack:
         else:
             params = dict(await request.post())
         params = {**request.query, **params}  # the SDK sends some methods' params in the URL
+        # a bot token as `Bearer`, the app's client id and secret as `Basic` (oauth.v2.access)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await asyncio.sleep(self.delay_s.get(method, 0.0))
         if method in self.rate_limit_once:
@@ -59,19 +78,41 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
             )
-        answer = self.answer(method, params)
+        answer = (
+            {"ok": False, "error": self.errors[method]}
+            if method in self.errors
+            else self.answer(method, params, token)
+        )
         self.calls.append(Call(method, dict(params), token, answer))
         return web.json_response({"ok": True, **answer})
 
-    def answer(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    def answer(self, method: str, params: dict[str, Any], token: str) -> dict[str, Any]:
         if method == "auth.test":
-            return {"team_id": "T1", "user_id": "UBOT", "bot_id": "B1", "url": "https://t1/"}
+            if token not in self.teams:
+                return {"ok": False, "error": "invalid_auth"}
+            team = self.teams[token]
+            return {"team_id": team, "user_id": "UBOT", "bot_id": "B" + team, "url": "https://t/"}
+        if method == "oauth.v2.access":
+            if params.get("code") not in self.installs:
+                return {"ok": False, "error": "invalid_code"}
+            return self.installs[params["code"]]
         if method == "chat.postMessage":
             self._ts += 1
             return {"channel": params.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
         if method == "users.info":
             user = params["user"]
-            return {"user": {"id": user, "name": user.lower(), "profile": {"display_name": user}}}
+            name = self.names.get(user, user)
+            profile = {"display_name": name, "real_name": name}
+            return {
+                "user": {
+                    "id": user,
+                    "name": user.lower(),
+                    "profile": profile,
+                    "is_admin": user in self.admins,
+                    "is_owner": False,
+                    "is_primary_owner": False,
+                }
+            }
         if method == "files.getUploadURLExternal":
             self._ts += 1
             return {"upload_url": f"{self.base}upload/F{self._ts}", "file_id": f"F{self._ts}"}
@@ -107,7 +148,9 @@ class Sender:
 
     http: ClientSession
     url: str
+    response_url: str  # where Slack would take a command's delayed answers (the fake)
     secret: str = SECRET
+    last_trigger_id: str = ""  # the trigger id of the last button press sent
 
     async def post(
         self,
@@ -140,8 +183,8 @@ class Sender:
             "channel_id": channel,
             "user_id": user,
             "user_name": user.lower(),
-            "trigger_id": "trig-1",
-            "response_url": "https://hooks.invalid/none",
+            "trigger_id": f"trig-{next(_triggers)}",  # one per invocation, as Slack's
+            "response_url": self.response_url,
         }
         return await self.post(urlencode(form), "application/x-www-form-urlencoded", **kw)
 
@@ -153,7 +196,10 @@ class Sender:
         team: str = "T1",
         channel: str = "C1",
         user: str = "U1",
+        event_id: str | None = None,
+        **kw: Any,
     ) -> int:
+        """An app_mention event; the same `event_id` twice is Slack retrying a delivery."""
         event: dict[str, Any] = {
             "type": "app_mention",
             "user": user,
@@ -168,23 +214,65 @@ class Sender:
             "team_id": team,
             "api_app_id": "A1",
             "event": event,
-            "event_id": f"Ev{time.monotonic_ns()}",
+            "event_id": event_id or f"Ev{time.monotonic_ns()}",
             "event_time": int(time.time()),
         }
-        return await self.post(json.dumps(body), "application/json")
+        return await self.post(json.dumps(body), "application/json", **kw)
 
     async def button(
-        self, action: str, value: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+        self,
+        action: str,
+        value: str,
+        *,
+        team: str = "T1",
+        channel: str = "C1",
+        user: str = "U1",
+        message_ts: str | None = None,
+        **kw: Any,
     ) -> int:
+        """A press of one of our buttons, on the message `message_ts` (by default a message
+        of its own, so that two presses are two requests)."""
         payload = {
             "type": "block_actions",
             "team": {"id": team},
             "user": {"id": user, "name": user.lower()},
             "channel": {"id": channel},
             "api_app_id": "A1",
-            "trigger_id": "trig-2",
-            "container": {"type": "message", "channel_id": channel},
+            "trigger_id": f"trig-{next(_triggers)}",
+            "container": {
+                "type": "message",
+                "channel_id": channel,
+                "message_ts": message_ts or f"1700000000.{next(_triggers):06d}",
+            },
             "actions": [{"action_id": f"story_{action}", "value": value, "type": "button"}],
+        }
+        self.last_trigger_id = payload["trigger_id"]
+        return await self.post(
+            urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded", **kw
+        )
+
+    async def select(
+        self, action: str, value: str, *, team: str = "T1", channel: str = "C1", user: str = "U1"
+    ) -> int:
+        """An option picked from a select menu (Slack sends it as `selected_option`)."""
+        payload = {
+            "type": "block_actions",
+            "team": {"id": team},
+            "user": {"id": user, "name": user.lower()},
+            "channel": {"id": channel},
+            "api_app_id": "A1",
+            "trigger_id": f"trig-{next(_triggers)}",
+            "container": {"type": "message", "channel_id": channel},
+            "actions": [
+                {
+                    "action_id": f"story_{action}",
+                    "type": "static_select",
+                    "selected_option": {
+                        "text": {"type": "plain_text", "text": "Panel"},
+                        "value": value,
+                    },
+                }
+            ],
         }
         return await self.post(
             urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded"

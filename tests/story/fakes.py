@@ -160,7 +160,6 @@ class FakeJobs:
                   first_position: int | None = None, last_position: int | None = None,
                   character_id: int | None = None,
                   request_key: str | None = None) -> RenderJob:  # fmt: skip
-        assert request_key is None or await self.by_request(story_id, request_key) is None
         job = RenderJob(self.s.new_id(), story_id, kind, JobStatus.QUEUED, requested_by,
                         requested_by_name, created_at, created_at, first_position,
                         last_position, character_id, request_key=request_key)  # fmt: skip
@@ -168,8 +167,9 @@ class FakeJobs:
         return job
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
-        return next((j for j in self.s.jobs.values()
-                     if j.story_id == story_id and j.request_key == request_key), None)  # fmt: skip
+        return next((j for j in sorted(self.s.jobs.values(), key=lambda j: -j.id)
+                     if j.story_id == story_id and j.request_key == request_key
+                     and j.status.active), None)  # fmt: skip
 
     async def get(self, story_id: int, job_id: int) -> RenderJob | None:
         job = self.s.jobs.get(job_id)

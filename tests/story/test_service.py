@@ -282,6 +282,10 @@ async def test_a_repeated_request_returns_its_first_job_and_changes_nothing_more
     assert queue.submitted == [page.id, other.id, redraw.id, look.job.id if look.job else -1]
     assert [b.variant for b in (await service.list_beats(deps, ANN)).beats] == [0, 1]
 
+    await service.cancel(deps, BOB, page.id)  # once it has ended, asking again is a new job
+    later = await service.render(deps, BOB, request_key="interaction-1")
+    assert later.id not in (page.id, other.id) and queue.submitted[-1] == later.id
+
 
 async def test_cancel_rules(deps: Deps) -> None:
     await _story(deps, "a")

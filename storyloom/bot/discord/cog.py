@@ -38,7 +38,12 @@ def _bot(interaction: discord.Interaction[Any]) -> StoryBot:
 
 
 async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None:
-    """Post the job's status message in the thread and hand it to the notifier."""
+    """Post the job's status message in the thread and hand it to the notifier (once: a
+    repeated request returns a job that has its message already)."""
+    pressed = interaction.type == discord.InteractionType.component
+    if job.status_ref is not None:
+        await reply(interaction, f"{job.kind.value} job #{job.id} queued", ephemeral=pressed)
+        return
     channel = interaction.channel
     assert isinstance(channel, discord.abc.Messageable)
     notifier = _bot(interaction).notifier
@@ -55,7 +60,6 @@ async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None
     # on the row too: a restarted bot (or the watcher of another process) still edits it
     await status_refs.remember(_bot(interaction).deps.db, job.id, ref.encode())
     # the status message is for everyone; a button's "queued" only for who pressed it
-    pressed = interaction.type == discord.InteractionType.component
     await reply(interaction, f"{job.kind.value} job #{job.id} queued", ephemeral=pressed)
 
 

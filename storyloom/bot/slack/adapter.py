@@ -17,13 +17,17 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
 from storyloom.bot.slack.commands import HELP, SUBCOMMANDS, Reply
+from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import SlackNotifier, SlackTracked
+from storyloom.bot.slack.refs import StatusRef
 from storyloom.bot.slack.requests import (
     Where,
+    beat_form,
     button_press,
     mention,
     slash_command,
 )
+from storyloom.jobs import status_refs
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput, StoryError
 from storyloom.story.escaping import escape_slack
@@ -35,6 +39,9 @@ Answer = Callable[[str], Awaitable[None]]
 # a waiting job's place in the queue (1 starts next), None once it is no longer waiting
 QueuePlace = Callable[[int], Awaitable[int | None]]
 TROUBLE = "Something went wrong on our side; the operators have the details. Try again soon."
+# a button's action → the subcommand it runs (the others run the subcommand of their name:
+# clip, cancel, redraw)
+BUTTON_SUBCOMMANDS = {"again": "render", "reroll": "look", "lock": "look"}
 
 
 class SlackStoryAdapter:
@@ -45,11 +52,13 @@ class SlackStoryAdapter:
         deps: service.Deps,
         stories: ChannelStories,
         notifier: SlackNotifier,
+        members: Members,
         queue_place: QueuePlace | None = None,
     ) -> None:
         self.deps = deps
         self.stories = stories
         self.notifier = notifier
+        self.members = members
         self.queue_place = queue_place  # shown on a new job's status message
 
     def register(self, app: AsyncApp) -> None:
@@ -70,6 +79,7 @@ class SlackStoryAdapter:
             await client.chat_postEphemeral(channel=where.channel_id, user=where.user_id, text=text)
 
         try:
+            where = await self.identify(client, where)
             if command.sub == "new":
                 await self.new_story(client, where, command.args, answer)
                 return
@@ -80,7 +90,7 @@ class SlackStoryAdapter:
                 self.stories, where.team_id, where.channel_id, command.story_id
             )
             reply = await SUBCOMMANDS[command.sub](
-                self.deps, where.actor(thread.thread_id), command.args
+                self.deps, where.actor(thread.thread_id), command.args, command.key
             )
             await self.deliver(client, where, thread.thread_id, reply, answer)
         except Exception as error:  # every failure gets a short answer
@@ -91,7 +101,7 @@ class SlackStoryAdapter:
     ) -> None:
         """`@storyloom add …` in a story thread: answered in the thread."""
         await ack()
-        said = mention(event, body["team_id"], await self.display_name(client, event["user"]))
+        said = mention(event, body["team_id"], body.get("event_id"))
         where = said.where
         thread_ts = where.thread_ts or event["ts"]
 
@@ -106,13 +116,15 @@ class SlackStoryAdapter:
                 raise InvalidInput(
                     "Mention me inside a story's thread, or use /story in the channel."
                 )
-            reply = await SUBCOMMANDS[said.sub](self.deps, where.actor(thread_ts), said.args)
+            where = await self.identify(client, where)
+            actor = where.actor(thread_ts)
+            reply = await SUBCOMMANDS[said.sub](self.deps, actor, said.args, said.key)
             await self.deliver(client, where, thread_ts, reply, answer)
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"@storyloom {said.sub}", answer)
 
     async def on_button(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
-        """A button on an anchor, status or sheet message."""
+        """A button (or menu) on an anchor, status, result or sheet message."""
         await ack()
         press = button_press(body)
         where = press.where
@@ -127,13 +139,15 @@ class SlackStoryAdapter:
                 view = blocks.add_beat_modal(where.channel_id, press.thread_ts)
                 await client.views_open(trigger_id=press.trigger_id, view=view)
                 return
-            sub = {"again": "render", "reroll": "look", "lock": "look"}.get(
-                press.action, press.action
-            )
+            sub = BUTTON_SUBCOMMANDS.get(press.action, press.action)
+            if sub not in SUBCOMMANDS:
+                raise InvalidInput("That button is from an older storyloom; it does nothing now.")
             args = press.arg.replace("-", " ").strip()
             if press.action in ("reroll", "lock"):
                 args = f"{press.arg} {press.action}"
-            reply = await SUBCOMMANDS[sub](self.deps, where.actor(press.thread_ts), args)
+            where = await self.identify(client, where)
+            actor = where.actor(press.thread_ts)
+            reply = await SUBCOMMANDS[sub](self.deps, actor, args, press.key)
             await self.deliver(client, where, press.thread_ts, reply, answer)
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"button {press.action}", answer)
@@ -143,21 +157,20 @@ class SlackStoryAdapter:
     ) -> None:
         """The add-a-beat modal was submitted: the beat goes to the story named in it."""
         await ack()
-        channel_id, _, thread_ts = body["view"]["private_metadata"].partition("|")
-        text = body["view"]["state"]["values"]["beat"]["text"]["value"] or ""
-        user = body["user"]
-        where = Where(body["team"]["id"], channel_id, thread_ts, user["id"], user["name"])
+        form = beat_form(body)
+        where = form.where
 
         async def answer(message: str) -> None:
             await client.chat_postEphemeral(
-                channel=channel_id, user=where.user_id, thread_ts=thread_ts, text=message
+                channel=where.channel_id, user=where.user_id, thread_ts=form.thread_ts, text=message
             )
 
         try:
-            beat = await service.add_beat(self.deps, where.actor(thread_ts), text)
+            where = await self.identify(client, where)
+            beat = await service.add_beat(self.deps, where.actor(form.thread_ts), form.text)
             await client.chat_postMessage(
-                channel=channel_id,
-                thread_ts=thread_ts,
+                channel=where.channel_id,
+                thread_ts=form.thread_ts,
                 text=f"beat {beat.position} by {escape_slack(beat.author_name)}: "
                 f"{escape_slack(beat.text)}",
             )
@@ -165,10 +178,10 @@ class SlackStoryAdapter:
             await self.report(error, where, "add-beat modal", answer)
 
     # -- helpers ---------------------------------------------------------------------
-    async def display_name(self, client: AsyncWebClient, user_id: str) -> str:
-        """A member's display name (events carry only the id), as beats credit it."""
-        user = (await client.users_info(user=user_id))["user"]
-        return str(user.get("profile", {}).get("display_name") or user.get("name") or user_id)
+    async def identify(self, client: AsyncWebClient, where: Where) -> Where:
+        """The request with its sender's display name and moderator role (`users.info`)."""
+        member = await self.members.get(client, where.team_id, where.user_id)
+        return where.known_as(member.name, member.is_moderator)
 
     async def new_story(
         self, client: AsyncWebClient, where: Where, title: str, answer: Answer
@@ -188,26 +201,25 @@ class SlackStoryAdapter:
     async def deliver(
         self, client: AsyncWebClient, where: Where, thread_ts: str, reply: Reply, answer: Answer
     ) -> None:
-        """Send a subcommand's reply; a job also gets its status message in the thread."""
-        if reply.job is not None:
-            place = None if self.queue_place is None else await self.queue_place(reply.job.id)
-            detail = None if place is None else f"place {place} in the queue"
-            text, status = blocks.status(reply.job, JobStatus.QUEUED, thread_ts, detail)
+        """Send a subcommand's reply; a job also gets its status message in the thread (one:
+        a repeated request returns a job that has its message already)."""
+        if reply.job is not None and reply.job.status_ref is None:
+            job = reply.job
+            place = None if self.queue_place is None else await self.queue_place(job.id)
+            text, status = blocks.status(job, JobStatus.QUEUED, thread_ts, place=place)
             posted = await client.chat_postMessage(
                 channel=where.channel_id, thread_ts=thread_ts, text=text, blocks=status
             )
+            ref = StatusRef(where.team_id, where.channel_id, thread_ts, str(posted["ts"]))
+            # on the row, so the message is still edited after a restart (or by another
+            # bot process sharing the database)
+            await status_refs.remember(self.deps.db, job.id, ref.encode())
             overview = await service.status(self.deps, where.actor(thread_ts))
             self.notifier.track(
-                reply.job.id,
-                SlackTracked(
-                    where.team_id,
-                    where.channel_id,
-                    str(posted["ts"]),
-                    thread_ts,
-                    overview.story.title,
-                    reply.character,
-                ),
+                job.id, SlackTracked(ref, overview.story.title, reply.character, place)
             )
+            # a fast job may have ended before its message was tracked: show how it ended
+            await self.notifier.catch_up(job.id)
         if reply.file is not None:
             name, content = reply.file
             await client.files_upload_v2(

@@ -6,10 +6,14 @@ message sits in the channel (the anchor), and Slack signs the body that carries 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from storyloom.story.escaping import escape_slack
-from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.model import JobKind, JobStatus, RenderJob
+
+if TYPE_CHECKING:  # jobs.progress imports the renderer (torch); only its type is used here
+    from storyloom.jobs.progress import JobProgress
 
 Block = dict[str, Any]
 ADD_BEAT_VIEW = "story_add_beat"
@@ -23,13 +27,26 @@ _ICONS = {
 }
 
 
-def _button(text: str, action: str, thread_ts: str, arg: str = "") -> Block:
+# Slack's limits: elements in one actions block, options in one select menu
+MAX_BUTTONS = 25
+MAX_OPTIONS = 100
+
+
+def _button(text: str, action: str, thread_ts: str, arg: str = "", key: str = "") -> Block:
+    # action ids must differ within a message: `key` tells same-action buttons apart
     return {
         "type": "button",
         "text": {"type": "plain_text", "text": text},
-        "action_id": f"story_{action}",
+        "action_id": f"story_{action}:{key}" if key else f"story_{action}",
         "value": f"{thread_ts}|{arg}",
     }
+
+
+def job_name(job: RenderJob) -> str:
+    """What a job makes, in a few words: `page`, `clip`, `sheet`, `panel 3 redraw`."""
+    if job.kind == JobKind.PANEL:
+        return f"panel {job.first_position} redraw"
+    return job.kind.value
 
 
 def _section(mrkdwn: str) -> Block:
@@ -44,26 +61,59 @@ def anchor(title: str, story_ts: str, author: str) -> tuple[str, list[Block]]:
     return text, [_section(text), _section(hint), {"type": "actions", "elements": buttons}]
 
 
-def status_line(job: RenderJob, status: JobStatus, detail: str | None = None) -> str:
-    """One line for a job: icon, kind, id, state and, if any, a detail (queue place, error)."""
-    line = f"{_ICONS[status]} {job.kind.value} job #{job.id} {status.value}"
-    return f"{line} · {escape_slack(detail)}" if detail else line
+def status_line(
+    job: RenderJob,
+    status: JobStatus,
+    *,
+    place: int | None = None,
+    progress: JobProgress | None = None,
+    error: str | None = None,
+) -> str:
+    """One line for a job: icon, kind, id, state and what is known of it now (its place in
+    the queue while it waits, panel i of n, percent and time left while it renders, the
+    error when it failed)."""
+    line = f"{_ICONS[status]} {job_name(job)} job #{job.id} {status.value}"
+    if status == JobStatus.QUEUED and place is not None:
+        line += " · next in the queue" if place == 1 else f" · place {place} in the queue"
+    if status == JobStatus.RUNNING and progress is not None:
+        line += f" · {progress.describe()}"
+    return f"{line} · {escape_slack(error)}" if error else line
+
+
+def progress_bar(percent: int, width: int = 20) -> str:
+    """`▰▰▰▱▱▱` for a percentage: the status message's bar."""
+    filled = max(0, min(width, round(width * percent / 100)))
+    return "▰" * filled + "▱" * (width - filled)
 
 
 def status(
-    job: RenderJob, status: JobStatus, thread_ts: str, detail: str | None = None
+    job: RenderJob,
+    status: JobStatus,
+    thread_ts: str,
+    *,
+    place: int | None = None,
+    progress: JobProgress | None = None,
+    error: str | None = None,
 ) -> tuple[str, list[Block]]:
-    """A job's status message: its line, and cancel while active or render again when over."""
-    line = status_line(job, status, detail)
+    """A job's status message: its line, a progress bar while it renders, and cancel while
+    it is active, or when it is over render again / clip (a redrawn panel: redraw it again
+    / render the page)."""
+    line = status_line(job, status, place=place, progress=progress, error=error)
+    shown = [_section(line)]
+    if status == JobStatus.RUNNING and progress is not None:
+        bar = f"`{progress_bar(progress.percent)}` {progress.percent}%"
+        shown.append({"type": "context", "elements": [{"type": "mrkdwn", "text": bar}]})
     span = f"{job.first_position or ''}-{job.last_position or ''}"
     if status.active:
         buttons = [_button("Cancel", "cancel", thread_ts, str(job.id))]
+    elif job.kind == JobKind.PANEL and job.first_position is not None:
+        return line, [*shown, *after_redraw(thread_ts, job.first_position)]
     else:
         buttons = [
             _button("Render again", "again", thread_ts, span),
             _button("Clip", "clip", thread_ts, span),
         ]
-    return line, [_section(line), {"type": "actions", "elements": buttons}]
+    return line, [*shown, {"type": "actions", "elements": buttons}]
 
 
 def look_buttons(thread_ts: str, character: str) -> list[Block]:
@@ -77,6 +127,36 @@ def look_buttons(thread_ts: str, character: str) -> list[Block]:
             ],
         }
     ]
+
+
+def redraw_panels(thread_ts: str, positions: Sequence[int]) -> list[Block]:
+    """Under a page: a "Redraw panel N" button per panel, or a menu of them on a long page
+    (a longer one still has `/story redraw N`)."""
+    if len(positions) <= MAX_BUTTONS:
+        buttons = [
+            _button(f"Redraw panel {n}", "redraw", thread_ts, str(n), key=str(n)) for n in positions
+        ]
+        return [{"type": "actions", "elements": buttons}]
+    options = [
+        {"text": {"type": "plain_text", "text": f"Panel {n}"}, "value": f"{thread_ts}|{n}"}
+        for n in positions[:MAX_OPTIONS]
+    ]
+    menu = {
+        "type": "static_select",
+        "action_id": "story_redraw",
+        "placeholder": {"type": "plain_text", "text": "Redraw a panel…"},
+        "options": options,
+    }
+    return [{"type": "actions", "elements": [menu]}]
+
+
+def after_redraw(thread_ts: str, position: int) -> list[Block]:
+    """Under a redrawn panel: draw it once more, or render the whole page with it."""
+    buttons = [
+        _button(f"Redraw panel {position} again", "redraw", thread_ts, str(position)),
+        _button("Render the page", "again", thread_ts, "-"),
+    ]
+    return [{"type": "actions", "elements": buttons}]
 
 
 def add_beat_modal(channel_id: str, thread_ts: str) -> Block:

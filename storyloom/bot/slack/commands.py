@@ -17,8 +17,8 @@ from storyloom.story.model import Actor, RenderJob
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
     "channel: `/story [#ID] add|edit|remove|move|undo|list|cast|look|style|render|clip|"
-    "status|cancel|export|delete …` (the latest open story, or story #ID). In the thread: "
-    "`@storyloom add …`, `@storyloom render`."
+    "redraw|status|cancel|export|delete …` (the latest open story, or story #ID). In the "
+    "thread: `@storyloom add …`, `@storyloom render`, `@storyloom redraw 3`."
 )
 
 
@@ -32,7 +32,9 @@ class Reply:
     file: tuple[str, bytes] | None = None  # (name, content)
 
 
-Handler = Callable[[service.Deps, Actor, str], Awaitable[Reply]]
+# (deps, actor, the subcommand's arguments, the request's idempotency key: a retried event or
+# a double click queues one job)
+Handler = Callable[[service.Deps, Actor, str, str | None], Awaitable[Reply]]
 
 
 def _ints(args: str, most: int) -> list[int]:
@@ -49,24 +51,24 @@ def _number_and_text(args: str) -> tuple[int, str]:
     return int(first), rest.strip()
 
 
-async def _add(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _add(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     beat = await service.add_beat(deps, actor, args)
     return Reply(f"beat {beat.position}: {esc(beat.text)}")
 
 
-async def _edit(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _edit(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     position, text = _number_and_text(args)
     beat = await service.edit_beat(deps, actor, position, text)
     return Reply(f"beat {beat.position} edited")
 
 
-async def _remove(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _remove(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     (position,) = _ints(args, 1) or [0]
     beat = await service.remove_beat(deps, actor, position)
     return Reply(f"beat {beat.position} removed")
 
 
-async def _move(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _move(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     numbers = _ints(args, 2)
     if len(numbers) != 2:
         raise InvalidInput("Give the beat and its new place, e.g. `move 5 2`.")
@@ -74,12 +76,12 @@ async def _move(deps: service.Deps, actor: Actor, args: str) -> Reply:
     return Reply(f"beat moved to {beat.position}")
 
 
-async def _undo(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _undo(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     beat = await service.undo_beat(deps, actor)
     return Reply(f"beat {beat.position} removed")
 
 
-async def _list(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _list(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     page = (_ints(args, 1) or [1])[0]
     shown = await service.list_beats(deps, actor, page)
     lines = [f"`{b.position:>3}` {esc(b.text)} — {esc(b.author_name)}" for b in shown.beats]
@@ -87,39 +89,47 @@ async def _list(deps: service.Deps, actor: Actor, args: str) -> Reply:
     return Reply("\n".join(lines))
 
 
-async def _cast(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _cast(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     name, _, description = args.partition(" ")
     character = await service.cast_character(deps, actor, name, description.strip())
     return Reply(f"*{esc(character.name)}* is in the cast")
 
 
-async def _look(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _look(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     name, _, action = args.partition(" ")
     use = service.reroll_look if action.strip() == "reroll" else service.lock_look
-    result = await use(deps, actor, name)
+    result = await use(deps, actor, name, request_key=key)
     if result.job is None:
         return Reply(f"{esc(result.character.name)}'s look is locked")
     return Reply(f"character sheet for {esc(result.character.name)} queued", result.job, name)
 
 
-async def _style(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _style(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     story = await service.set_style(deps, actor, args.strip())
     return Reply(f"style is now {esc(story.style)}")
 
 
-async def _render(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _render(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     numbers = _ints(args, 2)
-    job = await service.render(deps, actor, *numbers)
+    job = await service.render(deps, actor, *numbers, request_key=key)
     return Reply(f"page job #{job.id} queued", job)
 
 
-async def _clip(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _clip(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     numbers = _ints(args, 2)
-    job = await service.clip(deps, actor, *numbers)
+    job = await service.clip(deps, actor, *numbers, request_key=key)
     return Reply(f"clip job #{job.id} queued", job)
 
 
-async def _status(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _redraw(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
+    numbers = _ints(args, 1)
+    if not numbers:
+        raise InvalidInput("Give the beat whose panel to draw again, e.g. `redraw 3`.")
+    job = await service.reroll_panel(deps, actor, numbers[0], request_key=key)
+    return Reply(f"panel {numbers[0]} redraw job #{job.id} queued", job)
+
+
+async def _status(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     overview = await service.status(deps, actor)
     lines = [f"*{esc(overview.story.title)}* (#{overview.story.id}) · {overview.beat_count} beats"]
     lines += [f"{esc(c.name)}: {c.lock_state.value}" for c in overview.characters]
@@ -127,18 +137,18 @@ async def _status(deps: service.Deps, actor: Actor, args: str) -> Reply:
     return Reply("\n".join(lines))
 
 
-async def _cancel(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _cancel(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     numbers = _ints(args, 1)
     job = await service.cancel(deps, actor, numbers[0] if numbers else None)
     return Reply(f"job #{job.id} cancelled")
 
 
-async def _export(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _export(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     exported = await service.export(deps, actor)
     return Reply("story file:", file=("story.toml", exported.to_toml().encode()))
 
 
-async def _delete(deps: service.Deps, actor: Actor, args: str) -> Reply:
+async def _delete(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     story = await service.delete_story(deps, actor)
     return Reply(f"story *{esc(story.title)}* deleted")
 
@@ -155,6 +165,7 @@ SUBCOMMANDS: dict[str, Handler] = {
     "style": _style,
     "render": _render,
     "clip": _clip,
+    "redraw": _redraw,
     "status": _status,
     "cancel": _cancel,
     "export": _export,

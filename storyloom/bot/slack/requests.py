@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from storyloom.story.model import Actor
@@ -40,10 +41,23 @@ class Where:
     thread_ts: str | None
     user_id: str
     user_name: str
+    # bodies carry no roles: set from `users.info` (members.py) before the core is called
+    is_moderator: bool = False
 
     def actor(self, thread_ts: str) -> Actor:
         """The core's Actor in the story thread `thread_ts` of this channel."""
-        return Actor(self.team_id, self.channel_id, thread_ts, self.user_id, self.user_name)
+        return Actor(
+            self.team_id,
+            self.channel_id,
+            thread_ts,
+            self.user_id,
+            self.user_name,
+            is_moderator=self.is_moderator,
+        )
+
+    def known_as(self, name: str, is_moderator: bool) -> Where:
+        """The same request, with the sender's display name and role from Slack."""
+        return replace(self, user_name=name, is_moderator=is_moderator)
 
 
 @dataclass(frozen=True)
@@ -56,6 +70,11 @@ class SlashCommand:
     args: str
     trigger_id: str
 
+    @property
+    def key(self) -> str | None:
+        """Its idempotency key: one invocation, one trigger id."""
+        return f"slack:{self.trigger_id}" if self.trigger_id else None
+
 
 @dataclass(frozen=True)
 class Mention:
@@ -64,6 +83,16 @@ class Mention:
     where: Where
     sub: str
     args: str
+    key: str | None = None  # the event's id: Slack retries an event it thinks was missed
+
+
+@dataclass(frozen=True)
+class BeatForm:
+    """The add-a-beat modal, submitted: the beat and the story thread it goes to."""
+
+    where: Where
+    thread_ts: str
+    text: str
 
 
 @dataclass(frozen=True)
@@ -75,6 +104,7 @@ class ButtonPress:
     thread_ts: str
     arg: str
     trigger_id: str
+    key: str | None = None  # one member's press on one message: a double click is one press
 
 
 def split_sub(text: str) -> tuple[str, str]:
@@ -99,18 +129,22 @@ def slash_command(body: dict[str, Any]) -> SlashCommand:
     return SlashCommand(where, sub, story_id, rest, body.get("trigger_id", ""))
 
 
-def mention(event: dict[str, Any], team_id: str, user_name: str) -> Mention:
-    """An `app_mention` event as a Mention, the bot's own `<@U…>` prefix removed."""
+def mention(event: dict[str, Any], team_id: str, event_id: str | None = None) -> Mention:
+    """An `app_mention` event as a Mention, the bot's own `<@U…>` prefix removed (events
+    carry no name: it is the user id until `Where.known_as`)."""
     text = _MENTION_PREFIX.sub("", event.get("text", ""), count=1)
     sub, rest = split_sub(plain_text(text))
-    where = Where(team_id, event["channel"], event.get("thread_ts"), event["user"], user_name)
-    return Mention(where, sub, rest)
+    user = event["user"]
+    where = Where(team_id, event["channel"], event.get("thread_ts"), user, user)
+    return Mention(where, sub, rest, f"slack-event:{event_id}" if event_id else None)
 
 
 def button_press(body: dict[str, Any]) -> ButtonPress:
-    """A `block_actions` body (first action) as a ButtonPress."""
+    """A `block_actions` body (its first action: a button, or an option picked from a
+    menu) as a ButtonPress."""
     action = body["actions"][0]
-    thread_ts, _, arg = action["value"].partition("|")
+    value = action["selected_option"]["value"] if "selected_option" in action else action["value"]
+    thread_ts, _, arg = value.partition("|")
     user = body["user"]
     where = Where(
         body["team"]["id"],
@@ -119,5 +153,21 @@ def button_press(body: dict[str, Any]) -> ButtonPress:
         user["id"],
         user.get("name") or user.get("username") or user["id"],
     )
-    name = action["action_id"].removeprefix("story_")
-    return ButtonPress(where, name, thread_ts, arg, body.get("trigger_id", ""))
+    # `story_redraw:3`: the part after `:` only keeps same-action buttons apart
+    name = action["action_id"].removeprefix("story_").partition(":")[0]
+    message_ts = body.get("container", {}).get("message_ts", "")
+    pressed = f"{message_ts}|{action['action_id']}|{value}|{user['id']}"
+    key = "slack-press:" + hashlib.sha256(pressed.encode()).hexdigest()[:40]
+    return ButtonPress(where, name, thread_ts, arg, body.get("trigger_id", ""), key)
+
+
+def beat_form(body: dict[str, Any]) -> BeatForm:
+    """A `view_submission` body of the add-a-beat modal as a BeatForm."""
+    view = body["view"]
+    channel_id, _, thread_ts = view["private_metadata"].partition("|")
+    text = view["state"]["values"]["beat"]["text"]["value"] or ""
+    user = body["user"]
+    where = Where(
+        body["team"]["id"], channel_id, thread_ts, user["id"], user.get("name") or user["id"]
+    )
+    return BeatForm(where, thread_ts, text)

@@ -24,8 +24,8 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("status_ref", sa.String(length=200), nullable=True))
         batch_op.add_column(sa.Column("result_files", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("request_key", sa.String(length=100), nullable=True))
-        batch_op.create_unique_constraint(
-            batch_op.f("uq_render_jobs_story_id_request_key"), ["story_id", "request_key"]
+        batch_op.create_index(
+            "ix_render_jobs_story_id_request_key", ["story_id", "request_key"], unique=False
         )
     # `posted` now means "its outcome was reported", for every ended job: jobs that failed
     # or were cancelled before this migration were reported by the bot that ran then
@@ -50,7 +50,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("job_artifacts")
     with op.batch_alter_table("render_jobs", schema=None) as batch_op:
-        batch_op.drop_constraint(batch_op.f("uq_render_jobs_story_id_request_key"), type_="unique")
+        batch_op.drop_index("ix_render_jobs_story_id_request_key")
         batch_op.drop_column("request_key")
         batch_op.drop_column("result_files")
         batch_op.drop_column("status_ref")
