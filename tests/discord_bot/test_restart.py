@@ -4,18 +4,23 @@ bot was running is posted into its thread once, with its buttons."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
+from storyloom.bot.discord.status import StatusRef
 from storyloom.config import load_settings
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase
-from storyloom.story.model import JobStatus
+from storyloom.story import service
+from storyloom.story.model import Actor, JobStatus
 
-from .fake_discord import FakeDiscord, press, slash
-from .harness import ANN, BOB, THREAD, ask, buttons, job_row, started, until_status
+from .fake_discord import GUILD_ID, FakeDiscord, press, slash
+from .harness import ANN, BOB, THREAD, Running, ask, buttons, job_row, started, until_status
+
+GUILD = str(GUILD_ID)
 
 POSTS = f"/channels/{THREAD['id']}/messages"
 
@@ -101,3 +106,26 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_
     ]
     assert status_edits[-1] == "✅ page job #1 done"
     assert (await job_row(db, 1)).posted
+
+
+async def test_a_job_that_ended_before_its_status_message_existed_gets_it_edited(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    offline = dataclasses.replace(running.bot.deps, queue=Unsent())
+    actor = Actor(GUILD, THREAD["parent_id"], THREAD["id"], ANN["user"]["id"], "Ann")
+    job = await service.render(offline, actor)
+    await service.cancel(offline, actor, job.id)
+    await running.jobs.watcher.poll()  # reported: no status message to edit yet
+    assert (await job_row(db, job.id)).posted
+    ref = StatusRef(int(THREAD["id"]), 424242, 10 * 1024 * 1024)
+    running.bot.notifier.track(job, ref)
+    await running.bot.notifier.catch_up(job.id)
+    [edit] = fake.where("PATCH", f"{POSTS}/424242")
+    assert (edit.json or {})["content"] == f"✖️ page job #{job.id} cancelled"
+
+
+class Unsent:
+    async def submit(self, job_id: int) -> None:
+        return None

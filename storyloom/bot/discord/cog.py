@@ -59,6 +59,7 @@ async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None
     notifier.track(job, ref, place)
     # on the row too: a restarted bot (or the watcher of another process) still edits it
     await status_refs.remember(_bot(interaction).deps.db, job.id, ref.encode())
+    await notifier.catch_up(job.id)
     # the status message is for everyone; a button's "queued" only for who pressed it
     await reply(interaction, f"{job.kind.value} job #{job.id} queued", ephemeral=pressed)
 

@@ -56,6 +56,18 @@ class DiscordNotifier:
         """Remember where a job's status message is (and the place it shows)."""
         self.shown[job.id] = Shown(ref, place)
 
+    async def catch_up(self, job_id: int) -> None:
+        """A just-tracked job may have ended, and been reported, before its status message
+        existed (its result went to the thread): make the message say how it ended."""
+        if self.db is None or (shown := self.shown.get(job_id)) is None:
+            return
+        async with self.db.reading() as uow:
+            job = await uow.jobs.find(job_id)
+        if job is None or job.status.active or not job.posted:
+            return  # still running, or its outcome is yet to come and will edit it
+        self.shown.pop(job_id, None)
+        await self._edit(shown, job, job.status, status_text(job, job.status, job.error))
+
     async def place_of(self, job_id: int) -> int | None:
         """The job's place in line now, if the line is known and it still waits."""
         return None if self.places is None else (await self.places()).get(job_id)
