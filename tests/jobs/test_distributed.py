@@ -167,6 +167,14 @@ async def stored_files(db: SqlDatabase, job_id: int) -> dict[str, bytes]:
         return await load_artifacts(uow.session, job_id)
 
 
+async def until_forgotten(db: SqlDatabase, job_id: int, timeout_s: float = 5.0) -> None:
+    """Wait (a while at most) until the database holds no files of the job."""
+    for _ in range(int(timeout_s / 0.05)):
+        if not await stored_files(db, job_id):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def test_a_job_sent_through_redis_is_rendered_elsewhere_and_posted_here(
     cluster: Cluster,
 ) -> None:
@@ -175,10 +183,7 @@ async def test_a_job_sent_through_redis_is_rendered_elsewhere_and_posted_here(
     async with cluster.bot() as seen:
         job = await cluster.render()
         done = await cluster.reported(seen, job.id)
-        for _ in range(100):  # posted: the database forgets its copy of the files
-            if not await stored_files(cluster.db, job.id):
-                break
-            await asyncio.sleep(0.05)
+        await until_forgotten(cluster.db, job.id)  # posted: the database drops its copy
     assert done.status == JobStatus.DONE and done.job.attempts == 1
     names = ["story-page-01.png", "story.pdf", "story.zip"]
     assert [f.name for f in done.files] == names
@@ -265,8 +270,5 @@ async def test_files_left_behind_by_a_stopped_bot_are_forgotten_at_the_next_star
         )
     assert await stored_files(cluster.db, job.id) != {}
     async with cluster.bot():
-        for _ in range(100):
-            if not await stored_files(cluster.db, job.id):
-                break
-            await asyncio.sleep(0.05)
+        await until_forgotten(cluster.db, job.id)
     assert await stored_files(cluster.db, job.id) == {}
