@@ -223,6 +223,36 @@ async def _look_target(uow: UnitOfWork, actor: Actor, name: str) -> tuple[Story,
     return story, character
 
 
+async def _earlier(uow: UnitOfWork, story: Story, request_key: str | None) -> RenderJob | None:
+    """The job this chat request already asked for, still queued or running (a retry or a
+    double click); a finished one does not stop the member from asking again."""
+    return None if request_key is None else await uow.jobs.by_request(story.id, request_key)
+
+
+async def _record_job(
+    deps: Deps,
+    uow: UnitOfWork,
+    actor: Actor,
+    story: Story,
+    kind: JobKind,
+    request_key: str | None,
+    **target: int,
+) -> RenderJob:
+    """Record a queued job in this transaction, if the caps admit it (`target`: the beats
+    or the character it renders). The caller submits it once the transaction committed."""
+    if deps.admit_job is not None:
+        await deps.admit_job(uow, actor)
+    return await uow.jobs.add(
+        story.id,
+        kind,
+        actor.member_id,
+        actor.display_name,
+        deps.clock(),
+        request_key=request_key,
+        **target,
+    )
+
+
 async def lock_look(
     deps: Deps, actor: Actor, name: str, *, request_key: str | None = None
 ) -> LookResult:
@@ -233,22 +263,15 @@ async def lock_look(
         story, character = await _look_target(uow, actor, name)
         if (earlier := await _earlier(uow, story, request_key)) is not None:
             return LookResult(character, earlier)
-        now = deps.clock()
         if character.lock_state is LockState.LOCKED:
             raise Conflict(f"{character.name}'s look is already locked; re-roll to change it.")
         if character.lock_state is LockState.SHEET_RENDERED:
-            locked = await uow.characters.update(character.id, now, lock_state=LockState.LOCKED)
+            locked = await uow.characters.update(
+                character.id, deps.clock(), lock_state=LockState.LOCKED
+            )
             return LookResult(locked, None)
-        if deps.admit_job is not None:
-            await deps.admit_job(uow, actor)
-        job = await uow.jobs.add(
-            story.id,
-            JobKind.SHEET,
-            actor.member_id,
-            actor.display_name,
-            now,
-            character_id=character.id,
-            request_key=request_key,
+        job = await _record_job(
+            deps, uow, actor, story, JobKind.SHEET, request_key, character_id=character.id
         )
     await deps.queue.submit(job.id)
     return LookResult(character, job)
@@ -273,20 +296,11 @@ async def reroll_look(
                 f"{character.name}'s look is locked; only whoever cast them, the story's "
                 "owner or a moderator can re-roll it."
             )
-        now = deps.clock()
         updated = await uow.characters.update(
-            character.id, now, seed=deps.new_seed(), lock_state=LockState.DRAFT
+            character.id, deps.clock(), seed=deps.new_seed(), lock_state=LockState.DRAFT
         )
-        if deps.admit_job is not None:
-            await deps.admit_job(uow, actor)
-        job = await uow.jobs.add(
-            story.id,
-            JobKind.REROLL,
-            actor.member_id,
-            actor.display_name,
-            now,
-            character_id=character.id,
-            request_key=request_key,
+        job = await _record_job(
+            deps, uow, actor, story, JobKind.REROLL, request_key, character_id=character.id
         )
     await deps.queue.submit(job.id)
     return LookResult(updated, job)
@@ -303,12 +317,6 @@ async def set_style(deps: Deps, actor: Actor, style: str) -> Story:
             # The style is part of every identity spec (DESIGN §3): old looks no longer hold.
             await uow.characters.reset_looks(story.id, deps.clock())
         return replace(story, style=style)
-
-
-async def _earlier(uow: UnitOfWork, story: Story, request_key: str | None) -> RenderJob | None:
-    """The job this chat request already asked for, still queued or running (a retry or a
-    double click); a finished one does not stop the member from asking again."""
-    return None if request_key is None else await uow.jobs.by_request(story.id, request_key)
 
 
 async def _request(
@@ -330,17 +338,8 @@ async def _request(
         end = count if last is None else last
         if not 1 <= start <= end <= count:
             raise InvalidInput(f"Pick beats within 1–{count}, the first no later than the last.")
-        if deps.admit_job is not None:
-            await deps.admit_job(uow, actor)
-        job = await uow.jobs.add(
-            story.id,
-            kind,
-            actor.member_id,
-            actor.display_name,
-            deps.clock(),
-            first_position=start,
-            last_position=end,
-            request_key=request_key,
+        job = await _record_job(
+            deps, uow, actor, story, kind, request_key, first_position=start, last_position=end
         )
     await deps.queue.submit(job.id)
     return job
@@ -382,19 +381,11 @@ async def reroll_panel(
             return earlier
         beat = await rules.load_beat(uow, story, position)
         rules.require_author(actor, story, beat, "re-roll")
-        if deps.admit_job is not None:
-            await deps.admit_job(uow, actor)
+        job = await _record_job(
+            deps, uow, actor, story, JobKind.PANEL, request_key,
+            first_position=position, last_position=position,
+        )  # fmt: skip
         await uow.beats.set_variant(beat.id, beat.variant + 1)
-        job = await uow.jobs.add(
-            story.id,
-            JobKind.PANEL,
-            actor.member_id,
-            actor.display_name,
-            deps.clock(),
-            first_position=position,
-            last_position=position,
-            request_key=request_key,
-        )
     await deps.queue.submit(job.id)
     return job
 
