@@ -10,27 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from storyloom.config import Settings
 from storyloom.jobs.fairness import JobLimits, check_caps, fair_order, queue_positions
 from storyloom.jobs.progress import JobProgress
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_progress import write_progress
 from storyloom.storage.job_queue import line, queued_jobs
-from storyloom.storage.unit_of_work import SqlUnitOfWork
+from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import Actor
 from storyloom.story.ports import UnitOfWork
 
 # Jobs served this recently still count toward their workspace's turn: long enough to
 # cover a busy hour, short enough that yesterday's renders do not hold a server back.
 SERVED_WINDOW = timedelta(hours=1)
-
-
-def _session(uow: UnitOfWork) -> AsyncSession:
-    if not isinstance(uow, SqlUnitOfWork):
-        raise TypeError("the job line reads the SQL database: pass a SqlUnitOfWork")
-    return uow.session
 
 
 @dataclass(frozen=True)
@@ -46,22 +38,22 @@ class JobAdmission:
 
     async def __call__(self, uow: UnitOfWork, actor: Actor) -> None:
         """Raise `LimitExceeded` if the actor may not queue another job now."""
-        queued = await queued_jobs(_session(uow), actor.workspace_id)
+        queued = await queued_jobs(session_of(uow), actor.workspace_id)
         check_caps(queued, actor, self.limits)
 
 
 async def head_of_line(uow: UnitOfWork, now: datetime) -> int | None:
     """The id of the waiting job whose turn it is, or None if none waits."""
-    order = fair_order(await line(_session(uow), now - SERVED_WINDOW))
+    order = fair_order(await line(session_of(uow), now - SERVED_WINDOW))
     return order[0] if order else None
 
 
 async def positions(db: SqlDatabase, now: datetime) -> dict[int, int]:
     """Every waiting job's place in the fair line (1 starts next)."""
     async with db.reading() as uow:
-        return queue_positions(await line(_session(uow), now - SERVED_WINDOW))
+        return queue_positions(await line(session_of(uow), now - SERVED_WINDOW))
 
 
 async def store_progress(uow: UnitOfWork, job_id: int, progress: JobProgress) -> None:
     """Write a running job's progress to its row (`LocalWorker.store_progress`)."""
-    await write_progress(_session(uow), job_id, progress.percent, progress.to_json())
+    await write_progress(session_of(uow), job_id, progress.percent, progress.to_json())

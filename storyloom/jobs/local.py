@@ -1,7 +1,7 @@
 """The job runner: one job at a time, rendering off the event loop.
 
-In the embedded default it is the `JobQueue` the service submits to; in the distributed mode
-`storyloom worker` feeds it the jobs Redis delivers. The job row is the record: the worker
+In the embedded default taskiq's in-memory broker feeds it (jobs/runtime); in the distributed
+mode `storyloom worker` feeds it the jobs Redis delivers. The job row is the record: the worker
 reads the job and its story back from the database, skips a job cancelled while it waited,
 marks it running, renders in a thread (so the chat loop never stalls), and marks it done
 (with its result's file names) or failed. The renderer is loaded on the first job, once per
@@ -22,6 +22,7 @@ from storyloom.generation.renderer import Progress, RenderCancelled, StoryRender
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
+from storyloom.jobs.result_files import job_folder
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
@@ -42,7 +43,7 @@ SaveFiles = Callable[[UnitOfWork, int, Sequence[Path]], Awaitable[None]]
 
 @dataclass
 class LocalWorker:
-    """Runs submitted jobs one by one in this process."""
+    """Runs the jobs its broker delivers (`process`), one at a time, in this process."""
 
     db: Database
     load_renderer: Callable[[], StoryRenderer]
@@ -68,30 +69,10 @@ class LocalWorker:
     # its next step and `hand_back(job)` returns the job to the line (it is not cancelled).
     stopping: Callable[[], bool] = lambda: False
     hand_back: Callable[[RenderJob], Awaitable[None]] | None = None
-    _queue: asyncio.Queue[int] = field(default_factory=asyncio.Queue)
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _renderer: StoryRenderer | None = None
-
-    async def submit(self, job_id: int) -> None:
-        """Queue a committed job (the JobQueue port)."""
-        self._queue.put_nowait(job_id)
-
-    async def run(self) -> None:
-        """Process jobs until cancelled."""
-        while True:
-            job_id = await self._queue.get()
-            try:
-                await self.process(job_id)
-            except Exception:  # one broken job must not stop the worker
-                log.exception("job %s crashed the worker loop", job_id)
-            finally:
-                self._queue.task_done()
-
-    async def drain(self) -> None:
-        """Wait until every submitted job has finished."""
-        await self._queue.join()
 
     async def process(self, job_id: int) -> None:
         """Run one job: read it, mark it running, render off the loop, record the outcome."""
@@ -217,7 +198,7 @@ class LocalWorker:
         return render_job(
             self._renderer,
             work,
-            self.out_dir / f"job-{work.job.id}",
+            job_folder(self.out_dir, work.job.id),
             clip_budget_bytes=self.clip_budget_bytes,
             on_progress=on_progress,
             should_cancel=should_cancel,

@@ -25,7 +25,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from taskiq import AsyncBroker
+from taskiq import AsyncBroker, InMemoryBroker
 
 from storyloom.config import Settings
 from storyloom.jobs.admission import head_of_line, positions, store_progress
@@ -57,19 +57,20 @@ class JobRuntime:
     queue: TaskiqQueue  # the core's JobQueue
     watcher: JobWatcher
     db: SqlDatabase
-    broker: AsyncBroker
-    worker: LocalWorker | None  # the in-process worker (embedded mode)
+    # the in-process worker and the in-memory broker that feeds it (embedded mode only)
+    worker: LocalWorker | None = None
+    local_broker: InMemoryBroker | None = None
 
     async def places(self) -> dict[int, int]:
         """Every waiting job's place in the fair line (1 starts next)."""
-        return await positions(self.db, utc_now())
+        return await self.watcher.places()
 
     async def drain(self) -> None:
-        """Wait for the jobs this process is rendering or about to (embedded mode)."""
-        wait_all = getattr(self.broker, "wait_all", None)
-        if wait_all is not None:
-            await wait_all()
-        await self.watcher.poll()  # and report their outcomes
+        """Wait for the jobs this process is rendering or about to (embedded mode), and
+        report their outcomes."""
+        if self.local_broker is not None:
+            await self.local_broker.wait_all()
+        await self.watcher.poll()
 
 
 class _Submitter(TaskiqQueue):
@@ -99,27 +100,23 @@ async def job_runtime(
     """Start the jobs side of a chat process; on exit the in-process worker hands its job
     in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
+    watcher = JobWatcher(db, notify, out_dir, lambda: positions(db, utc_now()), owns, watch_every_s)
+    stopping = threading.Event()  # embedded: the process is stopping, hand the render back
     async with AsyncExitStack() as stack:
-        worker = None
         if settings.queue == "embedded":
-            stopping = threading.Event()
-            worker = _local_worker(settings, db, out_dir, load_renderer, stopping)
-            broker: AsyncBroker = memory_broker()
-            bind_worker(broker, worker)
-            stack.callback(stopping.set)  # runs first on exit: no job starts after it
+            worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+            local_broker = memory_broker()
+            bind_worker(local_broker, worker)
+            broker: AsyncBroker = local_broker
+            runtime = JobRuntime(_Submitter(broker), watcher, db, worker, local_broker)
         else:
             from storyloom.jobs.broker import redis_broker
 
             redis_url = settings.redis_url.get_secret_value()
             broker = redis_broker(options or BrokerOptions(redis_url=redis_url))
+            runtime = JobRuntime(_Submitter(broker), watcher, db)
         await broker.startup()
         stack.push_async_callback(broker.shutdown)
-        watcher = JobWatcher(
-            db, notify, out_dir, lambda: positions(db, utc_now()), owns, watch_every_s
-        )
-        runtime = JobRuntime(_Submitter(broker), watcher, db, broker, worker)
-        if worker is not None:
-            worker.notify = _poking(watcher)
         tasks = [
             asyncio.create_task(watcher.run(), name="storyloom-job-watcher"),
             asyncio.create_task(
@@ -135,9 +132,9 @@ async def job_runtime(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-            if worker is not None:
-                stopping.set()
-                await _wait_released(broker)
+            if runtime.local_broker is not None:
+                stopping.set()  # no job starts after this; the one in hand stops and goes back
+                await _wait_released(runtime.local_broker)
 
 
 def _local_worker(
@@ -145,19 +142,17 @@ def _local_worker(
     db: SqlDatabase,
     out_dir: Path,
     load_renderer: Callable[[], StoryRenderer] | None,
+    watcher: JobWatcher,
     stopping: threading.Event,
 ) -> LocalWorker:
     from storyloom.generation.renderer import StoryRenderer
     from storyloom.jobs.local import LocalWorker
 
-    async def unwatched(event: JobEvent) -> None:  # replaced by the watcher's poke
-        return None
-
     return LocalWorker(
         db,
         load_renderer or (lambda: StoryRenderer.from_settings(settings)),
         out_dir,
-        unwatched,
+        _poking(watcher),
         clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
@@ -217,12 +212,9 @@ async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> 
         await asyncio.sleep(every_s)
 
 
-async def _wait_released(broker: AsyncBroker, timeout_s: float = 30.0) -> None:
+async def _wait_released(broker: InMemoryBroker, timeout_s: float = 30.0) -> None:
     """Let the in-process render stop at its next step and hand its job back."""
-    wait_all = getattr(broker, "wait_all", None)
-    if wait_all is None:
-        return
     try:
-        await asyncio.wait_for(wait_all(), timeout_s)
+        await asyncio.wait_for(broker.wait_all(), timeout_s)
     except TimeoutError:
         log.warning("the render in hand did not stop within %.0f s", timeout_s)

@@ -27,7 +27,7 @@ from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.result_files import forget_files, local_files
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_watch import WatchedJob, watched_jobs
-from storyloom.storage.unit_of_work import SqlUnitOfWork
+from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus, RenderJob
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,8 @@ class JobWatcher:
     async def poll(self) -> None:
         """Read the rows once and report every change since the last poll."""
         async with self.db.reading() as uow:
-            assert isinstance(uow, SqlUnitOfWork)
-            watched = [w for w in await watched_jobs(uow.session) if self.owns(w.workspace_id)]
+            found = await watched_jobs(session_of(uow))
+        watched = [w for w in found if self.owns(w.workspace_id)]
         waiting = any(w.job.status == JobStatus.QUEUED for w in watched)
         places = await self.places() if waiting else {}
         for item in watched:
@@ -114,8 +114,10 @@ class JobWatcher:
                 return  # another watcher (a second bot process) has it
         job = replace(job, posted=True)
         try:
-            done = job.status == JobStatus.DONE
-            files = await local_files(self.db, job, self.out_dir) if done else ()
+            files: tuple[Path, ...] = ()
+            fetched = False
+            if job.status == JobStatus.DONE:
+                files, fetched = await local_files(self.db, job, self.out_dir)
             await self.notify(JobEvent(job, job.status, files, job.error))
         except asyncio.CancelledError:
             # the process is stopping in the middle of the report: give it back, so the
@@ -135,5 +137,5 @@ class JobWatcher:
             return
         self._tries.pop(job.id, None)
         self._seen.pop(job.id, None)
-        if job.result_files:
+        if fetched:  # the worker was elsewhere: its copy in the database has served
             await forget_files(self.db, job.id)

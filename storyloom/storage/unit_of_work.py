@@ -10,6 +10,7 @@ from storyloom.storage.repositories import (
     SqlJobs,
     SqlStories,
 )
+from storyloom.story.ports import UnitOfWork
 
 
 class SqlUnitOfWork:
@@ -21,3 +22,11 @@ class SqlUnitOfWork:
         self.beats = SqlBeats(session)
         self.characters = SqlCharacters(session)
         self.jobs = SqlJobs(session)
+
+
+def session_of(uow: UnitOfWork) -> AsyncSession:
+    """The SQL session behind a unit of work, for queries beyond the core's repositories
+    (the fair line, progress, result files); a TypeError for any other unit of work."""
+    if not isinstance(uow, SqlUnitOfWork):
+        raise TypeError("this reads the SQL database: pass a SqlUnitOfWork")
+    return uow.session

@@ -16,6 +16,7 @@ from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
+from tests.story.fakes import SentIds
 
 from .fake_discord import GUILD_ID, FakeDiscord, press, slash
 from .harness import ANN, BOB, THREAD, Running, ask, buttons, job_row, started, until_status
@@ -113,7 +114,7 @@ async def test_a_job_that_ended_before_its_status_message_existed_gets_it_edited
 ) -> None:
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))
     await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
-    offline = dataclasses.replace(running.bot.deps, queue=Unsent())
+    offline = dataclasses.replace(running.bot.deps, queue=SentIds())
     actor = Actor(GUILD, THREAD["parent_id"], THREAD["id"], ANN["user"]["id"], "Ann")
     job = await service.render(offline, actor)
     await service.cancel(offline, actor, job.id)
@@ -124,8 +125,3 @@ async def test_a_job_that_ended_before_its_status_message_existed_gets_it_edited
     await running.bot.notifier.catch_up(job.id)
     [edit] = fake.where("PATCH", f"{POSTS}/424242")
     assert (edit.json or {})["content"] == f"✖️ page job #{job.id} cancelled"
-
-
-class Unsent:
-    async def submit(self, job_id: int) -> None:
-        return None

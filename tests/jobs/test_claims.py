@@ -22,7 +22,7 @@ from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.ports import UnitOfWork
 from storyloom.story.service import Deps
-from tests.story.fakes import FakeDatabase, FakeJobs, FakeUnitOfWork, State
+from tests.story.fakes import FakeDatabase, FakeJobs, FakeUnitOfWork, SentIds, State
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 
@@ -62,11 +62,6 @@ async def oldest_waiting(uow: UnitOfWork, now: datetime) -> int | None:
     return min(waiting, default=None)
 
 
-class Unsent:
-    async def submit(self, job_id: int) -> None:
-        return None
-
-
 @pytest.fixture(scope="module")
 def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
     loaded = load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
@@ -78,7 +73,7 @@ async def test_a_worker_that_loses_the_claim_starts_the_next_waiting_job(
     renderer: StoryRenderer, tmp_path: Path
 ) -> None:
     db = RacedDatabase()
-    deps = Deps(db, Unsent(), STYLE_NAMES, "comic")
+    deps = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await service.new_story(deps, ANN, "Harbour")
     await service.add_beat(deps, ANN, "boats at dawn")
     first, second = await service.render(deps, ANN), await service.render(deps, ANN)
@@ -105,7 +100,7 @@ async def test_without_a_fair_line_a_lost_claim_leaves_the_job_to_its_winner(
     renderer: StoryRenderer, tmp_path: Path
 ) -> None:
     db = RacedDatabase()
-    deps = Deps(db, Unsent(), STYLE_NAMES, "comic")
+    deps = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await service.new_story(deps, ANN, "Harbour")
     await service.add_beat(deps, ANN, "boats at dawn")
     job = await service.render(deps, ANN)

@@ -33,6 +33,7 @@ from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from tests.story.fakes import SentIds
 
 if REDIS_SERVER is None and os.environ.get("STORYLOOM_TEST_REQUIRE_SERVICES") != "1":
     pytest.skip("redis-server is not installed", allow_module_level=True)
@@ -142,7 +143,7 @@ async def cluster(tmp_path: Path, redis: RedisServer, models: Path) -> AsyncIter
     url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
     await upgrade_database(url)
     async with open_database(url) as db:
-        offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
+        offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
         await service.new_story(offline, ANN, "Lighthouse")
         await service.cast_character(offline, ANN, "Mira", "a girl with red hair")
         await service.add_beat(offline, ANN, "[Mira] walks on a beach")
@@ -154,11 +155,6 @@ async def cluster(tmp_path: Path, redis: RedisServer, models: Path) -> AsyncIter
             for worker in running.workers:
                 if worker.process.poll() is None:
                     worker.terminate()
-
-
-class Unsent:
-    async def submit(self, job_id: int) -> None:
-        return None
 
 
 async def stored_files(db: SqlDatabase, job_id: int) -> dict[str, bytes]:

@@ -3,7 +3,6 @@ service on a real SQLite database."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from storyloom.story import service
 from storyloom.story.errors import LimitExceeded
 from storyloom.story.model import Actor
 from storyloom.story.service import Deps, utc_now
+from tests.story.fakes import SentIds
 
 
 def member(workspace: str, name: str) -> Actor:
@@ -147,14 +147,14 @@ async def test_the_worker_serves_workspaces_in_turns_whatever_message_woke_it(
 
     worker = RecordingWorker(db, lambda: None, tmp_path, ignore, pick_next=head_of_line)  # type: ignore[arg-type, return-value]
     worker.ran = []
-    deps = Deps(db, worker, STYLE_NAMES, "comic")
+    sent = SentIds()
+    deps = Deps(db, sent, STYLE_NAMES, "comic")
     ann, bob, cy = member("busy", "ann"), member("quiet", "bob"), member("late", "cy")
     for actor in (ann, bob, cy):
         await story(deps, actor)
     a = [await service.render(deps, ann) for _ in range(4)]
     b = [await service.render(deps, bob) for _ in range(2)]
     c = await service.render(deps, cy)
-    running = asyncio.create_task(worker.run())
-    await worker.drain()
-    running.cancel()
+    for job_id in sent.ids:  # each message wakes the worker, in the order they were sent
+        await worker.process(job_id)
     assert worker.ran == [a[0].id, b[0].id, c.id, a[1].id, b[1].id, a[2].id, a[3].id]

@@ -11,11 +11,13 @@ import pytest
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.broker import TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, LockState
 from storyloom.story.service import Deps
+from tests.story.fakes import SentIds
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 SMALL = RenderSettings(width=64, height=64, steps=2)
@@ -44,7 +46,7 @@ def setup(
 ) -> tuple[Deps, LocalWorker, Recorder]:
     seen = Recorder()
     worker = LocalWorker(db, lambda: renderer, tmp_path / "out", seen, cancel_poll_seconds=0.0)
-    return Deps(db, worker, STYLE_NAMES, "comic"), worker, seen
+    return Deps(db, SentIds(), STYLE_NAMES, "comic"), worker, seen
 
 
 async def story_with_beats(deps: Deps) -> None:
@@ -123,7 +125,7 @@ async def test_a_running_job_stops_at_its_next_step_when_cancelled(
     worker = LocalWorker(
         db, lambda: slow, tmp_path / "out", cancel_when_running, cancel_poll_seconds=0.0
     )
-    deps = Deps(db, worker, STYLE_NAMES, "comic")
+    deps = Deps(db, SentIds(), STYLE_NAMES, "comic")
     deps_box.append(deps)
     await story_with_beats(deps)
     job = await service.render(deps, ANN)
@@ -142,17 +144,15 @@ async def test_a_failing_render_marks_the_job_failed_and_the_worker_goes_on(
 
     seen = Recorder()
     worker = LocalWorker(db, broken, tmp_path / "out", seen)
-    deps = Deps(db, worker, STYLE_NAMES, "comic")
+    broker = memory_broker()  # as the embedded runtime delivers jobs
+    bind_worker(broker, worker)
+    deps = Deps(db, TaskiqQueue(broker), STYLE_NAMES, "comic")
     await story_with_beats(deps)
     first = await service.render(deps, ANN)
-    running = asyncio.create_task(worker.run())
-    try:
-        await asyncio.wait_for(worker.drain(), 60)
-        worker.load_renderer = lambda: renderer
-        second = await service.render(deps, ANN)
-        await asyncio.wait_for(worker.drain(), 60)
-    finally:
-        running.cancel()
+    await asyncio.wait_for(broker.wait_all(), 60)
+    worker.load_renderer = lambda: renderer
+    second = await service.render(deps, ANN)
+    await asyncio.wait_for(broker.wait_all(), 60)
     assert seen.statuses(first.id)[-1] == JobStatus.FAILED
     assert "GPU on fire" in (seen.events[1].error or "")
     assert seen.statuses(second.id)[-1] == JobStatus.DONE

@@ -19,6 +19,7 @@ from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
 from storyloom.story.service import Deps
+from tests.story.fakes import SentIds
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 
@@ -74,7 +75,7 @@ async def test_a_render_reports_progress_to_the_notifier_and_the_row_before_its_
         db, lambda: renderer, tmp_path / "out", notify,
         progress_every_s=0.0, store_progress=store_progress,
     )  # fmt: skip
-    deps = Deps(db, worker, STYLE_NAMES, "comic")
+    deps = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await service.new_story(deps, ANN, "Pier")
     for text in ("A pier at dusk", "Gulls over the water", "# The end."):
         await service.add_beat(deps, ANN, text)

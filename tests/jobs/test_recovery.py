@@ -19,6 +19,7 @@ from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps, utc_now
+from tests.story.fakes import SentIds
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 
@@ -28,16 +29,6 @@ def renderer(tmp_path_factory: pytest.TempPathFactory) -> StoryRenderer:
     loaded = load_pipeline("tiny-sdxl", cache_dir=tmp_path_factory.mktemp("models"))
     small = RenderSettings(width=64, height=64, steps=2)
     return StoryRenderer(loaded, small, tmp_path_factory.mktemp("stores"))
-
-
-class Sent:
-    """A JobQueue that records what was sent."""
-
-    def __init__(self) -> None:
-        self.ids: list[int] = []
-
-    async def submit(self, job_id: int) -> None:
-        self.ids.append(job_id)
 
 
 class Events:
@@ -50,7 +41,7 @@ class Events:
 
 
 async def queued_jobs(db: SqlDatabase, count: int) -> list[RenderJob]:
-    deps = Deps(db, Sent(), STYLE_NAMES, "comic")
+    deps = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await service.new_story(deps, ANN, "Lighthouse")
     await service.add_beat(deps, ANN, "a beach at dawn")
     return [await service.render(deps, ANN) for _ in range(count)]
@@ -150,7 +141,7 @@ async def test_requeue_sends_old_queued_and_heartbeat_lost_jobs_only(db: SqlData
     await age(db, old, JobStatus.QUEUED, timedelta(minutes=10))
     await age(db, alive, JobStatus.RUNNING, timedelta(seconds=5))
     await age(db, dead, JobStatus.RUNNING, timedelta(minutes=10))
-    sent = Sent()
+    sent = SentIds()
     assert await requeue_stale(db, sent) == [old.id, dead.id]
     assert sent.ids == [old.id, dead.id]
     assert fresh.id not in sent.ids

@@ -28,6 +28,7 @@ from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobKind, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from tests.story.fakes import SentIds
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 Loaders = Callable[[int], Callable[[], StoryRenderer]]
@@ -97,13 +98,6 @@ class Recorder:
         return await asyncio.wait_for(wait(), timeout)
 
 
-class Unsent:
-    """A queue that sends nothing: jobs recorded while no bot process was running."""
-
-    async def submit(self, job_id: int) -> None:
-        return None
-
-
 async def story(deps: Deps) -> None:
     await service.new_story(deps, ANN, "Lighthouse")
     await service.cast_character(deps, ANN, "Mira", "a girl with red hair")
@@ -146,7 +140,7 @@ async def test_a_page_goes_from_the_service_to_the_notifier_with_its_files_once(
 async def test_outcomes_from_while_the_bot_was_down_are_reported_at_start_once(
     db: SqlDatabase, start: Start
 ) -> None:
-    offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
+    offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await story(offline)
     cancelled = await service.render(offline, ANN)
     await service.cancel(offline, ANN, cancelled.id)  # never reached a worker
@@ -179,7 +173,7 @@ async def test_a_failed_report_is_retried_and_then_made_once(db: SqlDatabase, st
 async def test_jobs_of_workspaces_it_does_not_own_are_left_to_their_own_bot(
     db: SqlDatabase, start: Start
 ) -> None:
-    offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
+    offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await story(offline)
     job = await service.render(offline, ANN)
     await service.cancel(offline, ANN, job.id)
@@ -215,7 +209,7 @@ async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_
 async def test_the_watcher_reports_progress_read_from_the_row(
     db: SqlDatabase, start: Start
 ) -> None:
-    offline = Deps(db, Unsent(), STYLE_NAMES, "comic")
+    offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
     await story(offline)
     job = await service.render(offline, ANN)
     async with db.writing() as uow:

@@ -284,3 +284,14 @@ class FakeQueue:
     async def submit(self, job_id: int) -> None:
         self.submitted.append(job_id)
         self.committed_when_submitted.append(job_id in self.database.state.jobs)
+
+
+class SentIds:
+    """A JobQueue that delivers nothing and records what was sent: jobs recorded while no
+    worker runs, or a test that runs the worker by hand."""
+
+    def __init__(self) -> None:
+        self.ids: list[int] = []
+
+    async def submit(self, job_id: int) -> None:
+        self.ids.append(job_id)
