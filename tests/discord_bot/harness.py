@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,7 +14,6 @@ from storyloom.config import load_settings
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.jobs.runtime import JobRuntime
 from storyloom.storage import SqlDatabase
-from storyloom.story.model import JobStatus, RenderJob
 
 from .fake_discord import Call, FakeDiscord, member, thread
 
@@ -81,23 +79,3 @@ def buttons(call: Call) -> list[str]:
     """The custom ids of the buttons a sent or edited message carries, row by row."""
     rows = (call.json or {}).get("components", [])
     return [button["custom_id"] for row in rows for button in row["components"]]
-
-
-async def job_row(db: SqlDatabase, job_id: int) -> RenderJob:
-    """The job as its row says now."""
-    async with db.reading() as uow:
-        job = await uow.jobs.find(job_id)
-    assert job is not None
-    return job
-
-
-async def until_status(
-    db: SqlDatabase, job_id: int, *wanted: JobStatus, timeout: float = 60
-) -> RenderJob:
-    """Wait until the job's row is in one of these states."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (job := await job_row(db, job_id)).status not in wanted:
-        assert loop.time() < deadline, f"job {job_id} stayed {job.status}"
-        await asyncio.sleep(0.05)
-    return job

@@ -13,9 +13,10 @@ from storyloom.generation.renderer import StoryRenderer
 from storyloom.jobs.events import JobEvent
 from storyloom.storage import SqlDatabase
 from storyloom.story.model import JobKind, JobStatus
+from tests.job_rows import job_row, until_status
 
 from .fake_discord import FakeDiscord, press, slash
-from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons, job_row, until_status
+from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons
 
 THREAD_ID = int(THREAD["id"])
 POSTS = f"/channels/{THREAD_ID}/messages"

@@ -16,10 +16,11 @@ from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
+from tests.job_rows import job_row, until_status
 from tests.story.fakes import SentIds
 
 from .fake_discord import GUILD_ID, FakeDiscord, press, slash
-from .harness import ANN, BOB, THREAD, Running, ask, buttons, job_row, started, until_status
+from .harness import ANN, BOB, THREAD, Running, ask, buttons, started
 
 GUILD = str(GUILD_ID)
 

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.storage import SqlDatabase
 from storyloom.story.model import JobKind, JobStatus
+from tests.job_rows import until_status
 
 from .fake_discord import FakeDiscord, press, slash
-from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons, until_status
+from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons
 
 THREAD_ID = int(THREAD["id"])
 

@@ -33,6 +33,7 @@ from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from tests.job_rows import job_row, until_status
 from tests.story.fakes import SentIds
 
 if REDIS_SERVER is None and os.environ.get("STORYLOOM_TEST_REQUIRE_SERVICES") != "1":
@@ -109,18 +110,10 @@ class Cluster:
         return await service.render(self.deps, ANN)
 
     async def job(self, job_id: int) -> RenderJob:
-        async with self.db.reading() as uow:
-            found = await uow.jobs.find(job_id)
-        assert found is not None
-        return found
+        return await job_row(self.db, job_id)
 
     async def wait_for(self, job_id: int, status: JobStatus, timeout: float) -> RenderJob:
-        async def reached() -> RenderJob:
-            while (job := await self.job(job_id)).status != status:
-                await asyncio.sleep(0.1)
-            return job
-
-        return await self._within(reached(), timeout, f"job {job_id} never reached {status}")
+        return await until_status(self.db, job_id, status, timeout=timeout, logs=self.logs)
 
     async def reported(self, seen: Recorder, job_id: int, timeout: float = 30) -> JobEvent:
         async def told() -> JobEvent:
@@ -130,12 +123,15 @@ class Cluster:
 
         return await self._within(told(), timeout, f"job {job_id} was never reported")
 
+    def logs(self) -> str:
+        """The end of every worker's log, for a failure message."""
+        return "\n".join(f"--- {w.log.name}\n{w.text()[-3000:]}" for w in self.workers)
+
     async def _within(self, waiting: Awaitable[T], timeout: float, what: str) -> T:
         try:
             return await asyncio.wait_for(waiting, timeout)
         except TimeoutError:
-            logs = "\n".join(f"--- {w.log.name}\n{w.text()[-3000:]}" for w in self.workers)
-            raise AssertionError(f"{what}:\n{logs}") from None
+            raise AssertionError(f"{what}:\n{self.logs()}") from None
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.runtime import JobRuntime, job_runtime
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
-from storyloom.story.model import Actor, JobKind, JobStatus, RenderJob
+from storyloom.story.model import Actor, JobKind, JobStatus
 from storyloom.story.service import Deps
+from tests.job_rows import job_row
 from tests.story.fakes import SentIds
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
@@ -109,13 +110,6 @@ def deps_of(db: SqlDatabase, jobs: JobRuntime) -> Deps:
     return Deps(db, jobs.queue, STYLE_NAMES, "comic")
 
 
-async def row(db: SqlDatabase, job_id: int) -> RenderJob:
-    async with db.reading() as uow:
-        found = await uow.jobs.find(job_id)
-    assert found is not None
-    return found
-
-
 async def test_a_page_goes_from_the_service_to_the_notifier_with_its_files_once(
     db: SqlDatabase, start: Start, tmp_path: Path
 ) -> None:
@@ -133,7 +127,7 @@ async def test_a_page_goes_from_the_service_to_the_notifier_with_its_files_once(
     statuses = [e.status for e in seen.events if e.job.id == job.id and e.progress is None]
     assert statuses[-2:] == [JobStatus.RUNNING, JobStatus.DONE]
     assert len(seen.finals(job.id)) == 1
-    stored = await row(db, job.id)
+    stored = await job_row(db, job.id)
     assert stored.posted and stored.result_files == tuple(names)
 
 
@@ -182,7 +176,7 @@ async def test_jobs_of_workspaces_it_does_not_own_are_left_to_their_own_bot(
     async with start(seen, owns=not_w) as jobs:
         await jobs.watcher.poll()
     assert seen.events == []
-    assert not (await row(db, job.id)).posted
+    assert not (await job_row(db, job.id)).posted
 
 
 async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_it(
@@ -193,10 +187,10 @@ async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_
         deps = deps_of(db, jobs)
         await story(deps)
         job = await service.render(deps, ANN)
-        while (await row(db, job.id)).status != JobStatus.RUNNING:
+        while (await job_row(db, job.id)).status != JobStatus.RUNNING:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # in the middle of the render
-    handed_back = await row(db, job.id)
+    handed_back = await job_row(db, job.id)
     assert (handed_back.status, handed_back.attempts) == (JobStatus.QUEUED, 0)
     assert seen.finals(job.id) == []
 
@@ -275,7 +269,7 @@ async def test_a_report_cut_short_by_a_stop_is_made_at_the_next_start(
         await story(deps)
         job = await service.render(deps, ANN)
         await asyncio.wait_for(entered.wait(), 60)
-    assert not (await row(db, job.id)).posted  # the stop gave the report back
+    assert not (await job_row(db, job.id)).posted  # the stop gave the report back
 
     after = Recorder()
     async with start(after):

@@ -21,6 +21,7 @@ from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from tests.job_rows import job_row, until_status
 from tests.ops.procs import DISCORD_TOKEN, CliWorker, worker_env
 
 if REDIS_SERVER is None and os.environ.get("STORYLOOM_TEST_REQUIRE_SERVICES") != "1":
@@ -62,22 +63,14 @@ class Site:
         return worker
 
     async def job(self, job_id: int) -> RenderJob:
-        async with self.db.reading() as uow:
-            found = await uow.jobs.find(job_id)
-        assert found is not None
-        return found
+        return await job_row(self.db, job_id)
 
     async def wait_for(self, job_id: int, status: JobStatus, timeout: float) -> RenderJob:
-        async def reached() -> RenderJob:
-            while (job := await self.job(job_id)).status != status:
-                await asyncio.sleep(0.05)
-            return job
+        return await until_status(self.db, job_id, status, timeout=timeout, logs=self.logs)
 
-        try:
-            return await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            logs = "\n".join(f"--- {w.log.name}\n{w.text()[-3000:]}" for w in self.workers)
-            raise AssertionError(f"job {job_id} never reached {status}:\n{logs}") from None
+    def logs(self) -> str:
+        """The end of every worker's log, for a failure message."""
+        return "\n".join(f"--- {w.log.name}\n{w.text()[-3000:]}" for w in self.workers)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from storyloom.story.model import RenderJob, Story
+from tests.job_rows import job_row
 
 from .conftest import Slack
 from .fake_slack import FakeSlack, Sender
@@ -59,7 +60,4 @@ async def story_of(slack: Slack, team: str = "T1", channel: str = "C1") -> Story
 
 async def job(slack: Slack, job_id: int) -> RenderJob:
     """A job's row as it is now."""
-    async with slack.db.reading() as uow:
-        found = await uow.jobs.find(job_id)
-    assert found is not None
-    return found
+    return await job_row(slack.db, job_id)
