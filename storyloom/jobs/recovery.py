@@ -1,26 +1,14 @@
-"""What a restarted bot does first: post what finished while it was down, and re-send jobs
-that never reached a worker. Both read the rows: the broker may have lost its messages."""
+"""Re-sending jobs that never reached a worker, or lost it: read from the rows, since the
+broker may have lost its messages. (What ended while a bot was down is reported by its
+`jobs.watcher`, which reads the rows too.)"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import timedelta
 
-from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.model import JobStatus
 from storyloom.story.ports import Database, JobQueue
 from storyloom.story.service import utc_now
-
-
-async def pending_posts(db: Database) -> Sequence[RenderJob]:
-    """Done jobs whose results have not been posted yet, oldest first."""
-    async with db.reading() as uow:
-        return await uow.jobs.unposted()
-
-
-async def mark_posted(db: Database, job_id: int) -> bool:
-    """Record that the job's result was posted; False if it already was (post nothing)."""
-    async with db.writing() as uow:
-        return await uow.jobs.mark_posted(job_id)
 
 
 async def requeue_stale(

@@ -25,7 +25,6 @@ from storyloom.jobs.devservices import (
     tiny_settings,
 )
 from storyloom.jobs.events import JobEvent
-from storyloom.jobs.recovery import pending_posts
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.job_watch import load_artifacts, save_artifacts
@@ -184,7 +183,8 @@ async def test_a_job_sent_through_redis_is_rendered_elsewhere_and_posted_here(
     assert all(f.parent == bot_copy for f in done.files)
     assert [f.read_bytes() for f in done.files] == [(worker_copy / n).read_bytes() for n in names]
     assert await stored_files(cluster.db, job.id) == {}
-    assert await pending_posts(cluster.db) == []
+    async with cluster.db.reading() as uow:
+        assert await uow.jobs.unposted() == []
     assert worker.terminate() == 0  # SIGTERM: a clean exit
     assert "worker stopped" in worker.text()
 

@@ -4,6 +4,7 @@ embedded in-memory broker end to end."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.broker import TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.local import JobEvent, LocalWorker
-from storyloom.jobs.recovery import mark_posted, pending_posts, requeue_stale
+from storyloom.jobs.recovery import requeue_stale
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
@@ -49,6 +50,17 @@ async def queued_jobs(db: SqlDatabase, count: int) -> list[RenderJob]:
 
 async def queued_job(db: SqlDatabase) -> RenderJob:
     return (await queued_jobs(db, 1))[0]
+
+
+async def pending_posts(db: SqlDatabase) -> Sequence[RenderJob]:
+    """Ended jobs whose outcome no chat side has reported yet."""
+    async with db.reading() as uow:
+        return await uow.jobs.unposted()
+
+
+async def mark_posted(db: SqlDatabase, job_id: int) -> bool:
+    async with db.writing() as uow:
+        return await uow.jobs.mark_posted(job_id)
 
 
 async def row(db: SqlDatabase, job_id: int) -> RenderJob:
