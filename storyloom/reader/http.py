@@ -1,0 +1,165 @@
+"""The reader's routes on the operations server: GET /s/{token} and the files it shows.
+
+Every answer carries the reader's security headers. A malformed, unknown or revoked token,
+a story since deleted, and a file number out of range all get the same 404, so a link
+tells nothing about whether a story exists. The token is looked up on every request (a
+revoked link is dead at once); the story's content is cached for `content_ttl_s`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from storyloom.config import Settings
+from storyloom.reader.page import content_security_policy, render_page
+from storyloom.reader.rate_limit import RateLimit
+from storyloom.reader.shared_view import shared_view
+from storyloom.reader.source import StoredFile, StoryContent, file_bytes, load_content
+from storyloom.storage.share_links import share_links
+from storyloom.story.ports import Database
+from storyloom.story.sharing import LinksOf, story_of_token
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/s/"
+NOT_FOUND_HTML = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>Not found</title>"
+    "<p>This link does not exist or was revoked.</p></html>"
+)
+TYPES = {".png": "image/png", ".mp4": "video/mp4"}
+
+
+def _headers() -> dict[str, str]:
+    return {
+        "Content-Security-Policy": content_security_policy(),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",  # the token must not travel in a Referer
+        "X-Frame-Options": "DENY",
+        "Cache-Control": "no-store",  # a revoked link shows nothing, even from a cache
+        "X-Robots-Tag": "noindex, nofollow",
+        "Cross-Origin-Resource-Policy": "same-origin",
+    }
+
+
+def _not_found() -> web.Response:
+    return web.Response(status=404, text=NOT_FOUND_HTML, content_type="text/html")
+
+
+class Reader:
+    """Serves shared stories from the database and the chat side's output folder."""
+
+    def __init__(
+        self,
+        db: Database,
+        links_of: LinksOf,
+        out_dir: Path,
+        limit: RateLimit,
+        *,
+        content_ttl_s: float = 2.0,
+    ) -> None:
+        self._db = db
+        self._links_of = links_of
+        self._out_dir = out_dir
+        self._limit = limit
+        self._ttl = content_ttl_s
+        self._cache: dict[int, tuple[float, asyncio.Future[StoryContent | None]]] = {}
+
+    def add_routes(self, app: web.Application) -> None:
+        """Mount the reader on `app` (with its rate limit and headers)."""
+        app.middlewares.append(self._guard)
+        app.router.add_get(PREFIX + "{token}", self._page)
+        app.router.add_get(PREFIX + "{token}/page/{number:[0-9]{1,4}}", self._page_file)
+        app.router.add_get(
+            PREFIX + "{token}/sheet/{character:[0-9]{1,12}}/{number:[0-9]{1,4}}", self._sheet
+        )
+        app.router.add_get(PREFIX + "{token}/clip", self._clip)
+
+    @web.middleware
+    async def _guard(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if not request.path.startswith(PREFIX):
+            return await handler(request)
+        wait = self._limit.take(request.remote or "?")
+        if wait:
+            response: web.StreamResponse = web.Response(
+                status=429, text="Too many requests; try again shortly.",
+                headers={"Retry-After": str(max(1, math.ceil(min(wait, 3600))))},
+            )  # fmt: skip
+        else:
+            try:
+                response = await handler(request)
+            except web.HTTPNotFound:  # an unmatched /s/ path: the same 404 as a bad token
+                response = _not_found()
+        response.headers.update(_headers())
+        return response
+
+    async def _content(self, token: str) -> StoryContent | None:
+        story_id = await story_of_token(self._db, self._links_of, token)
+        if story_id is None:
+            return None
+        now = time.monotonic()
+        cached = self._cache.get(story_id)
+        if cached is None or cached[0] < now or (cached[1].done() and cached[1].exception()):
+            # one load per story at a time: a crowd of readers shares it
+            future: asyncio.Future[StoryContent | None] = asyncio.ensure_future(
+                load_content(self._db, story_id)
+            )
+            self._cache[story_id] = (now + self._ttl, future)
+            self._forget_expired(now)
+        else:
+            future = cached[1]
+        return await asyncio.shield(future)
+
+    def _forget_expired(self, now: float) -> None:
+        for story_id in [k for k, (expires, _) in self._cache.items() if expires < now]:
+            del self._cache[story_id]
+
+    async def _page(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        content = await self._content(token)
+        if content is None:
+            return _not_found()
+        html = render_page(shared_view(content, PREFIX + token))
+        return web.Response(text=html, content_type="text/html", charset="utf-8")
+
+    async def _file(self, stored: StoredFile | None) -> web.Response:
+        if stored is None:
+            return _not_found()
+        data = await file_bytes(self._db, self._out_dir, stored)
+        if data is None:
+            log.warning("reader: job %d's file %s is gone", stored.job_id, stored.name)
+            return _not_found()
+        return web.Response(body=data, content_type=TYPES[Path(stored.name).suffix])
+
+    async def _page_file(self, request: web.Request) -> web.Response:
+        content = await self._content(request.match_info["token"])
+        number = int(request.match_info["number"])
+        pages = content.pages if content else ()
+        return await self._file(pages[number - 1] if 1 <= number <= len(pages) else None)
+
+    async def _sheet(self, request: web.Request) -> web.Response:
+        content = await self._content(request.match_info["token"])
+        character_id = int(request.match_info["character"])
+        number = int(request.match_info["number"])
+        sheets = next(
+            (files for c, files in (content.cast if content else ()) if c.id == character_id), ()
+        )
+        return await self._file(sheets[number - 1] if 1 <= number <= len(sheets) else None)
+
+    async def _clip(self, request: web.Request) -> web.Response:
+        content = await self._content(request.match_info["token"])
+        return await self._file(content.clip if content else None)
+
+
+def reader_for(settings: Settings, db: Database) -> Reader:
+    """The reader as the settings configure it."""
+    limit = RateLimit(settings.reader_requests_per_minute, settings.reader_burst)
+    return Reader(db, share_links, settings.output_dir, limit)
