@@ -52,6 +52,10 @@ def _not_found() -> web.Response:
     return web.Response(status=404, text=NOT_FOUND_HTML, content_type="text/html")
 
 
+async def _no_icon(_request: web.Request) -> web.Response:
+    return web.Response(status=204, headers={"Cache-Control": "max-age=86400"})
+
+
 class Reader:
     """Serves shared stories from the database and the chat side's output folder."""
 
@@ -80,6 +84,8 @@ class Reader:
             PREFIX + "{token}/sheet/{character:[0-9]{1,12}}/{number:[0-9]{1,4}}", self._sheet
         )
         app.router.add_get(PREFIX + "{token}/clip", self._clip)
+        # browsers ask every origin for an icon; answer "none" rather than a 404 they log
+        app.router.add_get("/favicon.ico", _no_icon)
 
     @web.middleware
     async def _guard(

@@ -75,7 +75,8 @@ class Tab:
         elif method == "Runtime.exceptionThrown":
             seen.errors.append(json.dumps(params["exceptionDetails"])[:300])
         elif method == "Log.entryAdded" and params["entry"]["level"] in ("error", "warning"):
-            seen.errors.append(params["entry"]["text"])
+            entry = params["entry"]
+            seen.errors.append(f"{entry['text']} ({entry.get('url', '')})")
         elif method == "Page.loadEventFired":
             self._loaded.set()
 

@@ -42,7 +42,8 @@ async def render_pages(deps: Deps, actor: Actor, out_dir: Path) -> RenderJob:
     """Queue a page render of every beat and finish it with real pages drawn from panel
     images (the worker's export code: PNG pages, PDF, ZIP)."""
     job = await service.render(deps, actor)
-    beats = (await service.export(deps, actor)).beats
+    exported = await service.export(deps, actor)
+    beats = exported.beats
     panels = [
         PagePanel.from_beat(
             grammar.parse(beat.text).caption, panel_image(beat.position), author=beat.author_name
@@ -52,7 +53,8 @@ async def render_pages(deps: Deps, actor: Actor, out_dir: Path) -> RenderJob:
     story = (await service.status(deps, actor)).story
     spec = PageSpec(title=story.title, contributors=tuple({b.author_name: 0 for b in beats}))
     folder = job_folder(out_dir, job.id)
-    files = export_story(panels, spec, folder, ("png", "zip"), stem="story").files()
+    cast = [(c.name, c.description) for c in exported.characters]  # as jobs/artifacts does
+    files = export_story(panels, spec, folder, ("png", "zip"), stem="story", cast=cast).files()
     await finish(deps, job, files)
     return job
 
