@@ -36,6 +36,7 @@ class StoryBot(commands.Bot):
         self.notifier = DiscordNotifier(self)
         self.jobs: JobRuntime | None = None  # set by the composition root (run.story_bot)
         self._deps: Deps | None = None
+        self.public_base_url: str | None = None  # where share links point (settings)
         if deps is not None:
             self.deps = deps
 
@@ -52,6 +53,7 @@ class StoryBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load the /story cog, the restart-proof buttons and the global error handler."""
         await self.load_extension("storyloom.bot.discord.cog")
+        await self.load_extension("storyloom.bot.discord.sharing")
         self.add_dynamic_items(StoryButton)
         self.tree.error(self.on_app_command_error)
 

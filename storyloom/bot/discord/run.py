@@ -69,6 +69,7 @@ async def story_bot(
             admit_job=JobAdmission.from_settings(settings),
         )
         bot.notifier.places = jobs.places
+        bot.public_base_url = settings.public_base_url
         bot.jobs = jobs
         yield bot
 
