@@ -18,6 +18,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
+from storyloom.bot.slack.commands import SUBCOMMANDS
 from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import ClientFor, SlackNotifier
 from storyloom.bot.slack.oauth import (
@@ -27,6 +28,7 @@ from storyloom.bot.slack.oauth import (
     oauth_settings,
     single_workspace,
 )
+from storyloom.bot.slack.share_commands import share_subcommands
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
@@ -67,6 +69,7 @@ def story_adapter(
     places: Places,
     style: str,
     admission: JobAdmission | None = None,
+    public_base_url: str | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
     default the default caps), and each new job's place in the fair line (`places`) shown
@@ -76,7 +79,8 @@ def story_adapter(
     async def queue_place(job_id: int) -> int | None:
         return (await places()).get(job_id)
 
-    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
+    offered = {**SUBCOMMANDS, **share_subcommands(public_base_url)}
+    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place, offered)
 
 
 async def run_slack(
@@ -113,7 +117,10 @@ async def run_slack(
         notify = notifier if ops is None else ops.metrics.timed(notifier)
         async with job_runtime(settings, db, notify, owns=slack_workspace) as jobs:
             caps = JobAdmission.from_settings(settings)
-            adapter = story_adapter(db, jobs.queue, notifier, jobs.places, settings.style, caps)
+            adapter = story_adapter(
+                db, jobs.queue, notifier, jobs.places, settings.style, caps,
+                settings.public_base_url,
+            )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
                 runner = await serve_http(app, port)
