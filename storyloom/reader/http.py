@@ -24,7 +24,7 @@ from storyloom.reader.shared_view import shared_view
 from storyloom.reader.source import StoredFile, StoryContent, file_bytes, load_content
 from storyloom.storage.share_links import share_links
 from storyloom.story.ports import Database
-from storyloom.story.sharing import LinksOf, story_of_token
+from storyloom.story.sharing import LinksOf, token_hash, well_formed
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ def _headers() -> dict[str, str]:
         "X-Robots-Tag": "noindex, nofollow",
         "Cross-Origin-Resource-Policy": "same-origin",
     }
+
+
+def _failed(future: asyncio.Future[StoryContent | None]) -> bool:
+    return future.done() and (future.cancelled() or future.exception() is not None)
 
 
 def _not_found() -> web.Response:
@@ -74,6 +78,9 @@ class Reader:
         self._limit = limit
         self._ttl = content_ttl_s
         self._cache: dict[int, tuple[float, asyncio.Future[StoryContent | None]]] = {}
+        self._lookups: dict[str, asyncio.Future[int | None]] = {}
+        self._pages: dict[tuple[int, str], tuple[StoryContent, bytes]] = {}
+        self._headers = _headers()
 
     def add_routes(self, app: web.Application) -> None:
         """Mount the reader on `app` (with its rate limit and headers)."""
@@ -104,16 +111,38 @@ class Reader:
                 response = await handler(request)
             except web.HTTPNotFound:  # an unmatched /s/ path: the same 404 as a bad token
                 response = _not_found()
-        response.headers.update(_headers())
+        response.headers.update(self._headers)
         return response
 
+    async def _story_id(self, token: str) -> int | None:
+        """The live link's story. Lookups of one token that arrive while one is in flight
+        share its answer (a crowd opening one link costs one query); nothing is kept after
+        it, so a revoked link is dead for every request that arrives after the revoke."""
+        if not well_formed(token):
+            return None
+        key = token_hash(token)
+        future = self._lookups.get(key)
+        if future is None:
+            future = asyncio.ensure_future(self._look_up(key))
+            self._lookups[key] = future
+            future.add_done_callback(lambda done: self._forget_lookup(key, done))
+        return await asyncio.shield(future)
+
+    async def _look_up(self, key: str) -> int | None:
+        async with self._db.reading() as uow:
+            return await self._links_of(uow).story_of(key)
+
+    def _forget_lookup(self, key: str, done: asyncio.Future[int | None]) -> None:
+        if self._lookups.get(key) is done:
+            del self._lookups[key]
+
     async def _content(self, token: str) -> StoryContent | None:
-        story_id = await story_of_token(self._db, self._links_of, token)
+        story_id = await self._story_id(token)
         if story_id is None:
             return None
         now = time.monotonic()
         cached = self._cache.get(story_id)
-        if cached is None or cached[0] < now or (cached[1].done() and cached[1].exception()):
+        if cached is None or cached[0] < now or _failed(cached[1]):
             # one load per story at a time: a crowd of readers shares it
             future: asyncio.Future[StoryContent | None] = asyncio.ensure_future(
                 load_content(self._db, story_id)
@@ -127,14 +156,21 @@ class Reader:
     def _forget_expired(self, now: float) -> None:
         for story_id in [k for k, (expires, _) in self._cache.items() if expires < now]:
             del self._cache[story_id]
+        for key in [k for k, (content, _) in self._pages.items() if k[0] not in self._cache]:
+            del self._pages[key]
 
     async def _page(self, request: web.Request) -> web.Response:
         token = request.match_info["token"]
         content = await self._content(token)
         if content is None:
             return _not_found()
-        html = render_page(shared_view(content, PREFIX + token))
-        return web.Response(text=html, content_type="text/html", charset="utf-8")
+        # the page is drawn once per link and cached content, not per reader
+        key = (content.story.id, token)
+        drawn = self._pages.get(key)
+        if drawn is None or drawn[0] is not content:
+            html = render_page(shared_view(content, PREFIX + token)).encode("utf-8")
+            drawn = self._pages[key] = (content, html)
+        return web.Response(body=drawn[1], content_type="text/html", charset="utf-8")
 
     async def _file(self, stored: StoredFile | None) -> web.Response:
         if stored is None:
