@@ -91,14 +91,15 @@ class Tab:
             raise RuntimeError(f"{method}: {answer['error']}")
         return answer["result"]
 
-    async def open(self, url: str, width: int, height: int = 800) -> Seen:
-        """Load `url` in a `width`-px viewport (a phone below 500 px) and wait for its load
-        event; what the load did."""
+    async def open(self, url: str, width: int, height: int = 800, *, scripts: bool = True) -> Seen:
+        """Load `url` in a `width`-px viewport (a phone below 500 px), with JavaScript on or
+        off, and wait for its load event; what the load did."""
         self.seen = Seen()
         self._loaded.clear()
         for domain in ("Page", "Network", "Runtime", "Log"):
             await self.send(f"{domain}.enable")
         await self.send("Network.setCacheDisabled", cacheDisabled=True)
+        await self.send("Emulation.setScriptExecutionDisabled", value=not scripts)
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             width=width, height=height, deviceScaleFactor=1, mobile=width < 500,

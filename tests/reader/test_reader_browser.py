@@ -23,7 +23,9 @@ from tests.reader.browser import Browser, Tab, chromium, chromium_binary
 from tests.reader.conftest import MODERATOR, OWNER, Shared
 from tests.reader.stories import EVIL_AUTHOR, EVIL_DESCRIPTION, EVIL_TITLE
 
-WIDTHS = (360, 1280)
+# (width, JavaScript on): the page must work, and look the same, with it off
+WIDTHS = ((360, False), (1280, True))
+EXPORT_WIDTHS = ((360, True), (1280, False))
 TEST_TIMEOUT_S = 120.0  # a hung browser fails the test instead of hanging the run
 
 PAGE_FACTS = """(() => {
@@ -52,9 +54,11 @@ async def browser() -> AsyncIterator[Browser]:
         yield running
 
 
-async def read(tab: Tab, url: str, width: int, shot: Path, allowed: str) -> dict[str, Any]:
+async def read(
+    tab: Tab, url: str, width: int, shot: Path, allowed: str, scripts: bool
+) -> dict[str, Any]:
     """Load the reader, check what every load must satisfy, and return the page's facts."""
-    seen = await tab.open(url, width)
+    seen = await tab.open(url, width, scripts=scripts)
     await tab.screenshot(shot)
     assert shot.stat().st_size > 1000
     facts: dict[str, Any] = await tab.evaluate(PAGE_FACTS)
@@ -81,10 +85,9 @@ async def test_the_shared_reader_in_chromium_at_phone_and_desktop_widths(
     shared: Shared, browser: Browser, tmp_path: Path
 ) -> None:
     async with asyncio.timeout(TEST_TIMEOUT_S), browser.tab() as tab:
-        for width in WIDTHS:
-            facts = await read(
-                tab, shared.reader_url, width, tmp_path / f"server-{width}.png", shared.local("/")
-            )
+        for width, scripts in WIDTHS:
+            shot = tmp_path / f"server-{width}.png"
+            facts = await read(tab, shared.reader_url, width, shot, shared.local("/"), scripts)
             alts = [image["alt"] for image in facts["images"]]
             assert alts[0].startswith("Page 1. Panel 1: Mira climbs <img")
             assert alts[1:] == [f"Mira: character sheet, image {n} of 2" for n in (1, 2)]
@@ -116,10 +119,9 @@ async def test_the_exported_story_html_reads_offline_from_the_unpacked_zip(
         zf.extractall(unpacked)
     url = (unpacked / "story.html").as_uri()
     async with asyncio.timeout(TEST_TIMEOUT_S), browser.tab() as tab:
-        for width in WIDTHS:
-            facts = await read(
-                tab, url, width, tmp_path / f"export-{width}.png", unpacked.as_uri() + "/"
-            )
+        for width, scripts in EXPORT_WIDTHS:
+            shot = tmp_path / f"export-{width}.png"
+            facts = await read(tab, url, width, shot, unpacked.as_uri() + "/", scripts)
             assert [i["src"] for i in facts["images"]] == [
                 (unpacked / "pages" / "page-01.png").as_uri()
             ]
