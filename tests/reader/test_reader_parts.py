@@ -7,8 +7,11 @@ import re
 import zipfile
 from pathlib import Path
 
+import pytest
 from markupsafe import escape
+from pydantic import ValidationError
 
+from storyloom.config import load_settings
 from storyloom.generation.export import export_story
 from storyloom.generation.pages.model import PagePanel, PageSpec
 from storyloom.reader import view
@@ -67,9 +70,7 @@ def test_the_zip_holds_story_html_reading_the_zip_pages_with_every_string_escape
         for n, b in enumerate(beats)
     ]
     spec = PageSpec(title="Tide </title><script>x()</script>", contributors=("<b>Ann</b>",))
-    result = export_story(
-        panels, spec, tmp_path, ("zip",), cast=[("Mira", "a <girl> & her boat")]
-    )
+    result = export_story(panels, spec, tmp_path, ("zip",), cast=[("Mira", "a <girl> & her boat")])
     assert result.zip is not None
     with zipfile.ZipFile(result.zip) as archive:
         html = archive.read("story.html").decode()
@@ -82,3 +83,10 @@ def test_the_zip_holds_story_html_reading_the_zip_pages_with_every_string_escape
         assert member_text not in html and str(escape(member_text)) in html
     assert "<script" not in html
     assert html.count("<li value=") == 11  # every panel told, under its page
+
+
+def test_the_public_address_must_be_an_http_url() -> None:
+    assert load_settings(public_base_url="https://c.example/comics").public_base_url
+    for bad in ("comics.example.org", "ftp://c.example", "https://c.example/?a=1", "https:// x"):
+        with pytest.raises(ValidationError):
+            load_settings(public_base_url=bad)

@@ -8,7 +8,7 @@ from sqlalchemy import text
 
 from storyloom.storage.share_links import share_links
 from storyloom.story import sharing
-from storyloom.story.errors import Forbidden, InvalidInput, NotFound
+from storyloom.story.errors import Forbidden, InvalidInput, LimitExceeded, NotFound
 from storyloom.story.model import Actor
 from tests.reader.conftest import BASE_URL, MODERATOR, OWNER, WRITER, Shared
 
@@ -97,3 +97,12 @@ async def test_deleting_the_story_deletes_its_links(shared: Shared) -> None:
 
     await service.delete_story(shared.deps, OWNER)
     assert await _all_rows(shared) == []
+
+
+async def test_a_story_has_at_most_ten_live_links(shared: Shared) -> None:
+    for _ in range(sharing.MAX_LINKS_PER_STORY - 1):
+        await sharing.share(shared.deps, share_links, OWNER, BASE_URL)
+    with pytest.raises(LimitExceeded, match="already has 10 links"):
+        await sharing.share(shared.deps, share_links, OWNER, BASE_URL)
+    await sharing.unshare(shared.deps, share_links, OWNER, shared.link.link.id)
+    await sharing.share(shared.deps, share_links, OWNER, BASE_URL)  # room again
