@@ -21,7 +21,13 @@ from storyloom.config import Settings
 from storyloom.reader.page import content_security_policy, render_page
 from storyloom.reader.rate_limit import RateLimit
 from storyloom.reader.shared_view import shared_view
-from storyloom.reader.source import StoredFile, StoryContent, file_bytes, load_content
+from storyloom.reader.source import (
+    StoredFile,
+    StoryContent,
+    load_content,
+    local_path,
+    stored_bytes,
+)
 from storyloom.storage.share_links import share_links
 from storyloom.story.ports import Database
 from storyloom.story.sharing import LinksOf, token_hash, well_formed
@@ -172,22 +178,27 @@ class Reader:
             drawn = self._pages[key] = (content, html)
         return web.Response(body=drawn[1], content_type="text/html", charset="utf-8")
 
-    async def _file(self, stored: StoredFile | None) -> web.Response:
+    async def _file(self, stored: StoredFile | None) -> web.StreamResponse:
         if stored is None:
             return _not_found()
-        data = await file_bytes(self._db, self._out_dir, stored)
+        content_type = TYPES[Path(stored.name).suffix]
+        path = local_path(self._out_dir, stored)
+        if await asyncio.to_thread(path.is_file):
+            # sent by the kernel, with Range support (a clip can be sought in)
+            return web.FileResponse(path, headers={"Content-Type": content_type})
+        data = await stored_bytes(self._db, stored)
         if data is None:
             log.warning("reader: job %d's file %s is gone", stored.job_id, stored.name)
             return _not_found()
-        return web.Response(body=data, content_type=TYPES[Path(stored.name).suffix])
+        return web.Response(body=data, content_type=content_type)
 
-    async def _page_file(self, request: web.Request) -> web.Response:
+    async def _page_file(self, request: web.Request) -> web.StreamResponse:
         content = await self._content(request.match_info["token"])
         number = int(request.match_info["number"])
         pages = content.pages if content else ()
         return await self._file(pages[number - 1] if 1 <= number <= len(pages) else None)
 
-    async def _sheet(self, request: web.Request) -> web.Response:
+    async def _sheet(self, request: web.Request) -> web.StreamResponse:
         content = await self._content(request.match_info["token"])
         character_id = int(request.match_info["character"])
         number = int(request.match_info["number"])
@@ -196,7 +207,7 @@ class Reader:
         )
         return await self._file(sheets[number - 1] if 1 <= number <= len(sheets) else None)
 
-    async def _clip(self, request: web.Request) -> web.Response:
+    async def _clip(self, request: web.Request) -> web.StreamResponse:
         content = await self._content(request.match_info["token"])
         return await self._file(content.clip if content else None)
 

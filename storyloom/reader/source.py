@@ -9,7 +9,6 @@ is kept) or, for a result not written there yet, from the database's copy.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,13 +99,13 @@ async def load_content(db: Database, story_id: int) -> StoryContent | None:
         )
 
 
-async def file_bytes(db: Database, out_dir: Path, stored: StoredFile) -> bytes | None:
-    """A result file's bytes: the output folder's copy, else the database's, else None."""
-    path = job_folder(out_dir, stored.job_id) / stored.name
-    try:
-        return await asyncio.to_thread(path.read_bytes)
-    except FileNotFoundError:
-        pass
+def local_path(out_dir: Path, stored: StoredFile) -> Path:
+    """Where the chat side keeps a result file (it may not be there)."""
+    return job_folder(out_dir, stored.job_id) / stored.name
+
+
+async def stored_bytes(db: Database, stored: StoredFile) -> bytes | None:
+    """The database's copy of a result file, if it still has one."""
     query = select(JobArtifactRow.data).where(
         JobArtifactRow.job_id == stored.job_id, JobArtifactRow.name == stored.name
     )

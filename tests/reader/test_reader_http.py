@@ -129,6 +129,12 @@ async def test_the_clip_and_a_newer_render_are_shown(shared: Shared) -> None:
     await _wait_until(lambda page: b"/clip" in page, shared.reader_url)
     status, headers, body = await fetch(shared.reader_url + "/clip")
     assert status == 200 and headers["Content-Type"] == "video/mp4" and body.endswith(b"video")
+    # a player seeks with Range requests
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(shared.reader_url + "/clip", headers={"Range": "bytes=4-7"}) as response,
+    ):
+        assert response.status == 206 and await response.read() == b"ftyp"
     _, _, page = await fetch(shared.reader_url)
     assert b"Panel 5: The lamp turns on by itself." in page
 
