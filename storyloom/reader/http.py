@@ -2,8 +2,9 @@
 
 Every answer carries the reader's security headers. A malformed, unknown or revoked token,
 a story since deleted, and a file number out of range all get the same 404, so a link
-tells nothing about whether a story exists. The token is looked up on every request (a
-revoked link is dead at once); the story's content is cached for `content_ttl_s`.
+tells nothing about whether a story exists. The token is looked up for every request
+(requests arriving while a lookup of the same token is in flight share it), so a revoked
+link is dead at once; the story's content is cached for `content_ttl_s`.
 """
 
 from __future__ import annotations
@@ -117,6 +118,8 @@ class Reader:
                 response = await handler(request)
             except web.HTTPNotFound:  # an unmatched /s/ path: the same 404 as a bad token
                 response = _not_found()
+            except web.HTTPException as error:  # a wrong method: answered, with our headers
+                response = web.Response(status=error.status, text=error.reason)
         response.headers.update(self._headers)
         return response
 

@@ -75,6 +75,10 @@ async def test_every_answer_carries_a_strict_policy_and_no_referrer(shared: Shar
         assert headers["Referrer-Policy"] == "no-referrer"
         assert headers["X-Content-Type-Options"] == "nosniff"
         assert headers["Cache-Control"] == "no-store"
+    async with aiohttp.ClientSession() as session, session.post(shared.reader_url) as response:
+        assert (
+            response.status == 405 and "default-src" in response.headers["Content-Security-Policy"]
+        )
     # the one inline stylesheet is allowed by its hash, nothing else
     _, headers, body = await fetch(shared.reader_url)
     assert f"<style>{stylesheet()}</style>" in body.decode()
