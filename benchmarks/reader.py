@@ -35,6 +35,7 @@ import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urljoin
 
 import aiohttp
 import numpy as np
@@ -159,11 +160,11 @@ async def rounds_of(
     return sorted(s * 1000 for s in seconds)
 
 
-async def full_read(session: aiohttp.ClientSession, base: str, page_url: str) -> float:
+async def full_read(session: aiohttp.ClientSession, page_url: str) -> float:
     start = time.perf_counter()
     _, body = await timed_get(session, page_url)
     for src in re.findall(rb'<img src="([^"]+)"', body):
-        await timed_get(session, base + src.decode())
+        await timed_get(session, urljoin(page_url, src.decode()))
     return time.perf_counter() - start
 
 
@@ -176,7 +177,7 @@ async def crowd(port: int, token: str, readers: int, rounds: int) -> dict[str, o
         page_ms = await rounds_of(session, page_url, readers, rounds)
         # the floor: the same crowd on the server's emptiest route (the icon's 204)
         empty_ms = await rounds_of(session, f"{base}/favicon.ico", readers, rounds, 204)
-        full_s = await asyncio.gather(*(full_read(session, base, page_url) for _ in range(readers)))
+        full_s = await asyncio.gather(*(full_read(session, page_url) for _ in range(readers)))
     full_ms = sorted(s * 1000 for s in full_s)
 
     def pct(values: list[float], p: float) -> float:

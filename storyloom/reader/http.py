@@ -177,7 +177,9 @@ class Reader:
         key = (content.story.id, token)
         drawn = self._pages.get(key)
         if drawn is None or drawn[0] is not content:
-            html = render_page(shared_view(content, PREFIX + token)).encode("utf-8")
+            # relative addresses (TOKEN/page/1 from /s/TOKEN): they hold behind a proxy that
+            # serves the reader under a path of its own (STORYLOOM_PUBLIC_BASE_URL's path)
+            html = render_page(shared_view(content, token)).encode("utf-8")
             drawn = self._pages[key] = (content, html)
         return web.Response(body=drawn[1], content_type="text/html", charset="utf-8")
 

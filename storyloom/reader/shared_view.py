@@ -9,8 +9,8 @@ from storyloom.reader.source import StoryContent
 
 
 def shared_view(content: StoryContent, base: str) -> view.ReaderView:
-    """The page for `content`; images and the clip are addressed under `base` (the link's
-    own path), by number only."""
+    """The page for `content`; images and the clip are addressed under `base` (relative to
+    the page), by number only."""
     beats = content.beats
     panels = [view.Panel(b.position, view.panel_alt(b.text), b.author_name) for b in beats]
     # pages are drawn with the default page settings (jobs/artifacts.render_job)
