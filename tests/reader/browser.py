@@ -134,9 +134,10 @@ class Tab:
 class Browser:
     """A running Chromium: open tabs with `tab()`."""
 
-    def __init__(self, port: int, session: aiohttp.ClientSession) -> None:
+    def __init__(self, port: int, session: aiohttp.ClientSession, pid: int) -> None:
         self._port = port
         self._session = session
+        self.pid = pid  # of the browser, which leads its own process group
 
     @asynccontextmanager
     async def tab(self) -> AsyncIterator[Tab]:
@@ -187,7 +188,7 @@ async def chromium() -> AsyncIterator[Browser]:
     try:
         port = await _debugging_port(profile, process)
         async with aiohttp.ClientSession() as session:
-            yield Browser(port, session)
+            yield Browser(port, session, process.pid)
     finally:
         with suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)

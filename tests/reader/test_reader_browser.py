@@ -134,3 +134,29 @@ def _save_for_review(shot: Path) -> None:
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         (Path(target) / shot.name).write_bytes(shot.read_bytes())
+
+
+async def test_the_browser_and_its_children_are_killed_even_when_a_test_fails() -> None:
+    if chromium_binary() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pid = 0
+    with pytest.raises(RuntimeError, match="a failing test"):
+        async with asyncio.timeout(TEST_TIMEOUT_S), chromium() as running:
+            pid = running.pid
+            assert _live_in_group(pid)  # the browser and its helpers
+            raise RuntimeError("a failing test")
+    assert _live_in_group(pid) == []  # killed (zombies, until init reaps them, are dead)
+
+
+def _live_in_group(pgid: int) -> list[int]:
+    """Processes of this process group that are not zombies (from /proc)."""
+    live = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended while we looked
+        state, group = fields[0], int(fields[2])
+        if group == pgid and state != "Z":
+            live.append(int(stat.parent.name))
+    return live
