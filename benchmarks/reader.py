@@ -209,6 +209,9 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--readers", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=5, help="crowds after the warm-up one")
+    parser.add_argument(
+        "--database-url", help="an empty database to use (default: a temporary SQLite file)"
+    )
     parser.add_argument("--serve", nargs=3, metavar=("URL", "OUT", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -216,7 +219,7 @@ def main() -> int:
         return 0
 
     with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{Path(tmp) / 'reader.db'}"
+        url = args.database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'reader.db'}"
         out_dir = Path(tmp) / "out"
         token, html_bytes = asyncio.run(build_story(url, out_dir))
         port = free_port()
@@ -239,6 +242,7 @@ def main() -> int:
         "pages": 6,
         "export_html_bytes": html_bytes,
         "targets": {"reader_p99_ms": TARGET_P99_MS, "export_html_bytes": TARGET_HTML_BYTES},
+        "database": url.split(":", 1)[0],
         "cpus": os.cpu_count(),
         "load_average_1m": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),

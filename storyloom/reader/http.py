@@ -4,7 +4,8 @@ Every answer carries the reader's security headers. A malformed, unknown or revo
 a story since deleted, and a file number out of range all get the same 404, so a link
 tells nothing about whether a story exists. The token is looked up for every request
 (requests arriving while a lookup of the same token is in flight share it), so a revoked
-link is dead at once; the story's content is cached for `content_ttl_s`.
+link is dead at once. A story's content is reloaded in the background once it is
+`content_ttl_s` old (readers get the loaded content meanwhile, never wait for a reload).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -41,6 +43,7 @@ NOT_FOUND_HTML = (
     "<p>This link does not exist or was revoked.</p></html>"
 )
 TYPES = {".png": "image/png", ".mp4": "video/mp4"}
+IDLE_S = 300.0  # a story's content unread this long is dropped from the cache
 
 
 def _headers() -> dict[str, str]:
@@ -57,6 +60,23 @@ def _headers() -> dict[str, str]:
 
 def _failed(future: asyncio.Future[StoryContent | None]) -> bool:
     return future.done() and (future.cancelled() or future.exception() is not None)
+
+
+@dataclass
+class _Cached:
+    """A story's loaded content, when it is due to be reloaded, and when it was last read."""
+
+    loaded: asyncio.Future[StoryContent | None]
+    fresh_until: float
+    read_at: float = 0.0
+
+    def replace(self, reloaded: asyncio.Future[StoryContent | None]) -> None:
+        """Take a background reload's result (a failed one keeps the old content)."""
+        if _failed(reloaded):
+            error = None if reloaded.cancelled() else reloaded.exception()
+            log.warning("reader: a story's reload failed: %s", type(error).__name__)
+        else:
+            self.loaded = reloaded
 
 
 def _not_found() -> web.Response:
@@ -84,7 +104,7 @@ class Reader:
         self._out_dir = out_dir
         self._limit = limit
         self._ttl = content_ttl_s
-        self._cache: dict[int, tuple[float, asyncio.Future[StoryContent | None]]] = {}
+        self._cache: dict[int, _Cached] = {}
         self._lookups: dict[str, asyncio.Future[int | None]] = {}
         self._pages: dict[tuple[int, str], tuple[StoryContent, bytes]] = {}
         self._headers = _headers()
@@ -151,21 +171,25 @@ class Reader:
             return None
         now = time.monotonic()
         cached = self._cache.get(story_id)
-        if cached is None or cached[0] < now or _failed(cached[1]):
+        if cached is None or _failed(cached.loaded):
             # one load per story at a time: a crowd of readers shares it
-            future: asyncio.Future[StoryContent | None] = asyncio.ensure_future(
-                load_content(self._db, story_id)
-            )
-            self._cache[story_id] = (now + self._ttl, future)
-            self._forget_expired(now)
-        else:
-            future = cached[1]
-        return await asyncio.shield(future)
+            self._forget_idle(now)
+            cached = self._cache[story_id] = _Cached(self._load(story_id), now + self._ttl)
+        elif cached.fresh_until < now and cached.loaded.done():
+            # stale: reload in the background and serve what is loaded meanwhile, so no
+            # reader waits for a reload (the link itself was checked just above)
+            cached.fresh_until = now + self._ttl
+            self._load(story_id).add_done_callback(lambda done: cached.replace(done))
+        cached.read_at = now
+        return await asyncio.shield(cached.loaded)
 
-    def _forget_expired(self, now: float) -> None:
-        for story_id in [k for k, (expires, _) in self._cache.items() if expires < now]:
+    def _load(self, story_id: int) -> asyncio.Future[StoryContent | None]:
+        return asyncio.ensure_future(load_content(self._db, story_id))
+
+    def _forget_idle(self, now: float) -> None:
+        for story_id in [k for k, c in self._cache.items() if c.read_at < now - IDLE_S]:
             del self._cache[story_id]
-        for key in [k for k, (content, _) in self._pages.items() if k[0] not in self._cache]:
+        for key in [k for k in self._pages if k[0] not in self._cache]:
             del self._pages[key]
 
     async def _page(self, request: web.Request) -> web.Response:
