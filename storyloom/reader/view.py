@@ -33,7 +33,7 @@ class Page:
     def alt(self) -> str:
         """The page's alt text: each panel's beat, in order."""
         told = [f"Panel {p.number}: {p.alt}" for p in self.panels]
-        return f"Page {self.number}. " + " ".join(told)
+        return " ".join([f"Page {self.number}.", *told])
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,10 @@ def credits(authors: Sequence[tuple[int, str]]) -> tuple[Credit, ...]:
 def pages(
     srcs: Sequence[str], panels: Sequence[Panel], per_page: Sequence[Sequence[int]]
 ) -> tuple[Page, ...]:
-    """Pages from their image addresses and which panel indices each one shows."""
+    """Pages from their image addresses and which panel indices each one shows (every
+    image is a page, even one the panel plan does not cover)."""
+    plan = [*per_page, *([()] * (len(srcs) - len(per_page)))]
     return tuple(
         Page(number, src, tuple(panels[i] for i in indices if i < len(panels)))
-        for number, (src, indices) in enumerate(zip(srcs, per_page, strict=False), start=1)
+        for number, (src, indices) in enumerate(zip(srcs, plan, strict=False), start=1)
     )

@@ -39,6 +39,9 @@ def test_pages_hold_their_panels_and_the_page_alt_tells_each() -> None:
         "Page 1. Panel 1: beat 1 Panel 2: beat 2",
         "Page 2. Panel 3: beat 3",
     ]
+    # an image the plan does not cover is still a page
+    more = view.pages(["a.png", "b.png", "c.png"], panels, [range(0, 3)])
+    assert [p.src for p in more] == ["a.png", "b.png", "c.png"] and more[2].alt == "Page 3."
 
 
 def test_the_rate_limit_allows_a_burst_then_the_rate_per_address() -> None:
