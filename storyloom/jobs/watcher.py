@@ -16,7 +16,6 @@ the notifier, and clears the mark again if the notifier fails, so the next poll 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from pathlib import Path
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.result_files import forget_files, local_files
+from storyloom.jobs.waits import wait_event
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_watch import WatchedJob, watched_jobs
 from storyloom.storage.unit_of_work import session_of
@@ -65,8 +65,7 @@ class JobWatcher:
                 await self.poll()
             except Exception:
                 log.exception("watching jobs failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every_s)
+            await wait_event(self._wake, self.every_s)
 
     async def poll(self) -> None:
         """Read the rows once and report every change since the last poll."""
