@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,9 +26,10 @@ from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.result_files import forget_files, local_files
 from storyloom.jobs.waits import wait_event
 from storyloom.storage.engine import SqlDatabase
-from storyloom.storage.job_watch import WatchedJob, watched_jobs
+from storyloom.storage.job_watch import WatchedJob, unknown_statuses, watched_jobs
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.service import utc_now
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class JobWatcher:
         """Read the rows once and report every change since the last poll."""
         async with self.db.reading() as uow:
             found = await watched_jobs(session_of(uow))
+            unknown = await unknown_statuses(session_of(uow))
+        if unknown:
+            await self._fail_unknown(unknown)
         watched = [w for w in found if self.owns(w.workspace_id)]
         waiting = any(w.job.status == JobStatus.QUEUED for w in watched)
         places = await self.places() if waiting else {}
@@ -82,6 +86,15 @@ class JobWatcher:
         alive = {item.job.id for item in watched}
         for job_id in set(self._seen) - alive:
             del self._seen[job_id]
+
+    async def _fail_unknown(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Fail the jobs whose status this version cannot read, each with its reason: the
+        next poll reports them like any failed job, and nothing else waits on them."""
+        async with self.db.writing() as uow:
+            for job_id, status in rows:
+                reason = f"its status {status!r} is unknown to this version of storyloom"
+                log.error("job %s failed: %s", job_id, reason)
+                await uow.jobs.set_status(job_id, JobStatus.FAILED, utc_now(), error=reason)
 
     async def _follow(self, item: WatchedJob, place: int | None) -> None:
         job = item.job
