@@ -11,6 +11,7 @@ process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
 from storyloom.jobs.artifacts import JobInput, render_job
@@ -26,6 +28,7 @@ from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.jobs.render_thread import start_in_thread
 from storyloom.jobs.result_files import job_folder
+from storyloom.storage.outage import is_outage
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
@@ -39,6 +42,11 @@ log = logging.getLogger(__name__)
 # The bound only guards against a bug turning that into an endless loop.
 MAX_CLAIM_ROUNDS = 1000
 
+# Pauses between tries of a database step during an outage (the last one repeats until
+# `outage_patience_s` is spent).
+OUTAGE_PAUSES_S = (0.5, 1.0, 2.0, 5.0)
+T = TypeVar("T")
+
 # Why a worker stops a render it is running (besides a failure of the render itself).
 STOPPING, TIME_LIMIT, CANCELLED = "the process is stopping", "time limit", "cancelled"
 RENDERABLE = frozenset(JobKind) - {JobKind.UNKNOWN}
@@ -50,6 +58,7 @@ class _Stopped(Exception):
     def __init__(self, why: str, *, abandoned: bool) -> None:
         super().__init__(why)
         self.why, self.abandoned = why, abandoned
+
 
 # Saves a done job's files where a chat side on another machine can fetch them, inside the
 # transaction that marks it done (jobs/artifact_store.save_files).
@@ -89,6 +98,9 @@ class LocalWorker:
     # abandoned: its thread is left behind and the worker takes the next job
     abandon_after_s: float = 60.0
     on_abandoned: Callable[[], None] | None = None  # a process may prefer to restart then
+    # how long a job's start or outcome waits out a database outage before it gives up (the
+    # row then stays as it was: queued, or running until its heartbeat is found lost)
+    outage_patience_s: float = 300.0
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -126,12 +138,7 @@ class LocalWorker:
             beating.cancel()
         log.info("job %s rendered in %.1f ms", job.id, (time.perf_counter() - started_at) * 1000)
 
-        # 3. record the outcome (a sheet makes the character's look ready to lock)
-        if job.kind in (JobKind.SHEET, JobKind.REROLL) and job.character_id is not None:
-            async with self.db.writing() as uow:
-                await uow.characters.update(
-                    job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
-                )
+        # 3. record the outcome
         await self._finish(job, JobStatus.DONE, files=tuple(files))
 
     async def _supervise(self, job: RenderJob, work: JobInput) -> list[Path]:
@@ -205,6 +212,10 @@ class LocalWorker:
             await self._finish(job, JobStatus.FAILED, error=f"render stopped: {limit}")
 
     async def _start(self, job_id: int) -> tuple[RenderJob, JobInput] | None:
+        """`_claim`, waiting out a database outage (the delivery is not spent on it)."""
+        return await self._through_outage(f"job {job_id}: start", lambda: self._claim(job_id))
+
+    async def _claim(self, job_id: int) -> tuple[RenderJob, JobInput] | None:
         """Claim the job to run for this delivery and read what it renders; None if there is
         none. One cancelled while queued never starts, one done is not redone (a
         redelivery), one running elsewhere is left to its live worker; with a fair line,
@@ -347,6 +358,21 @@ class LocalWorker:
         if job.id not in self._finished:  # never edit a result back into "running"
             await self.notify(JobEvent(job, JobStatus.RUNNING, progress=progress))
 
+    async def _through_outage(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run `step`, again while the database is out (up to `outage_patience_s`): a short
+        outage delays a job's start or its outcome, it does not throw the render away."""
+        deadline = time.monotonic() + self.outage_patience_s
+        pauses = itertools.chain(OUTAGE_PAUSES_S, itertools.repeat(OUTAGE_PAUSES_S[-1]))
+        for pause in pauses:
+            try:
+                return await step()
+            except Exception as error:
+                if not is_outage(error) or time.monotonic() + pause > deadline:
+                    raise
+                log.warning("%s: database unavailable (%s); retrying in %.1f s", what, error, pause)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable: the pauses never end")
+
     async def _finish(
         self,
         job: RenderJob,
@@ -355,6 +381,23 @@ class LocalWorker:
         files: tuple[Path, ...] = (),
         error: str | None = None,
     ) -> None:
+        await self._through_outage(
+            f"job {job.id}: record {status.value}",
+            lambda: self._record(job, status, files, error),
+        )
+        self._finished.add(job.id)
+        await self.notify(JobEvent(job, status, files, error))
+
+    async def _record(
+        self, job: RenderJob, status: JobStatus, files: tuple[Path, ...], error: str | None
+    ) -> None:
+        if status == JobStatus.DONE and job.kind in (JobKind.SHEET, JobKind.REROLL):
+            # a sheet makes the character's look ready to lock
+            async with self.db.writing() as uow:
+                if job.character_id is not None:
+                    await uow.characters.update(
+                        job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
+                    )
         async with self.db.writing() as uow:
             current = await uow.jobs.find(job.id)
             if current is not None and current.status == JobStatus.CANCELLED:
@@ -365,5 +408,3 @@ class LocalWorker:
                     await self.save_files(uow, job.id, files)
                 names = [path.name for path in files]
                 await uow.jobs.set_status(job.id, status, utc_now(), error=error, files=names)
-        self._finished.add(job.id)
-        await self.notify(JobEvent(job, status, files, error))

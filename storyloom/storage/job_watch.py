@@ -56,9 +56,7 @@ async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
 async def unknown_statuses(session: AsyncSession) -> Sequence[tuple[int, str]]:
     """(id, status) of every job whose status this version does not know (a newer version
     wrote it): the watcher fails them with that reason rather than stop on them."""
-    query = select(RenderJobRow.id, RenderJobRow.status).where(
-        RenderJobRow.status.not_in(_KNOWN)
-    )
+    query = select(RenderJobRow.id, RenderJobRow.status).where(RenderJobRow.status.not_in(_KNOWN))
     return [(job_id, status) for job_id, status in await session.execute(query)]
 
 

@@ -1,6 +1,7 @@
 """The distributed mode for real: a redis-server started here, `run_worker` child processes
-with the tiny model, one SQLite file shared by path, and the bot side's `job_runtime`
-(queue = redis) with its own output folder, told everything through the database."""
+with the tiny model, one database (a SQLite file shared by path, or PostgreSQL), and the bot
+side's `job_runtime` (queue = redis) with its own output folder, told everything through the
+database."""
 
 from __future__ import annotations
 
@@ -134,8 +135,10 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, redis: RedisServer, models: Path) -> AsyncIterator[Cluster]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+async def cluster(
+    tmp_path: Path, redis: RedisServer, models: Path, database_url: str
+) -> AsyncIterator[Cluster]:
+    url = database_url  # a SQLite file shared by path, or a PostgreSQL database
     await upgrade_database(url)
     async with open_database(url) as db:
         offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
