@@ -1,7 +1,8 @@
 """The fair line and the caps on the SQL database.
 
-Caps are checked in the new job's own write transaction (BEGIN IMMEDIATE on SQLite), so two
-requests cannot both slip under them. Workers start the job at the head of the fair line,
+Caps are checked in the new job's own write transaction, serialised per workspace (BEGIN
+IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so two requests cannot both slip under
+them. Workers start the job at the head of the fair line,
 whichever job's message woke them (see `LocalWorker.pick_next`).
 """
 
@@ -15,7 +16,7 @@ from storyloom.jobs.fairness import JobLimits, check_caps, fair_order, queue_pos
 from storyloom.jobs.progress import JobProgress
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_progress import write_progress
-from storyloom.storage.job_queue import line, queued_jobs
+from storyloom.storage.job_queue import line, lock_line, queued_jobs
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import Actor
 from storyloom.story.ports import UnitOfWork
@@ -38,6 +39,7 @@ class JobAdmission:
 
     async def __call__(self, uow: UnitOfWork, actor: Actor) -> None:
         """Raise `LimitExceeded` if the actor may not queue another job now."""
+        await lock_line(session_of(uow), actor.workspace_id)
         queued = await queued_jobs(session_of(uow), actor.workspace_id)
         check_caps(queued, actor, self.limits)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storyloom.jobs.fairness import QueuedJob
@@ -13,6 +13,21 @@ from storyloom.storage.tables import RenderJobRow, StoryRow
 from storyloom.story.model import JobStatus
 
 _QUEUED = RenderJobRow.status == JobStatus.QUEUED.value
+# The first key of our advisory locks on PostgreSQL: admission to a workspace's line.
+_ADMISSION_LOCKS = 0x5710
+
+
+async def lock_line(session: AsyncSession, workspace_id: str) -> None:
+    """Serialise admission to one workspace's line until this transaction ends, so two
+    requests cannot both count the waiting jobs before either adds its own (member caps
+    are within a workspace, so this one lock serves both caps).
+
+    PostgreSQL: a transaction-scoped advisory lock on the workspace (a row lock would
+    need a row per workspace; two stories of one workspace lock different rows). SQLite:
+    nothing to do, write transactions begin IMMEDIATE and so already run one at a time."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtext(workspace_id)
+        await session.execute(select(func.pg_advisory_xact_lock(_ADMISSION_LOCKS, key)))
 
 
 async def queued_jobs(session: AsyncSession, workspace_id: str) -> Sequence[QueuedJob]:
