@@ -96,6 +96,7 @@ async def job_runtime(
     watch_every_s: float = 0.5,
     requeue_every_s: float = 15.0,
     stale_after_s: float = 45.0,
+    heartbeat_lost_s: float = HEARTBEAT_LOST_S,
 ) -> AsyncIterator[JobRuntime]:
     """Start the jobs side of a chat process; on exit the in-process worker hands its job
     in hand back to the line, and nothing is left running."""
@@ -105,6 +106,7 @@ async def job_runtime(
     async with AsyncExitStack() as stack:
         if settings.queue == "embedded":
             worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+            worker.take_over_after = timedelta(seconds=heartbeat_lost_s)  # a crash's job
             local_broker = memory_broker()
             bind_worker(local_broker, worker)
             broker: AsyncBroker = local_broker
@@ -120,7 +122,7 @@ async def job_runtime(
         tasks = [
             asyncio.create_task(watcher.run(), name="storyloom-job-watcher"),
             asyncio.create_task(
-                _upkeep(runtime, requeue_every_s, stale_after_s),
+                _upkeep(runtime, requeue_every_s, stale_after_s, heartbeat_lost_s),
                 name="storyloom-job-upkeep",
             ),
         ]
@@ -179,9 +181,11 @@ def _poking(watcher: JobWatcher) -> Notify:
     return poke
 
 
-async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:
+async def _upkeep(
+    runtime: JobRuntime, every_s: float, stale_after_s: float, heartbeat_lost_s: float
+) -> None:
     """Every `every_s` while the process runs: send again what never reached a worker, or
-    lost it (running without heartbeats for `HEARTBEAT_LOST_S`), and forget the stored
+    lost it (running without heartbeats for `heartbeat_lost_s`), and forget the stored
     files of results already posted (redis mode: the watcher forgets each one as it posts
     it; this catches those a stop cut short).
 
@@ -204,7 +208,7 @@ async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> 
                 runtime.db,
                 runtime.queue,
                 queued_for=queued_for,
-                heartbeat_lost_for=timedelta(seconds=HEARTBEAT_LOST_S),
+                heartbeat_lost_for=timedelta(seconds=heartbeat_lost_s),
             )
             if sent:
                 log.info("sent %d jobs again: %s", len(sent), sent)
