@@ -114,7 +114,8 @@ class RedisServer:
 
 class PostgresServer:
     """A PostgreSQL cluster in a folder of its own: trust auth, loopback only, no fsync.
-    initdb refuses to run as root, so as root the server runs as the `postgres` user."""
+    initdb refuses to run as root, so as root the server runs as the `postgres` user (the
+    folder must be one it can reach, e.g. from `tempfile.mkdtemp`)."""
 
     def __init__(self, folder: Path) -> None:
         bindir = postgres_bindir()
