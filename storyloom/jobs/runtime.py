@@ -94,8 +94,8 @@ async def job_runtime(
     load_renderer: Callable[[], StoryRenderer] | None = None,
     options: BrokerOptions | None = None,
     watch_every_s: float = 0.5,
-    requeue_every_s: float = 15.0,
-    stale_after_s: float = 45.0,
+    requeue_every_s: float = 10.0,
+    stale_after_s: float = 30.0,
     heartbeat_lost_s: float = HEARTBEAT_LOST_S,
 ) -> AsyncIterator[JobRuntime]:
     """Start the jobs side of a chat process; on exit the in-process worker hands its job

@@ -27,6 +27,7 @@ from storyloom.jobs.result_files import forget_files, local_files
 from storyloom.jobs.waits import wait_event
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_watch import WatchedJob, unknown_statuses, watched_jobs
+from storyloom.storage.outage import is_outage
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus, RenderJob
 from storyloom.story.service import utc_now
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 # A notifier that fails on the same outcome this many times gives up on it: a result that
 # cannot be posted (a deleted channel, say) must not be retried forever.
 MAX_REPORT_TRIES = 3
+
+# The longest pause between polls while they fail (a database outage).
+OUTAGE_POLL_S = 5.0
 
 Places = Callable[[], Awaitable[dict[int, int]]]
 
@@ -59,14 +63,25 @@ class JobWatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Poll until cancelled; one failed poll (a busy database) is logged, not fatal."""
+        """Poll until cancelled; a failed poll is logged, not fatal. While the database is
+        out, polls back off (up to `OUTAGE_POLL_S`) and the outage is logged once."""
+        failures = 0
         while True:
             self._wake.clear()
             try:
                 await self.poll()
-            except Exception:
-                log.exception("watching jobs failed; trying again")
-            await wait_event(self._wake, self.every_s)
+            except Exception as error:
+                failures += 1
+                if not is_outage(error):
+                    log.exception("watching jobs failed; trying again")
+                elif failures == 1:
+                    log.warning("watching jobs: the database is unavailable (%s)", error)
+            else:
+                if failures:
+                    log.info("watching jobs again after %d failed polls", failures)
+                failures = 0
+            pause = min(OUTAGE_POLL_S, self.every_s * 2**failures) if failures else self.every_s
+            await wait_event(self._wake, pause)
 
     async def poll(self) -> None:
         """Read the rows once and report every change since the last poll."""
