@@ -32,6 +32,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -156,7 +157,9 @@ class Chaos:
         return job
 
     def owner(self, job_id: int) -> WorkerProcess | None:
-        return next((w for w in self.workers if w.has_line(f"job {job_id} running")), None)
+        """The worker that logged running this job (not "job 12" for job 1)."""
+        line = re.compile(rf"\bjob {job_id} running$", re.MULTILINE)
+        return next((w for w in self.workers if line.search(w.text())), None)
 
     def stop(self) -> None:
         for worker in self.workers:
