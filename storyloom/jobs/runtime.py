@@ -30,6 +30,8 @@ from taskiq import AsyncBroker, InMemoryBroker
 from storyloom.config import Settings
 from storyloom.jobs.admission import head_of_line, positions, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
+from storyloom.jobs.courier import Courier, as_courier
+from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
@@ -51,15 +53,40 @@ HEARTBEAT_LOST_S = 60.0
 
 
 @dataclass
+class _Loading:
+    """The in-process worker while it is built off the event loop (importing torch and
+    loading the model take many seconds): renders asked for meanwhile wait for it, in line."""
+
+    task: asyncio.Task[LocalWorker]
+
+    async def process(self, job_id: int) -> None:
+        worker = await asyncio.shield(self.task)
+        await worker.process(job_id)
+
+
+@dataclass
 class JobRuntime:
     """What a chat side uses of its jobs."""
 
     queue: TaskiqQueue  # the core's JobQueue
     watcher: JobWatcher
     db: SqlDatabase
-    # the in-process worker and the in-memory broker that feeds it (embedded mode only)
-    worker: LocalWorker | None = None
+    delivery: Delivery
+    # the in-process worker being built, and the in-memory broker that feeds it (embedded)
+    loading: _Loading | None = None
     local_broker: InMemoryBroker | None = None
+
+    @property
+    def worker(self) -> LocalWorker | None:
+        """The in-process worker, once built (embedded mode)."""
+        if self.loading is None or not self.loading.task.done():
+            return None
+        return self.loading.task.result()
+
+    async def ready(self) -> None:
+        """Wait until the in-process worker is built and its model loaded (embedded)."""
+        if self.loading is not None:
+            await asyncio.shield(self.loading.task)
 
     async def places(self) -> dict[int, int]:
         """Every waiting job's place in the fair line (1 starts next)."""
@@ -67,7 +94,7 @@ class JobRuntime:
 
     async def drain(self) -> None:
         """Wait for the jobs this process is rendering or about to (embedded mode), and
-        report their outcomes."""
+        deliver their outcomes."""
         if self.local_broker is not None:
             await self.local_broker.wait_all()
         await self.watcher.poll()
@@ -88,37 +115,57 @@ class _Submitter(TaskiqQueue):
 async def job_runtime(
     settings: Settings,
     db: SqlDatabase,
-    notify: Notify,
+    courier: Courier | Notify,
     *,
+    observe: Notify | None = None,
     owns: Callable[[str], bool] = lambda workspace_id: True,
     load_renderer: Callable[[], StoryRenderer] | None = None,
     options: BrokerOptions | None = None,
     watch_every_s: float = 0.5,
     requeue_every_s: float = 60.0,
     stale_after_s: float = 600.0,
+    on_ready: Callable[[], None] | None = None,
 ) -> AsyncIterator[JobRuntime]:
-    """Start the jobs side of a chat process; on exit the in-process worker hands its job
-    in hand back to the line, and nothing is left running."""
+    """Start the jobs side of a chat process: `courier` (or a plain notify callback) gets
+    the job events, `observe` sees them too (the metrics).
+
+    It is ready at once: the in-process worker (embedded mode) is built in the background,
+    and `on_ready` is called once it is, with its model loaded (a given `load_renderer` is
+    called at the first job instead, as tests swap it). On exit the in-process worker
+    hands its job in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
-    watcher = JobWatcher(db, notify, out_dir, lambda: positions(db, utc_now()), owns, watch_every_s)
+    delivery = Delivery(db, as_courier(courier), out_dir, owns, min(watch_every_s, 0.5))
+    places = lambda: positions(db, utc_now())  # noqa: E731
+    watcher = JobWatcher(db, delivery, places, owns, watch_every_s, observe)
     stopping = threading.Event()  # embedded: the process is stopping, hand the render back
     async with AsyncExitStack() as stack:
         if settings.queue == "embedded":
-            worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+
+            def build() -> LocalWorker:
+                worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+                if load_renderer is None:
+                    worker.preload()
+                return worker
+
+            loading = _Loading(asyncio.create_task(asyncio.to_thread(build)))
+            loading.task.add_done_callback(partial(_loaded, on_ready))
             local_broker = memory_broker()
-            bind_worker(local_broker, worker)
+            bind_worker(local_broker, loading)
             broker: AsyncBroker = local_broker
-            runtime = JobRuntime(_Submitter(broker), watcher, db, worker, local_broker)
+            runtime = JobRuntime(_Submitter(broker), watcher, db, delivery, loading, local_broker)
         else:
             from storyloom.jobs.broker import redis_broker
 
             redis_url = settings.redis_url.get_secret_value()
             broker = redis_broker(options or BrokerOptions(redis_url=redis_url))
-            runtime = JobRuntime(_Submitter(broker), watcher, db)
+            runtime = JobRuntime(_Submitter(broker), watcher, db, delivery)
+            if on_ready is not None:
+                on_ready()  # nothing to load: the workers render
         await broker.startup()
         stack.push_async_callback(broker.shutdown)
         tasks = [
             asyncio.create_task(watcher.run(), name="storyloom-job-watcher"),
+            asyncio.create_task(delivery.run(), name="storyloom-delivery"),
             asyncio.create_task(
                 _upkeep(runtime, requeue_every_s, stale_after_s),
                 name="storyloom-job-upkeep",
@@ -132,9 +179,21 @@ async def job_runtime(
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await delivery.close()
             if runtime.local_broker is not None:
                 stopping.set()  # no job starts after this; the one in hand stops and goes back
                 await _wait_released(runtime.local_broker)
+
+
+def _loaded(on_ready: Callable[[], None] | None, task: asyncio.Task[LocalWorker]) -> None:
+    if task.cancelled():
+        return
+    if (error := task.exception()) is not None:
+        log.error("the renderer could not be loaded; renders fail until it can", exc_info=error)
+        return
+    log.info("renderer loaded: ready")
+    if on_ready is not None:
+        on_ready()
 
 
 def _local_worker(
@@ -180,7 +239,7 @@ def _poking(watcher: JobWatcher) -> Notify:
 
 async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:
     """Send again what never reached a worker, or lost it; forget the stored files of
-    results already posted (redis mode: the watcher forgets each one as it posts it, this
+    results already delivered (redis mode: the delivery forgets each one as it sends it, this
     catches those a stop cut short).
 
     Embedded: once, at start: the in-memory broker loses nothing while the process lives,
@@ -188,7 +247,7 @@ async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> 
     Redis: also periodically, for messages Redis lost (a restart without persistence): a
     job waiting `stale_after_s` without being sent again, or running without heartbeats.
     """
-    embedded = runtime.worker is not None
+    embedded = runtime.local_broker is not None
     queued_for = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
     while True:
         try:
