@@ -371,6 +371,16 @@ class SqlJobs:
             update(RenderJobRow).where(RenderJobRow.id == job_id).values(status_ref=ref)
         )
 
+    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
+        """Compare-and-set: the job has no status message yet, and now `claim` stands for
+        the one being posted; whether this call set it."""
+        result = await self._session.execute(
+            update(RenderJobRow)
+            .where(RenderJobRow.id == job_id, RenderJobRow.status_ref.is_(None))
+            .values(status_ref=claim)
+        )
+        return cast(CursorResult[Any], result).rowcount == 1
+
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
         """Compare-and-set on (status, attempts): one conditional UPDATE, so it holds on
         PostgreSQL too, where reading then writing in one transaction would not."""

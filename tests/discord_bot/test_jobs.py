@@ -49,7 +49,7 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     assert names == ["story-page-01.png", "story.pdf", "story.zip"]
     assert result.uploads[0][1].startswith(b"\x89PNG")
     content = (result.json or {})["content"]
-    assert content.splitlines() == ["**Lighthouse** — page for Bob", "beats by Ann, Mo"]
+    assert content.splitlines() == ["**Lighthouse** — page for Bob · job #1", "beats by Ann, Mo"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
     assert buttons(result) == [
         "story:again:1-2",

@@ -30,6 +30,7 @@ from storyloom.bot.slack.oauth import (
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
@@ -79,6 +80,10 @@ def story_adapter(
     return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
 
 
+async def _nothing(event: JobEvent) -> None:
+    """The metrics only observe the events; the notifier delivers them."""
+
+
 async def run_slack(
     settings: Settings,
     http: bool,
@@ -109,9 +114,13 @@ async def run_slack(
             installs = oauth_settings(oauth, db.engine, installations)
             client_for = WorkspaceClients(installations)
         notifier = SlackNotifier(client_for, db)
-        # the watcher starts by reporting what ended while the bot was down
-        notify = notifier if ops is None else ops.metrics.timed(notifier)
-        async with job_runtime(settings, db, notify, owns=slack_workspace) as jobs:
+        # the watcher starts by reporting what ended while the bot was down; the outbox
+        # delivers what is still owed from before
+        observe = None if ops is None else ops.metrics.timed(_nothing)
+        on_ready = None if ops is None else ops.set_ready
+        async with job_runtime(
+            settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
+        ) as jobs:
             caps = JobAdmission.from_settings(settings)
             adapter = story_adapter(db, jobs.queue, notifier, jobs.places, settings.style, caps)
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
