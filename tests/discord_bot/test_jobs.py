@@ -153,6 +153,7 @@ async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_canc
     db: SqlDatabase,
     slow_renderer: Callable[[], StoryRenderer],
 ) -> None:
+    await running.jobs.ready()
     assert running.jobs.worker is not None
     running.jobs.worker.load_renderer = slow_renderer  # job 1 keeps the worker busy
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))
@@ -193,6 +194,7 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     running: Running, fake: FakeDiscord, renderer: StoryRenderer
 ) -> None:
     jobs = running.jobs
+    await jobs.ready()
     assert jobs.worker is not None
     # one panel at a time: three panels of two steps make six step reports, each written
     one_by_one = replace(renderer.settings, max_batch=1)
@@ -201,11 +203,13 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     heard: list[JobEvent] = []
     notifier = running.bot.notifier
 
-    async def recording(event: JobEvent) -> None:
-        heard.append(event)
-        await notifier(event)
+    shows = notifier.show
 
-    jobs.watcher.notify = recording
+    async def recording(event: JobEvent) -> None:  # what the outbox hands the notifier
+        heard.append(event)
+        await shows(event)
+
+    notifier.show = recording  # type: ignore[method-assign]
     ticks = itertools.count()
     notifier.clock = lambda: float(next(ticks))  # each report comes one second after the last
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))

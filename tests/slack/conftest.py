@@ -99,9 +99,7 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
         queue = RecordingQueue()
         adapter = story_adapter(db, queue, single_workspace(client))
         delivery = Delivery(db, adapter.notifier, tmp_path / "out", run.slack_workspace)
-        watcher = JobWatcher(
-            db, delivery, lambda: positions(db, utc_now()), run.slack_workspace
-        )
+        watcher = JobWatcher(db, delivery, lambda: positions(db, utc_now()), run.slack_workspace)
         app = build_app(adapter, client=client, signing_secret=SECRET)
         try:
             async with served(app) as base:
