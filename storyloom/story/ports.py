@@ -241,6 +241,9 @@ class NewBeat:
     author_name: str
     text: str
     created_at: datetime
+    # the chat request that adds it (a Slack event id, a Discord interaction id): the same
+    # request again returns the beat it added instead of adding another
+    request_key: str | None = None
 
 
 # Decides, inside the transaction that appends a beat, whether the story as it stands (or

@@ -143,7 +143,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(text='e.g. [Mira] opens the door # Mira: "Who is there?"')
     async def add(self, interaction: discord.Interaction[Any], text: Text) -> None:
         await interaction.response.defer()
-        beat = await service.add_beat(self.bot.deps, actor_of(interaction), text)
+        key = press_key(interaction, "add", "")  # a repeated interaction adds one beat
+        beat = await service.add_beat(self.bot.deps, actor_of(interaction), text, key)
         await reply(interaction, f"beat {beat.position}: {quote(beat.text)}")
 
     @app_commands.command(description="Change a beat")
