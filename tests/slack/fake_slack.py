@@ -44,7 +44,15 @@ class FakeSlack:
     # OAuth: oauth.v2.access answers per code, and the workspace each bot token belongs to
     installs: dict[str, dict[str, Any]] = field(default_factory=dict)
     teams: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T1"})
+    # tokens whose calls are throttled as Slack does: every `throttle_every`-th call of such
+    # a token is answered 429 with Retry-After `throttle_after_s`
+    throttled: set[str] = field(default_factory=set)
+    throttle_every: int = 3
+    throttle_after_s: int = 1
+    # what is in each channel, as Slack keeps it: messages (and file shares) by ts
+    messages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     _ts: int = 0
+    _counted: dict[str, int] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         # a real page (PNG, PDF, ZIP) is over aiohttp's default 1 MiB; Slack takes far more
@@ -72,6 +80,14 @@ class FakeSlack:
         # a bot token as `Bearer`, the app's client id and secret as `Basic` (oauth.v2.access)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await asyncio.sleep(self.delay_s.get(method, 0.0))
+        if token in self.throttled:
+            self._counted[token] = self._counted.get(token, 0) + 1
+            if self._counted[token] % self.throttle_every == 0:
+                self.calls.append(Call(method + " (429)", dict(params), token))
+                headers = {"Retry-After": str(self.throttle_after_s)}
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429, headers=headers
+                )
         if method in self.rate_limit_once:
             self.rate_limit_once.discard(method)
             self.calls.append(Call(method + " (429)", dict(params), token))
@@ -98,7 +114,29 @@ class FakeSlack:
             return self.installs[params["code"]]
         if method == "chat.postMessage":
             self._ts += 1
-            return {"channel": params.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
+            ts = f"1700000000.{self._ts:06d}"
+            channel = str(params.get("channel"))
+            self.messages.setdefault(channel, {})[ts] = {
+                "ts": ts,
+                "text": params.get("text", ""),
+                "thread_ts": params.get("thread_ts"),
+            }
+            return {"channel": channel, "ts": ts}
+        if method == "chat.update":
+            kept = self.messages.get(str(params.get("channel")), {})
+            if params.get("ts") not in kept:
+                return {"ok": False, "error": "message_not_found"}
+            kept[params["ts"]]["text"] = params.get("text", "")
+            return {"channel": params.get("channel"), "ts": params["ts"]}
+        if method == "chat.delete":
+            if self.messages.get(str(params.get("channel")), {}).pop(params.get("ts"), None):
+                return {}
+            return {"ok": False, "error": "message_not_found"}
+        if method == "conversations.replies":
+            kept = self.messages.get(str(params.get("channel")), {})
+            thread = params.get("ts")
+            found = [m for m in kept.values() if thread in (m["ts"], m.get("thread_ts"))]
+            return {"messages": sorted(found, key=lambda m: m["ts"]), "has_more": False}
         if method == "users.info":
             user = params["user"]
             name = self.names.get(user, user)
@@ -117,7 +155,17 @@ class FakeSlack:
             self._ts += 1
             return {"upload_url": f"{self.base}upload/F{self._ts}", "file_id": f"F{self._ts}"}
         if method == "files.completeUploadExternal":
-            return {"files": [{"id": f["id"]} for f in json.loads(params["files"])]}
+            files = [{"id": f["id"]} for f in json.loads(params["files"])]
+            if params.get("channel_id"):  # shared into a channel: a message with the files
+                self._ts += 1
+                ts = f"1700000000.{self._ts:06d}"
+                self.messages.setdefault(str(params["channel_id"]), {})[ts] = {
+                    "ts": ts,
+                    "text": params.get("initial_comment", ""),
+                    "thread_ts": params.get("thread_ts"),
+                    "files": files,
+                }
+            return {"files": files}
         return {}
 
     def named(self, method: str) -> list[Call]:
