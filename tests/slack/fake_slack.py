@@ -25,6 +25,7 @@ class Call:
     params: dict[str, Any]
     token: str
     answer: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when the fake answered it
 
 
 @dataclass

@@ -106,13 +106,13 @@ async def run_slack(
         )
     await upgrade_database(settings.database_url)
     async with open_database(settings.database_url) as db:
-        client = web_client(token)
+        client = web_client(token, base_url=settings.slack_api_url)
         installs = None
         client_for: ClientFor = single_workspace(client)
         if oauth is not None:
             installations = installation_store(oauth, db.engine)
             installs = oauth_settings(oauth, db.engine, installations)
-            client_for = WorkspaceClients(installations)
+            client_for = WorkspaceClients(installations, base_url=settings.slack_api_url)
         notifier = SlackNotifier(client_for, db)
         # the watcher starts by reporting what ended while the bot was down; the outbox
         # delivers what is still owed from before
