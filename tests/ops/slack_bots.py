@@ -209,6 +209,9 @@ def seen(fake: FakeSlack, job_id: int, channel: str = "C1") -> JobSeen:
         c.at
         for c in fake.calls
         if (c.method == "chat.update" and c.params.get("ts") in status_ts)
-        or (c.method == "files.completeUploadExternal" and marker in str(c.params))
+        or (
+            c.method == "files.completeUploadExternal"
+            and str(c.params.get("initial_comment", "")).endswith(marker)
+        )
     ]
     return JobSeen(job_id, len(status_ts), texts, len(results), max(times, default=None))

@@ -14,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
@@ -132,4 +131,7 @@ async def run_slack(
                 finally:
                     await runner.cleanup()
             else:
+                # imported here: HTTP mode starts (and acks) sooner without it
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
                 await AsyncSocketModeHandler(app, app_token).start_async()
