@@ -52,16 +52,56 @@ class FakeSlack:
     throttle_after_s: int = 1
     # what is in each channel, as Slack keeps it: messages (and file shares) by ts
     messages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Socket Mode: the connected app's websocket and its acks (monotonic time, message)
+    socket: web.WebSocketResponse | None = None
+    acks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     _ts: int = 0
     _counted: dict[str, int] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         # a real page (PNG, PDF, ZIP) is over aiohttp's default 1 MiB; Slack takes far more
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/socket", self.socket_mode)
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
         app.router.add_post("/respond/{command}", self.respond)
         return app
+
+    async def socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: the app's websocket. Slack says hello, then sends envelopes; the app
+        acks each one by sending its envelope id back."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}}
+        )
+        self.socket = socket
+        async for message in socket:
+            if message.type == web.WSMsgType.TEXT:
+                self.acks.append((time.monotonic(), json.loads(message.data)))
+        return socket
+
+    async def envelope(self, kind: str, payload: dict[str, Any], **extra: Any) -> str:
+        """Send an envelope over the socket (`slash_commands`, `events_api`, `interactive`);
+        its id."""
+        assert self.socket is not None, "no app connected over Socket Mode"
+        envelope_id = f"env-{next(_triggers)}"
+        await self.socket.send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload,
+             "accepts_response_payload": kind != "events_api", **extra}
+        )  # fmt: skip
+        return envelope_id
+
+    async def acked(self, envelope_id: str, timeout: float = 10.0) -> float:
+        """When the app acked the envelope (monotonic seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for at, ack in self.acks:
+                if ack.get("envelope_id") == envelope_id:
+                    return at
+            if time.monotonic() > deadline:
+                raise AssertionError(f"envelope {envelope_id} was never acked")
+            await asyncio.sleep(0.01)
 
     async def respond(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
@@ -109,6 +149,8 @@ class FakeSlack:
                 return {"ok": False, "error": "invalid_auth"}
             team = self.teams[token]
             return {"team_id": team, "user_id": "UBOT", "bot_id": "B" + team, "url": "https://t/"}
+        if method == "apps.connections.open":
+            return {"url": self.base.replace("http://", "ws://") + "socket"}
         if method == "oauth.v2.access":
             if params.get("code") not in self.installs:
                 return {"ok": False, "error": "invalid_code"}
