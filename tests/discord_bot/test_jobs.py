@@ -229,3 +229,34 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
             r"🎨 page job #1 running — [▰▱]{10} panel [1-3] of 3, \d+%(, about \d+ s left)?", text
         )
     assert texts[0] == "🎨 page job #1 running" and texts[-1] == "✅ page job #1 done"
+
+
+async def test_two_presses_at_once_post_one_status_message(
+    running: Running, fake: FakeDiscord
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    first = press("story:again:1-1", THREAD, ANN)
+    second = press("story:again:1-1", THREAD, ANN)  # the same message, clicked twice at once
+    second["message"] = first["message"]
+    running.send(first)
+    running.send(second)  # before the first has been answered
+    for payload in (first, second):
+        [answer] = await fake.wait_for("POST", f"/webhooks/555/{payload['token']}")
+        assert (answer.json or {}).get("content") == "page job #1 queued"
+    statuses = [c for c in fake.where("POST", POSTS) if "⏳" in (c.json or {}).get("content", "")]
+    assert len(statuses) == 1
+
+
+async def test_a_repeated_interaction_adds_its_beat_once(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    add = slash("add", THREAD, ANN, text="a beach")
+    running.send(add)
+    running.send(add)  # Discord delivers the same interaction again
+    await fake.wait_for("POST", f"/webhooks/555/{add['token']}", 2)
+    async with db.reading() as uow:
+        story = await uow.stories.by_id(1)
+        assert story is not None
+        assert await uow.beats.count(story.id) == 1
