@@ -144,11 +144,19 @@ async def job_runtime(
             def build() -> LocalWorker:
                 worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
                 if load_renderer is None:
-                    worker.preload()
+                    try:
+                        worker.preload()
+                    except Exception:
+                        # not ready; each render tries again and fails with the reason
+                        log.exception("the renderer could not be loaded")
+                        return worker
+                if on_ready is not None:
+                    loop.call_soon_threadsafe(on_ready)
+                log.info("renderer loaded: ready")
                 return worker
 
+            loop = asyncio.get_running_loop()
             loading = _Loading(asyncio.create_task(asyncio.to_thread(build)))
-            loading.task.add_done_callback(partial(_loaded, on_ready))
             local_broker = memory_broker()
             bind_worker(local_broker, loading)
             broker: AsyncBroker = local_broker
@@ -183,17 +191,11 @@ async def job_runtime(
             if runtime.local_broker is not None:
                 stopping.set()  # no job starts after this; the one in hand stops and goes back
                 await _wait_released(runtime.local_broker)
-
-
-def _loaded(on_ready: Callable[[], None] | None, task: asyncio.Task[LocalWorker]) -> None:
-    if task.cancelled():
-        return
-    if (error := task.exception()) is not None:
-        log.error("the renderer could not be loaded; renders fail until it can", exc_info=error)
-        return
-    log.info("renderer loaded: ready")
-    if on_ready is not None:
-        on_ready()
+            if runtime.loading is not None:
+                # a thread cannot be cancelled: let a load in progress end here, not after
+                # the process has said it stopped
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(runtime.loading.task)
 
 
 def _local_worker(
