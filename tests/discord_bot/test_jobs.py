@@ -9,11 +9,15 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from sqlalchemy import update
+
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.jobs.events import JobEvent
 from storyloom.storage import SqlDatabase
+from storyloom.storage.tables import OwedMessageRow
+from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobKind, JobStatus
-from tests.job_rows import job_row, until_status
+from tests.job_rows import job_row, owed_state, until_status
 
 from .fake_discord import FakeDiscord, press, slash
 from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons
@@ -260,3 +264,35 @@ async def test_a_repeated_interaction_adds_its_beat_once(
         story = await uow.stories.by_id(1)
         assert story is not None
         assert await uow.beats.count(story.id) == 1
+
+
+async def _as_if_cut_short_after_posting(db: SqlDatabase, job_id: int) -> None:
+    """As if the bot died after the result post began, before it was recorded as made."""
+    async with db.writing() as uow:
+        await session_of(uow).execute(
+            update(OwedMessageRow)
+            .where(OwedMessageRow.job_id == job_id)
+            .values(state="pending", done="status", started="result,status")
+        )
+
+
+async def test_a_result_post_begun_before_a_crash_is_made_once(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    await ask(running, fake, slash("render", THREAD, ANN))
+    await running.jobs.drain()
+    assert len(await fake.wait_for_uploads(POSTS)) == 1
+    await _as_if_cut_short_after_posting(db, 1)  # Discord had taken it
+    await running.jobs.watcher.poll()
+    assert fake.where("GET", POSTS)  # it looked in the channel first
+    assert len([c for c in fake.where("POST", POSTS) if c.files]) == 1
+    assert await owed_state(db, 1) == "delivered"
+    fake.posted.clear()  # this time the post never reached Discord
+    await _as_if_cut_short_after_posting(db, 1)
+    await running.jobs.watcher.poll()
+    assert len([c for c in fake.where("POST", POSTS) if c.files]) == 2
+    assert [m["content"].splitlines()[0] for m in fake.posted[THREAD["id"]]] == [
+        "**T** — page for Ann · job #1"
+    ]
