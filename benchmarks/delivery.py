@@ -180,7 +180,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--renders", type=int, default=50)
-    parser.add_argument("--debug", action="store_true")
+    parser.add_argument(
+        "--debug", action="store_true", help="print each B job's calls, timed from its end"
+    )
     parser.add_argument("--render-s", type=float, default=0.2, help="each render's time")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storyloom-delivery-") as folder:
