@@ -17,7 +17,6 @@ therefore ends in one delivery after the restart.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict, deque
@@ -29,6 +28,7 @@ from pathlib import Path
 from storyloom.jobs.courier import Courier, Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.result_files import forget_files, local_files
+from storyloom.jobs.waits import wait_event
 from storyloom.storage import owed as sql
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.unit_of_work import session_of
@@ -104,8 +104,7 @@ class Delivery:
                 await self.collect()
             except Exception:
                 log.exception("reading owed messages failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every_s)
+            await wait_event(self._wake, self.every_s)
 
     async def collect(self) -> None:
         """Hand every due owed row of ours to its lane."""
@@ -142,9 +141,8 @@ class Delivery:
             await asyncio.wait(tasks, timeout=grace_s)
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if tasks:  # not under suppress(CancelledError): a cancel of this stop must go on
+            await asyncio.wait(tasks)
         self._lanes.clear()
         self._queued.clear()
 
@@ -161,8 +159,7 @@ class Delivery:
             wait = lane.blocked_until - time.monotonic()
             if wait > 0:
                 lane.wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lane.wake.wait(), wait)  # woken: closing
+                await wait_event(lane.wake, wait)  # woken early: closing
                 continue
             if not (lane.rows or lane.passing):
                 lane.wake.clear()
