@@ -31,6 +31,7 @@ from torch import nn
 
 from storyloom.generation.accounting import sampled_count
 from storyloom.generation.identity_store import IdentityStore, StoreWriter
+from storyloom.generation.steps import starts_step
 
 Mode = Literal["write", "read"]
 
@@ -78,7 +79,12 @@ class CSAState:
     stores: Sequence[IdentityStore] = ()
     panel_stores: Sequence[tuple[int, ...]] = ()
     step: int = -1
+    unet_calls: int = 0
+    last_timestep: float | None = None
     device_bytes_peak: int = 0
+    # read mode: layer calls that attended to stored tokens, and those that found none
+    stored_reads: int = 0
+    missed_reads: int = 0
     _step_tokens: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     _kv_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
@@ -96,6 +102,19 @@ class CSAState:
         self._groups = list(groups.items())
 
     # -- step bookkeeping, driven by a forward pre-hook on the UNet --------------------
+    def begin_call(
+        self, timestep: float, device: torch.device, dtype: torch.dtype, new_step: bool = True
+    ) -> None:
+        """Before a UNet call: advance to the next step, or stay on this one for the second
+        call of a second-order step (same tokens, same cached keys/values)."""
+        self.unet_calls += 1
+        self.last_timestep = timestep
+        if new_step or self.step < 0:
+            self.begin_step(timestep, device, dtype)
+        elif self.mode == "write":
+            assert self.writer is not None
+            self.writer.repeat_step()
+
     def begin_step(self, timestep: float, device: torch.device, dtype: torch.dtype) -> None:
         """Advance to the next denoising step and move only this step's tokens on device."""
         self.step += 1
@@ -121,7 +140,8 @@ class CSAState:
     def stored_kv(
         self, store_index: int, layer: int, attn: Any
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Key/value of one store's tokens at this layer and step, projected once per step."""
+        """Key/value of one store's tokens at this layer and step, projected once per step
+        and split into heads: (copies, heads, K*n, head_dim)."""
         cached = self._kv_cache.get((store_index, layer))
         if cached is not None:
             return cached
@@ -130,7 +150,10 @@ class CSAState:
             return None
         tokens = layers[layer]  # (copies, K, n, C) -> (copies, K*n, C)
         tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
-        kv = (attn.to_k(tokens), attn.to_v(tokens))
+        key = _heads(attn.to_k(tokens), attn.heads)
+        if attn.norm_k is not None:  # QK-norm, as the stock processor applies it
+            key = attn.norm_k(key)
+        kv = (key, _heads(attn.to_v(tokens), attn.heads))
         self._kv_cache[(store_index, layer)] = kv
         return kv
 
@@ -176,10 +199,14 @@ class ConsistentAttnProcessor:
         # 1. projections of the batch's own tokens, exactly as the stock processor does
         residual = hidden_states
         query = _heads(attn.to_q(hidden_states), attn.heads)
+        if attn.norm_q is not None:  # QK-norm, where the layer has it (as stock does)
+            query = attn.norm_q(query)
         if state.mode == "write":
             hidden_states = self._write(attn, hidden_states, query)
         else:
             key = _heads(attn.to_k(hidden_states), attn.heads)
+            if attn.norm_k is not None:
+                key = attn.norm_k(key)
             value = _heads(attn.to_v(hidden_states), attn.heads)
             hidden_states = self._read(attn, query, key, value)
 
@@ -218,6 +245,8 @@ class ConsistentAttnProcessor:
         else:
             context = hidden_states
         key = _heads(attn.to_k(context), attn.heads)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
         value = _heads(attn.to_v(context), attn.heads)
         out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
         return out.transpose(1, 2).reshape(hidden_states.shape[0], tokens, -1)
@@ -257,18 +286,20 @@ class ConsistentAttnProcessor:
             kv = self.state.stored_kv(store_index, self.layer, attn)
             if kv is None:
                 continue
-            k, v = kv  # (store copies, L, inner)
+            k, v = kv  # (store copies, heads, L, head_dim)
             pick = _copy_map(k.shape[0], copies)
             keys.append(k[pick])
             values.append(v[pick])
         if not keys:
+            self.state.missed_reads += bool(shown)
             return None, None
-        k = torch.cat(keys, dim=1)  # (copies, L_total, inner)
-        v = torch.cat(values, dim=1)
-        length, inner = k.shape[1], k.shape[2]
-        k = k[:, None].expand(copies, group_size, length, inner).reshape(-1, length, inner)
-        v = v[:, None].expand(copies, group_size, length, inner).reshape(-1, length, inner)
-        return _heads(k, attn.heads), _heads(v, attn.heads)
+        self.state.stored_reads += 1
+        k = torch.cat(keys, dim=2)  # (copies, heads, L_total, head_dim)
+        v = torch.cat(values, dim=2)
+        shape = (copies, group_size, *k.shape[1:])
+        k = k[:, None].expand(shape).reshape(-1, *k.shape[1:])
+        v = v[:, None].expand(shape).reshape(-1, *v.shape[1:])
+        return k, v
 
 
 def _copy_map(stored: int, wanted: int) -> list[int]:
@@ -279,8 +310,12 @@ def _copy_map(stored: int, wanted: int) -> list[int]:
 
 
 @contextmanager
-def consistent_attention(unet: nn.Module, state: CSAState) -> Iterator[CSAState]:
-    """Install CSA processors on ``state.layer_names`` for one call; always restore them."""
+def consistent_attention(
+    unet: nn.Module, state: CSAState, scheduler: Any | None = None
+) -> Iterator[CSAState]:
+    """Install CSA processors on ``state.layer_names`` for one call; always restore them.
+    With the pipeline's ``scheduler``, UNet calls are keyed by its denoising step
+    (see ``steps``); without it, every call is a step."""
     original: dict[str, Any] = dict(unet.attn_processors)  # type: ignore[arg-type]
     layer_of = {name: i for i, name in enumerate(state.layer_names)}
     missing = set(layer_of) - set(original)
@@ -296,7 +331,8 @@ def consistent_attention(unet: nn.Module, state: CSAState) -> Iterator[CSAState]
         sample = args[0] if args else kwargs["sample"]
         timestep = args[1] if len(args) > 1 else kwargs["timestep"]
         t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
-        state.begin_step(t, sample.device, sample.dtype)
+        new_step = starts_step(scheduler, t, state.last_timestep)
+        state.begin_call(t, sample.device, sample.dtype, new_step)
 
     unet.set_attn_processor(installed)  # type: ignore[operator]
     hook = unet.register_forward_pre_hook(on_unet_call, with_kwargs=True)

@@ -198,20 +198,35 @@ class StoreWriter:
         self.timesteps: list[float] = []
         self.tokens: dict[int, list[torch.Tensor]] = {}
         self._step = -1
+        self._repeat = False
 
     def begin_step(self, step: int, timestep: float) -> None:
+        """The first UNet call of a step: its tokens are banked (the step's timestep kept)."""
+        if step >= self.spec.steps:
+            raise StoreMismatchError(
+                f"the scheduler ran more than the {self.spec.steps} steps asked for"
+            )
         self._step = step
+        self._repeat = False
         self.timesteps.append(timestep)
+
+    def repeat_step(self) -> None:
+        """A second UNet call of the same step (second-order schedulers): bank nothing."""
+        self._repeat = True
 
     def record(self, layer: int, sampled: torch.Tensor) -> None:
         """Bank one layer's sampled tokens for the current step (if the step is banked)."""
-        if self._step >= self.spec.banked_steps:
+        if self._repeat or self._step >= self.spec.banked_steps:
             return
         layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
         layers[layer] = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
 
     def finish(self) -> IdentityStore:
-        """The finished store; every banked step must hold every layer."""
+        """The finished store; every step ran and every banked step holds every layer."""
+        if len(self.timesteps) != self.spec.steps:
+            raise RuntimeError(
+                f"the write pass ran {len(self.timesteps)} steps, not {self.spec.steps}"
+            )
         for step, layers in self.tokens.items():
             if any(t.numel() == 0 for t in layers):
                 raise RuntimeError(f"CSA layers were skipped at step {step}: store incomplete")

@@ -27,6 +27,7 @@ from storyloom.generation.prompts import (
     derive_seed,
     panel_prompt,
 )
+from storyloom.generation.steps import SchedulerError, check_scheduler, steps_done
 from storyloom.generation.styles import Style, get_style
 
 
@@ -132,10 +133,16 @@ class StepTracker:
     def step_callback(
         self, phase: str, panels: tuple[int, ...], steps: int
     ) -> Callable[..., dict[str, Any]]:
-        def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            self.done += 1
-            if self.on_progress is not None:
-                self.on_progress(Progress(phase, panels, step + 1, steps, self.done, self.total))
+        finished = 0  # steps of this call done; second-order schedulers call twice a step
+
+        def callback(pipe: Any, call: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            nonlocal finished
+            now = steps_done(pipe.scheduler, call)
+            if now > finished:
+                finished = now
+                self.done += 1
+                if self.on_progress is not None:
+                    self.on_progress(Progress(phase, panels, now, steps, self.done, self.total))
             if self.should_cancel is not None and self.should_cancel():
                 raise RenderCancelled("render cancelled")
             return kwargs
@@ -158,6 +165,8 @@ class StoryRenderer:
         self.settings = settings
         self.store_dir = store_dir
         self.layer_names = tuple(select_csa_layers(self.pipe.unet))
+        # refuse a scheduler whose UNet calls cannot be keyed by step before any work
+        check_scheduler(self.pipe.scheduler, settings.steps)
         self._cache: OrderedDict[str, IdentityStore] = OrderedDict()
         self._cache_bytes = cache_bytes
         self.oom_splits = 0  # batches halved after running out of accelerator memory
@@ -187,7 +196,10 @@ class StoryRenderer:
             )
         except ValueError as error:  # an unknown scheduler name: a setting to fix
             raise ModelLoadError(str(error)) from None
-        return cls(loaded, RenderSettings.from_settings(settings), settings.store_dir)
+        try:
+            return cls(loaded, RenderSettings.from_settings(settings), settings.store_dir)
+        except SchedulerError as error:  # a scheduler CSA cannot key by step: a setting too
+            raise ModelLoadError(str(error)) from None
 
     @property
     def scheduler_name(self) -> str:
@@ -428,7 +440,9 @@ class StoryRenderer:
         """Run the pipeline with this renderer's settings, CSA installed for this call only."""
         s = self.settings
         csa: AbstractContextManager[Any] = (
-            consistent_attention(self.pipe.unet, state) if state is not None else nullcontext()
+            consistent_attention(self.pipe.unet, state, self.pipe.scheduler)
+            if state is not None
+            else nullcontext()
         )
         with self._lock, csa, torch.inference_mode():
             result = self.pipe(
