@@ -25,6 +25,7 @@ from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.jobs.result_files import job_folder
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
+from storyloom.story.render_limits import RenderLimits
 from storyloom.story.service import utc_now
 
 __all__ = ["JobEvent", "LocalWorker", "Notify"]
@@ -50,6 +51,7 @@ class LocalWorker:
     out_dir: Path
     notify: Notify
     clip_budget_bytes: int = 10 * 1024 * 1024
+    limits: RenderLimits | None = None  # caps on one job, checked again before rendering
     cancel_poll_seconds: float = 1.0  # how often a running job re-reads its row for a cancel
     # Distributed mode: a job found `running` whose heartbeat is older than this is taken
     # over (its worker died and the broker redelivered it). None: never (one process).
@@ -200,6 +202,7 @@ class LocalWorker:
             work,
             job_folder(self.out_dir, work.job.id),
             clip_budget_bytes=self.clip_budget_bytes,
+            limits=self.limits,
             on_progress=on_progress,
             should_cancel=should_cancel,
         )

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from taskiq import AsyncBroker, InMemoryBroker
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line, positions, store_progress
+from storyloom.jobs.admission import head_of_line, positions, render_limits, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
@@ -154,6 +154,7 @@ def _local_worker(
         out_dir,
         _poking(watcher),
         clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+        limits=render_limits(settings),
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
         store_progress=store_progress,

@@ -19,7 +19,7 @@ from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line, store_progress
+from storyloom.jobs.admission import head_of_line, render_limits, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.result_files import save_files
@@ -62,6 +62,7 @@ async def run_worker(
             Path(settings.output_dir).resolve(),
             log_event if ops is None else ops.metrics.timed(log_event),  # ops: render seconds
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+            limits=render_limits(settings),
             take_over_after=timedelta(seconds=options.take_over_after_s),
             heartbeat_seconds=options.heartbeat_s,
             pick_next=head_of_line,
