@@ -20,6 +20,7 @@ carries fine texture rather than identity).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class CSAState:
     # read mode: the stores, and for each panel the indices of the stores it shows
     stores: Sequence[IdentityStore] = ()
     panel_stores: Sequence[tuple[int, ...]] = ()
+    # set when the processors serve several threads' calls at once (the recompute policy)
+    routes: CSARoutes | None = None
     step: int = -1
     unet_calls: int = 0
     last_timestep: float | None = None
@@ -309,25 +312,63 @@ def _copy_map(stored: int, wanted: int) -> list[int]:
     return [stored - 1] * wanted
 
 
+class CSARoutes:
+    """Which CSA state (and scheduler) serves the UNet calls made by each thread.
+
+    One pipeline call runs per thread; with the recompute policy, write passes of the
+    shown characters run in their own threads beside the read pass, on the same UNet.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def bind(self, state: CSAState, scheduler: Any | None) -> None:
+        """Serve this thread's UNet calls with ``state`` (steps keyed by ``scheduler``)."""
+        self._local.route = (state, scheduler)
+
+    def current(self) -> tuple[CSAState, Any | None] | None:
+        return getattr(self._local, "route", None)
+
+
+class RoutedProcessor:
+    """One CSA layer's processor for every thread: the calling thread's state, or the
+    layer's original processor for threads without one."""
+
+    def __init__(self, routes: CSARoutes, layer: int, fallback: Callable[..., torch.Tensor]):
+        self.routes = routes
+        self.layer = layer
+        self.fallback = fallback
+
+    def __call__(self, attn: Any, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        route = self.routes.current()
+        if route is None:
+            return self.fallback(attn, hidden_states, *args, **kwargs)
+        processor = ConsistentAttnProcessor(route[0], self.layer, self.fallback)
+        return processor(attn, hidden_states, *args, **kwargs)
+
+
 @contextmanager
-def consistent_attention(
-    unet: nn.Module, state: CSAState, scheduler: Any | None = None
-) -> Iterator[CSAState]:
-    """Install CSA processors on ``state.layer_names`` for one call; always restore them.
-    With the pipeline's ``scheduler``, UNet calls are keyed by its denoising step
-    (see ``steps``); without it, every call is a step."""
+def routed_attention(
+    unet: nn.Module, routes: CSARoutes, layer_names: Sequence[str]
+) -> Iterator[CSARoutes]:
+    """Install routed CSA processors on ``layer_names``; always restore the originals.
+    UNet calls are keyed by the bound scheduler's denoising step (see ``steps``)."""
     original: dict[str, Any] = dict(unet.attn_processors)  # type: ignore[arg-type]
-    layer_of = {name: i for i, name in enumerate(state.layer_names)}
+    layer_of = {name: i for i, name in enumerate(layer_names)}
     missing = set(layer_of) - set(original)
     if missing:
         raise CSALayerError(f"the UNet has no layer named {sorted(missing)[0]}")
     # set_attn_processor empties the dict it is given: always pass a fresh one
     installed = {
-        name: ConsistentAttnProcessor(state, layer_of[name], proc) if name in layer_of else proc
+        name: RoutedProcessor(routes, layer_of[name], proc) if name in layer_of else proc
         for name, proc in original.items()
     }
 
     def on_unet_call(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        route = routes.current()
+        if route is None:
+            return
+        state, scheduler = route
         sample = args[0] if args else kwargs["sample"]
         timestep = args[1] if len(args) > 1 else kwargs["timestep"]
         t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
@@ -337,7 +378,20 @@ def consistent_attention(
     unet.set_attn_processor(installed)  # type: ignore[operator]
     hook = unet.register_forward_pre_hook(on_unet_call, with_kwargs=True)
     try:
-        yield state
+        yield routes
     finally:
         hook.remove()
         unet.set_attn_processor(dict(original))  # type: ignore[operator]
+
+
+@contextmanager
+def consistent_attention(
+    unet: nn.Module, state: CSAState, scheduler: Any | None = None
+) -> Iterator[CSAState]:
+    """Install CSA processors on ``state.layer_names`` for one call in this thread; always
+    restore them. With the pipeline's ``scheduler``, UNet calls are keyed by its denoising
+    step (see ``steps``); without it, every call is a step."""
+    routes = CSARoutes()
+    routes.bind(state, scheduler)
+    with routed_attention(unet, routes, state.layer_names):
+        yield state

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -188,15 +189,23 @@ class IdentityStore:
         return cls(spec, layer_names, json.loads(meta["timesteps"]), tokens)
 
 
-class StoreWriter:
-    """Collects the tokens a write pass samples, step by step, into CPU memory."""
+Relay = Callable[[int, float, "list[torch.Tensor] | None"], None]
 
-    def __init__(self, spec: IdentitySpec, layer_names: tuple[str, ...]):
+
+class StoreWriter:
+    """Collects the tokens a write pass samples, step by step, into CPU memory; or, with a
+    ``relay``, hands each finished step on and keeps nothing (the recompute policy)."""
+
+    def __init__(
+        self, spec: IdentitySpec, layer_names: tuple[str, ...], relay: Relay | None = None
+    ):
         self.spec = spec
         self.layer_names = layer_names
         self.dtype = STORE_DTYPES[spec.store_dtype]
+        self.relay = relay
         self.timesteps: list[float] = []
         self.tokens: dict[int, list[torch.Tensor]] = {}
+        self._pending: list[torch.Tensor | None] = [None] * len(layer_names)
         self._step = -1
         self._repeat = False
 
@@ -209,6 +218,8 @@ class StoreWriter:
         self._step = step
         self._repeat = False
         self.timesteps.append(timestep)
+        if self.relay is not None and step >= self.spec.banked_steps:
+            self.relay(step, timestep, None)
 
     def repeat_step(self) -> None:
         """A second UNet call of the same step (second-order schedulers): bank nothing."""
@@ -218,8 +229,16 @@ class StoreWriter:
         """Bank one layer's sampled tokens for the current step (if the step is banked)."""
         if self._repeat or self._step >= self.spec.banked_steps:
             return
-        layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
-        layers[layer] = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
+        tokens = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
+        if self.relay is None:
+            layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
+            layers[layer] = tokens
+            return
+        self._pending[layer] = tokens
+        if all(t is not None for t in self._pending):
+            done = [t for t in self._pending if t is not None]
+            self._pending = [None] * len(self.layer_names)
+            self.relay(self._step, self.timesteps[-1], done)
 
     def finish(self) -> IdentityStore:
         """The finished store; every step ran and every banked step holds every layer."""

@@ -33,6 +33,7 @@ from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memor
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
+from storyloom.jobs.retention import sweep_outputs
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
@@ -100,7 +101,15 @@ async def job_runtime(
     """Start the jobs side of a chat process; on exit the in-process worker hands its job
     in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
-    watcher = JobWatcher(db, notify, out_dir, lambda: positions(db, utc_now()), owns, watch_every_s)
+    watcher = JobWatcher(
+        db,
+        notify,
+        out_dir,
+        lambda: positions(db, utc_now()),
+        owns,
+        watch_every_s,
+        keep_outputs_s=settings.keep_outputs_hours * 3600,
+    )
     stopping = threading.Event()  # embedded: the process is stopping, hand the render back
     async with AsyncExitStack() as stack:
         if settings.queue == "embedded":
@@ -123,6 +132,7 @@ async def job_runtime(
                 _upkeep(runtime, requeue_every_s, stale_after_s),
                 name="storyloom-job-upkeep",
             ),
+            asyncio.create_task(_retention(settings, out_dir), name="storyloom-retention"),
         ]
         try:
             yield runtime
@@ -177,6 +187,19 @@ def _poking(watcher: JobWatcher) -> Notify:
         watcher.poke()
 
     return poke
+
+
+async def _retention(settings: Settings, out_dir: Path, every_s: float = 600.0) -> None:
+    """Delete expired results (and the oldest, past the output budget) every few minutes."""
+    keep_for_s = settings.keep_outputs_hours * 3600
+    budget = int(settings.output_disk_gib * 1024**3)
+    while True:
+        try:
+            if deleted := await asyncio.to_thread(sweep_outputs, out_dir, keep_for_s, budget):
+                log.info("deleted %d old job result folders", deleted)
+        except Exception:
+            log.exception("cleaning old results failed; trying again later")
+        await asyncio.sleep(every_s)
 
 
 async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:

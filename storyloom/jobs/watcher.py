@@ -25,6 +25,7 @@ from pathlib import Path
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.result_files import forget_files, local_files
+from storyloom.jobs.retention import result_posted
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_watch import WatchedJob, watched_jobs
 from storyloom.storage.unit_of_work import session_of
@@ -49,6 +50,8 @@ class JobWatcher:
     places: Places  # every waiting job's place in the fair line
     owns: Callable[[str], bool] = lambda workspace_id: True  # which stories are ours
     every_s: float = 0.5  # one indexed query: cheap, and the bot hears of a result soon
+    # seconds a posted result's local files are kept (0: deleted once posted; None: kept)
+    keep_outputs_s: float | None = None
     _seen: dict[int, tuple[JobStatus, int | None, str | None]] = field(default_factory=dict)
     _tries: dict[int, int] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -139,3 +142,5 @@ class JobWatcher:
         self._seen.pop(job.id, None)
         if fetched:  # the worker was elsewhere: its copy in the database has served
             await forget_files(self.db, job.id)
+        # retention: posted, so the local copy may go (now, or after keep_outputs_s)
+        await asyncio.to_thread(result_posted, self.out_dir, job.id, self.keep_outputs_s)

@@ -1,0 +1,120 @@
+"""Identity stores on disk: streamed one step at a time, kept under an LRU byte budget.
+
+A saved store is a safetensors file with one tensor per (step, layer). `StreamedStore`
+memory-maps it and hands out one step's tensors when the read pass reaches that step, so
+only that step is resident (the read pass drops it at the next step). `StoreShelf` keeps
+the folder under a byte budget: the least recently used stores are deleted first; an
+evicted store is rebuilt from its spec (deterministic) when a render needs it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from storyloom.generation.identity_store import (
+    FORMAT_VERSION,
+    IdentitySpec,
+    IdentityStore,
+    StoreMismatchError,
+)
+
+SUFFIX = ".safetensors"
+
+
+class StreamedStore(IdentityStore):
+    """A saved store read step by step from its memory-mapped file (nothing loaded up front)."""
+
+    def __init__(self, path: Path):
+        handle: Any = safe_open(str(path), framework="pt", device="cpu")
+        meta = handle.metadata() or {}
+        if meta.get("format") != str(FORMAT_VERSION):
+            raise StoreMismatchError(f"{path.name} is not a storyloom identity store")
+        super().__init__(
+            IdentitySpec.from_json(meta["spec"]),
+            tuple(json.loads(meta["layers"])),
+            json.loads(meta["timesteps"]),
+            {},
+        )
+        self.path = path
+        # the open handle keeps the mapping valid even if the shelf deletes the file
+        self._handle = handle
+        self._steps = {int(name.split(".")[0][1:]) for name in handle.keys()}  # noqa: SIM118
+        self._bytes = path.stat().st_size
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the file (tokens and a small header); never all resident."""
+        return self._bytes
+
+    def step_tokens(self, step: int) -> list[torch.Tensor] | None:
+        """This step's tokens of every layer, read from the mapping now."""
+        if step not in self._steps:
+            return None
+        return [self._handle.get_tensor(f"s{step}.l{i}") for i in range(len(self.layer_names))]
+
+
+class StoreShelf:
+    """A folder of stores kept under ``budget_bytes``, least recently used evicted first."""
+
+    def __init__(self, directory: Path, budget_bytes: int | None = None):
+        self.directory = directory
+        self.budget_bytes = budget_bytes
+        self.evicted = 0  # stores deleted for the budget, over this shelf's life
+
+    def path(self, key: str) -> Path:
+        return self.directory / f"{key}{SUFFIX}"
+
+    def has(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def touch(self, key: str) -> None:
+        """Mark a store as just used (its modification time orders the evictions)."""
+        # evicted by another process meanwhile: it will be rebuilt when needed
+        with contextlib.suppress(FileNotFoundError):
+            os.utime(self.path(key))
+
+    def put(self, store: IdentityStore) -> Path | None:
+        """Save a store, then evict the least recently used others past the budget. A store
+        larger than the whole budget is not kept (None): it is rebuilt when needed."""
+        if self.budget_bytes is not None and store.nbytes > self.budget_bytes:
+            self.shrink(self.budget_bytes)
+            return None
+        path = store.save(self.directory)
+        self.shrink(self.budget_bytes, keep=path)
+        return path
+
+    def stores(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, path) of every store, oldest use first."""
+        found = []
+        for path in self.directory.glob(f"*{SUFFIX}"):
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found.append((stat.st_mtime, stat.st_size, path))
+        return sorted(found)
+
+    def used_bytes(self) -> int:
+        return sum(size for _, size, _ in self.stores())
+
+    def shrink(self, budget: int | None, keep: Path | None = None) -> None:
+        """Delete the least recently used stores until the folder is within ``budget``."""
+        if budget is None or not self.directory.is_dir():
+            return
+        found = self.stores()
+        used = sum(size for _, size, _ in found)
+        for _, size, path in found:
+            if used <= budget:
+                break
+            if path == keep:
+                continue
+            path.unlink(missing_ok=True)
+            used -= size
+            self.evicted += 1
