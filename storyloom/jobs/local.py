@@ -195,6 +195,8 @@ class LocalWorker:
         should_cancel: Callable[[], bool],
         on_progress: Callable[[Progress], None],
     ) -> list[Path]:
+        if self.limits is not None:  # before the model is even loaded
+            self.limits.check(work.job.kind, len(work.beats))
         if self._renderer is None:
             self._renderer = self.load_renderer()
         return render_job(
