@@ -178,6 +178,8 @@ class StoryRenderer:
         self.settings = settings
         self.store_dir = store_dir
         self.shelf = StoreShelf(store_dir, store_disk_bytes) if store_dir is not None else None
+        if self.shelf is not None:  # the budget may have been lowered since the last start
+            self.shelf.shrink(store_disk_bytes)
         self.layer_names = tuple(select_csa_layers(self.pipe.unet))
         self.last_policy: Policy | None = None  # how the last render's identities were served
         # refuse a scheduler whose UNet calls cannot be keyed by step before any work
