@@ -1,8 +1,8 @@
 """Identity stores on disk: streamed one step at a time, kept under an LRU byte budget.
 
 A saved store is a safetensors file with one tensor per (step, layer). `StreamedStore`
-memory-maps it and hands out one step's tensors when the read pass reaches that step, so
-only that step is resident (the read pass drops it at the next step). `StoreShelf` keeps
+reads one step's tensors from it when the read pass reaches that step, so only that step
+is resident (the read pass drops it at the next step). `StoreShelf` keeps
 the folder under a byte budget: the least recently used stores are deleted first; an
 evicted store is rebuilt from its spec (deterministic) when a render needs it again.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
 from storyloom.generation.identity_store import (
     FORMAT_VERSION,
@@ -28,13 +27,37 @@ from storyloom.generation.identity_store import (
 SUFFIX = ".safetensors"
 
 
+# safetensors dtype names of the dtypes a store is saved in
+_DTYPES = {
+    "F16": torch.float16,
+    "BF16": torch.bfloat16,
+    "F8_E4M3": torch.float8_e4m3fn,
+    "F32": torch.float32,
+}
+
+
 class StreamedStore(IdentityStore):
-    """A saved store read step by step from its memory-mapped file (nothing loaded up front)."""
+    """A saved store read step by step from its file (nothing loaded up front).
+
+    The file is in safetensors layout (an 8-byte header length, a JSON header, then the
+    tensors' bytes); each step's tensors are read with positioned reads when the read pass
+    reaches that step. A memory mapping would keep every page it touched in the process's
+    resident memory until the kernel needs it back, so a render would end up holding the
+    whole store after all.
+    """
 
     def __init__(self, path: Path):
-        handle: Any = safe_open(str(path), framework="pt", device="cpu")
-        meta = handle.metadata() or {}
+        # the open descriptor keeps the bytes readable even if the shelf deletes the file
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            length = int.from_bytes(os.pread(self._fd, 8, 0), "little")
+            header = json.loads(os.pread(self._fd, length, 8))
+        except (OSError, ValueError) as error:
+            os.close(self._fd)
+            raise StoreMismatchError(f"{path.name} is not a storyloom identity store") from error
+        meta = header.pop("__metadata__", {})
         if meta.get("format") != str(FORMAT_VERSION):
+            os.close(self._fd)
             raise StoreMismatchError(f"{path.name} is not a storyloom identity store")
         super().__init__(
             IdentitySpec.from_json(meta["spec"]),
@@ -43,21 +66,33 @@ class StreamedStore(IdentityStore):
             {},
         )
         self.path = path
-        # the open handle keeps the mapping valid even if the shelf deletes the file
-        self._handle = handle
-        self._steps = {int(name.split(".")[0][1:]) for name in handle.keys()}  # noqa: SIM118
+        self._data_start = 8 + length
+        self._entries: dict[str, Any] = header
+        self._steps = {int(name.split(".")[0][1:]) for name in header}
         self._bytes = path.stat().st_size
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.close(self._fd)
 
     @property
     def nbytes(self) -> int:
         """Bytes of the file (tokens and a small header); never all resident."""
         return self._bytes
 
+    def _read(self, name: str) -> torch.Tensor:
+        entry = self._entries[name]
+        start, end = entry["data_offsets"]
+        data = bytearray(end - start)
+        if os.preadv(self._fd, [data], self._data_start + start) != len(data):
+            raise StoreMismatchError(f"{self.path.name} is truncated")
+        return torch.frombuffer(data, dtype=_DTYPES[entry["dtype"]]).reshape(entry["shape"])
+
     def step_tokens(self, step: int) -> list[torch.Tensor] | None:
-        """This step's tokens of every layer, read from the mapping now."""
+        """This step's tokens of every layer, read from the file now."""
         if step not in self._steps:
             return None
-        return [self._handle.get_tensor(f"s{step}.l{i}") for i in range(len(self.layer_names))]
+        return [self._read(f"s{step}.l{i}") for i in range(len(self.layer_names))]
 
 
 class StoreShelf:
