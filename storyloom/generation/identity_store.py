@@ -83,6 +83,18 @@ class IdentitySpec:
         return cls(**data)
 
 
+def store_metadata(
+    spec: IdentitySpec, layer_names: tuple[str, ...], timesteps: list[float]
+) -> dict[str, str]:
+    """The safetensors metadata that makes a file a store of ``spec``."""
+    return {
+        "format": str(FORMAT_VERSION),
+        "spec": spec.to_json(),
+        "layers": json.dumps(list(layer_names)),
+        "timesteps": json.dumps(timesteps),
+    }
+
+
 class IdentityStore:
     """Banked tokens of one character: per step, per CSA layer, (copies, K, n, C)."""
 
@@ -156,12 +168,7 @@ class IdentityStore:
             for step, layers in self.tokens.items()
             for layer, t in enumerate(layers)
         }
-        metadata = {
-            "format": str(FORMAT_VERSION),
-            "spec": self.spec.to_json(),
-            "layers": json.dumps(list(self.layer_names)),
-            "timesteps": json.dumps(self.timesteps),
-        }
+        metadata = store_metadata(self.spec, self.layer_names, self.timesteps)
         fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".tmp", dir=directory)
         os.close(fd)
         try:

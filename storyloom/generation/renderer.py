@@ -37,7 +37,7 @@ from storyloom.generation.prompts import (
 )
 from storyloom.generation.recompute import identity_passes
 from storyloom.generation.steps import SchedulerError, check_scheduler, steps_done
-from storyloom.generation.store_files import StoreShelf, StreamedStore
+from storyloom.generation.store_files import StoreShelf, StoreSpool, StreamedStore
 from storyloom.generation.styles import Style, get_style
 
 Policy = Literal["store", "stream", "recompute"]
@@ -294,7 +294,9 @@ class StoryRenderer:
         if self.shelf is None:
             raise RuntimeError("streaming stores needs a store folder")
         if not self.shelf.has(key):
-            self._write(spec, tracker or StepTracker(spec.steps, None, None), keep=False)
+            written = self._write(spec, tracker or StepTracker(spec.steps, None, None), False)
+            if isinstance(written.store, StreamedStore):  # spooled: already on disk
+                return written.store
         if not self.shelf.has(key):  # larger than the whole disk budget
             raise RenderInputError(f"the store of {spec.name} does not fit the store disk budget")
         self.shelf.touch(key)
@@ -319,9 +321,13 @@ class StoryRenderer:
         return "recompute"
 
     def _write(self, spec: IdentitySpec, tracker: StepTracker, keep: bool = True) -> CharacterSheet:
+        """The lock pass: bank the store in RAM, or, where it is larger than the RAM budget,
+        spool it to disk step by step and read it back streamed."""
+        callback = tracker.step_callback(f"lock {spec.name}", (), spec.steps)
+        if self.shelf is not None and self.store_sizes(spec)[0] > self._cache_bytes:
+            return self._write_spooled(spec, callback, self.shelf)
         writer = StoreWriter(spec, self.layer_names)
         state, inputs = self.write_inputs(spec, writer)
-        callback = tracker.step_callback(f"lock {spec.name}", (), spec.steps)
         images = self.pipeline_call(state, callback, **inputs)
         seeds = [g.initial_seed() for g in inputs["generator"]]
         store = writer.finish()
@@ -329,6 +335,27 @@ class StoryRenderer:
             self.shelf.put(store)
         if keep:
             self._remember(store)
+        return CharacterSheet(images, store, seeds)
+
+    def _write_spooled(
+        self, spec: IdentitySpec, callback: Callable[..., dict[str, Any]], shelf: StoreShelf
+    ) -> CharacterSheet:
+        spool = StoreSpool(shelf.directory, spec, self.layer_names)
+        writer = StoreWriter(spec, self.layer_names, relay=spool.add)
+        state, inputs = self.write_inputs(spec, writer)
+        try:
+            images = self.pipeline_call(state, callback, **inputs)
+            if len(writer.timesteps) != spec.steps:
+                raise RuntimeError(f"the write pass ran {len(writer.timesteps)} steps")
+        except BaseException:
+            spool.discard()
+            raise
+        path = spool.finish(writer.timesteps)
+        store = StreamedStore(path)  # its open file stays readable if the shelf drops it
+        if shelf.budget_bytes is not None and store.nbytes > shelf.budget_bytes:
+            path.unlink()  # larger than the whole disk budget: used once, rebuilt next time
+        shelf.shrink(shelf.budget_bytes, keep=path)
+        seeds = [g.initial_seed() for g in inputs["generator"]]
         return CharacterSheet(images, store, seeds)
 
     def write_inputs(

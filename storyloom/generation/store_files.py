@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from storyloom.generation.identity_store import (
     IdentitySpec,
     IdentityStore,
     StoreMismatchError,
+    store_metadata,
 )
 
 SUFFIX = ".safetensors"
@@ -93,6 +96,61 @@ class StreamedStore(IdentityStore):
         if step not in self._steps:
             return None
         return [self._read(f"s{step}.l{i}") for i in range(len(self.layer_names))]
+
+
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+
+class StoreSpool:
+    """Writes a store to disk step by step as its lock pass banks it, so a store larger
+    than the RAM budget is never whole in memory. The file is in safetensors layout."""
+
+    def __init__(self, directory: Path, spec: IdentitySpec, layer_names: tuple[str, ...]):
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self.spec = spec
+        self.layer_names = layer_names
+        fd, name = tempfile.mkstemp(prefix=".spool-", suffix=".tmp", dir=directory)
+        self._data = os.fdopen(fd, "wb")
+        self._data_path = Path(name)
+        self._entries: dict[str, Any] = {}
+        self._offset = 0
+
+    def add(self, step: int, timestep: float, tokens: list[torch.Tensor] | None) -> None:
+        """Append one finished step (the writer's relay); unbanked steps bring nothing."""
+        for layer, tensor in enumerate(tokens or ()):
+            raw = tensor.contiguous().view(torch.uint8).numpy().tobytes()
+            self._data.write(raw)
+            end = self._offset + len(raw)
+            self._entries[f"s{step}.l{layer}"] = {
+                "dtype": _DTYPE_NAMES[tensor.dtype],
+                "shape": list(tensor.shape),
+                "data_offsets": [self._offset, end],
+            }
+            self._offset = end
+
+    def finish(self, timesteps: list[float]) -> Path:
+        """Write ``<key>.safetensors`` (header, then the spooled bytes) and return it."""
+        self._data.close()
+        meta = store_metadata(self.spec, self.layer_names, timesteps)
+        header = json.dumps({"__metadata__": meta, **self._entries}).encode()
+        header += b" " * (-len(header) % 8)  # tensors start 8-byte aligned, as safetensors does
+        path = self.directory / f"{self.spec.key()}{SUFFIX}"
+        fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".tmp", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as out, open(self._data_path, "rb") as data:
+                out.write(len(header).to_bytes(8, "little") + header)
+                shutil.copyfileobj(data, out, 16 * 1024 * 1024)
+            os.replace(tmp, path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+            self._data_path.unlink(missing_ok=True)
+        return path
+
+    def discard(self) -> None:
+        """Drop what was spooled (the lock pass failed or was cancelled)."""
+        self._data.close()
+        self._data_path.unlink(missing_ok=True)
 
 
 class StoreShelf:

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from storyloom.generation.consistent_attention import RoutedProcessor
+from storyloom.generation.identity_store import IdentityStore
 from storyloom.generation.models import LoadedModel, load_pipeline
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, RenderSettings, StoryRenderer
+from storyloom.generation.store_files import StreamedStore
 
 SMALL = RenderSettings(width=64, height=64, steps=3, guidance=5.0, max_batch=4)
 MIRA = CharacterSpec("Mira", "a girl with short red hair", seed=11)
@@ -83,3 +86,18 @@ def test_a_failed_or_cancelled_recompute_stops_its_identity_passes(
     assert not [t for t in threading.enumerate() if t.name.startswith("identity-")]
     processors = renderer.pipe.unet.attn_processors.values()
     assert not [p for p in processors if isinstance(p, RoutedProcessor)]
+
+
+def test_a_lock_pass_over_the_ram_budget_spools_its_store_to_disk_bit_for_bit(
+    sdxl: LoadedModel, tmp_path: Path
+) -> None:
+    in_ram = StoryRenderer(sdxl, SMALL, tmp_path / "ram").lock_character(MIRA, "comic").store
+    spooling = StoryRenderer(sdxl, SMALL, tmp_path / "spool", identity_ram_bytes=1)
+    sheet = spooling.lock_character(MIRA, "comic")
+    assert isinstance(sheet.store, StreamedStore) and sheet.store.tokens == {}
+    assert not list((tmp_path / "spool").glob(".*"))  # no spool or temp file left behind
+    # the spooled file is a safetensors file like any saved store, with the same bits
+    loaded = IdentityStore.load(tmp_path / "spool" / f"{in_ram.key}.safetensors")
+    assert loaded.timesteps == in_ram.timesteps
+    for step, layers in in_ram.tokens.items():
+        assert all(torch.equal(a, b) for a, b in zip(layers, loaded.tokens[step], strict=True))
