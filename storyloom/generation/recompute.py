@@ -43,6 +43,7 @@ class StepRelay:
         self.name = name
         self._slot: queue.Queue[Item] = queue.Queue(maxsize=1)
         self.closed = threading.Event()  # set by the read side
+        self.started = threading.Event()  # the write pass handed on its first step
         self.finished = threading.Event()  # set when the write pass ended
         self.error: BaseException | None = None
 
@@ -51,6 +52,7 @@ class StepRelay:
         while not self.closed.is_set():
             try:
                 self._slot.put((step, timestep, tokens), timeout=POLL_S)
+                self.started.set()
                 return
             except queue.Full:
                 continue
@@ -144,12 +146,18 @@ def identity_passes(
         )
         threads.append((thread, relay))
         stores.append(RelayedStore(spec, layer_names, relay))
-    for thread, _ in threads:
-        thread.start()
     try:
+        # one at a time, each past its prompt encoding before the next call starts: the
+        # tokenizers keep truncation settings in shared state, so concurrent encodings of
+        # long prompts come out untruncated (measured: 104 tokens for a 77-token encoder)
+        for thread, relay in threads:
+            thread.start()
+            while not (relay.started.wait(POLL_S) or relay.finished.is_set()):
+                continue
         yield stores
     finally:
         for _, relay in threads:
             relay.closed.set()
         for thread, _ in threads:
-            thread.join()
+            if thread.ident is not None:  # started
+                thread.join()

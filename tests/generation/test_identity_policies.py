@@ -4,6 +4,7 @@ evicted and rebuilt, or recomputed beside the panels, and the page is the same b
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -101,3 +102,41 @@ def test_a_lock_pass_over_the_ram_budget_spools_its_store_to_disk_bit_for_bit(
     assert loaded.timesteps == in_ram.timesteps
     for step, layers in in_ram.tokens.items():
         assert all(torch.equal(a, b) for a, b in zip(layers, loaded.tokens[step], strict=True))
+
+
+def test_recompute_with_prompts_longer_than_the_text_encoder_gives_the_same_panels(
+    sdxl: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found by the memory benchmark: tokenizers truncate through shared state, so write
+    # passes encoding at the same time as each other got 104 tokens for a 77-token encoder
+    names = ["Mira", "Tom", "Ada"]
+    coat = " wears a long coat with brass buttons and"
+    wordy = {n: CharacterSpec(n, (n + coat) * 8, seed=20 + i) for i, n in enumerate(names)}
+    page = [PanelSpec(1, "[Mira], [Tom] and [Ada] at the pier", ("Mira", "Tom", "Ada"))]
+    stored = StoryRenderer(sdxl, SMALL, tmp_path / "a").render_panels(
+        page, wordy, style="comic", seed=3
+    )
+    # no two prompt encodings may overlap (each is slowed down to make an overlap show)
+    tokenizer_type = type(sdxl.pipeline.tokenizer)  # type: ignore[attr-defined]
+    real_call = tokenizer_type.__call__
+    inside, most = 0, 0
+    count = threading.Lock()
+
+    def one_at_a_time(self: object, *args: object, **kwargs: object) -> object:
+        nonlocal inside, most
+        with count:
+            inside += 1
+            most = max(most, inside)
+        time.sleep(0.05)
+        try:
+            return real_call(self, *args, **kwargs)
+        finally:
+            with count:
+                inside -= 1
+
+    monkeypatch.setattr(tokenizer_type, "__call__", one_at_a_time)
+    recomputing = StoryRenderer(sdxl, SMALL, tmp_path / "b", identity_ram_bytes=1)
+    recomputed = recomputing.render_panels(page, wordy, style="comic", seed=3)
+    assert recomputing.last_policy == "recompute"
+    assert most == 1
+    assert np.array_equal(np.asarray(stored[0].image), np.asarray(recomputed[0].image))
