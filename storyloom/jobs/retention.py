@@ -10,6 +10,7 @@ unposted ones (a worker's copy already handed over through the database).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import time
@@ -21,6 +22,7 @@ from storyloom.jobs.result_files import job_folder
 log = logging.getLogger(__name__)
 
 POSTED_MARK = ".posted"
+GiB = 1024**3
 
 
 def result_posted(out_dir: Path, job_id: int, keep_for_s: float | None) -> None:
@@ -83,3 +85,17 @@ def sweep_outputs(
     if used > budget_bytes:
         log.warning("results in %s use %d bytes, over the %d budget", out_dir, used, budget_bytes)
     return len(expired) + len(over)
+
+
+async def sweep_forever(
+    out_dir: Path, keep_for_s: float, budget_bytes: int, every_s: float = 600.0
+) -> None:
+    """Sweep every few minutes until cancelled (a chat side's and a worker's outputs)."""
+    while True:
+        try:
+            deleted = await asyncio.to_thread(sweep_outputs, out_dir, keep_for_s, budget_bytes)
+            if deleted:
+                log.info("deleted %d old job result folders in %s", deleted, out_dir)
+        except Exception:
+            log.exception("cleaning old results failed; trying again later")
+        await asyncio.sleep(every_s)

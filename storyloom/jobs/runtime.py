@@ -33,7 +33,7 @@ from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memor
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
-from storyloom.jobs.retention import sweep_outputs
+from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
@@ -132,7 +132,12 @@ async def job_runtime(
                 _upkeep(runtime, requeue_every_s, stale_after_s),
                 name="storyloom-job-upkeep",
             ),
-            asyncio.create_task(_retention(settings, out_dir), name="storyloom-retention"),
+            asyncio.create_task(
+                sweep_forever(
+                    out_dir, settings.keep_outputs_hours * 3600, int(settings.output_disk_gib * GiB)
+                ),
+                name="storyloom-retention",
+            ),
         ]
         try:
             yield runtime
@@ -187,19 +192,6 @@ def _poking(watcher: JobWatcher) -> Notify:
         watcher.poke()
 
     return poke
-
-
-async def _retention(settings: Settings, out_dir: Path, every_s: float = 600.0) -> None:
-    """Delete expired results (and the oldest, past the output budget) every few minutes."""
-    keep_for_s = settings.keep_outputs_hours * 3600
-    budget = int(settings.output_disk_gib * 1024**3)
-    while True:
-        try:
-            if deleted := await asyncio.to_thread(sweep_outputs, out_dir, keep_for_s, budget):
-                log.info("deleted %d old job result folders", deleted)
-        except Exception:
-            log.exception("cleaning old results failed; trying again later")
-        await asyncio.sleep(every_s)
 
 
 async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:

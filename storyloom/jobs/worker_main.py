@@ -23,6 +23,7 @@ from storyloom.jobs.admission import head_of_line, render_limits, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.result_files import save_files
+from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.ops.shutdown import GracefulStop
 
 if TYPE_CHECKING:
@@ -77,6 +78,14 @@ async def run_worker(
         bind_worker(broker, worker)
         broker.is_worker_process = True
         ticker = asyncio.create_task(send_noops(broker, options.noop_every_s, stop))
+        # this worker's copies of results (handed over through the database) within budget
+        sweeper = asyncio.create_task(
+            sweep_forever(
+                Path(settings.output_dir).resolve(),
+                settings.keep_outputs_hours * 3600,
+                int(settings.output_disk_gib * GiB),
+            )
+        )
         log.info("worker ready: jobs from %s on %s", options.stream, _without_password(options))
         if ops is not None:
             ops.ready = True
@@ -85,6 +94,9 @@ async def run_worker(
         finally:
             stop.set()  # also when the receiver failed: the ticker ends with it
             await ticker
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             with contextlib.suppress(Exception):  # Redis may be gone; nothing left to flush
                 await broker.shutdown()
             for sig in (signal.SIGTERM, signal.SIGINT):
