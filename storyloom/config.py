@@ -184,7 +184,7 @@ class Settings(BaseSettings):
         "in the chat by then); 0 deletes them as soon as they are posted.",
     )
     max_panels_per_job: int = Field(
-        24,
+        32,
         ge=1,
         le=300,
         description="Most panels one render job may draw (a page of more beats is refused "

@@ -140,5 +140,5 @@ def test_doctor_shows_each_budget_and_names_the_one_that_is_exceeded(tmp_path: P
     # real SDXL's store at 1024², 30 steps, as the accounting computes it (issue 15: 6.15 GiB)
     assert "✓ identity" in out and "one store is 6.15 GiB" in out
     assert "✓ stores     0.00 GiB of 40.00 GiB" in out
-    assert "✓ caps       ≤ 24 panels per job" in out
+    assert "✓ caps       ≤ 32 panels per job" in out
     assert done.returncode == 1 and "1 problem(s) found" in out

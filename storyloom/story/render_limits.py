@@ -21,7 +21,7 @@ CLIP_FPS = 24
 class RenderLimits:
     """The operator's caps, and the render settings they are checked against."""
 
-    max_panels: int = 24
+    max_panels: int = 32
     max_clip_seconds: float = 60.0
     max_clip_frames: int = 1440
     max_pixels: int = 1024 * 1024
