@@ -93,6 +93,8 @@ class CSAState:
         default_factory=dict
     )
     _groups: list[tuple[tuple[int, ...], list[int]]] = field(default_factory=list)
+    _kv_layer: int = -1
+    _dtype: torch.dtype = torch.float32
 
     def __post_init__(self) -> None:
         if self.mode == "write" and (self.generator is None or self.writer is None):
@@ -123,6 +125,7 @@ class CSAState:
         self.step += 1
         self._kv_cache.clear()
         self._step_tokens.clear()
+        self._dtype = dtype
         if self.mode == "write":
             assert self.writer is not None
             self.writer.begin_step(self.step, timestep)
@@ -135,7 +138,9 @@ class CSAState:
             layers = store.step_tokens(self.step)
             if layers is None:  # compact store: this step was not banked
                 continue
-            moved = [t.to(device=device, dtype=dtype, non_blocking=True) for t in layers]
+            # stored precision on the device; each layer's tokens are widened to the compute
+            # dtype only when that layer runs (a whole step widened at once measured 2x)
+            moved = [t.to(device=device, non_blocking=True) for t in layers]
             self._step_tokens[index] = list(moved)
             on_device += sum(t.numel() * t.element_size() for t in layers)
         self.device_bytes_peak = max(self.device_bytes_peak, on_device)
@@ -145,13 +150,16 @@ class CSAState:
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Key/value of one store's tokens at this layer and step, projected once per step
         and split into heads: (copies, heads, K*n, head_dim)."""
+        if self._kv_layer != layer:  # keep one layer's projections, not the whole step's
+            self._kv_cache.clear()
+            self._kv_layer = layer
         cached = self._kv_cache.get((store_index, layer))
         if cached is not None:
             return cached
         layers = self._step_tokens.get(store_index)
         if layers is None:
             return None
-        tokens = layers[layer]  # (copies, K, n, C) -> (copies, K*n, C)
+        tokens = layers[layer].to(self._dtype)  # (copies, K, n, C) -> (copies, K*n, C)
         tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
         key = _heads(attn.to_k(tokens), attn.heads)
         if attn.norm_k is not None:  # QK-norm, as the stock processor applies it
