@@ -28,6 +28,7 @@ from pathlib import Path
 from storyloom.jobs.courier import Courier, Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.result_files import forget_files, local_files
+from storyloom.jobs.retention import result_posted
 from storyloom.jobs.waits import wait_event
 from storyloom.storage import owed as sql
 from storyloom.storage.engine import SqlDatabase
@@ -72,6 +73,8 @@ class Delivery:
     out_dir: Path  # where result files are, or are written when they come from the database
     owns: Callable[[str], bool] = lambda workspace_id: True
     every_s: float = 0.5
+    # seconds a posted result's local files are kept (0: deleted once posted; None: kept)
+    keep_outputs_s: float | None = None
     _lanes: dict[str, _Lane] = field(default_factory=dict)
     _queued: set[int] = field(default_factory=set)  # owed row ids in a lane now
     _ended: set[int] = field(default_factory=set)  # jobs whose outcome is owed
@@ -246,5 +249,9 @@ class Delivery:
         await self.courier.settle(owed)
         async with self.db.writing() as uow:
             complete = await sql.delivered(session_of(uow), row, owed.done, utc_now())
-        if complete and fetched:  # the worker was elsewhere: its copy in the database served
+        if not complete:
+            return
+        if fetched:  # the worker was elsewhere: its copy in the database served
             await forget_files(self.db, job.id)
+        # retention: posted, so the local copy may go (now, or after keep_outputs_s)
+        await asyncio.to_thread(result_posted, self.out_dir, job.id, self.keep_outputs_s)

@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING
 from taskiq import AsyncBroker, InMemoryBroker
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line, positions, store_progress
+from storyloom.jobs.admission import head_of_line, positions, render_limits, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.courier import Courier, as_courier
 from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
+from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
@@ -136,7 +137,14 @@ async def job_runtime(
     called at the first job instead, as tests swap it). On exit the in-process worker
     hands its job in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
-    delivery = Delivery(db, as_courier(courier), out_dir, owns, min(watch_every_s, 0.5))
+    delivery = Delivery(
+        db,
+        as_courier(courier),
+        out_dir,
+        owns,
+        min(watch_every_s, 0.5),
+        keep_outputs_s=settings.keep_outputs_hours * 3600,
+    )
     places = lambda: positions(db, utc_now())  # noqa: E731
     watcher = JobWatcher(db, delivery, places, owns, watch_every_s, observe)
     stopping = threading.Event()  # embedded: the process is stopping, hand the render back
@@ -181,6 +189,12 @@ async def job_runtime(
                 _upkeep(runtime, requeue_every_s, stale_after_s, heartbeat_lost_s),
                 name="storyloom-job-upkeep",
             ),
+            asyncio.create_task(
+                sweep_forever(
+                    out_dir, settings.keep_outputs_hours * 3600, int(settings.output_disk_gib * GiB)
+                ),
+                name="storyloom-retention",
+            ),
         ]
         try:
             yield runtime
@@ -218,6 +232,7 @@ def _local_worker(
         out_dir,
         _poking(watcher),
         clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+        limits=render_limits(settings),
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
         time_limit_s=settings.job_time_limit_s,

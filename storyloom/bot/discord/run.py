@@ -18,7 +18,7 @@ import discord
 from storyloom.bot.discord.bot import StoryBot
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
@@ -70,6 +70,7 @@ async def story_bot(
             STYLE_NAMES,
             settings.style,
             admit_job=JobAdmission.from_settings(settings),
+            render_limits=render_limits(settings),
         )
         bot.notifier.places = jobs.places
         bot.jobs = jobs

@@ -28,13 +28,14 @@ from storyloom.bot.slack.oauth import (
 )
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
 from storyloom.story.ports import JobQueue
+from storyloom.story.render_limits import RenderLimits
 from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
@@ -67,11 +68,19 @@ def story_adapter(
     places: Places,
     style: str,
     admission: JobAdmission | None = None,
+    limits: RenderLimits | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
-    default the default caps), and each new job's place in the fair line (`places`) shown
-    on its status message."""
-    deps = Deps(db, queue, STYLE_NAMES, style, admit_job=admission or JobAdmission())
+    default the default caps) and on one job (`limits`), and each new job's place in the
+    fair line (`places`) shown on its status message."""
+    deps = Deps(
+        db,
+        queue,
+        STYLE_NAMES,
+        style,
+        admit_job=admission or JobAdmission(),
+        render_limits=limits or RenderLimits(),
+    )
 
     async def queue_place(job_id: int) -> int | None:
         return (await places()).get(job_id)
@@ -121,7 +130,9 @@ async def run_slack(
             settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
         ) as jobs:
             caps = JobAdmission.from_settings(settings)
-            adapter = story_adapter(db, jobs.queue, notifier, jobs.places, settings.style, caps)
+            adapter = story_adapter(
+                db, jobs.queue, notifier, jobs.places, settings.style, caps, render_limits(settings)
+            )
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
                 runner = await serve_http(app, port)
