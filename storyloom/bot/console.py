@@ -203,7 +203,7 @@ def _first(args: list[str]) -> str:
 
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
-    from storyloom.jobs.admission import JobAdmission
+    from storyloom.jobs.admission import JobAdmission, render_limits
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
     from storyloom.ops.server import ops_server
@@ -240,6 +240,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             styles=STYLE_NAMES,
             default_style=settings.style,
             admit_job=JobAdmission.from_settings(settings),
+            render_limits=render_limits(settings),
         )
         console = Console(deps, write, places=jobs.places, public_base_url=settings.public_base_url)
         write(f"storyloom console — outputs go to {out_dir}; type /help")

@@ -1,7 +1,7 @@
 """Share links: revocable links to a story's read-only reader page (token hashes only)
 
 Revision ID: 0011
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01 14:15:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
