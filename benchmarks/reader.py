@@ -53,6 +53,7 @@ from storyloom.storage import open_database, upgrade_database
 from storyloom.storage.share_links import share_links
 from storyloom.story import grammar, service, sharing
 from storyloom.story.model import Actor, JobStatus
+from storyloom.story.render_limits import RenderLimits
 
 TARGET_P99_MS = 100.0
 TARGET_HTML_BYTES = 50 * 1024
@@ -89,7 +90,10 @@ async def build_story(url: str, out_dir: Path) -> tuple[str, int]:
     """The shared story; (its token, story.html's size in bytes)."""
     await upgrade_database(url)
     async with open_database(url) as db:
-        deps = service.Deps(db, NullQueue(), frozenset({"comic"}), "comic")
+        # one page job of all 54 beats: above the default cap of 32 panels a job, as an
+        # operator raises it (STORYLOOM_MAX_PANELS_PER_JOB)
+        limits = RenderLimits(max_panels=BEATS)
+        deps = service.Deps(db, NullQueue(), frozenset({"comic"}), "comic", render_limits=limits)
         await service.new_story(deps, OWNER, "The Last Lighthouse")
         for name in CAST:
             await service.cast_character(deps, OWNER, name, f"{name}, drawn plainly, in a coat")
