@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from storyloom.story.audit import AuditEntry, NewAuditEntry
 from storyloom.story.model import (
     Beat,
     Character,
@@ -151,8 +152,9 @@ class JobRepository(Protocol):
         last_position: int | None = None,
         character_id: int | None = None,
         request_key: str | None = None,
+        safety: str = "block",
     ) -> RenderJob:
-        """Record a queued job."""
+        """Record a queued job (`safety`: what its worker does with a flagged panel)."""
         ...
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
@@ -227,6 +229,32 @@ class JobRepository(Protocol):
         ...
 
 
+class ServerRepository(Protocol):
+    async def changes(self, workspace_id: str) -> dict[str, Any]:
+        """The settings a server's moderators changed (empty: all defaults)."""
+        ...
+
+    async def put(
+        self, workspace_id: str, changes: dict[str, Any], by: str, at: datetime
+    ) -> None:
+        """Store a server's changed settings (replacing the previous ones)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    async def add(self, entry: NewAuditEntry) -> None:
+        """Record an entry."""
+        ...
+
+    async def recent(self, workspace_id: str, limit: int) -> Sequence[AuditEntry]:
+        """A server's newest entries first."""
+        ...
+
+    async def forget_text(self, story_id: int) -> None:
+        """Clear the text and names of a story's entries (its ids stay)."""
+        ...
+
+
 @dataclass(frozen=True)
 class NewBeat:
     """A beat to append at the end of a thread's story."""
@@ -256,6 +284,10 @@ class UnitOfWork(Protocol):
     def characters(self) -> CharacterRepository: ...
     @property
     def jobs(self) -> JobRepository: ...
+    @property
+    def servers(self) -> ServerRepository: ...
+    @property
+    def audit(self) -> AuditRepository: ...
 
 
 class Database(Protocol):
