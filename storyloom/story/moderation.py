@@ -65,7 +65,9 @@ def _fold(text: str) -> str:
 def skeletons(text: str) -> tuple[str, ...]:
     """The text's readings for matching: one, or two when a character reads as i or l."""
     folded = _fold(text)
-    readings = [folded] if not any(c in folded for c in "1|!") else [folded, folded.translate(_AS_L)]
+    readings = (
+        [folded] if not any(c in folded for c in "1|!") else [folded, folded.translate(_AS_L)]
+    )
     out = []
     for reading in readings:
         symbols = _SYMBOL_IN_WORD.sub(lambda m: _SYMBOLS[m.group()], reading)
@@ -89,7 +91,9 @@ def _squash(word: str) -> str:
     return "".join(char for char, _ in _runs(word))
 
 
-def _spells(term: tuple[tuple[str, int], ...], word: tuple[tuple[str, int], ...], prefix: bool) -> bool:
+def _spells(
+    term: tuple[tuple[str, int], ...], word: tuple[tuple[str, int], ...], prefix: bool
+) -> bool:
     """Whether the word spells the term, letters held at least as long (any ending if
     `prefix`)."""
     if len(word) < len(term) or (not prefix and len(word) != len(term)):

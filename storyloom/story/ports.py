@@ -234,9 +234,7 @@ class ServerRepository(Protocol):
         """The settings a server's moderators changed (empty: all defaults)."""
         ...
 
-    async def put(
-        self, workspace_id: str, changes: dict[str, Any], by: str, at: datetime
-    ) -> None:
+    async def put(self, workspace_id: str, changes: dict[str, Any], by: str, at: datetime) -> None:
         """Store a server's changed settings (replacing the previous ones)."""
         ...
 

@@ -153,7 +153,8 @@ def describe(settings: ServerSettings, fallback_style: str) -> list[str]:
     """One line per setting, as `/story settings` shows them."""
     return [
         f"safety: {settings.safety.value}",
-        f"added words: {len(settings.words)}" + (f" ({', '.join(settings.words)})" if settings.words else ""),
+        f"added words: {len(settings.words)}"
+        + (f" ({', '.join(settings.words)})" if settings.words else ""),
         f"max-waiting-member: {settings.max_waiting_per_member}",
         f"max-waiting-server: {settings.max_waiting_per_workspace}",
         f"max-panels: {settings.max_panels_per_job}",

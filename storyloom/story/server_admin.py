@@ -37,9 +37,11 @@ async def change_setting(deps: Deps, actor: Actor, key: str, value: str) -> Serv
         changes = parse_change(key, value, current, stored, deps.styles)
         changed = deps.server_defaults.with_changes(changes)
         # a server's own term must be one the matcher can read (letters, in some script)
-        if key == "add-word" and len(word_list(deps, changed).terms) == len(
-            word_list(deps, current).terms
-        ) and changed.words != current.words:
+        if (
+            key == "add-word"
+            and len(word_list(deps, changed).terms) == len(word_list(deps, current).terms)
+            and changed.words != current.words
+        ):
             raise InvalidInput("A term needs at least one letter.")
         await uow.servers.put(actor.workspace_id, changes, actor.member_id, deps.clock())
         await audit(deps, uow, actor, AuditAction.SETTINGS_CHANGED, target=key, detail=value)

@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 from storyloom.story.audit import AuditEntry, NewAuditEntry
-
 from storyloom.story.model import (
     Beat,
     Character,
