@@ -163,6 +163,20 @@ class Settings(BaseSettings):
         description="Most render jobs one server or Slack workspace may have waiting at once; "
         "workspaces also take turns in the line, so a busy one cannot starve the rest.",
     )
+    safety_level: Literal["block", "blur", "off"] = Field(
+        "block",
+        description="What the image safety check does with a flagged panel, for servers whose "
+        "moderators have not chosen: 'block' (a placeholder panel says why), 'blur', or "
+        "'off' (posted as drawn; holds only in channels the platform marks age-restricted, "
+        "such as Discord's nsfw channels, and means 'block' elsewhere).",
+    )
+    max_panels_per_job: int = Field(
+        300,
+        ge=1,
+        le=300,
+        description="Most panels one page or clip may draw, for servers whose moderators have "
+        "not set their own (/story settings max-panels).",
+    )
     queue: Literal["embedded", "redis"] = Field(
         "embedded",
         description="Where render jobs go: 'embedded' renders in the bot's own process (one "

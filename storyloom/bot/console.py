@@ -201,6 +201,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     from storyloom.jobs.admission import JobAdmission
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
+    from storyloom.server_defaults import server_defaults
     from storyloom.storage import open_database, upgrade_database
 
     def write(text: str) -> None:
@@ -233,6 +234,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             styles=STYLE_NAMES,
             default_style=settings.style,
             admit_job=JobAdmission.from_settings(settings),
+            server_defaults=server_defaults(settings),
         )
         console = Console(deps, write, places=jobs.places)
         write(f"storyloom console — outputs go to {out_dir}; type /help")

@@ -19,10 +19,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
+from storyloom.generation.safety import Detector, ImageGuard, SafetyAction
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.jobs.result_files import job_folder
+from storyloom.jobs.safety_audit import record_safety
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
@@ -69,6 +71,9 @@ class LocalWorker:
     # its next step and `hand_back(job)` returns the job to the line (it is not cancelled).
     stopping: Callable[[], bool] = lambda: False
     hand_back: Callable[[RenderJob], Awaitable[None]] | None = None
+    # The image safety check (generation/safety.py), loaded with the renderer; every job's
+    # panels and sheets pass it at the job's level. None: no check (unit tests of the line).
+    detector: Callable[[], Detector] | None = None
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -88,7 +93,7 @@ class LocalWorker:
         loop = asyncio.get_running_loop()
         started_at = time.perf_counter()
         try:
-            files = await asyncio.to_thread(
+            files, flagged = await asyncio.to_thread(
                 self._render,
                 work,
                 self._cancel_check(job.id, loop, self.cancel_poll_seconds),
@@ -116,7 +121,9 @@ class LocalWorker:
                 await uow.characters.update(
                     job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
                 )
-        await self._finish(job, JobStatus.DONE, files=tuple(files))
+        await self._finish(
+            job, JobStatus.DONE, files=tuple(files), flagged=flagged, story=work.story
+        )
 
     async def _start(self, job_id: int) -> tuple[RenderJob, JobInput] | None:
         """Claim the job to run for this delivery and read what it renders; None if there is
@@ -192,17 +199,20 @@ class LocalWorker:
         work: JobInput,
         should_cancel: Callable[[], bool],
         on_progress: Callable[[Progress], None],
-    ) -> list[Path]:
+    ) -> tuple[list[Path], list[SafetyAction]]:
         if self._renderer is None:
             self._renderer = self.load_renderer()
-        return render_job(
+        guard = None if self.detector is None else ImageGuard(self.detector(), work.job.safety)
+        files = render_job(
             self._renderer,
             work,
             job_folder(self.out_dir, work.job.id),
             clip_budget_bytes=self.clip_budget_bytes,
             on_progress=on_progress,
             should_cancel=should_cancel,
+            guard=guard,
         )
+        return files, [] if guard is None else guard.actions
 
     def _meter(self, work: JobInput, loop: asyncio.AbstractEventLoop) -> ProgressMeter:
         """The render thread's progress callback: throttled, handed to the loop unawaited
@@ -260,6 +270,8 @@ class LocalWorker:
         *,
         files: tuple[Path, ...] = (),
         error: str | None = None,
+        flagged: Sequence[SafetyAction] = (),
+        story: Story | None = None,
     ) -> None:
         async with self.db.writing() as uow:
             current = await uow.jobs.find(job.id)
@@ -271,5 +283,7 @@ class LocalWorker:
                     await self.save_files(uow, job.id, files)
                 names = [path.name for path in files]
                 await uow.jobs.set_status(job.id, status, utc_now(), error=error, files=names)
+                if flagged and story is not None:
+                    await record_safety(uow, story, job, flagged, utc_now())
         self._finished.add(job.id)
         await self.notify(JobEvent(job, status, files, error))

@@ -41,6 +41,7 @@ from storyloom.story.service import utc_now
 
 if TYPE_CHECKING:
     from storyloom.generation.renderer import StoryRenderer
+    from storyloom.generation.safety import Detector
     from storyloom.jobs.local import LocalWorker
 
 log = logging.getLogger(__name__)
@@ -92,6 +93,7 @@ async def job_runtime(
     *,
     owns: Callable[[str], bool] = lambda workspace_id: True,
     load_renderer: Callable[[], StoryRenderer] | None = None,
+    detector: Callable[[], Detector] | None = None,
     options: BrokerOptions | None = None,
     watch_every_s: float = 0.5,
     requeue_every_s: float = 60.0,
@@ -105,6 +107,8 @@ async def job_runtime(
     async with AsyncExitStack() as stack:
         if settings.queue == "embedded":
             worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+            # the image safety check runs beside the renderer: NudeNet unless a test's seam
+            worker.detector = detector or _nudenet
             local_broker = memory_broker()
             bind_worker(local_broker, worker)
             broker: AsyncBroker = local_broker
@@ -162,6 +166,12 @@ def _local_worker(
         stopping=stopping.is_set,
         hand_back=partial(_hand_back, db),
     )
+
+
+def _nudenet() -> Detector:
+    from storyloom.generation.safety import shared_detector
+
+    return shared_detector()
 
 
 async def _hand_back(db: SqlDatabase, job: RenderJob) -> None:

@@ -41,8 +41,10 @@ _SYMBOLS = {"@": "a", "$": "s", "!": "i", "|": "i", "+": "t", "€": "e", "£": 
 _MAP = str.maketrans({**_HOMOGLYPHS, **_DIGITS})
 # "1", "|" and "!" read as "i" or as "l": a text holding one is read both ways.
 _AS_L = str.maketrans({"1": "l", "|": "l", "!": "l"})
-# A symbol stands for a letter only before a letter or digit: "cum!" keeps its "!".
-_SYMBOL_IN_WORD = re.compile(r"[@$!|+€£](?=\w)")
+# A symbol stands for a letter unless it ends a word: "cum!" keeps its "!", "$lut",
+# "sh!t" and a lone "@" in "n @ k e d" do not.
+_SYMBOL_IN_WORD = re.compile(r"[@$!|+€£](?=\w)|(?<!\w)[@$!|+€£]")
+_ANY_SYMBOL = re.compile(r"[@$!|+€£]")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _CHUNKS = re.compile(r"\S+")
 
@@ -63,16 +65,20 @@ def _fold(text: str) -> str:
 
 
 def skeletons(text: str) -> tuple[str, ...]:
-    """The text's readings for matching: one, or two when a character reads as i or l."""
+    """The text's readings for matching. Symbols that end a word are read as punctuation;
+    a text holding symbols is also read with every symbol a letter ("henta!"), and one
+    holding "1", "|" or "!" with those as "l" ("s1ut")."""
     folded = _fold(text)
-    readings = (
-        [folded] if not any(c in folded for c in "1|!") else [folded, folded.translate(_AS_L)]
-    )
-    out = []
-    for reading in readings:
-        symbols = _SYMBOL_IN_WORD.sub(lambda m: _SYMBOLS[m.group()], reading)
-        out.append(symbols.translate(_MAP))
-    return tuple(out)
+    readings = [_SYMBOL_IN_WORD.sub(_symbol, folded).translate(_MAP)]
+    if _ANY_SYMBOL.search(folded):
+        readings.append(_ANY_SYMBOL.sub(_symbol, folded).translate(_MAP))
+    if any(c in folded for c in "1|!"):
+        readings.append(_SYMBOL_IN_WORD.sub(_symbol, folded.translate(_AS_L)).translate(_MAP))
+    return tuple(readings)
+
+
+def _symbol(found: re.Match[str]) -> str:
+    return _SYMBOLS[found.group()]
 
 
 def _runs(word: str) -> tuple[tuple[str, int], ...]:
@@ -211,7 +217,7 @@ def _joined(skeleton: str, tokens: Sequence[str]) -> Iterator[str]:
             yield "".join(parts)
     run: list[str] = []
     for token in [*tokens, ""]:
-        if len(token) == 1:
+        if token and len(set(token)) == 1:  # one letter, perhaps held ("f u c kk")
             run.append(token)
             continue
         if len(run) > 1:

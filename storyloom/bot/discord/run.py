@@ -21,11 +21,13 @@ from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
 from storyloom.jobs.events import Notify
 from storyloom.jobs.runtime import job_runtime
+from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.generation.renderer import StoryRenderer
+    from storyloom.generation.safety import Detector
     from storyloom.ops.server import Ops
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ async def story_bot(
     db: SqlDatabase,
     *,
     load_renderer: Callable[[], StoryRenderer] | None = None,
+    detector: Callable[[], Detector] | None = None,
     timed: Callable[[Notify], Notify] | None = None,
     watch_every_s: float = 1.0,
 ) -> AsyncIterator[StoryBot]:
@@ -59,6 +62,7 @@ async def story_bot(
         notify,
         owns=owns_guild,
         load_renderer=load_renderer,
+        detector=detector,
         watch_every_s=watch_every_s,
     ) as jobs:
         bot.deps = Deps(
@@ -67,6 +71,7 @@ async def story_bot(
             STYLE_NAMES,
             settings.style,
             admit_job=JobAdmission.from_settings(settings),
+            server_defaults=server_defaults(settings),
         )
         bot.notifier.places = jobs.places
         bot.jobs = jobs

@@ -32,9 +32,11 @@ from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
+from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
 from storyloom.story.ports import JobQueue
+from storyloom.story.server import ServerSettings
 from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
@@ -67,11 +69,19 @@ def story_adapter(
     places: Places,
     style: str,
     admission: JobAdmission | None = None,
+    defaults: ServerSettings | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
     default the default caps), and each new job's place in the fair line (`places`) shown
     on its status message."""
-    deps = Deps(db, queue, STYLE_NAMES, style, admit_job=admission or JobAdmission())
+    deps = Deps(
+        db,
+        queue,
+        STYLE_NAMES,
+        style,
+        admit_job=admission or JobAdmission(),
+        server_defaults=defaults or ServerSettings(default_style=style),
+    )
 
     async def queue_place(job_id: int) -> int | None:
         return (await places()).get(job_id)
@@ -113,7 +123,10 @@ async def run_slack(
         notify = notifier if ops is None else ops.metrics.timed(notifier)
         async with job_runtime(settings, db, notify, owns=slack_workspace) as jobs:
             caps = JobAdmission.from_settings(settings)
-            adapter = story_adapter(db, jobs.queue, notifier, jobs.places, settings.style, caps)
+            adapter = story_adapter(
+                db, jobs.queue, notifier, jobs.places, settings.style, caps,
+                server_defaults(settings),
+            )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
                 runner = await serve_http(app, port)
