@@ -70,15 +70,17 @@ class NudeNetDetector:
         self._model: Any = NudeDetector()
         self._lock = threading.Lock()  # one onnxruntime run at a time keeps memory flat
 
-    def __call__(self, image: Image.Image) -> Sequence[Finding]:
-        """Unsafe parts scored at or above the threshold."""
+    def parts(self, image: Image.Image) -> list[Finding]:
+        """Every part the model finds (faces, feet, covered or not), from its own floor."""
         bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
         with self._lock:
             found = self._model.detect(bgr)
+        return [Finding(d["class"], float(d["score"])) for d in found]
+
+    def __call__(self, image: Image.Image) -> Sequence[Finding]:
+        """Unsafe parts scored at or above the threshold."""
         return [
-            Finding(d["class"], float(d["score"]))
-            for d in found
-            if d["class"] in UNSAFE_LABELS and d["score"] >= self.threshold
+            f for f in self.parts(image) if f.label in UNSAFE_LABELS and f.score >= self.threshold
         ]
 
 
@@ -103,10 +105,12 @@ class ImageGuard:
     detector: Detector
     level: str = "block"
     actions: list[SafetyAction] = field(default_factory=list)
+    checked: int = 0
 
     def check(self, image: Image.Image, what: str) -> Image.Image:
         """The image to post in place of `image`."""
         findings = tuple(self.detector(image))
+        self.checked += 1
         if not findings:
             return image
         if self.level == "off":

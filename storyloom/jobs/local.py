@@ -212,7 +212,13 @@ class LocalWorker:
             should_cancel=should_cancel,
             guard=guard,
         )
-        return files, [] if guard is None else guard.actions
+        if guard is None:
+            return files, []
+        log.info(
+            "job %s: image check (%s) looked at %d images, flagged %d",
+            work.job.id, work.job.safety, guard.checked, len(guard.actions),
+        )  # fmt: skip
+        return files, guard.actions
 
     def _meter(self, work: JobInput, loop: asyncio.AbstractEventLoop) -> ProgressMeter:
         """The render thread's progress callback: throttled, handed to the loop unawaited

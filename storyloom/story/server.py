@@ -142,6 +142,8 @@ def _words(key: str, term: str, words: tuple[str, ...]) -> tuple[str, ...]:
         if term not in words:
             raise InvalidInput("That term is not on this server's list.")
         return tuple(w for w in words if w != term)
+    if not any(c.isalpha() for c in term):
+        raise InvalidInput("A term needs at least one letter.")
     if term in words:
         return words
     if len(words) >= MAX_ADDED_TERMS:

@@ -12,7 +12,7 @@ from storyloom.story.audit import AUDIT_PAGE, AuditAction, AuditEntry
 from storyloom.story.errors import Forbidden, InvalidInput
 from storyloom.story.model import Actor
 from storyloom.story.server import ServerSettings, parse_change
-from storyloom.story.service import Deps, audit, server_settings, word_list
+from storyloom.story.service import Deps, audit, server_settings
 
 
 def _require_moderator(actor: Actor, what: str) -> None:
@@ -36,13 +36,6 @@ async def change_setting(deps: Deps, actor: Actor, key: str, value: str) -> Serv
         current = deps.server_defaults.with_changes(stored)
         changes = parse_change(key, value, current, stored, deps.styles)
         changed = deps.server_defaults.with_changes(changes)
-        # a server's own term must be one the matcher can read (letters, in some script)
-        if (
-            key == "add-word"
-            and len(word_list(deps, changed).terms) == len(word_list(deps, current).terms)
-            and changed.words != current.words
-        ):
-            raise InvalidInput("A term needs at least one letter.")
         await uow.servers.put(actor.workspace_id, changes, actor.member_id, deps.clock())
         await audit(deps, uow, actor, AuditAction.SETTINGS_CHANGED, target=key, detail=value)
     return changed
