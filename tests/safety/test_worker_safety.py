@@ -78,7 +78,7 @@ async def test_a_page_with_flagged_panels_is_still_posted(
     job = await service.render(deps, ANN)
     await worker.process(job.id)
     assert seen.done[job.id].status is JobStatus.DONE
-    assert [p.name for p in seen.done[job.id].files][0] == "story-page-01.png"
+    assert seen.done[job.id].files[0].name == "story-page-01.png"
     assert (await _actions(deps)).count(AuditAction.PANEL_BLOCKED) == 2
 
 
