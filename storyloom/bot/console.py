@@ -17,10 +17,11 @@ from typing import TextIO
 
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.story import service
+from storyloom.story import server_admin, service
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
+from storyloom.story.server import describe
 from storyloom.story.service import Deps
 
 HELP = """commands:
@@ -31,6 +32,8 @@ HELP = """commands:
   /story look NAME | reroll NAME   render a character sheet, then lock it
   /story redraw N              draw beat N's panel again (later pages keep it)
   /story style NAME | render [A-B] | clip [A-B] | status | cancel [JOB] | export | delete
+  /story settings [KEY VALUE]  this room's settings (the host moderates)
+  /story audit [N]             who did what, newest first (the host)
   /as NAME      speak as another member       /thread NAME   move to another thread
   /help  /quit"""
 
@@ -66,7 +69,9 @@ class Console:
 
     @property
     def actor(self) -> Actor:
-        return Actor("console", "console", self.thread, self.member.casefold(), self.member)
+        # the host (whoever started the console) moderates the room; /as NAME does not
+        host = self.member == "host"
+        return Actor("console", "console", self.thread, self.member.casefold(), self.member, host)
 
     async def _place(self, job_id: int) -> str:
         """ ", 2 in line" for a waiting job, else nothing."""
@@ -185,11 +190,27 @@ class Console:
         elif sub == "delete":
             story = await service.delete_story(d, a)
             say(f"story “{escape_plain(story.title)}” deleted")
+        elif sub == "settings":
+            await self._settings(text)
+        elif sub == "audit":
+            count = _int(text, "/story audit [N]") if text else 20
+            for entry in await server_admin.audit_log(d, a, count):
+                say(escape_plain(entry.describe()))
         else:
             raise UsageError(
                 "/story new|add|edit|remove|move|undo|list|cast|look|reroll|redraw|"
-                "style|render|clip|status|cancel|export|delete"
+                "style|render|clip|status|cancel|export|delete|settings|audit"
             )
+
+    async def _settings(self, text: str) -> None:
+        if not text:
+            shown = await server_admin.view_settings(self.deps, self.actor)
+            for line in describe(shown, self.deps.default_style):
+                self.write(escape_plain(line))
+            return
+        key, _, value = text.partition(" ")
+        await server_admin.change_setting(self.deps, self.actor, key, value)
+        self.write(f"{escape_plain(key)} set to {escape_plain(value.strip())}")
 
 
 def _first(args: list[str]) -> str:

@@ -27,6 +27,7 @@ from storyloom.bot.slack.requests import (
     mention,
     slash_command,
 )
+from storyloom.bot.slack.server_commands import SERVER_SUBCOMMANDS
 from storyloom.jobs import status_refs
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput, StoryError
@@ -82,6 +83,11 @@ class SlackStoryAdapter:
             where = await self.identify(client, where)
             if command.sub == "new":
                 await self.new_story(client, where, command.args, answer)
+                return
+            if command.sub in SERVER_SUBCOMMANDS:  # the workspace's, no story needed
+                use = SERVER_SUBCOMMANDS[command.sub]
+                done = await use(self.deps, where.actor(""), command.args, command.key)
+                await answer(done.text)
                 return
             if command.sub not in SUBCOMMANDS:
                 await answer(HELP)
