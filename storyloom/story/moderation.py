@@ -45,8 +45,17 @@ _AS_L = str.maketrans({"1": "l", "|": "l", "!": "l"})
 # "sh!t" and a lone "@" in "n @ k e d" do not.
 _SYMBOL_IN_WORD = re.compile(r"[@$!|+€£](?=\w)|(?<!\w)[@$!|+€£]")
 _ANY_SYMBOL = re.compile(r"[@$!|+€£]")
+_SYMBOL_ENDED = re.compile(r"(?<![\w@$!|+€£])[\w@$!|+€£]*[^\W_][@$!|+€£]+(?!\w)")
+_AMBIGUOUS = re.compile(r"[1|]|!(?=\w)")
 _LETTERS = re.compile(r"[^\W\d_]+")
 _CHUNKS = re.compile(r"\S+")
+_REPEATS = re.compile(r"(.)\1+")
+_WORD_START = r"(?<![^\W\d_])"
+_WORD_END = r"(?![^\W\d_])"
+# letters, then (punctuation, digits left over, or underscores, then letters) at least once
+_GLUED = re.compile(r"(?<![^\W\d_])[^\W\d_]+(?:(?:[^\w\s]|[\d_])+[^\W\d_]+)+")
+# two or more one-letter words (each letter perhaps held), whatever separates them
+_SINGLES = re.compile(r"(?:\b([^\W\d_])\1*\b\W*){2,}")
 
 
 class Refused(StoryError):
@@ -59,22 +68,25 @@ class Refused(StoryError):
 
 def _fold(text: str) -> str:
     """Compatibility forms folded, marks and format characters dropped, case folded."""
+    if text.isascii():  # most beats: nothing to decompose, no marks, no format characters
+        return text.lower()
     decomposed = unicodedata.normalize("NFKD", text)
     kept = "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me", "Cf"))
     return kept.casefold()
 
 
 def skeletons(text: str) -> tuple[str, ...]:
-    """The text's readings for matching. Symbols that end a word are read as punctuation;
-    a text holding symbols is also read with every symbol a letter ("henta!"), and one
-    holding "1", "|" or "!" with those as "l" ("s1ut")."""
-    folded = _fold(text)
-    readings = [_SYMBOL_IN_WORD.sub(_symbol, folded).translate(_MAP)]
-    if _ANY_SYMBOL.search(folded):
-        readings.append(_ANY_SYMBOL.sub(_symbol, folded).translate(_MAP))
-    if any(c in folded for c in "1|!"):
-        readings.append(_SYMBOL_IN_WORD.sub(_symbol, folded.translate(_AS_L)).translate(_MAP))
-    return tuple(readings)
+    """The text's readings for matching. Symbols that end a word are read as punctuation
+    here (`WordList.match` also reads those words with the symbol as a letter: "henta!");
+    a text holding "1", "|" or a "!" inside a word is also read with them as "l" ("s1ut")."""
+    return _readings(_fold(text))
+
+
+def _readings(folded: str) -> tuple[str, ...]:
+    first = _SYMBOL_IN_WORD.sub(_symbol, folded).translate(_MAP)
+    if not _AMBIGUOUS.search(folded):
+        return (first,)
+    return first, _SYMBOL_IN_WORD.sub(_symbol, folded.translate(_AS_L)).translate(_MAP)
 
 
 def _symbol(found: re.Match[str]) -> str:
@@ -94,7 +106,7 @@ def _runs(word: str) -> tuple[tuple[str, int], ...]:
 
 def _squash(word: str) -> str:
     """The word with every run cut to one letter: the index key."""
-    return "".join(char for char, _ in _runs(word))
+    return _REPEATS.sub(r"\1", word)
 
 
 def _spells(
@@ -135,14 +147,25 @@ class WordList:
     _prefix: dict[int, dict[str, list[_Term]]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # one regex over the whole squashed text finds where a term could start, so the word
+    # by word check runs only for the rare text that holds a candidate
+    _screen: re.Pattern[str] = field(init=False, compare=False, repr=False)
+    _prefixed: re.Pattern[str] = field(init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        starts = set()
         for term in self.terms:
             first = term.keys[0]
             if term.prefix and len(term.keys) == 1:
                 self._prefix.setdefault(len(first), {}).setdefault(first, []).append(term)
+                starts.add(re.escape(first))
             else:
                 self._exact.setdefault(first, []).append(term)
+                starts.add(re.escape(first) + _WORD_END)
+        screen = "|".join(sorted(starts, key=len, reverse=True)) or "(?!)"
+        object.__setattr__(self, "_screen", re.compile(f"{_WORD_START}(?:{screen})"))
+        prefixes = "|".join(re.escape(k) for by_length in self._prefix.values() for k in by_length)
+        object.__setattr__(self, "_prefixed", re.compile(f"(?:{prefixes or '(?!)'})"))
 
     @classmethod
     def of(cls, lines: Iterable[str]) -> WordList:
@@ -163,18 +186,25 @@ class WordList:
 
     def match(self, text: str) -> str | None:
         """The listed term the text uses, or None."""
-        for skeleton in skeletons(text):
+        folded = _fold(text)
+        for skeleton in _readings(folded):
             found = self._match_skeleton(skeleton)
             if found is not None:
+                return found
+        ended_words = _SYMBOL_ENDED.findall(folded) if _ANY_SYMBOL.search(folded) else ()
+        for ended in ended_words:  # "henta!", "faggo+"
+            word = "".join(_LETTERS.findall(_ANY_SYMBOL.sub(_symbol, ended).translate(_MAP)))
+            if word and (found := self._word(word, [word], 0)) is not None:
                 return found
         return None
 
     def _match_skeleton(self, skeleton: str) -> str | None:
-        tokens = _LETTERS.findall(skeleton)
-        for index, word in enumerate(tokens):
-            if (found := self._word(word, tokens, index)) is not None:
-                return found
-        for joined in _joined(skeleton, tokens):
+        if self._screen.search(_squash(skeleton)):
+            tokens = _LETTERS.findall(skeleton)
+            for index, word in enumerate(tokens):
+                if (found := self._word(word, tokens, index)) is not None:
+                    return found
+        for joined in _joined(skeleton):
             if (found := self._word(joined, [joined], 0)) is not None:
                 return found
         return None
@@ -188,6 +218,8 @@ class WordList:
                 len(term.words) == 1 or _rest_follows(term, tokens, index)
             ):
                 return term.text
+        if not self._prefixed.match(key):  # no prefix term starts this word
+            return None
         for length, terms in self._prefix.items():
             for term in terms.get(key[:length], ()):
                 runs = runs or _runs(word)
@@ -208,21 +240,14 @@ def _rest_follows(term: _Term, tokens: Sequence[str], index: int) -> bool:
     )
 
 
-def _joined(skeleton: str, tokens: Sequence[str]) -> Iterator[str]:
-    """Words read across separators: a chunk's letters glued ("sh.it"), and runs of single
-    letters ("f u c k", "f.u.c.k")."""
-    for chunk in _CHUNKS.findall(skeleton):
-        parts = _LETTERS.findall(chunk)
-        if len(parts) > 1:
-            yield "".join(parts)
-    run: list[str] = []
-    for token in [*tokens, ""]:
-        if token and len(set(token)) == 1:  # one letter, perhaps held ("f u c kk")
-            run.append(token)
-            continue
-        if len(run) > 1:
-            yield "".join(run)
-        run = []
+def _joined(skeleton: str) -> Iterator[str]:
+    """Words read across separators: letters glued through punctuation ("sh.it"), and runs
+    of single (perhaps held) letters ("f u c k", "f.u.c.k", "f u c kk")."""
+    for found in _GLUED.finditer(skeleton):
+        yield "".join(_LETTERS.findall(found.group()))
+    spaced = skeleton.replace("_", " ")  # so \b separates "f_u_c_k"
+    for found in _SINGLES.finditer(spaced):
+        yield "".join(_LETTERS.findall(found.group()))
 
 
 @cache
