@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from storyloom.storage.beat_writer import BeatWriter
+from storyloom.storage.server_repo import beat_added
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story.model import Beat
 from storyloom.story.ports import AdmitBeat, NewBeat
@@ -126,9 +127,12 @@ class SqlDatabase:
             found = await uow.stories.get(beat.thread, for_update=True)
             cast = await uow.characters.list(found.id) if found else ()
             count = await uow.beats.count(found.id) if found else 0
-            story = admit(found, cast, count)
-            return await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
-                                       beat.text, beat.created_at)  # fmt: skip
+            server = await uow.servers.changes(beat.thread.workspace_id)
+            story = admit(found, cast, count, server)
+            added = await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
+                                        beat.text, beat.created_at)  # fmt: skip
+            await uow.audit.add(beat_added(beat, story.id, added.position))
+            return added
 
     async def close(self) -> None:
         """Finish pending beats, then close every connection."""

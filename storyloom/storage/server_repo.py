@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storyloom.storage.tables import AuditEntryRow, ServerSettingsRow
 from storyloom.story.audit import AuditAction, AuditEntry, NewAuditEntry
+from storyloom.story.ports import NewBeat
 
 
 class SqlServers:
@@ -44,17 +45,30 @@ def _entry(row: AuditEntryRow) -> AuditEntry:
     )  # fmt: skip
 
 
+def beat_added(beat: NewBeat, story_id: int, position: int) -> NewAuditEntry:
+    """The audit entry of an appended beat, written in the transaction that appends it."""
+    return NewAuditEntry(
+        beat.thread.workspace_id, beat.created_at, AuditAction.BEAT_ADDED, beat.author_id,
+        beat.author_name, story_id=story_id, target=f"beat {position}", detail=beat.text,
+    )  # fmt: skip
+
+
+def audit_values(entry: NewAuditEntry) -> dict[str, object]:
+    """An entry as the columns of its row."""
+    return dict(
+        workspace_id=entry.workspace_id, at=entry.at, action=entry.action.value,
+        actor_id=entry.actor_id, actor_name=entry.actor_name, story_id=entry.story_id,
+        job_id=entry.job_id, target=entry.target, detail=entry.detail,
+    )  # fmt: skip
+
+
 class SqlAudit:
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
 
     async def add(self, entry: NewAuditEntry) -> None:
         """Record an entry."""
-        self._session.add(AuditEntryRow(
-            workspace_id=entry.workspace_id, at=entry.at, action=entry.action.value,
-            actor_id=entry.actor_id, actor_name=entry.actor_name, story_id=entry.story_id,
-            job_id=entry.job_id, target=entry.target, detail=entry.detail,
-        ))  # fmt: skip
+        self._session.add(AuditEntryRow(**audit_values(entry)))
         await self._session.flush()
 
     async def recent(self, workspace_id: str, limit: int) -> Sequence[AuditEntry]:

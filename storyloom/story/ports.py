@@ -265,10 +265,11 @@ class NewBeat:
 
 
 # Decides, inside the transaction that appends a beat, whether the story as it stands (or
-# None: no story in the thread), its cast and its beat count admit it: returns the story,
-# or raises the domain error that refuses the beat. Pure and synchronous: storage may run
-# it on a database thread, between the statements of a batch.
-AdmitBeat = Callable[[Story | None, Sequence[Character], int], Story]
+# None: no story in the thread), its cast, its beat count and its server's changed
+# settings (`ServerRepository.changes`: the server's own word list) admit it: returns the
+# story, or raises the domain error that refuses the beat. Pure and synchronous: storage
+# may run it on a database thread, between the statements of a batch.
+AdmitBeat = Callable[[Story | None, Sequence[Character], int, dict[str, Any]], Story]
 
 
 class UnitOfWork(Protocol):
@@ -300,8 +301,9 @@ class Database(Protocol):
         ...
 
     async def append_beat(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
-        """Append the beat at position count + 1 if `admit` lets it, and commit. Adds that
-        arrive together may share one transaction, but each gets its own beat or error."""
+        """Append the beat at position count + 1 if `admit` lets it, with its audit entry
+        (story/audit.py: beat.added, the text as detail), and commit. Adds that arrive
+        together may share one transaction, but each gets its own beat or error."""
         ...
 
 

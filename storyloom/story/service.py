@@ -11,6 +11,7 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 from storyloom.story import rules
 from storyloom.story.audit import AuditAction, NewAuditEntry
@@ -119,9 +120,7 @@ async def moderate(deps: Deps, actor: Actor, **texts: str) -> ServerSettings:
     words = word_list(deps, server)
     for what, text in texts.items():
         if words.match(text) is not None:
-            async with deps.db.writing() as uow:
-                await audit(deps, uow, actor, AuditAction.TEXT_REFUSED, target=what)
-            raise Refused(what)
+            await _refused(deps, actor, what)
     return server
 
 
@@ -166,12 +165,18 @@ async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
     text = clean_text(text, "beat", MAX_BEAT_CHARS)
     parsed = parse(text)
     rules.check_beat_size(parsed)
-    await moderate(deps, actor, beat=text)
+    if deps.words.match(text) is not None:  # the default list needs no database
+        await _refused(deps, actor, "beat")
 
-    def admit(story: Story | None, cast: Sequence[Character], count: int) -> Story:
+    def admit(
+        story: Story | None, cast: Sequence[Character], count: int, server: dict[str, Any]
+    ) -> Story:
         # Judged inside the appending transaction, against the story as it then stands.
         if story is None:
             raise NotFound(rules.NO_STORY)
+        if server.get("words"):  # the server's own terms, as they stand now
+            if word_list(deps, deps.server_defaults.with_changes(server)).match(text):
+                raise Refused("beat")
         if parsed.characters:
             rules.check_cast(parsed, cast)
         if count >= MAX_BEATS:
@@ -179,12 +184,18 @@ async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
         return story
 
     beat = NewBeat(actor.thread, actor.member_id, actor.display_name, text, deps.clock())
-    added = await deps.db.append_beat(beat, admit)
-    # its own transaction: appends are batched by storage, which knows nothing of audits
+    # storage records the beat's audit entry in the transaction that appends it
+    try:
+        return await deps.db.append_beat(beat, admit)
+    except Refused:
+        await _refused(deps, actor, "beat")
+
+
+async def _refused(deps: Deps, actor: Actor, what: str) -> NoReturn:
+    """Audit a refusal (without the text) and refuse."""
     async with deps.db.writing() as uow:
-        await audit(deps, uow, actor, AuditAction.BEAT_ADDED, story_id=added.story_id,
-                    target=f"beat {added.position}", detail=text)  # fmt: skip
-    return added
+        await audit(deps, uow, actor, AuditAction.TEXT_REFUSED, target=what)
+    raise Refused(what)
 
 
 async def edit_beat(deps: Deps, actor: Actor, position: int, text: str) -> Beat:

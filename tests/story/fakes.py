@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from storyloom.story.audit import AuditEntry, NewAuditEntry
+from storyloom.story.audit import AuditAction, AuditEntry, NewAuditEntry
 from storyloom.story.model import (
     Beat,
     Character,
@@ -303,9 +303,15 @@ class FakeDatabase:
             found = await uow.stories.get(beat.thread)
             cast = await uow.characters.list(found.id) if found else ()
             count = await uow.beats.count(found.id) if found else 0
-            story = admit(found, cast, count)
-            return await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
-                                       beat.text, beat.created_at)  # fmt: skip
+            story = admit(found, cast, count, await uow.servers.changes(beat.thread.workspace_id))
+            added = await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
+                                        beat.text, beat.created_at)  # fmt: skip
+            await uow.audit.add(NewAuditEntry(
+                beat.thread.workspace_id, beat.created_at, AuditAction.BEAT_ADDED,
+                beat.author_id, beat.author_name, story_id=story.id,
+                target=f"beat {added.position}", detail=beat.text,
+            ))  # fmt: skip
+            return added
 
 
 class FakeQueue:
