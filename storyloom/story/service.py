@@ -174,9 +174,9 @@ async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
         # Judged inside the appending transaction, against the story as it then stands.
         if story is None:
             raise NotFound(rules.NO_STORY)
-        if server.get("words"):  # the server's own terms, as they stand now
-            if word_list(deps, deps.server_defaults.with_changes(server)).match(text):
-                raise Refused("beat")
+        own = server.get("words") and word_list(deps, deps.server_defaults.with_changes(server))
+        if own and own.match(text):  # the server's own terms, as they stand now
+            raise Refused("beat")
         if parsed.characters:
             rules.check_cast(parsed, cast)
         if count >= MAX_BEATS:
