@@ -256,6 +256,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             default_style=settings.style,
             admit_job=JobAdmission.from_settings(settings),
             server_defaults=server_defaults(settings),
+            forget_files=jobs.forget_files(),
         )
         console = Console(deps, write, places=jobs.places)
         write(f"storyloom console — outputs go to {out_dir}; type /help")

@@ -79,6 +79,11 @@ class LocalWorker:
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _renderer: StoryRenderer | None = None
 
+    @property
+    def loaded_renderer(self) -> StoryRenderer | None:
+        """The renderer, once the first job loaded it."""
+        return self._renderer
+
     async def process(self, job_id: int) -> None:
         """Run one job: read it, mark it running, render off the loop, record the outcome."""
         # 1. read the job back and claim it (see `_start`)

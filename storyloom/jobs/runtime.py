@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,12 +31,13 @@ from storyloom.config import Settings
 from storyloom.jobs.admission import head_of_line, positions, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.events import JobEvent, Notify
+from storyloom.jobs.forget import forgetter
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
-from storyloom.story.model import RenderJob
+from storyloom.story.model import DeletedStory, RenderJob
 from storyloom.story.service import utc_now
 
 if TYPE_CHECKING:
@@ -61,6 +62,12 @@ class JobRuntime:
     # the in-process worker and the in-memory broker that feeds it (embedded mode only)
     worker: LocalWorker | None = None
     local_broker: InMemoryBroker | None = None
+
+    def forget_files(self) -> Callable[[DeletedStory], Awaitable[None]]:
+        """`Deps.forget_files`: a deleted story's job folders here, and its identity stores
+        where this process renders (jobs/forget.py)."""
+        worker = self.worker
+        return forgetter(self.watcher.out_dir, lambda: worker.loaded_renderer if worker else None)
 
     async def places(self) -> dict[int, int]:
         """Every waiting job's place in the fair line (1 starts next)."""

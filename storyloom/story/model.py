@@ -144,6 +144,16 @@ class RenderJob:
 
 
 @dataclass(frozen=True)
+class DeletedStory:
+    """What a deleted story leaves on disks: its jobs' files and its cast's identity stores
+    (for `Deps.forget_files`, after the rows are gone)."""
+
+    story: Story
+    job_ids: tuple[int, ...]
+    cast: tuple[Character, ...]
+
+
+@dataclass(frozen=True)
 class BeatPage:
     """One page of a story's beats, for `list`."""
 

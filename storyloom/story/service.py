@@ -40,6 +40,7 @@ from storyloom.story.model import (
     Beat,
     BeatPage,
     Character,
+    DeletedStory,
     JobKind,
     JobStatus,
     LockState,
@@ -82,6 +83,9 @@ class Deps:
     server_defaults: ServerSettings = field(default_factory=ServerSettings)
     # the word list every server starts from; servers add their own terms
     words: WordList = field(default_factory=default_words)
+    # removes a deleted story's files (pages, clips) and identity stores from this
+    # process's disks, after the rows are gone (jobs/forget.py); None: nothing on disk here
+    forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None
 
 
 async def server_settings(deps: Deps, uow: UnitOfWork, workspace_id: str) -> ServerSettings:
@@ -555,7 +559,13 @@ async def delete_story(deps: Deps, actor: Actor) -> Story:
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
         rules.require_manager(actor, story, "delete the story")
+        jobs = await uow.jobs.recent(story.id, 10**6)
+        gone = DeletedStory(
+            story, tuple(j.id for j in jobs), tuple(await uow.characters.list(story.id))
+        )
         await uow.stories.delete(story.id)
         await uow.audit.forget_text(story.id)
         await audit(deps, uow, actor, AuditAction.STORY_DELETED, story_id=story.id)
-        return story
+    if deps.forget_files is not None:
+        await deps.forget_files(gone)
+    return story

@@ -72,6 +72,7 @@ async def story_bot(
             settings.style,
             admit_job=JobAdmission.from_settings(settings),
             server_defaults=server_defaults(settings),
+            forget_files=jobs.forget_files(),
         )
         bot.notifier.places = jobs.places
         bot.jobs = jobs

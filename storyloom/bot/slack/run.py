@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -35,6 +36,7 @@ from storyloom.jobs.watcher import Places
 from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
+from storyloom.story.model import DeletedStory
 from storyloom.story.ports import JobQueue
 from storyloom.story.server import ServerSettings
 from storyloom.story.service import Deps
@@ -70,6 +72,7 @@ def story_adapter(
     style: str,
     admission: JobAdmission | None = None,
     defaults: ServerSettings | None = None,
+    forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
     default the default caps), and each new job's place in the fair line (`places`) shown
@@ -81,6 +84,7 @@ def story_adapter(
         style,
         admit_job=admission or JobAdmission(),
         server_defaults=defaults or ServerSettings(default_style=style),
+        forget_files=forget_files,
     )
 
     async def queue_place(job_id: int) -> int | None:
@@ -125,7 +129,7 @@ async def run_slack(
             caps = JobAdmission.from_settings(settings)
             adapter = story_adapter(
                 db, jobs.queue, notifier, jobs.places, settings.style, caps,
-                server_defaults(settings),
+                server_defaults(settings), jobs.forget_files(),
             )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
