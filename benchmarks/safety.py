@@ -11,6 +11,9 @@ typical length, mixed plain and disguised, median per beat over --beats beats. T
 <= 200 µs.
 
 Panels are the procedural stand-ins of benchmarks/pages.py (smooth shapes, mild grain).
+Both are measured in wall time (the targets) and in this process's CPU time: on a shared
+machine the wall time also counts the time other processes held the cores, the CPU time
+does not (onnxruntime may use more than one thread, so its CPU time can exceed the wall).
 """
 
 from __future__ import annotations
@@ -55,30 +58,35 @@ def main() -> int:
     load_s = time.perf_counter() - started
     panels = [panel(seed, 1024) for seed in range(args.panels)]
     detector(panels[0])  # warm-up: onnxruntime plans its first run
-    times = []
+    times, cpu = [], []
     for image in panels:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         detector(image)
         times.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
     safety_ms = statistics.median(times)
+    safety_cpu_ms = statistics.median(cpu)
 
     words = default_words().plus(SERVER_TERMS)
     beats = [BEATS[i % len(BEATS)] for i in range(args.beats)]
-    rounds = []
+    rounds, cpu_rounds = [], []
     for _ in range(5):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for beat in beats:
             words.match(beat)
         rounds.append((time.perf_counter() - start) / len(beats) * 1e6)
+        cpu_rounds.append((time.process_time() - start_cpu) / len(beats) * 1e6)
     text_us = statistics.median(rounds)
+    text_cpu_us = statistics.median(cpu_rounds)
 
     rows = [
-        ("safety_ms_per_panel", safety_ms, TARGET_SAFETY_MS, safety_ms <= TARGET_SAFETY_MS),
-        ("text_check_us_per_beat", text_us, TARGET_TEXT_US, text_us <= TARGET_TEXT_US),
+        ("safety_ms_per_panel", safety_ms, safety_cpu_ms, TARGET_SAFETY_MS),
+        ("text_check_us_per_beat", text_us, text_cpu_us, TARGET_TEXT_US),
     ]
-    print(f"{'metric':<24}{'value':>10}{'target':>10}  ok")
-    for name, value, target, ok in rows:
-        print(f"{name:<24}{value:>10.1f}{target:>10.1f}  {'yes' if ok else 'NO'}")
+    print(f"{'metric':<24}{'wall':>10}{'cpu':>10}{'target':>10}  ok (wall)")
+    for name, value, cpu_value, target in rows:
+        ok = "yes" if value <= target else "NO"
+        print(f"{name:<24}{value:>10.1f}{cpu_value:>10.1f}{target:>10.1f}  {ok}")
     print(
         f"detector load {load_s:.2f} s; per panel min {min(times):.1f} ms, "
         f"max {max(times):.1f} ms over {len(times)} panels"
@@ -88,6 +96,8 @@ def main() -> int:
 
     report = {
         "safety_ms_per_panel": safety_ms,
+        "safety_cpu_ms_per_panel": safety_cpu_ms,
+        "text_check_cpu_us_per_beat": text_cpu_us,
         "safety_ms_min": min(times),
         "safety_ms_max": max(times),
         "detector_load_seconds": load_s,
@@ -96,7 +106,7 @@ def main() -> int:
             "safety_ms_per_panel": TARGET_SAFETY_MS,
             "text_check_us_per_beat": TARGET_TEXT_US,
         },
-        "ok": all(ok for *_, ok in rows),
+        "ok": all(value <= target for _, value, _, target in rows),
         "machine": {
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
