@@ -9,7 +9,7 @@ from typing import Any
 
 from storyloom.storage import SqlDatabase
 
-from .fake_discord import FakeDiscord, slash
+from .fake_discord import FakeDiscord, slash, text_channel
 from .harness import ANN, BOB, MOD, THREAD, Running, ask
 
 OTHER_GUILD = "990001"
@@ -99,3 +99,9 @@ async def test_moderators_read_the_audit_trail_and_members_cannot(
     assert actions == ["beat.removed", "safety.text\\_refused", "beat.added", "story.created"]
     assert "F.U.C.K" not in "\n".join(trail)  # the refused text is kept nowhere
     assert "Mo" in trail[0] and "Bob" in trail[1]
+
+
+async def test_a_refused_title_opens_no_thread(running: Running, fake: FakeDiscord) -> None:
+    refused = await ask(running, fake, slash("new", text_channel(4242), ANN, title="N.S.F.W club"))
+    assert refused.startswith("✗ That text can't be used here")
+    assert fake.where("POST", "/channels/4242/threads") == []  # the title named nothing
