@@ -7,7 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from .conftest import Slack
+from .fake_slack import Call
 from .helpers import command, new_story, said
+
+
+async def mentioned_privately(slack: Slack, text: str, ts: str, user: str) -> Call:
+    """`@storyloom TEXT` in the thread; the private answer it gets."""
+    before = len(slack.fake.named("chat.postEphemeral"))
+    assert await slack.send.mention(text, ts, user=user) == 200
+    return (await slack.fake.wait_for("chat.postEphemeral", before + 1))[-1]
 
 
 async def _changes(slack: Slack, team: str) -> dict[str, Any]:
@@ -54,8 +62,11 @@ async def test_admins_read_the_audit_trail_including_refusals(slack: Slack) -> N
     slack.fake.admins.add("UADMIN")
     ts = await new_story(slack, "Harbour", user="UOWNER")
     await said(slack, "add gulls circle", ts, user="UGUEST")
-    refused = await said(slack, "add f_u_c_k the gulls", ts, user="UGUEST")
-    assert refused.startswith("✗ That text can't be used here")
+    posted = len(slack.fake.named("chat.postMessage"))
+    refused = await mentioned_privately(slack, "add f_u_c_k the gulls", ts, user="UGUEST")
+    assert refused.params["text"].startswith("✗ That text can't be used here")
+    assert refused.params["user"] == "UGUEST" and refused.params["thread_ts"] == ts
+    assert len(slack.fake.named("chat.postMessage")) == posted  # nothing in the thread
     assert "✗" in await command(slack, "audit", user="UGUEST")
     trail = (await command(slack, "audit 5", user="UADMIN")).splitlines()
     assert [line.split(" · ")[2].split(":")[0] for line in trail] == [

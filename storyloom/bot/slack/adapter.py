@@ -34,6 +34,7 @@ from storyloom.story.errors import InvalidInput, StoryError
 from storyloom.story.escaping import escape_slack
 from storyloom.story.lookup import ChannelStories, channel_story
 from storyloom.story.model import JobStatus
+from storyloom.story.moderation import Refused
 
 log = logging.getLogger(__name__)
 Answer = Callable[[str], Awaitable[None]]
@@ -126,6 +127,13 @@ class SlackStoryAdapter:
             actor = where.actor(thread_ts)
             reply = await SUBCOMMANDS[said.sub](self.deps, actor, said.args, said.key)
             await self.deliver(client, where, thread_ts, reply, answer)
+        except Refused as refused:  # the member's own text: told privately, not the thread
+            await client.chat_postEphemeral(
+                channel=where.channel_id,
+                user=where.user_id,
+                thread_ts=thread_ts,
+                text=f"✗ {escape_slack(refused.message)}",
+            )
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"@storyloom {said.sub}", answer)
 
