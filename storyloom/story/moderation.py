@@ -24,6 +24,7 @@ from storyloom.story.errors import StoryError
 
 MAX_TERM_CHARS = 64
 MAX_ADDED_TERMS = 200
+MAX_SPACED = 24  # letters of a spaced-out run read together (longer runs: their start)
 
 # The one sentence a refused text gets: it names no term (repeating it helps nobody).
 REFUSED = "That text can't be used here: it matches this server's word list."
@@ -43,7 +44,7 @@ _MAP = str.maketrans({**_HOMOGLYPHS, **_DIGITS})
 _AS_L = str.maketrans({"1": "l", "|": "l", "!": "l"})
 # A symbol stands for a letter unless it ends a word: "cum!" keeps its "!", "$lut",
 # "sh!t" and a lone "@" in "n @ k e d" do not.
-_SYMBOL_IN_WORD = re.compile(r"[@$!|+€£](?=\w)|(?<!\w)[@$!|+€£]")
+_SYMBOL_IN_WORD = re.compile(r"[@$!|+€£](?=[@$!|+€£]*\w)|(?<!\w)[@$!|+€£]")
 _ANY_SYMBOL = re.compile(r"[@$!|+€£]")
 _SYMBOL_ENDED = re.compile(r"(?<![\w@$!|+€£])[\w@$!|+€£]*[^\W_][@$!|+€£]+(?!\w)")
 _AMBIGUOUS = re.compile(r"[1|]|!(?=\w)")
@@ -67,12 +68,13 @@ class Refused(StoryError):
 
 
 def _fold(text: str) -> str:
-    """Compatibility forms folded, marks and format characters dropped, case folded."""
+    """Compatibility forms folded, marks and format characters dropped, case folded, and
+    underscores read as spaces (a separator, not a letter)."""
     if text.isascii():  # most beats: nothing to decompose, no marks, no format characters
-        return text.lower()
+        return text.lower().replace("_", " ")
     decomposed = unicodedata.normalize("NFKD", text)
     kept = "".join(c for c in decomposed if unicodedata.category(c) not in ("Mn", "Me", "Cf"))
-    return kept.casefold()
+    return kept.casefold().replace("_", " ")
 
 
 def skeletons(text: str) -> tuple[str, ...]:
@@ -192,10 +194,12 @@ class WordList:
             if found is not None:
                 return found
         ended_words = _SYMBOL_ENDED.findall(folded) if _ANY_SYMBOL.search(folded) else ()
-        for ended in ended_words:  # "henta!", "faggo+"
-            word = "".join(_LETTERS.findall(_ANY_SYMBOL.sub(_symbol, ended).translate(_MAP)))
-            if word and (found := self._word(word, [word], 0)) is not None:
-                return found
+        for ended in ended_words:  # "henta!", "faggo+", "s1u+" (1 read both ways)
+            for reading in {ended, ended.translate(_AS_L)}:
+                letters = _ANY_SYMBOL.sub(_symbol, reading).translate(_MAP)
+                word = "".join(_LETTERS.findall(letters))
+                if word and (found := self._word(word, [word], 0)) is not None:
+                    return found
         return None
 
     def _match_skeleton(self, skeleton: str) -> str | None:
@@ -247,7 +251,11 @@ def _joined(skeleton: str) -> Iterator[str]:
         yield "".join(_LETTERS.findall(found.group()))
     spaced = skeleton.replace("_", " ")  # so \b separates "f_u_c_k"
     for found in _SINGLES.finditer(spaced):
-        yield "".join(_LETTERS.findall(found.group()))
+        # every stretch of the run: "a f u c k" holds "fuck" after the word "a"
+        letters = _LETTERS.findall(found.group())[:MAX_SPACED]
+        for start in range(len(letters) - 1):
+            for end in range(start + 2, len(letters) + 1):
+                yield "".join(letters[start:end])
 
 
 @cache
