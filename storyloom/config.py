@@ -205,6 +205,12 @@ class Settings(BaseSettings):
         None, description="Slack app client secret, for multi-workspace installs (HTTP + OAuth)."
     )
 
+    slack_api_url: str | None = Field(
+        None,
+        description="Base URL of Slack's Web API (default: https://slack.com/api/); for a "
+        "proxy, or a test double of Slack.",
+    )
+
     # --- operations (storyloom/ops) ---------------------------------------------------
     ops_port: int = Field(
         0,

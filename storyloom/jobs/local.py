@@ -119,6 +119,11 @@ class LocalWorker:
         """The renderer, once the first job loaded it."""
         return self._renderer
 
+    def preload(self) -> None:
+        """Load the renderer now (from a thread, off the event loop), not at the first job."""
+        if self._renderer is None:
+            self._renderer = self.load_renderer()
+
     async def process(self, job_id: int) -> None:
         """Run one job: read it, mark it running, render off the loop, record the outcome."""
         # 1. read the job back and claim it (see `_start`)

@@ -40,7 +40,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from storyloom.storage.repositories import _character, _story
+from storyloom.storage.repositories import _character, _story, beat_by_request, beat_value
 from storyloom.storage.server_repo import audit_values, beat_added
 from storyloom.storage.tables import (
     AuditEntryRow,
@@ -206,11 +206,16 @@ class BeatWriter:
         state = stories.get(beat.thread)
         if state is None:
             state = stories[beat.thread] = self._load(session, beat.thread)
+        if state.story is not None and beat.request_key is not None:
+            again = session.scalars(beat_by_request(state.story.id, beat.request_key)).first()
+            if again is not None:
+                return beat_value(again)  # a redelivered request: the beat it added
         story = request.admit(state.story, state.cast, state.count, state.server)
         position = state.count + 1
         values = dict(
             story_id=story.id, position=position, author_id=beat.author_id,
             author_name=beat.author_name, text=beat.text, created_at=beat.created_at,
+            request_key=beat.request_key,
         )  # fmt: skip
         result = session.connection().execute(_INSERT, values)
         # the audit trail's entry, in the same batch (story/audit.py)

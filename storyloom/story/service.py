@@ -164,8 +164,9 @@ async def _checked_beat(uow: UnitOfWork, story: Story, text: str) -> str:
     return text
 
 
-async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
-    """Append a beat to the thread's story; anyone in the thread may."""
+async def add_beat(deps: Deps, actor: Actor, text: str, request_key: str | None = None) -> Beat:
+    """Append a beat to the thread's story; anyone in the thread may. The same chat request
+    again (`request_key`: a redelivered event) returns the beat it added."""
     text = clean_text(text, "beat", MAX_BEAT_CHARS)
     parsed = parse(text)
     rules.check_beat_size(parsed)
@@ -187,7 +188,9 @@ async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
             raise LimitExceeded(f"This story has reached {MAX_BEATS} beats; start a new one.")
         return story
 
-    beat = NewBeat(actor.thread, actor.member_id, actor.display_name, text, deps.clock())
+    beat = NewBeat(
+        actor.thread, actor.member_id, actor.display_name, text, deps.clock(), request_key
+    )
     # storage records the beat's audit entry in the transaction that appends it
     try:
         return await deps.db.append_beat(beat, admit)

@@ -37,6 +37,7 @@ class FakeDiscord:
     calls: list[Call] = field(default_factory=list)
     ids: Any = field(default_factory=lambda: itertools.count(50_000))
     port: int = 0
+    posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     _runner: web.AppRunner | None = None
 
     def message(self, channel_id: str, content: str | None) -> dict[str, Any]:
@@ -118,7 +119,13 @@ class FakeDiscord:
                 "flags": 0,
             }
         channel = parts[1] if parts[0] == "channels" else "0"
-        return self.message(channel, (body or {}).get("content"))
+        if method == "GET" and parts[0] == "channels" and parts[-1] == "messages":
+            # a channel's history, newest first, as Discord lists it
+            return list(reversed(self.posted.get(channel, [])))
+        message = self.message(channel, (body or {}).get("content"))
+        if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
+            self.posted.setdefault(channel, []).append(message)
+        return message
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are pages and PDFs

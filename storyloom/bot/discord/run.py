@@ -19,7 +19,7 @@ from storyloom.bot.discord.bot import StoryBot
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
-from storyloom.jobs.events import Notify
+from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
 from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
@@ -51,19 +51,22 @@ async def story_bot(
     detector: Callable[[], Detector] | None = None,
     timed: Callable[[Notify], Notify] | None = None,
     watch_every_s: float = 1.0,
+    on_ready: Callable[[], None] | None = None,
 ) -> AsyncIterator[StoryBot]:
     """The bot (not yet logged in) with its jobs running; on exit the render in hand goes
-    back to the line. `timed` wraps the notifier (the ops metrics time each render)."""
+    back to the line. `timed` sees the job events (the ops metrics time each render);
+    `on_ready` is called once the renderer is loaded (in the background)."""
     bot = StoryBot()
-    notify: Notify = bot.notifier if timed is None else timed(bot.notifier)
     async with job_runtime(
         settings,
         db,
-        notify,
+        bot.notifier,
+        observe=None if timed is None else timed(_nothing),
         owns=owns_guild,
         load_renderer=load_renderer,
         detector=detector,
         watch_every_s=watch_every_s,
+        on_ready=on_ready,
     ) as jobs:
         bot.deps = Deps(
             db,
@@ -77,6 +80,10 @@ async def story_bot(
         bot.notifier.places = jobs.places
         bot.jobs = jobs
         yield bot
+
+
+async def _nothing(event: JobEvent) -> None:
+    """The metrics only observe the events; the notifier delivers them."""
 
 
 async def run_discord(
@@ -96,7 +103,9 @@ async def run_discord(
     timed = ops.metrics.timed if ops is not None else None
     async with (
         open_database(settings.database_url) as db,
-        story_bot(settings, db, timed=timed) as bot,
+        story_bot(
+            settings, db, timed=timed, on_ready=None if ops is None else ops.set_ready
+        ) as bot,
         bot,
     ):
         await bot.login(settings.discord_token.get_secret_value())

@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
@@ -31,6 +30,7 @@ from storyloom.bot.slack.oauth import (
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
 from storyloom.server_defaults import server_defaults
@@ -93,6 +93,10 @@ def story_adapter(
     return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
 
 
+async def _nothing(event: JobEvent) -> None:
+    """The metrics only observe the events; the notifier delivers them."""
+
+
 async def run_slack(
     settings: Settings,
     http: bool,
@@ -115,17 +119,21 @@ async def run_slack(
         )
     await upgrade_database(settings.database_url)
     async with open_database(settings.database_url) as db:
-        client = web_client(token)
+        client = web_client(token, base_url=settings.slack_api_url)
         installs = None
         client_for: ClientFor = single_workspace(client)
         if oauth is not None:
             installations = installation_store(oauth, db.engine)
             installs = oauth_settings(oauth, db.engine, installations)
-            client_for = WorkspaceClients(installations)
+            client_for = WorkspaceClients(installations, base_url=settings.slack_api_url)
         notifier = SlackNotifier(client_for, db)
-        # the watcher starts by reporting what ended while the bot was down
-        notify = notifier if ops is None else ops.metrics.timed(notifier)
-        async with job_runtime(settings, db, notify, owns=slack_workspace) as jobs:
+        # the watcher starts by reporting what ended while the bot was down; the outbox
+        # delivers what is still owed from before
+        observe = None if ops is None else ops.metrics.timed(_nothing)
+        on_ready = None if ops is None else ops.set_ready
+        async with job_runtime(
+            settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
+        ) as jobs:
             caps = JobAdmission.from_settings(settings)
             adapter = story_adapter(
                 db, jobs.queue, notifier, jobs.places, settings.style, caps,
@@ -140,4 +148,7 @@ async def run_slack(
                 finally:
                     await runner.cleanup()
             else:
+                # imported here: HTTP mode starts (and acks) sooner without it
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
                 await AsyncSocketModeHandler(app, app_token).start_async()

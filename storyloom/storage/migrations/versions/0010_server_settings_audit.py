@@ -1,7 +1,7 @@
 """Server settings for moderators, the audit trail, and each job's image-safety level
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0007
 Create Date: 2026-12-01 15:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
