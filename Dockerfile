@@ -67,7 +67,9 @@ RUN /opt/storyloom/bin/pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPE
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY storyloom ./storyloom
-RUN /opt/storyloom/bin/pip install ".[render,discord,slack,distributed,postgres]"
+# `safety`: the image check runs on the worker, beside the renderer (the bot image needs
+# none of it in the distributed mode)
+RUN /opt/storyloom/bin/pip install ".[render,safety,discord,slack,distributed,postgres]"
 
 # ---------------------------------------------------------------------- worker
 FROM ${CUDA_IMAGE} AS worker

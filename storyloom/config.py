@@ -188,7 +188,8 @@ class Settings(BaseSettings):
         ge=1,
         le=300,
         description="Most panels one render job may draw (a page of more beats is refused "
-        "when asked for, naming the limit).",
+        "when asked for, naming the limit); also every server's own cap until its moderators "
+        "lower it (/story settings max-panels).",
     )
     max_clip_seconds: float = Field(
         60.0,
@@ -229,6 +230,13 @@ class Settings(BaseSettings):
         le=10000,
         description="Most render jobs one server or Slack workspace may have waiting at once; "
         "workspaces also take turns in the line, so a busy one cannot starve the rest.",
+    )
+    safety_level: Literal["block", "blur", "off"] = Field(
+        "block",
+        description="What the image safety check does with a flagged panel, for servers whose "
+        "moderators have not chosen: 'block' (a placeholder panel says why), 'blur', or "
+        "'off' (posted as drawn; holds only in channels the platform marks age-restricted, "
+        "such as Discord's nsfw channels, and means 'block' elsewhere).",
     )
     queue: Literal["embedded", "redis"] = Field(
         "embedded",

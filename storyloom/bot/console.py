@@ -18,10 +18,11 @@ from typing import TextIO
 from storyloom.bot import console_share
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.story import service
+from storyloom.story import server_admin, service
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
+from storyloom.story.server import describe
 from storyloom.story.service import Deps
 
 HELP = """commands:
@@ -33,6 +34,8 @@ HELP = """commands:
   /story redraw N              draw beat N's panel again (later pages keep it)
   /story style NAME | render [A-B] | clip [A-B] | status | cancel [JOB] | export | delete
   /story share | unshare [LINK] | links   a web link to the comic (STORYLOOM_OPS_PORT serves it)
+  /story settings [KEY VALUE]  this room's settings (the host moderates)
+  /story audit [N]             who did what, newest first (the host)
   /as NAME      speak as another member       /thread NAME   move to another thread
   /help  /quit"""
 
@@ -69,7 +72,9 @@ class Console:
 
     @property
     def actor(self) -> Actor:
-        return Actor("console", "console", self.thread, self.member.casefold(), self.member)
+        # the host (whoever started the console) moderates the room; /as NAME does not
+        host = self.member == "host"
+        return Actor("console", "console", self.thread, self.member.casefold(), self.member, host)
 
     async def _place(self, job_id: int) -> str:
         """ ", 2 in line" for a waiting job, else nothing."""
@@ -190,11 +195,28 @@ class Console:
             say(f"story “{escape_plain(story.title)}” deleted")
         elif sub in console_share.SUBCOMMANDS:
             await console_share.share_command(d, a, self.public_base_url, sub, text, say)
+        elif sub == "settings":
+            await self._settings(text)
+        elif sub == "audit":
+            count = _int(text, "/story audit [N]") if text else 20
+            for entry in await server_admin.audit_log(d, a, count):
+                say(escape_plain(entry.describe()))
         else:
             raise UsageError(
                 "/story new|add|edit|remove|move|undo|list|cast|look|reroll|redraw|"
-                "style|render|clip|status|cancel|export|delete|share|unshare|links"
+                "style|render|clip|status|cancel|export|delete|share|unshare|links|"
+                "settings|audit"
             )
+
+    async def _settings(self, text: str) -> None:
+        if not text:
+            shown = await server_admin.view_settings(self.deps, self.actor)
+            for line in describe(shown, self.deps.default_style):
+                self.write(escape_plain(line))
+            return
+        key, _, value = text.partition(" ")
+        await server_admin.change_setting(self.deps, self.actor, key, value)
+        self.write(f"{escape_plain(key)} set to {escape_plain(value.strip())}")
 
 
 def _first(args: list[str]) -> str:
@@ -207,6 +229,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
     from storyloom.ops.server import ops_server
+    from storyloom.server_defaults import server_defaults
     from storyloom.storage import open_database, upgrade_database
 
     def write(text: str) -> None:
@@ -241,6 +264,8 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             default_style=settings.style,
             admit_job=JobAdmission.from_settings(settings),
             render_limits=render_limits(settings),
+            server_defaults=server_defaults(settings),
+            forget_files=jobs.forget_files(),
         )
         console = Console(deps, write, places=jobs.places, public_base_url=settings.public_base_url)
         write(f"storyloom console — outputs go to {out_dir}; type /help")

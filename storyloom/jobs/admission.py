@@ -40,10 +40,16 @@ class JobAdmission:
         return cls(JobLimits(settings.max_waiting_per_member, settings.max_waiting_per_workspace))
 
     async def __call__(self, uow: UnitOfWork, actor: Actor) -> None:
-        """Raise `LimitExceeded` if the actor may not queue another job now."""
+        """Raise `LimitExceeded` if the actor may not queue another job now (the caps are
+        the server's own where its moderators set them, else the operator's)."""
         await lock_line(session_of(uow), actor.workspace_id)
+        changed = await uow.servers.changes(actor.workspace_id)
+        limits = JobLimits(
+            int(changed.get("max_waiting_per_member", self.limits.per_member)),
+            int(changed.get("max_waiting_per_workspace", self.limits.per_workspace)),
+        )
         queued = await queued_jobs(session_of(uow), actor.workspace_id)
-        check_caps(_as_queued(queued), actor, self.limits)
+        check_caps(_as_queued(queued), actor, limits)
 
 
 def render_limits(settings: Settings) -> RenderLimits:

@@ -13,6 +13,7 @@ from storyloom.generation.clip import ClipSpec, build_clip
 from storyloom.generation.export import export_story
 from storyloom.generation.layout import PagePanel, PageSpec
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, Progress, StoryRenderer
+from storyloom.generation.safety import ImageGuard
 from storyloom.story import grammar
 from storyloom.story.limits import name_key
 from storyloom.story.model import Beat, Character, JobKind, RenderJob, Story
@@ -56,9 +57,12 @@ def render_job(
     limits: RenderLimits | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    guard: ImageGuard | None = None,
 ) -> list[Path]:
     """Render the job into ``out`` and return the files written, main result first. A job
-    over the ``limits`` (queued before the operator lowered them) fails before any work."""
+    over the ``limits`` (queued before the operator lowered them) fails before any work.
+    With a `guard`, every panel and sheet image passes the image safety check before any
+    file is written (clip frames are made from the checked panels)."""
     job, story = work.job, work.story
     if limits is not None:
         limits.check(job.kind, len(work.beats))
@@ -74,7 +78,8 @@ def render_job(
             should_cancel=should_cancel,
         )
         paths = []
-        for number, image in enumerate(sheet.images, 1):
+        for number, drawn in enumerate(sheet.images, 1):
+            image = drawn if guard is None else guard.check(drawn, f"sheet {number}")
             path = out / f"sheet-{number}.png"
             image.save(path)
             paths.append(path)
@@ -89,6 +94,11 @@ def render_job(
         on_progress=on_progress,
         should_cancel=should_cancel,
     )
+    if guard is not None:
+        rendered = [
+            replace(panel, image=guard.check(panel.image, f"panel {spec.index}"))
+            for spec, panel in zip(panels, rendered, strict=True)
+        ]
     page_panels = [
         replace(
             PagePanel.from_beat(

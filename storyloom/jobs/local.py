@@ -23,11 +23,13 @@ from pathlib import Path
 from typing import TypeVar
 
 from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
+from storyloom.generation.safety import Detector, ImageGuard, SafetyAction
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.jobs.render_thread import start_in_thread
 from storyloom.jobs.result_files import job_folder
+from storyloom.jobs.safety_audit import record_safety
 from storyloom.storage.outage import is_outage
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
@@ -60,6 +62,9 @@ class _Stopped(Exception):
         super().__init__(why)
         self.why, self.abandoned = why, abandoned
 
+
+# A render's files, main result first, and what the image check did to its images.
+_Rendered = tuple[list[Path], list[SafetyAction]]
 
 # Saves a done job's files where a chat side on another machine can fetch them, inside the
 # transaction that marks it done (jobs/artifact_store.save_files).
@@ -103,10 +108,18 @@ class LocalWorker:
     # how long a job's start or outcome waits out a database outage before it gives up (the
     # row then stays as it was: queued, or running until its heartbeat is found lost)
     outage_patience_s: float = 300.0
+    # The image safety check (generation/safety.py), loaded with the renderer; every job's
+    # panels and sheets pass it at the job's level. None: no check (unit tests of the line).
+    detector: Callable[[], Detector] | None = None
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _renderer: StoryRenderer | None = None
+
+    @property
+    def loaded_renderer(self) -> StoryRenderer | None:
+        """The renderer, once the first job loaded it."""
+        return self._renderer
 
     def preload(self) -> None:
         """Load the renderer now (from a thread, off the event loop), not at the first job."""
@@ -126,7 +139,7 @@ class LocalWorker:
         beating = asyncio.create_task(self._heartbeat(job.id))
         started_at = time.perf_counter()
         try:
-            files = await self._supervise(job, work)
+            files, flagged = await self._supervise(job, work)
         except RenderCancelled:
             if self.hand_back is not None and self.stopping():  # ops: a stop, not a cancel
                 self._finished.add(job.id)  # a late progress report must not follow it
@@ -145,10 +158,12 @@ class LocalWorker:
             beating.cancel()
         log.info("job %s rendered in %.1f ms", job.id, (time.perf_counter() - started_at) * 1000)
 
-        # 3. record the outcome
-        await self._finish(job, JobStatus.DONE, files=tuple(files))
+        # 3. record the outcome (and what the image check did, for the audit trail)
+        await self._finish(
+            job, JobStatus.DONE, files=tuple(files), flagged=flagged, story=work.story
+        )
 
-    async def _supervise(self, job: RenderJob, work: JobInput) -> list[Path]:
+    async def _supervise(self, job: RenderJob, work: JobInput) -> _Rendered:
         """Render on a daemon thread and watch it from the loop: a cancel on the row, the
         time limit or a stop asks the render to stop at its next step; a render that does
         not stop within `abandon_after_s` is abandoned (`_Stopped`), freeing the worker."""
@@ -327,12 +342,13 @@ class LocalWorker:
         work: JobInput,
         should_cancel: Callable[[], bool],
         on_progress: Callable[[Progress], None],
-    ) -> list[Path]:
+    ) -> _Rendered:
         if self.limits is not None:  # before the model is even loaded
             self.limits.check(work.job.kind, len(work.beats))
         if self._renderer is None:
             self._renderer = self.load_renderer()
-        return render_job(
+        guard = None if self.detector is None else ImageGuard(self.detector(), work.job.safety)
+        files = render_job(
             self._renderer,
             work,
             job_folder(self.out_dir, work.job.id),
@@ -340,7 +356,15 @@ class LocalWorker:
             limits=self.limits,
             on_progress=on_progress,
             should_cancel=should_cancel,
+            guard=guard,
         )
+        if guard is None:
+            return files, []
+        log.info(
+            "job %s: image check (%s) looked at %d images, flagged %d",
+            work.job.id, work.job.safety, guard.checked, len(guard.actions),
+        )  # fmt: skip
+        return files, guard.actions
 
     def _meter(self, work: JobInput, loop: asyncio.AbstractEventLoop) -> ProgressMeter:
         """The render thread's progress callback: throttled, handed to the loop unawaited
@@ -390,16 +414,24 @@ class LocalWorker:
         *,
         files: tuple[Path, ...] = (),
         error: str | None = None,
+        flagged: Sequence[SafetyAction] = (),
+        story: Story | None = None,
     ) -> None:
         await self._through_outage(
             f"job {job.id}: record {status.value}",
-            lambda: self._record(job, status, files, error),
+            lambda: self._record(job, status, files, error, flagged, story),
         )
         self._finished.add(job.id)
         await self.notify(JobEvent(job, status, files, error))
 
     async def _record(
-        self, job: RenderJob, status: JobStatus, files: tuple[Path, ...], error: str | None
+        self,
+        job: RenderJob,
+        status: JobStatus,
+        files: tuple[Path, ...],
+        error: str | None,
+        flagged: Sequence[SafetyAction] = (),
+        story: Story | None = None,
     ) -> None:
         if status == JobStatus.DONE and job.kind in (JobKind.SHEET, JobKind.REROLL):
             # a sheet makes the character's look ready to lock
@@ -418,3 +450,5 @@ class LocalWorker:
                     await self.save_files(uow, job.id, files)
                 names = [path.name for path in files]
                 await uow.jobs.set_status(job.id, status, utc_now(), error=error, files=names)
+                if flagged and story is not None:
+                    await record_safety(uow, story, job, flagged, utc_now())

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -34,17 +34,19 @@ from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memor
 from storyloom.jobs.courier import Courier, as_courier
 from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
+from storyloom.jobs.forget import forgetter
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
 from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
-from storyloom.story.model import RenderJob
+from storyloom.story.model import DeletedStory, RenderJob
 from storyloom.story.service import utc_now
 
 if TYPE_CHECKING:
     from storyloom.generation.renderer import StoryRenderer
+    from storyloom.generation.safety import Detector
     from storyloom.jobs.local import LocalWorker
 
 log = logging.getLogger(__name__)
@@ -77,6 +79,16 @@ class JobRuntime:
     # the in-process worker being built, and the in-memory broker that feeds it (embedded)
     loading: _Loading | None = None
     local_broker: InMemoryBroker | None = None
+
+    def forget_files(self) -> Callable[[DeletedStory], Awaitable[None]]:
+        """`Deps.forget_files`: a deleted story's job folders here, and its identity stores
+        where this process renders (jobs/forget.py)."""
+
+        def renderer() -> StoryRenderer | None:
+            worker = self.worker  # built in the background: looked up when a story goes
+            return worker.loaded_renderer if worker is not None else None
+
+        return forgetter(self.delivery.out_dir, renderer)
 
     @property
     def worker(self) -> LocalWorker | None:
@@ -122,6 +134,7 @@ async def job_runtime(
     observe: Notify | None = None,
     owns: Callable[[str], bool] = lambda workspace_id: True,
     load_renderer: Callable[[], StoryRenderer] | None = None,
+    detector: Callable[[], Detector] | None = None,
     options: BrokerOptions | None = None,
     watch_every_s: float = 0.5,
     requeue_every_s: float = 10.0,
@@ -154,6 +167,8 @@ async def job_runtime(
             def build() -> LocalWorker:
                 worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
                 worker.take_over_after = timedelta(seconds=heartbeat_lost_s)  # a crash's job
+                # the image safety check runs beside the renderer: NudeNet unless a seam
+                worker.detector = detector or _nudenet
                 if load_renderer is None:
                     try:
                         worker.preload()
@@ -242,6 +257,12 @@ def _local_worker(
         stopping=stopping.is_set,
         hand_back=partial(_hand_back, db),
     )
+
+
+def _nudenet() -> Detector:
+    from storyloom.generation.safety import shared_detector
+
+    return shared_detector()
 
 
 async def _hand_back(db: SqlDatabase, job: RenderJob) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,7 @@ from storyloom.jobs.waits import wait_event
 from storyloom.ops.shutdown import GracefulStop
 
 if TYPE_CHECKING:
+    from storyloom.generation.safety import Detector
     from storyloom.ops.server import Ops
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,15 @@ async def log_event(event: JobEvent) -> None:
 
 
 async def run_worker(
-    settings: Settings, options: BrokerOptions | None = None, ops: Ops | None = None
+    settings: Settings,
+    options: BrokerOptions | None = None,
+    ops: Ops | None = None,
+    detector: Callable[[], Detector] | None = None,
 ) -> None:
     """Serve render jobs from Redis until SIGTERM or SIGINT; the job in hand is finished
     within `stop_grace_s`, or handed back (ops/shutdown.py)."""
     from storyloom.generation.renderer import StoryRenderer
+    from storyloom.generation.safety import shared_detector
     from storyloom.storage import open_database
 
     options = options or BrokerOptions()
@@ -65,6 +71,10 @@ async def run_worker(
 
     # loaded before the first job, so a broken model fails the worker at start, not a job
     renderer = await asyncio.to_thread(StoryRenderer.from_settings, settings)
+    # and the image safety check beside it: a worker without it fails here, never posts
+    # an unchecked panel (a test may pass its own detector)
+    check = detector or shared_detector
+    await asyncio.to_thread(check)
     async with open_database(settings.database_url) as db:
         worker = LocalWorker(
             db,
@@ -83,6 +93,7 @@ async def run_worker(
             hand_back=stopping.hand_back,  # goes back to the line
             time_limit_s=settings.job_time_limit_s,
             on_abandoned=restart,
+            detector=check,
         )
         broker = redis_broker(options)
         stopping.bind(db, TaskiqQueue(broker))  # ops

@@ -30,6 +30,7 @@ BEGIN or COMMIT fails, nothing of the batch stands and every request in it gets 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -40,7 +41,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from storyloom.storage.repositories import _character, _story, beat_by_request, beat_value
-from storyloom.storage.tables import BeatRow, CharacterRow, StoryRow
+from storyloom.storage.server_repo import audit_values, beat_added
+from storyloom.storage.tables import (
+    AuditEntryRow,
+    BeatRow,
+    CharacterRow,
+    ServerSettingsRow,
+    StoryRow,
+)
 from storyloom.story.model import Beat, Character, Story, ThreadKey
 from storyloom.story.ports import AdmitBeat, NewBeat
 
@@ -59,6 +67,10 @@ _CAST = select(CharacterRow).where(CharacterRow.story_id == bindparam("story"))
 _CAST = _CAST.order_by(CharacterRow.id)
 _COUNT = select(func.count()).select_from(BeatRow).where(BeatRow.story_id == bindparam("story"))
 _INSERT = insert(BeatRow)
+_INSERT_AUDIT = insert(AuditEntryRow)
+_SERVER = select(ServerSettingsRow.changes).where(
+    ServerSettingsRow.workspace_id == bindparam("workspace")
+)
 
 
 @dataclass
@@ -73,6 +85,7 @@ class _StoryState:
     story: Story | None
     cast: Sequence[Character]
     count: int
+    server: dict[str, Any]  # the server's changed settings (its word list)
 
 
 class _TransactionLost(Exception):
@@ -197,7 +210,7 @@ class BeatWriter:
             again = session.scalars(beat_by_request(state.story.id, beat.request_key)).first()
             if again is not None:
                 return beat_value(again)  # a redelivered request: the beat it added
-        story = request.admit(state.story, state.cast, state.count)
+        story = request.admit(state.story, state.cast, state.count, state.server)
         position = state.count + 1
         values = dict(
             story_id=story.id, position=position, author_id=beat.author_id,
@@ -205,7 +218,10 @@ class BeatWriter:
             request_key=beat.request_key,
         )  # fmt: skip
         result = session.connection().execute(_INSERT, values)
-        state.count = position  # only once the insert stood
+        # the audit trail's entry, in the same batch (story/audit.py)
+        entry = audit_values(beat_added(beat, story.id, position))
+        session.connection().execute(_INSERT_AUDIT, entry)
+        state.count = position  # only once the inserts stood
         return Beat(result.lastrowid, story.id, position, beat.author_id, beat.author_name,
                     beat.text, beat.created_at)  # fmt: skip
 
@@ -213,11 +229,13 @@ class BeatWriter:
         where = {"workspace": thread.workspace_id, "channel": thread.channel_id,
                  "thread": thread.thread_id}  # fmt: skip
         row = session.scalars(_FIND_STORY, where).one_or_none()
+        changed = session.scalar(_SERVER, {"workspace": thread.workspace_id})
+        server = json.loads(changed) if changed else {}
         if row is None:
-            return _StoryState(None, (), 0)
+            return _StoryState(None, (), 0, server)
         cast = [_character(c) for c in session.scalars(_CAST, {"story": row.id})]
         count = session.scalar(_COUNT, {"story": row.id}) or 0
-        return _StoryState(_story(row), cast, count)
+        return _StoryState(_story(row), cast, count, server)
 
     def _connect(self) -> Connection:
         if self._connection is None:

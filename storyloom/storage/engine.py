@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 
 from storyloom.storage.beat_writer import BeatWriter
 from storyloom.storage.repositories import beat_by_request, beat_value
+from storyloom.storage.server_repo import beat_added
 from storyloom.storage.tables import BeatRow
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story.model import Beat
@@ -132,7 +133,8 @@ class SqlDatabase:
                     return beat_value(again)  # a redelivered request: the beat it added
             cast = await uow.characters.list(found.id) if found else ()
             count = await uow.beats.count(found.id) if found else 0
-            story = admit(found, cast, count)
+            server = await uow.servers.changes(beat.thread.workspace_id)
+            story = admit(found, cast, count, server)
             added = await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
                                         beat.text, beat.created_at)  # fmt: skip
             if beat.request_key is not None:
@@ -140,6 +142,7 @@ class SqlDatabase:
                     update(BeatRow).where(BeatRow.id == added.id)
                     .values(request_key=beat.request_key)
                 )  # fmt: skip
+            await uow.audit.add(beat_added(beat, story.id, added.position))
             return added
 
     async def close(self) -> None:

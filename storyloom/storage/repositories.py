@@ -88,6 +88,7 @@ def job_value(row: RenderJobRow) -> RenderJob:
         status_ref=row.status_ref,
         result_files=tuple(json.loads(row.result_files)) if row.result_files else (),
         request_key=row.request_key,
+        safety=row.safety,
     )
 
 
@@ -308,7 +309,7 @@ class SqlJobs:
         self, story_id: int, kind: JobKind, requested_by: str, requested_by_name: str,
         created_at: datetime, *, first_position: int | None = None,
         last_position: int | None = None, character_id: int | None = None,
-        request_key: str | None = None,
+        request_key: str | None = None, safety: str = "block",
     ) -> RenderJob:  # fmt: skip
         """Record a queued job."""
         row = RenderJobRow(
@@ -316,7 +317,7 @@ class SqlJobs:
             first_position=first_position, last_position=last_position,
             character_id=character_id, requested_by=requested_by, request_key=request_key,
             requested_by_name=requested_by_name, created_at=created_at, updated_at=created_at,
-            attempts=0, posted=False,
+            attempts=0, posted=False, safety=safety,
         )  # fmt: skip
         self._session.add(row)
         await self._session.flush()

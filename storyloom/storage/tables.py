@@ -149,6 +149,9 @@ class RenderJobRow(Base):
     result_files: Mapped[str | None] = mapped_column(Text, nullable=True)
     # the chat platform's id of the request that asked for it (idempotency key)
     request_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # what the worker does with a panel the image check flags (block, blur, off), fixed
+    # when the job is asked for: the server's level and the channel's age restriction
+    safety: Mapped[str] = mapped_column(String(8), default="block", server_default="block")
 
 
 class JobArtifactRow(Base):
@@ -183,6 +186,39 @@ class ShareLinkRow(Base):
     created_by_name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp())
     revoked_at: Mapped[datetime | None] = mapped_column(Timestamp(), nullable=True)
+
+
+class ServerSettingsRow(Base):
+    """A server's changed settings (JSON object of story/server.ServerSettings fields);
+    no row: all defaults."""
+
+    __tablename__ = "server_settings"
+
+    workspace_id: Mapped[str] = mapped_column(ChatId, primary_key=True)
+    changes: Mapped[str] = mapped_column(Text)
+    updated_by: Mapped[str] = mapped_column(ChatId)
+    updated_at: Mapped[datetime] = mapped_column(Timestamp())
+
+
+class AuditEntryRow(Base):
+    """One audit entry. No foreign keys: entries outlive their stories and jobs."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (
+        Index("ix_audit_entries_workspace_id_id", "workspace_id", "id"),
+        Index("ix_audit_entries_story_id", "story_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ChatId)
+    at: Mapped[datetime] = mapped_column(Timestamp())
+    action: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str] = mapped_column(ChatId)
+    actor_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    story_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    target: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    detail: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class OwedMessageRow(Base):

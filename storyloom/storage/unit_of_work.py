@@ -1,4 +1,4 @@
-"""The unit of work: one session, one transaction, the four repositories over it."""
+"""The unit of work: one session, one transaction, the repositories over it."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from storyloom.storage.repositories import (
     SqlJobs,
     SqlStories,
 )
+from storyloom.storage.server_repo import SqlAudit, SqlServers
 from storyloom.story.ports import UnitOfWork
 
 
@@ -22,6 +23,8 @@ class SqlUnitOfWork:
         self.beats = SqlBeats(session)
         self.characters = SqlCharacters(session)
         self.jobs = SqlJobs(session)
+        self.servers = SqlServers(session)
+        self.audit = SqlAudit(session)
 
 
 def session_of(uow: UnitOfWork) -> AsyncSession:

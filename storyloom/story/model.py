@@ -31,6 +31,10 @@ class Actor:
     member_id: str
     display_name: str
     is_moderator: bool = False
+    roles: frozenset[str] = frozenset()  # the member's role ids (Discord), for who-renders
+    # the platform marks the channel age-restricted (Discord's nsfw channels): the only
+    # place a server's safety level `off` holds
+    age_restricted: bool = False
 
     @property
     def thread(self) -> ThreadKey:
@@ -147,6 +151,17 @@ class RenderJob:
     status_ref: str | None = None  # where the chat side shows its status (adapter's format)
     result_files: tuple[str, ...] = ()  # names of the result's files, main result first
     request_key: str | None = None  # the chat request that asked for it (idempotency key)
+    safety: str = "block"  # what the worker does with a flagged panel (story/server.SafetyLevel)
+
+
+@dataclass(frozen=True)
+class DeletedStory:
+    """What a deleted story leaves on disks: its jobs' files and its cast's identity stores
+    (for `Deps.forget_files`, after the rows are gone)."""
+
+    story: Story
+    job_ids: tuple[int, ...]
+    cast: tuple[Character, ...]
 
 
 @dataclass(frozen=True)

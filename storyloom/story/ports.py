@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from storyloom.story.audit import AuditEntry, NewAuditEntry
 from storyloom.story.model import (
     Beat,
     Character,
@@ -151,8 +152,9 @@ class JobRepository(Protocol):
         last_position: int | None = None,
         character_id: int | None = None,
         request_key: str | None = None,
+        safety: str = "block",
     ) -> RenderJob:
-        """Record a queued job."""
+        """Record a queued job (`safety`: what its worker does with a flagged panel)."""
         ...
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:
@@ -234,6 +236,30 @@ class JobRepository(Protocol):
         ...
 
 
+class ServerRepository(Protocol):
+    async def changes(self, workspace_id: str) -> dict[str, Any]:
+        """The settings a server's moderators changed (empty: all defaults)."""
+        ...
+
+    async def put(self, workspace_id: str, changes: dict[str, Any], by: str, at: datetime) -> None:
+        """Store a server's changed settings (replacing the previous ones)."""
+        ...
+
+
+class AuditRepository(Protocol):
+    async def add(self, entry: NewAuditEntry) -> None:
+        """Record an entry."""
+        ...
+
+    async def recent(self, workspace_id: str, limit: int) -> Sequence[AuditEntry]:
+        """A server's newest entries first."""
+        ...
+
+    async def forget_text(self, story_id: int) -> None:
+        """Clear the text and names of a story's entries (its ids stay)."""
+        ...
+
+
 @dataclass(frozen=True)
 class NewBeat:
     """A beat to append at the end of a thread's story."""
@@ -249,10 +275,11 @@ class NewBeat:
 
 
 # Decides, inside the transaction that appends a beat, whether the story as it stands (or
-# None: no story in the thread), its cast and its beat count admit it: returns the story,
-# or raises the domain error that refuses the beat. Pure and synchronous: storage may run
-# it on a database thread, between the statements of a batch.
-AdmitBeat = Callable[[Story | None, Sequence[Character], int], Story]
+# None: no story in the thread), its cast, its beat count and its server's changed
+# settings (`ServerRepository.changes`: the server's own word list) admit it: returns the
+# story, or raises the domain error that refuses the beat. Pure and synchronous: storage
+# may run it on a database thread, between the statements of a batch.
+AdmitBeat = Callable[[Story | None, Sequence[Character], int, dict[str, Any]], Story]
 
 
 class UnitOfWork(Protocol):
@@ -266,6 +293,10 @@ class UnitOfWork(Protocol):
     def characters(self) -> CharacterRepository: ...
     @property
     def jobs(self) -> JobRepository: ...
+    @property
+    def servers(self) -> ServerRepository: ...
+    @property
+    def audit(self) -> AuditRepository: ...
 
 
 class Database(Protocol):
@@ -280,8 +311,9 @@ class Database(Protocol):
         ...
 
     async def append_beat(self, beat: NewBeat, admit: AdmitBeat) -> Beat:
-        """Append the beat at position count + 1 if `admit` lets it, and commit. Adds that
-        arrive together may share one transaction, but each gets its own beat or error."""
+        """Append the beat at position count + 1 if `admit` lets it, with its audit entry
+        (story/audit.py: beat.added, the text as detail), and commit. Adds that arrive
+        together may share one transaction, but each gets its own beat or error."""
         ...
 
 

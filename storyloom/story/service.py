@@ -11,8 +11,10 @@ import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
 from storyloom.story import rules
+from storyloom.story.audit import AuditAction, NewAuditEntry
 from storyloom.story.errors import (
     Conflict,
     Forbidden,
@@ -38,6 +40,7 @@ from storyloom.story.model import (
     Beat,
     BeatPage,
     Character,
+    DeletedStory,
     JobKind,
     JobStatus,
     LockState,
@@ -46,8 +49,10 @@ from storyloom.story.model import (
     Story,
     StoryOverview,
 )
+from storyloom.story.moderation import Refused, WordList, default_words
 from storyloom.story.ports import Database, JobQueue, NewBeat, UnitOfWork
 from storyloom.story.render_limits import RenderLimits
+from storyloom.story.server import EVERYONE, MODERATORS, ROLE, ServerSettings
 
 RECENT_JOBS = 5
 
@@ -77,22 +82,71 @@ class Deps:
     admit_job: Callable[[UnitOfWork, Actor], Awaitable[None]] | None = None
     # Caps on one job (panels, clip length, size, steps), checked before it is recorded.
     render_limits: RenderLimits = field(default_factory=RenderLimits)
+    # every server's settings until its moderators change them (story/server.py)
+    server_defaults: ServerSettings = field(default_factory=ServerSettings)
+    # the word list every server starts from; servers add their own terms
+    words: WordList = field(default_factory=default_words)
+    # removes a deleted story's files (pages, clips) and identity stores from this
+    # process's disks, after the rows are gone (jobs/forget.py); None: nothing on disk here
+    forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None
 
 
-def _check_style(deps: Deps, style: str) -> str:
-    if style not in deps.styles:
-        raise InvalidInput(f"Unknown style {style!r}. Styles: {', '.join(sorted(deps.styles))}.")
+async def server_settings(deps: Deps, uow: UnitOfWork, workspace_id: str) -> ServerSettings:
+    """The settings in force for a server: its moderators' changes over the defaults."""
+    return deps.server_defaults.with_changes(await uow.servers.changes(workspace_id))
+
+
+_LISTS: dict[tuple[int, tuple[str, ...]], WordList] = {}
+
+
+def word_list(deps: Deps, server: ServerSettings) -> WordList:
+    """The default list plus the server's terms (compiled once per distinct list)."""
+    key = (id(deps.words), server.words)
+    if key not in _LISTS:
+        if len(_LISTS) > 256:  # servers change their lists rarely; keep the cache small
+            _LISTS.clear()
+        _LISTS[key] = deps.words.plus(server.words)
+    return _LISTS[key]
+
+
+async def audit(deps: Deps, uow: UnitOfWork, actor: Actor, action: AuditAction,
+                **about: int | str | None) -> None:  # fmt: skip
+    """Record what the actor did in this transaction (`about`: story_id, job_id, target,
+    detail)."""
+    await uow.audit.add(
+        NewAuditEntry(actor.workspace_id, deps.clock(), action, actor.member_id,
+                      actor.display_name, **about)  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+async def moderate(deps: Deps, actor: Actor, **texts: str) -> ServerSettings:
+    """Refuse texts that use the server's word list, before anything is stored or queued;
+    the refusal is audited (without the text). Returns the server's settings."""
+    async with deps.db.reading() as uow:
+        server = await server_settings(deps, uow, actor.workspace_id)
+    words = word_list(deps, server)
+    for what, text in texts.items():
+        if words.match(text) is not None:
+            await _refused(deps, actor, what)
+    return server
+
+
+def _check_style(deps: Deps, style: str, server: ServerSettings) -> str:
+    allowed = sorted(set(server.styles) & deps.styles if server.styles else deps.styles)
+    if style not in allowed:
+        raise InvalidInput(f"Unknown style {style!r}. Styles: {', '.join(allowed)}.")
     return style
 
 
 async def new_story(deps: Deps, actor: Actor, title: str, style: str | None = None) -> Story:
     """Start the story of the actor's thread; the actor owns it."""
     title = clean_text(title, "title", MAX_TITLE_CHARS)
-    style = _check_style(deps, style or deps.default_style)
+    server = await moderate(deps, actor, title=title)
+    style = _check_style(deps, style or server.style_for(deps.default_style), server)
     async with deps.db.writing() as uow:
         if await uow.stories.get(actor.thread) is not None:
             raise Conflict("This thread already has a story. Start a new one in another thread.")
-        return await uow.stories.add(
+        story = await uow.stories.add(
             actor.thread,
             title,
             style,
@@ -101,6 +155,8 @@ async def new_story(deps: Deps, actor: Actor, title: str, style: str | None = No
             actor.display_name,
             deps.clock(),
         )
+        await audit(deps, uow, actor, AuditAction.STORY_CREATED, story_id=story.id, detail=title)
+        return story
 
 
 async def _checked_beat(uow: UnitOfWork, story: Story, text: str) -> str:
@@ -117,11 +173,18 @@ async def add_beat(deps: Deps, actor: Actor, text: str, request_key: str | None 
     text = clean_text(text, "beat", MAX_BEAT_CHARS)
     parsed = parse(text)
     rules.check_beat_size(parsed)
+    if deps.words.match(text) is not None:  # the default list needs no database
+        await _refused(deps, actor, "beat")
 
-    def admit(story: Story | None, cast: Sequence[Character], count: int) -> Story:
+    def admit(
+        story: Story | None, cast: Sequence[Character], count: int, server: dict[str, Any]
+    ) -> Story:
         # Judged inside the appending transaction, against the story as it then stands.
         if story is None:
             raise NotFound(rules.NO_STORY)
+        own = server.get("words") and word_list(deps, deps.server_defaults.with_changes(server))
+        if own and own.match(text):  # the server's own terms, as they stand now
+            raise Refused("beat")
         if parsed.characters:
             rules.check_cast(parsed, cast)
         if count >= MAX_BEATS:
@@ -131,13 +194,25 @@ async def add_beat(deps: Deps, actor: Actor, text: str, request_key: str | None 
     beat = NewBeat(
         actor.thread, actor.member_id, actor.display_name, text, deps.clock(), request_key
     )
-    return await deps.db.append_beat(beat, admit)
+    # storage records the beat's audit entry in the transaction that appends it
+    try:
+        return await deps.db.append_beat(beat, admit)
+    except Refused:
+        await _refused(deps, actor, "beat")
+
+
+async def _refused(deps: Deps, actor: Actor, what: str) -> NoReturn:
+    """Audit a refusal (without the text) and refuse."""
+    async with deps.db.writing() as uow:
+        await audit(deps, uow, actor, AuditAction.TEXT_REFUSED, target=what)
+    raise Refused(what)
 
 
 async def edit_beat(deps: Deps, actor: Actor, position: int, text: str) -> Beat:
     """Replace a beat's text (its author, the owner or a moderator)."""
     text = clean_text(text, "beat", MAX_BEAT_CHARS)
     rules.check_beat_size(parse(text))
+    await moderate(deps, actor, beat=text)
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
         beat = await rules.load_beat(uow, story, position)
@@ -145,6 +220,8 @@ async def edit_beat(deps: Deps, actor: Actor, position: int, text: str) -> Beat:
         await _checked_beat(uow, story, text)
         edited_at = deps.clock()
         await uow.beats.set_text(beat.id, text, edited_at)
+        await audit(deps, uow, actor, AuditAction.BEAT_EDITED, story_id=story.id,
+                    target=f"beat {position}", detail=text)  # fmt: skip
         return replace(beat, text=text, edited_at=edited_at)
 
 
@@ -155,6 +232,8 @@ async def remove_beat(deps: Deps, actor: Actor, position: int) -> Beat:
         beat = await rules.load_beat(uow, story, position)
         rules.require_author(actor, story, beat, "remove")
         await uow.beats.remove(story.id, position)
+        await audit(deps, uow, actor, AuditAction.BEAT_REMOVED, story_id=story.id,
+                    target=f"beat {position}", detail=beat.text)  # fmt: skip
         return beat
 
 
@@ -179,6 +258,8 @@ async def undo_beat(deps: Deps, actor: Actor) -> Beat:
         if beat is None:
             raise NotFound("You have no beats in this story to undo.")
         await uow.beats.remove(story.id, beat.position)
+        await audit(deps, uow, actor, AuditAction.BEAT_REMOVED, story_id=story.id,
+                    target=f"beat {beat.position}", detail=beat.text)  # fmt: skip
         return beat
 
 
@@ -199,8 +280,11 @@ async def cast_character(deps: Deps, actor: Actor, name: str, description: str) 
     """Add a character, or describe an existing one anew (which unlocks its look)."""
     name = clean_name(name)
     description = clean_text(description, "description", MAX_DESCRIPTION_CHARS)
+    await moderate(deps, actor, name=name, description=description)
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
+        await audit(deps, uow, actor, AuditAction.CHARACTER_CAST, story_id=story.id,
+                    target=name, detail=description)  # fmt: skip
         cast = await uow.characters.list(story.id)
         now = deps.clock()
         existing = rules.find_character(cast, name)
@@ -244,19 +328,45 @@ async def _record_job(
     request_key: str | None,
     **target: int,
 ) -> RenderJob:
-    """Record a queued job in this transaction, if the caps admit it (`target`: the beats
-    or the character it renders). The caller submits it once the transaction committed."""
+    """Record a queued job in this transaction, if the server lets the actor render and
+    the caps admit it (`target`: the beats or the character it renders). The caller submits
+    it once the transaction committed."""
+    server = await server_settings(deps, uow, actor.workspace_id)
+    _check_renderer(actor, server)
+    first, last = target.get("first_position"), target.get("last_position")
+    if first is not None and last is not None and last - first + 1 > server.max_panels_per_job:
+        raise LimitExceeded(
+            f"A render here draws at most {server.max_panels_per_job} panels; pick a range "
+            "of beats (first and last)."
+        )
     if deps.admit_job is not None:
         await deps.admit_job(uow, actor)
-    return await uow.jobs.add(
+    job = await uow.jobs.add(
         story.id,
         kind,
         actor.member_id,
         actor.display_name,
         deps.clock(),
         request_key=request_key,
+        safety=server.effective_safety(actor.age_restricted).value,
         **target,
     )
+    span = f"beats {first}-{last}" if first is not None else None
+    await audit(deps, uow, actor, AuditAction.JOB_REQUESTED, story_id=story.id, job_id=job.id,
+                target=f"{kind.value} {span}" if span else kind.value)  # fmt: skip
+    return job
+
+
+def _check_renderer(actor: Actor, server: ServerSettings) -> None:
+    """Who may queue renders on this server (moderators always may)."""
+    who = server.who_renders
+    if who == EVERYONE or actor.is_moderator:
+        return
+    if who == MODERATORS:
+        raise Forbidden("On this server only moderators can render.")
+    if who.startswith(ROLE) and who[len(ROLE) :] in actor.roles:
+        return
+    raise Forbidden("On this server only members with the render role can render.")
 
 
 async def lock_look(
@@ -316,7 +426,9 @@ async def reroll_look(
 
 async def set_style(deps: Deps, actor: Actor, style: str) -> Story:
     """Change the story's style (owner or moderator); looks drawn in the old style unlock."""
-    style = _check_style(deps, style)
+    async with deps.db.reading() as uow:
+        server = await server_settings(deps, uow, actor.workspace_id)
+    style = _check_style(deps, style, server)
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
         rules.require_manager(actor, story, "change the style")
@@ -439,6 +551,7 @@ async def cancel(deps: Deps, actor: Actor, job_id: int | None = None) -> RenderJ
             raise Conflict(f"Job {job.id} is already {job.status.value}.")
         now = deps.clock()
         await uow.jobs.set_status(job.id, JobStatus.CANCELLED, now)
+        await audit(deps, uow, actor, AuditAction.JOB_CANCELLED, story_id=story.id, job_id=job.id)
         return replace(job, status=JobStatus.CANCELLED, updated_at=now)
 
 
@@ -451,9 +564,18 @@ async def export(deps: Deps, actor: Actor) -> StoryExport:
 
 
 async def delete_story(deps: Deps, actor: Actor) -> Story:
-    """Delete the story with all its beats, cast and job records (owner or moderator)."""
+    """Delete the story with all its beats, cast and job records (owner or moderator); its
+    audit entries keep their ids and lose their text."""
     async with deps.db.writing() as uow:
         story = await rules.load_story(uow, actor, for_update=True)
         rules.require_manager(actor, story, "delete the story")
+        jobs = await uow.jobs.recent(story.id, 10**6)
+        gone = DeletedStory(
+            story, tuple(j.id for j in jobs), tuple(await uow.characters.list(story.id))
+        )
         await uow.stories.delete(story.id)
-        return story
+        await uow.audit.forget_text(story.id)
+        await audit(deps, uow, actor, AuditAction.STORY_DELETED, story_id=story.id)
+    if deps.forget_files is not None:
+        await deps.forget_files(gone)
+    return story

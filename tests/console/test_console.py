@@ -130,3 +130,38 @@ async def test_the_operator_sets_the_cap_on_waiting_jobs(tmp_path: Path, models:
     # job 1 may already be running when the second request comes: at most one waits
     assert queued in (1, 2)
     assert text.count("(the limit is 1)") == 3 - queued
+
+
+async def test_the_host_keeps_the_settings_and_reads_the_audit(
+    tmp_path: Path, models: Path
+) -> None:
+    session = "\n".join(
+        [
+            "/story new Harbour",
+            "/story settings add-word kraken",
+            "/story settings safety sideways",
+            "/as Tom",
+            "/story settings safety off",
+            "/story add the Kr4k3n wakes",
+            "/story add gulls circle",
+            "/story audit",
+            "/as host",
+            "/story settings",
+            "/story audit 3",
+        ]
+    )
+    out = io.StringIO()
+    assert await run_console(settings(tmp_path, models), io.StringIO(session), out) == 0
+    text = out.getvalue()
+    assert "add-word set to kraken" in text
+    assert "✗ Safety is one of: block, blur, off." in text
+    assert "✗ Only this server's moderators can change its settings." in text
+    assert "✗ That text can't be used here: it matches this server's word list." in text
+    assert "✗ Only this server's moderators can read its audit trail." in text
+    assert "safety: block" in text and "added words: 1 (kraken)" in text
+    tail = text.splitlines()[-3:]
+    assert [line.split(" · ")[2].split(":")[0] for line in tail] == [
+        "beat.added",
+        "safety.text_refused",
+        "settings.changed",
+    ]

@@ -14,6 +14,8 @@ from pathlib import Path
 RENDER_ONLY = (
     "torch", "diffusers", "transformers", "accelerate", "safetensors", "moviepy",
     "imageio_ffmpeg", "huggingface_hub",
+    # the `safety` extra: the image check runs on the worker, beside the renderer
+    "nudenet", "onnxruntime", "cv2",
 )  # fmt: skip
 
 BLOCKER = f"""

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
+from storyloom.story.audit import AuditAction, AuditEntry, NewAuditEntry
 from storyloom.story.model import (
     Beat,
     Character,
@@ -32,6 +34,8 @@ class State:
     beats: dict[int, Beat] = field(default_factory=dict)
     characters: dict[int, Character] = field(default_factory=dict)
     jobs: dict[int, RenderJob] = field(default_factory=dict)
+    servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    audit: list[AuditEntry] = field(default_factory=list)
     next_id: int = 1
 
     def new_id(self) -> int:
@@ -158,11 +162,12 @@ class FakeJobs:
     async def add(self, story_id: int, kind: JobKind, requested_by: str,
                   requested_by_name: str, created_at: datetime, *,
                   first_position: int | None = None, last_position: int | None = None,
-                  character_id: int | None = None,
-                  request_key: str | None = None) -> RenderJob:  # fmt: skip
+                  character_id: int | None = None, request_key: str | None = None,
+                  safety: str = "block") -> RenderJob:  # fmt: skip
         job = RenderJob(self.s.new_id(), story_id, kind, JobStatus.QUEUED, requested_by,
                         requested_by_name, created_at, created_at, first_position,
-                        last_position, character_id, request_key=request_key)  # fmt: skip
+                        last_position, character_id, request_key=request_key,
+                        safety=safety)  # fmt: skip
         self.s.jobs[job.id] = job
         return job
 
@@ -249,12 +254,42 @@ class FakeJobs:
         return sorted(found, key=lambda j: j.id)
 
 
+class FakeServers:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def changes(self, workspace_id: str) -> dict[str, Any]:
+        return dict(self.s.servers.get(workspace_id, {}))
+
+    async def put(self, workspace_id: str, changes: dict[str, Any], by: str,
+                  at: datetime) -> None:  # fmt: skip
+        self.s.servers[workspace_id] = dict(changes)
+
+
+class FakeAudit:
+    def __init__(self, state: State) -> None:
+        self.s = state
+
+    async def add(self, entry: NewAuditEntry) -> None:
+        self.s.audit.append(AuditEntry(**vars(entry), id=self.s.new_id()))
+
+    async def recent(self, workspace_id: str, limit: int) -> Sequence[AuditEntry]:
+        mine = [e for e in self.s.audit if e.workspace_id == workspace_id]
+        return sorted(mine, key=lambda e: -e.id)[:limit]
+
+    async def forget_text(self, story_id: int) -> None:
+        self.s.audit = [replace(e, detail=None, actor_name=None) if e.story_id == story_id
+                        else e for e in self.s.audit]  # fmt: skip
+
+
 class FakeUnitOfWork:
     def __init__(self, state: State) -> None:
         self.stories = FakeStories(state)
         self.beats = FakeBeats(state)
         self.characters = FakeCharacters(state)
         self.jobs = FakeJobs(state)
+        self.servers = FakeServers(state)
+        self.audit = FakeAudit(state)
 
 
 class FakeDatabase:
@@ -278,9 +313,15 @@ class FakeDatabase:
             found = await uow.stories.get(beat.thread)
             cast = await uow.characters.list(found.id) if found else ()
             count = await uow.beats.count(found.id) if found else 0
-            story = admit(found, cast, count)
-            return await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
-                                       beat.text, beat.created_at)  # fmt: skip
+            story = admit(found, cast, count, await uow.servers.changes(beat.thread.workspace_id))
+            added = await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
+                                        beat.text, beat.created_at)  # fmt: skip
+            await uow.audit.add(NewAuditEntry(
+                beat.thread.workspace_id, beat.created_at, AuditAction.BEAT_ADDED,
+                beat.author_id, beat.author_name, story_id=story.id,
+                target=f"beat {added.position}", detail=beat.text,
+            ))  # fmt: skip
+            return added
 
 
 class FakeQueue:

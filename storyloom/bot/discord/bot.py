@@ -54,6 +54,7 @@ class StoryBot(commands.Bot):
         """Load the /story cog, the restart-proof buttons and the global error handler."""
         await self.load_extension("storyloom.bot.discord.cog")
         await self.load_extension("storyloom.bot.discord.sharing")
+        await self.load_extension("storyloom.bot.discord.server_cog")  # settings, audit
         self.add_dynamic_items(StoryButton)
         self.tree.error(self.on_app_command_error)
 

@@ -125,6 +125,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         actor = actor_of(interaction)
         channel = interaction.channel
         if isinstance(channel, discord.TextChannel):
+            # the title names the thread: a refused one must not reach Discord at all
+            await service.moderate(self.bot.deps, actor, title=title)
             thread = await channel.create_thread(
                 name=title[:100], type=discord.ChannelType.public_thread
             )

@@ -22,6 +22,7 @@ def actor_of(interaction: discord.Interaction[Any]) -> Actor:
     # the member's resolved permissions in this channel, as Discord computed them
     permissions = interaction.permissions
     moderator = permissions.manage_threads or permissions.manage_messages
+    roles = getattr(user, "roles", ())  # a Member's roles; none in a DM
     return Actor(
         workspace_id=str(interaction.guild_id or "dm"),
         channel_id=str(parent_id),
@@ -29,7 +30,16 @@ def actor_of(interaction: discord.Interaction[Any]) -> Actor:
         member_id=str(user.id),
         display_name=user.display_name,
         is_moderator=moderator,
+        roles=frozenset(str(role.id) for role in roles),
+        age_restricted=_age_restricted(channel),
     )
+
+
+def _age_restricted(channel: object) -> bool:
+    """Discord's nsfw flag: on the channel, or on a thread's parent (a parent not in the
+    cache counts as not age-restricted, the safe side)."""
+    is_nsfw = getattr(channel, "is_nsfw", None)
+    return bool(is_nsfw()) if callable(is_nsfw) else False
 
 
 def quote(text: str) -> str:

@@ -21,11 +21,13 @@ from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
+from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.generation.renderer import StoryRenderer
+    from storyloom.generation.safety import Detector
     from storyloom.ops.server import Ops
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ async def story_bot(
     db: SqlDatabase,
     *,
     load_renderer: Callable[[], StoryRenderer] | None = None,
+    detector: Callable[[], Detector] | None = None,
     timed: Callable[[Notify], Notify] | None = None,
     watch_every_s: float = 1.0,
     on_ready: Callable[[], None] | None = None,
@@ -61,6 +64,7 @@ async def story_bot(
         observe=None if timed is None else timed(_nothing),
         owns=owns_guild,
         load_renderer=load_renderer,
+        detector=detector,
         watch_every_s=watch_every_s,
         on_ready=on_ready,
     ) as jobs:
@@ -71,6 +75,8 @@ async def story_bot(
             settings.style,
             admit_job=JobAdmission.from_settings(settings),
             render_limits=render_limits(settings),
+            server_defaults=server_defaults(settings),
+            forget_files=jobs.forget_files(),
         )
         bot.notifier.places = jobs.places
         bot.public_base_url = settings.public_base_url

@@ -27,12 +27,14 @@ from storyloom.bot.slack.requests import (
     mention,
     slash_command,
 )
+from storyloom.bot.slack.server_commands import SERVER_SUBCOMMANDS
 from storyloom.jobs import status_refs
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput, StoryError
 from storyloom.story.escaping import escape_slack
 from storyloom.story.lookup import ChannelStories, channel_story
 from storyloom.story.model import JobStatus
+from storyloom.story.moderation import Refused
 
 log = logging.getLogger(__name__)
 Answer = Callable[[str], Awaitable[None]]
@@ -87,6 +89,11 @@ class SlackStoryAdapter:
             if command.sub == "new":
                 await self.new_story(client, where, command.args, answer)
                 return
+            if command.sub in SERVER_SUBCOMMANDS:  # the workspace's, no story needed
+                use = SERVER_SUBCOMMANDS[command.sub]
+                done = await use(self.deps, where.actor(""), command.args, command.key)
+                await answer(done.text)
+                return
             if command.sub not in self.subcommands:
                 await answer(HELP)
                 return
@@ -124,6 +131,13 @@ class SlackStoryAdapter:
             actor = where.actor(thread_ts)
             reply = await SUBCOMMANDS[said.sub](self.deps, actor, said.args, said.key)
             await self.deliver(client, where, thread_ts, reply, answer)
+        except Refused as refused:  # the member's own text: told privately, not the thread
+            await client.chat_postEphemeral(
+                channel=where.channel_id,
+                user=where.user_id,
+                thread_ts=thread_ts,
+                text=f"✗ {escape_slack(refused.message)}",
+            )
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"@storyloom {said.sub}", answer)
 

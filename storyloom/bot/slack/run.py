@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
@@ -34,10 +35,13 @@ from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
+from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
+from storyloom.story.model import DeletedStory
 from storyloom.story.ports import JobQueue
 from storyloom.story.render_limits import RenderLimits
+from storyloom.story.server import ServerSettings
 from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,8 @@ def story_adapter(
     admission: JobAdmission | None = None,
     limits: RenderLimits | None = None,
     public_base_url: str | None = None,
+    defaults: ServerSettings | None = None,
+    forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
     default the default caps) and on one job (`limits`), and each new job's place in the
@@ -83,6 +89,8 @@ def story_adapter(
         style,
         admit_job=admission or JobAdmission(),
         render_limits=limits or RenderLimits(),
+        server_defaults=defaults or ServerSettings(default_style=style),
+        forget_files=forget_files,
     )
 
     async def queue_place(job_id: int) -> int | None:
@@ -137,6 +145,7 @@ async def run_slack(
             adapter = story_adapter(
                 db, jobs.queue, notifier, jobs.places, settings.style, caps,
                 render_limits(settings), settings.public_base_url,
+                server_defaults(settings), jobs.forget_files(),
             )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
