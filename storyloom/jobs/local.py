@@ -23,6 +23,7 @@ from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.jobs.result_files import job_folder
+from storyloom.ops.trouble import failed_sentence, reference
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
@@ -103,9 +104,11 @@ class LocalWorker:
                 return
             await self._finish(job, JobStatus.CANCELLED)
             return
-        except Exception as error:
-            log.exception("job %s failed", job.id)
-            await self._finish(job, JobStatus.FAILED, error=f"render failed: {error}")
+        except Exception:
+            # members see a sentence and the reference; the exception stays in the log
+            ref = reference()
+            log.exception("job %s failed (ref %s)", job.id, ref)
+            await self._finish(job, JobStatus.FAILED, error=failed_sentence(ref))
             return
         finally:
             beating.cancel()

@@ -189,6 +189,13 @@ async def list_beats(deps: Deps, actor: Actor, page: int = 1, per_page: int = 10
         return BeatPage(tuple(beats), page, pages, total)
 
 
+async def story_beats(deps: Deps, actor: Actor) -> tuple[Beat, ...]:
+    """Every beat of the story, in order (at most MAX_BEATS): for lists that page by length."""
+    async with deps.db.reading() as uow:
+        story = await rules.load_story(uow, actor)
+        return tuple(await uow.beats.page(story.id, 0, MAX_BEATS))
+
+
 async def cast_character(deps: Deps, actor: Actor, name: str, description: str) -> Character:
     """Add a character, or describe an existing one anew (which unlocks its look)."""
     name = clean_name(name)

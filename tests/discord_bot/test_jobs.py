@@ -37,7 +37,7 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(POSTS)
 
-    status = fake.where("POST", POSTS)[0]
+    status = fake.job_posts(POSTS)[0]
     assert (status.json or {})["content"] == "⏳ page job #1 queued — next in line"
     edits = [c for c in fake.where("PATCH", "/messages/")]
     assert {c.path for c in edits} == {f"{POSTS}/{status.answer['id']}"}  # only that message
@@ -103,7 +103,7 @@ async def test_a_double_click_on_a_button_queues_one_job_and_answers_both_presse
     assert second["id"] != first["id"]
     assert await ask(running, fake, first) == "panel job #1 queued"
     assert await ask(running, fake, second) == "panel job #1 queued"
-    statuses = [c for c in fake.where("POST", POSTS) if "⏳" in (c.json or {}).get("content", "")]
+    statuses = [c for c in fake.job_posts(POSTS) if "⏳" in (c.json or {}).get("content", "")]
     assert len(statuses) == 1  # one status message for the one job
     other = press("story:redraw:1", THREAD, MOD)  # someone else's press is their own
     other["message"] = first["message"]
@@ -129,7 +129,7 @@ async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_m
     )
     await running.jobs.drain()
     [sheet] = await fake.wait_for_uploads(POSTS)
-    status = fake.where("POST", POSTS)[0]
+    status = fake.job_posts(POSTS)[0]
     assert buttons(status) == ["story:cancel:1"]  # a sheet can be cancelled while it renders
     assert [name for name, _ in sheet.files] == ["sheet-1.png", "sheet-2.png"]
     assert buttons(sheet) == ["story:lock:Mira", "story:reroll:Mira"]
@@ -161,7 +161,7 @@ async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_canc
     await until_status(db, 1, JobStatus.RUNNING)
     await ask(running, fake, slash("render", THREAD, BOB))
     await ask(running, fake, slash("clip", THREAD, MOD))
-    statuses = fake.where("POST", POSTS)
+    statuses = fake.job_posts(POSTS)
     assert contents(statuses) == [
         "⏳ page job #1 queued — next in line",
         "⏳ page job #2 queued — next in line",

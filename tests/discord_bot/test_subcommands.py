@@ -99,7 +99,7 @@ async def test_clip_and_cancel_by_command_only_for_whoever_asked_or_a_moderator(
     running.jobs.worker.load_renderer = slow_renderer  # still going when it is cancelled
     await story_with(running, fake, (ANN, "a beach"), (ANN, "a boat"))
     assert await ask(running, fake, slash("clip", THREAD, ANN, first=2)) == ("clip job #1 queued")
-    [status] = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    [status] = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     assert (status.json or {})["content"] == "⏳ clip job #1 queued — next in line"
     assert buttons(status) == ["story:cancel:1"]
     async with db.reading() as uow:
@@ -145,7 +145,7 @@ async def test_render_again_and_make_a_clip_buttons_queue_the_same_beats(
         (JobKind.PAGE, 2, 3, "Bob"),
         (JobKind.CLIP, 2, 3, "Bob"),
     ]
-    posts = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    posts = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     statuses = [p for p in posts if "queued" in (p.json or {})["content"]][-2:]
     assert [buttons(s) for s in statuses] == [["story:cancel:2"], ["story:cancel:3"]]
     # a button's answer is for the presser only

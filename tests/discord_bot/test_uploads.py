@@ -57,7 +57,7 @@ async def result_post(
     """The post the notifier makes of these files under this upload limit."""
     running.bot.notifier.track(job, StatusRef(THREAD_ID, 123, limit))
     await running.bot.notifier(JobEvent(job, JobStatus.DONE, files))
-    posts = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    posts = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     return posts[-1]
 
 

@@ -8,12 +8,15 @@ not cancel a job gets the core's sentence).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
 
 from storyloom.story.model import JobKind, JobStatus, RenderJob
 
+# (interaction, action, argument): runs the use case a button stands for
+PressHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 ACTIONS = ("again", "clip", "cancel", "lock", "reroll", "redraw")
 MAX_ROWS = 5  # Discord: at most 5 rows of at most 5 buttons under a message
 PER_ROW = 5
@@ -54,9 +57,9 @@ class StoryButton(
         return cls(action, arg, label, getattr(item, "style", discord.ButtonStyle.secondary))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from storyloom.bot.discord.cog import press
-
-        await press(interaction, self.action, self.arg)
+        on_press: PressHandler | None = getattr(interaction.client, "on_press", None)
+        assert on_press is not None, "the /story cog sets the bot's on_press when it loads"
+        await on_press(interaction, self.action, self.arg)
 
 
 def _span(job: RenderJob) -> str:
