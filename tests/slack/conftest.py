@@ -108,3 +108,5 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
         async with served(app) as base:
             sender = Sender(http, base + EVENTS_PATH, fake.base + "respond/story")
             yield Slack(fake, sender, db, queue, adapter, adapter.stories, watcher)
+    # nothing the bot sent was over Slack's limits (a refused message shows nothing)
+    assert not fake.refused, fake.refused

@@ -44,7 +44,7 @@ async def test_a_redraw_needs_a_beat_number_its_author_and_room_in_the_queue(
 ) -> None:
     slack.fake.admins.add("UADMIN")
     await _story_with(slack, 2)
-    assert await command(slack, "redraw") == (
+    assert (await command(slack, "redraw")).replace("\u200b", "") == (
         "✗ Give the beat whose panel to draw again, e.g. `redraw 3`."
     )
     assert (await command(slack, "redraw 9")).startswith("✗")

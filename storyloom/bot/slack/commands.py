@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
-from storyloom.story.model import Actor, RenderJob
+from storyloom.story.model import Actor, Beat, RenderJob
+from storyloom.story.paging import page_of
 
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
@@ -20,6 +21,12 @@ HELP = (
     "redraw|status|cancel|export|delete …` (the latest open story, or story #ID). In the "
     "thread: `@storyloom add …`, `@storyloom render`, `@storyloom redraw 3`."
 )
+
+
+# A message's text: Slack takes up to 40,000 characters but a section block only 3,000;
+# keeping every reply within a section's limit lets any of them be shown as blocks.
+MAX_TEXT = 3000
+FOOTER_ROOM = 80  # "page 12/30 · 300 beats · next: `/story list 13`" and a newline
 
 
 @dataclass(frozen=True)
@@ -30,11 +37,17 @@ class Reply:
     job: RenderJob | None = None
     character: str | None = None  # a sheet job: whose look its buttons lock
     file: tuple[str, bytes] | None = None  # (name, content)
+    post: str | None = None  # story content for everyone, posted into the story's thread
 
 
 # (deps, actor, the subcommand's arguments, the request's idempotency key: a retried event or
 # a double click queues one job)
 Handler = Callable[[service.Deps, Actor, str, str | None], Awaitable[Reply]]
+
+
+def beat_post(beat: Beat) -> str:
+    """A new beat as the thread sees it: number, author, text."""
+    return f"beat {beat.position} by {esc(beat.author_name)}: {esc(beat.text)}"
 
 
 def _ints(args: str, most: int) -> list[int]:
@@ -53,7 +66,7 @@ def _number_and_text(args: str) -> tuple[int, str]:
 
 async def _add(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     beat = await service.add_beat(deps, actor, args)
-    return Reply(f"beat {beat.position}: {esc(beat.text)}")
+    return Reply(f"beat {beat.position} added", post=beat_post(beat))
 
 
 async def _edit(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
@@ -83,10 +96,13 @@ async def _undo(deps: service.Deps, actor: Actor, args: str, key: str | None) ->
 
 async def _list(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     page = (_ints(args, 1) or [1])[0]
-    shown = await service.list_beats(deps, actor, page)
-    lines = [f"`{b.position:>3}` {esc(b.text)} — {esc(b.author_name)}" for b in shown.beats]
-    lines.append(f"page {shown.page}/{shown.pages} · {shown.total} beats")
-    return Reply("\n".join(lines))
+    beats = await service.story_beats(deps, actor)
+    lines = [f"`{b.position:>3}` {esc(b.text)} — {esc(b.author_name)}" for b in beats]
+    shown = page_of(lines, page, MAX_TEXT - FOOTER_ROOM)
+    footer = f"page {shown.page}/{shown.pages} · {len(beats)} beats"
+    if shown.page < shown.pages:
+        footer += f" · next: `/story list {shown.page + 1}`"
+    return Reply("\n".join([*shown.lines, footer]))
 
 
 async def _cast(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
