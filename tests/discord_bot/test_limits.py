@@ -95,8 +95,7 @@ async def test_the_largest_replies_of_every_kind_fit(running: Running, fake: Fak
         name = f"{'W' * (MAX_NAME_CHARS - 1)}{chr(ord('a') + number)}"
         await ask(running, fake, slash("cast", THREAD, ANN, name=name, description="~" * 300))
     deps = running.bot.deps
-    beats = 22  # more panels than buttons (20), more authors than the credits name (20)
-    for number in range(beats):
+    for number in range(30):  # more than autocomplete shows (25)
         await service.add_beat(deps, writer(number), WORST_TEXT)
 
     # every reply kind at its largest: status, a refusal quoting long input, autocomplete
@@ -109,7 +108,9 @@ async def test_the_largest_replies_of_every_kind_fit(running: Running, fake: Fak
     assert len(choices) == 25
 
     # the page's result: credits of 22 authors, buttons for its panels, within the limits
-    assert await ask(running, fake, slash("render", THREAD, ANN)) == "page job #1 queued"
+    # more panels than buttons (20), more authors than the credits name (20)
+    asked = slash("render", THREAD, ANN, first=1, last=22)
+    assert await ask(running, fake, asked) == "page job #1 queued"
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(f"/channels/{THREAD_ID}/messages")
     content = (result.json or {})["content"]
