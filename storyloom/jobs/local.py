@@ -164,6 +164,8 @@ class LocalWorker:
     async def _inputs(
         uow: UnitOfWork, job: RenderJob, story: Story
     ) -> tuple[Sequence[Beat], Sequence[Character]]:
+        if job.beats:  # the beats as they were when it was asked for
+            return job.beats, await uow.characters.list(story.id)
         total = await uow.beats.count(story.id)
         first, last = job.first_position or 1, job.last_position or total
         beats = await uow.beats.page(story.id, first - 1, last - first + 1)

@@ -146,6 +146,8 @@ class RenderJobRow(Base):
     result_files: Mapped[str | None] = mapped_column(Text, nullable=True)
     # the chat platform's id of the request that asked for it (idempotency key)
     request_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    # the beats it draws as they were when it was asked for (JSON list; see beat_snapshot)
+    beats: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobArtifactRow(Base):

@@ -79,6 +79,10 @@ class BeatRepository(Protocol):
         """The beat at `position`."""
         ...
 
+    async def by_id(self, story_id: int, beat_id: int) -> Beat | None:
+        """The beat with this id in this story, wherever it is now (None once removed)."""
+        ...
+
     async def page(self, story_id: int, offset: int, limit: int) -> Sequence[Beat]:
         """Beats in position order, `limit` of them from `offset`."""
         ...
@@ -151,8 +155,9 @@ class JobRepository(Protocol):
         last_position: int | None = None,
         character_id: int | None = None,
         request_key: str | None = None,
+        beats: Sequence[Beat] = (),
     ) -> RenderJob:
-        """Record a queued job."""
+        """Record a queued job (with the beats it draws, as they are now)."""
         ...
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:

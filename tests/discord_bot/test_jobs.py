@@ -52,10 +52,10 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     assert content.splitlines() == ["**Lighthouse** — page for Bob", "beats by Ann, Mo"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
     assert buttons(result) == [
-        "story:again:1-2",
-        "story:clip:1-2",
-        "story:redraw:1",
-        "story:redraw:2",
+        "story:again:j1",
+        "story:clip:j1",
+        "story:redraw:b1",
+        "story:redraw:b2",
     ]
     labels = [b["label"] for row in (result.json or {})["components"] for b in row["components"]]
     assert labels[2:] == ["Redraw panel 1", "Redraw panel 2"]
@@ -79,7 +79,7 @@ async def test_a_panel_is_redrawn_by_command_or_button_and_only_by_its_beats_aut
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(POSTS)
     assert [name for name, _ in result.files] == ["panel-1.png"]
-    assert buttons(result) == ["story:redraw:1", "story:again:-"]
+    assert buttons(result) == ["story:redraw:b1", "story:again:-"]
     job = await job_row(db, 1)
     assert (job.kind, job.first_position, job.last_position) == (JobKind.PANEL, 1, 1)
 
@@ -186,7 +186,7 @@ async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_canc
     assert edits_of(3)[-1] == "✖️ clip job #3 cancelled"
     assert edits_of(1)[-1] == "✖️ page job #1 cancelled"  # stopped while it rendered
     last = [c for c in fake.where("PATCH", "/messages/") if c.path == message[1]][-1]
-    assert buttons(last) == ["story:again:1-1"]  # ask again
+    assert buttons(last) == ["story:again:j1"]  # ask again
 
 
 async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seconds(

@@ -99,7 +99,7 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_
     assert result.files[0][0] == "story-page-01.png"
     assert "@\u200beveryone" in (result.json or {})["content"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
-    assert buttons(result) == ["story:again:1-1", "story:clip:1-1", "story:redraw:1"]
+    assert buttons(result) == ["story:again:j1", "story:clip:j1", "story:redraw:b1"]
     posts = fake.job_posts(POSTS)
     page_posts = [c for c in posts if any(n == "story-page-01.png" for n, _ in c.files)]
     assert page_posts == [result]  # once, though two more processes started

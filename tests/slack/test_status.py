@@ -116,7 +116,7 @@ async def test_the_page_is_uploaded_into_the_thread_once(slack: Slack, tmp_path:
     redraw = slack.fake.named("chat.postMessage")[-1].params
     assert redraw["thread_ts"] == ts
     ids = [e["action_id"] for e in redraw["blocks"][0]["elements"]]
-    assert ids == ["story_redraw:1", "story_redraw:2", "story_redraw:3"]
+    assert ids == ["story_redraw:b1", "story_redraw:b2", "story_redraw:b3"]
     # the watcher reports each outcome once: later polls post nothing more
     await slack.watcher.poll()
     await slack.watcher.poll()

@@ -29,8 +29,9 @@ from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
 from storyloom.jobs import status_refs
 from storyloom.story import service
+from storyloom.story.errors import InvalidInput
 from storyloom.story.limits import MAX_BEATS
-from storyloom.story.model import Beat, JobStatus, RenderJob
+from storyloom.story.model import Actor, Beat, JobKind, JobStatus, RenderJob
 from storyloom.story.paging import clip, page_of
 
 Text = app_commands.Range[str, 1, 500]
@@ -94,6 +95,19 @@ async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None
     await reply(interaction, f"{job.kind.value} job #{job.id} queued")
 
 
+OLD_BUTTON = "That button is from an older storyloom; use /story render or /story redraw."
+
+
+async def _again(deps: service.Deps, actor: Actor, kind: JobKind, arg: str, key: str) -> RenderJob:
+    """ "Render again" / "make a clip": the beats job `j<id>` drew, or (`-`) the story."""
+    if arg.startswith("j") and arg[1:].isdigit():
+        return await service.render_again(deps, actor, int(arg[1:]), kind, request_key=key)
+    if arg != "-":
+        raise InvalidInput(OLD_BUTTON)
+    use = service.render if kind == JobKind.PAGE else service.clip
+    return await use(deps, actor, request_key=key)
+
+
 def press_key(interaction: discord.Interaction[Any], action: str, arg: str) -> str:
     """The idempotency key of a request: a slash command is its interaction; a button is
     one member's press on one message, so a double click queues one job, not two."""
@@ -110,12 +124,15 @@ async def press(interaction: discord.Interaction[Any], action: str, arg: str) ->
     key = press_key(interaction, action, arg)
     try:
         if action in ("again", "clip"):
-            first, _, last = arg.partition("-")
-            use = service.render if action == "again" else service.clip
-            span = (int(first) if first else None, int(last) if last else None)
-            await _queued(interaction, await use(deps, actor, *span, request_key=key))
+            kind = JobKind.PAGE if action == "again" else JobKind.CLIP
+            await _queued(interaction, await _again(deps, actor, kind, arg, key))
         elif action == "redraw":
-            job = await service.reroll_panel(deps, actor, int(arg), request_key=key)
+            if arg.startswith("b") and arg[1:].isdigit():
+                job = await service.reroll_beat(deps, actor, int(arg[1:]), request_key=key)
+            elif arg.isdigit():  # a button from before beat ids: the position it shows
+                job = await service.reroll_panel(deps, actor, int(arg), request_key=key)
+            else:
+                raise InvalidInput(OLD_BUTTON)
             await _queued(interaction, job)
         elif action == "cancel":
             job = await service.cancel(deps, actor, int(arg))

@@ -69,8 +69,8 @@ async def post_result(
         if story is None:
             return False  # the story was deleted while its job ran: nowhere to post
         cast = await uow.characters.list(story.id) if job.character_id is not None else []
-        beats: Sequence[Beat] = ()
-        if job.first_position is not None and job.last_position is not None:
+        beats: Sequence[Beat] = job.beats  # as they were when it was asked for
+        if not beats and job.first_position is not None and job.last_position is not None:
             count = job.last_position - job.first_position + 1
             beats = await uow.beats.page(story.id, job.first_position - 1, count)
     # a character sheet's post carries the lock / try-another buttons for its character

@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
-from storyloom.bot.slack.commands import HELP, MAX_TEXT, SUBCOMMANDS, Reply
+from storyloom.bot.slack.commands import HELP, MAX_TEXT, SUBCOMMANDS, Reply, by_id
 from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import SlackNotifier, SlackTracked
 from storyloom.bot.slack.refs import StatusRef
@@ -172,7 +172,9 @@ class SlackStoryAdapter:
                 args = f"{press.arg} {press.action}"
             where = await self.identify(client, where)
             actor = where.actor(press.thread_ts)
-            reply = await SUBCOMMANDS[sub](self.deps, actor, args, press.key)
+            reply = await by_id(self.deps, actor, press.action, press.arg, press.key)
+            if reply is None:
+                reply = await SUBCOMMANDS[sub](self.deps, actor, args, press.key)
             await self.deliver(client, where, press.thread_ts, reply, answer)
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"button {press.action}", answer)

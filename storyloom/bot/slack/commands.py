@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
-from storyloom.story.model import Actor, Beat, RenderJob
+from storyloom.story.model import Actor, Beat, JobKind, RenderJob
 from storyloom.story.paging import page_of
 
 HELP = (
@@ -167,6 +167,24 @@ async def _export(deps: service.Deps, actor: Actor, args: str, key: str | None) 
 async def _delete(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     story = await service.delete_story(deps, actor)
     return Reply(f"story *{esc(story.title)}* deleted")
+
+
+async def by_id(
+    deps: service.Deps, actor: Actor, action: str, arg: str, key: str | None
+) -> Reply | None:
+    """A button that names what it was drawn for by id (`j12`: the beats job 12 drew;
+    `b34`: beat 34), or None for one that carries a subcommand's arguments."""
+    number = arg[1:]
+    if not number.isdigit():
+        return None
+    if action in ("again", "clip") and arg[0] == "j":
+        kind = JobKind.PAGE if action == "again" else JobKind.CLIP
+        job = await service.render_again(deps, actor, int(number), kind, request_key=key)
+        return Reply(f"{kind.value} job #{job.id} queued", job)
+    if action == "redraw" and arg[0] == "b":
+        job = await service.reroll_beat(deps, actor, int(number), request_key=key)
+        return Reply(f"panel {job.first_position} redraw job #{job.id} queued", job)
+    return None
 
 
 SUBCOMMANDS: dict[str, Handler] = {

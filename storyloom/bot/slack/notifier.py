@@ -158,15 +158,12 @@ class SlackNotifier:
         if where.character is not None and job.kind in (JobKind.SHEET, JobKind.REROLL):
             text = f"Keep {escape_slack(where.character)}'s look?"
             return text, blocks.look_buttons(thread_ts, where.character)
-        if job.first_position is None or job.last_position is None:
+        if not job.beats:
             return None
         if job.kind == JobKind.PAGE:
-            positions = range(job.first_position, job.last_position + 1)
-            return "Not happy with a panel? Draw it again:", blocks.redraw_panels(
-                thread_ts, positions
-            )
+            return "Not happy with a panel? Draw it again:", blocks.redraw_panels(thread_ts, job)
         if job.kind == JobKind.PANEL:
-            return f"Panel {job.first_position} drawn again.", blocks.after_redraw(
-                thread_ts, job.first_position
+            return f"Panel {job.beats[0].position} drawn again.", blocks.after_redraw(
+                thread_ts, job
             )
         return None
