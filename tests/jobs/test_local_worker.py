@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,7 @@ async def test_a_running_job_stops_at_its_next_step_when_cancelled(
 
 
 async def test_a_failing_render_marks_the_job_failed_and_the_worker_goes_on(
-    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken() -> StoryRenderer:
         raise RuntimeError("GPU on fire")
@@ -154,5 +155,11 @@ async def test_a_failing_render_marks_the_job_failed_and_the_worker_goes_on(
     second = await service.render(deps, ANN)
     await asyncio.wait_for(broker.wait_all(), 60)
     assert seen.statuses(first.id)[-1] == JobStatus.FAILED
-    assert "GPU on fire" in (seen.events[1].error or "")
+    # members read a sentence with a reference; the exception is in the log under it
+    said = re.fullmatch(
+        r"the render failed on our side \(ref (\w{8})\); .*", seen.events[1].error or ""
+    )
+    assert said is not None, seen.events[1].error
+    [logged] = [r for r in caplog.records if f"ref {said[1]}" in r.getMessage()]
+    assert "GPU on fire" in (logged.exc_text or str(logged.exc_info))
     assert seen.statuses(second.id)[-1] == JobStatus.DONE
