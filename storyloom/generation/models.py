@@ -8,6 +8,9 @@ folder like any other), a local diffusers folder, a single-file checkpoint
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -155,6 +158,16 @@ def _check_family(found: ModelFamily, wanted: ModelFamily | None, model: str) ->
         )
 
 
+@contextmanager
+def _renamed_dtype_quiet() -> Iterator[None]:
+    """Newer diffusers renamed `torch_dtype` to `dtype` and warn on every load; older ones
+    (our range starts at 0.31) know only `torch_dtype`. Keep the name both accept, without
+    the warning members' operators would see on every start."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch_dtype` is deprecated", FutureWarning)
+        yield
+
+
 def _pretrained_kwargs(family: ModelFamily, dtype: torch.dtype) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
     if family == "sd15":
@@ -174,9 +187,10 @@ def _load_folder(
     config = DiffusionPipeline.load_config(folder)
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
-    pipe = _PIPELINE_CLASSES[found].from_pretrained(
-        folder, local_files_only=True, **_pretrained_kwargs(found, dtype)
-    )
+    with _renamed_dtype_quiet():
+        pipe = _PIPELINE_CLASSES[found].from_pretrained(
+            folder, local_files_only=True, **_pretrained_kwargs(found, dtype)
+        )
     return pipe, found
 
 
@@ -195,7 +209,10 @@ def _load_hub(
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
     try:
-        pipe = _PIPELINE_CLASSES[found].from_pretrained(model, **_pretrained_kwargs(found, dtype))
+        with _renamed_dtype_quiet():
+            pipe = _PIPELINE_CLASSES[found].from_pretrained(
+                model, **_pretrained_kwargs(found, dtype)
+            )
     except OSError as error:
         raise ModelLoadError(unreachable) from error
     return pipe, found
@@ -222,7 +239,8 @@ def _load_single_file(
         # Offline, from_single_file would otherwise fetch the component configs from the hub.
         kwargs.update(config=str(config_dir), local_files_only=True)
     try:
-        pipe = _PIPELINE_CLASSES[found].from_single_file(str(path), **kwargs)
+        with _renamed_dtype_quiet():
+            pipe = _PIPELINE_CLASSES[found].from_single_file(str(path), **kwargs)
     except OSError as error:
         raise ModelLoadError(
             f"could not load checkpoint {model}: its configs are not available offline; "

@@ -350,3 +350,14 @@ def test_ckpt_family_is_read_from_its_wrapped_state_dict(tmp_path: Path) -> None
     )
     torch.save({"cond_stage_model.transformer.text_model.x": torch.ones(1)}, sd15)
     assert (detect_checkpoint_family(sdxl), detect_checkpoint_family(sd15)) == ("sdxl", "sd15")
+
+
+def test_loading_a_model_prints_no_library_warnings(tmp_path: Path) -> None:
+    """An operator sees no FutureWarning (diffusers' `torch_dtype` rename) on a normal start."""
+    import warnings
+
+    load_pipeline("tiny-sdxl", cache_dir=tmp_path)  # built once; the load below is the one
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pipeline("tiny-sdxl", cache_dir=tmp_path)
+    assert [str(w.message) for w in caught if "dtype" in str(w.message)] == []
