@@ -47,6 +47,7 @@ MAX_ATTACHMENTS = 10
 MAX_CHOICES = 25
 MAX_CHOICE_NAME = 100
 MAX_THREAD_NAME = 100
+MAX_DESCRIPTION = 1024  # an attachment's alt text
 EPHEMERAL = 1 << 6
 STORY_POST = re.compile(r"beat \d+ by |📖 ")
 
@@ -72,6 +73,9 @@ def refusal(body: dict[str, Any] | None, files: list[tuple[str, int]], upload_li
                 return f"label: must be {MAX_LABEL} or fewer in length"
     if len(files) > MAX_ATTACHMENTS or len(data.get("attachments") or []) > MAX_ATTACHMENTS:
         return f"attachments: must be {MAX_ATTACHMENTS} or fewer in length"
+    for attachment in data.get("attachments") or []:
+        if len(attachment.get("description") or "") > MAX_DESCRIPTION:
+            return f"attachments.description: must be {MAX_DESCRIPTION} or fewer in length"
     if sum(size for _, size in files) > upload_limit:
         return "Request entity too large"
     choices = data.get("choices") or []

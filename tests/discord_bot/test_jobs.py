@@ -48,6 +48,11 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     names = [name for name, _ in result.files]
     assert names == ["story-page-01.png", "story.pdf", "story.zip"]
     assert result.uploads[0][1].startswith(b"\x89PNG")
+    # every image says what it shows, from the beats (the attachment's alt text)
+    described = {a["description"] for a in (result.json or {})["attachments"]}
+    assert described == {
+        'Comic page of “Lighthouse”, 2 panels: 1. Mira waves: Mira: "Hi!"; 2. Mira sleeps'
+    }
     content = (result.json or {})["content"]
     assert content.splitlines() == ["**Lighthouse** — page for Bob", "beats by Ann, Mo"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []

@@ -112,6 +112,9 @@ async def test_the_page_is_uploaded_into_the_thread_once(slack: Slack, tmp_path:
     assert complete["channel_id"] == "C1" and complete["thread_ts"] == ts
     assert complete["initial_comment"] == "*Harbour* — page for U1"
     assert slack.fake.uploads == [b"\x89PNG page"]
+    # the image says what it shows, from the beats (Slack's alt_txt)
+    [asked] = slack.fake.named("files.getUploadURLExternal")
+    assert str(asked.params["alt_txt"]).startswith("Comic page of “Harbour”, 3 panels: 1. ")
     # under the page: a Redraw button per panel
     redraw = slack.fake.named("chat.postMessage")[-1].params
     assert redraw["thread_ts"] == ts

@@ -22,6 +22,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from storyloom.bot.slack import blocks
 from storyloom.bot.slack.refs import StatusRef
 from storyloom.jobs.events import JobEvent
+from storyloom.story.alt_text import alt_text
 from storyloom.story.escaping import escape_slack
 from storyloom.story.model import JobKind, JobStatus, RenderJob
 from storyloom.story.ports import Database
@@ -136,11 +137,14 @@ class SlackNotifier:
             f"*{escape_slack(where.title)}* — {blocks.job_name(job)} "
             f"for {escape_slack(job.requested_by_name)}"
         )
+        alt = alt_text(where.title, job, where.character)  # read in place of the picture
         await client.files_upload_v2(
             channel=ref.channel_id,
             thread_ts=ref.thread_ts,
             initial_comment=comment,
-            file_uploads=[{"file": str(path), "title": path.name} for path in event.files],
+            file_uploads=[
+                {"file": str(path), "title": path.name, "alt_txt": alt} for path in event.files
+            ],
         )
         follow_up = self.follow_up(where, job)
         if follow_up is not None:
