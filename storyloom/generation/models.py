@@ -8,14 +8,17 @@ folder like any other), a local diffusers folder, a single-file checkpoint
 
 from __future__ import annotations
 
+import socket
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import diffusers
+import huggingface_hub.constants
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
@@ -199,13 +202,21 @@ def _load_hub(
 ) -> tuple[Any, ModelFamily]:
     unreachable = (
         f"could not load model {model}: not in the local cache and the model hub is "
-        "unreachable; download it first or point STORYLOOM_MODEL at a local folder."
+        "unreachable; download it first or point STORYLOOM_MODEL at a local folder "
+        f"(offline choices: {', '.join(TINY_MODEL_NAMES)}, a diffusers folder or a "
+        "checkpoint file)."
     )
     try:
         # Same lookup from_pretrained does first: model_index.json names the pipeline.
-        config = DiffusionPipeline.load_config(model)
-    except OSError as error:
-        raise ModelLoadError(unreachable) from error
+        # The cache first: a hub that cannot be reached would be retried for ~40 s.
+        config = DiffusionPipeline.load_config(model, local_files_only=True)
+    except OSError:
+        if not _hub_reachable():
+            raise ModelLoadError(unreachable) from None
+        try:
+            config = DiffusionPipeline.load_config(model)
+        except OSError as error:
+            raise ModelLoadError(unreachable) from error
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
     try:
@@ -216,6 +227,19 @@ def _load_hub(
     except OSError as error:
         raise ModelLoadError(unreachable) from error
     return pipe, found
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the model hub answers at all (offline mode, no route, no DNS: no), asked
+    once with a short timeout instead of the download client's long retries."""
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return False
+    host = urlsplit(huggingface_hub.constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _load_single_file(
