@@ -162,12 +162,14 @@ def _check_family(found: ModelFamily, wanted: ModelFamily | None, model: str) ->
 
 
 @contextmanager
-def _renamed_dtype_quiet() -> Iterator[None]:
+def _library_renames_quiet() -> Iterator[None]:
     """Newer diffusers renamed `torch_dtype` to `dtype` and warn on every load; older ones
     (our range starts at 0.31) know only `torch_dtype`. Keep the name both accept, without
-    the warning members' operators would see on every start."""
+    the warnings operators would otherwise see on every start."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", r"`torch_dtype` is deprecated", FutureWarning)
+        # diffusers still passes an argument huggingface_hub retired (and says so each time)
+        warnings.filterwarnings("ignore", r"The `local_dir_use_symlinks` argument", UserWarning)
         yield
 
 
@@ -190,7 +192,7 @@ def _load_folder(
     config = DiffusionPipeline.load_config(folder)
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
-    with _renamed_dtype_quiet():
+    with _library_renames_quiet():
         pipe = _PIPELINE_CLASSES[found].from_pretrained(
             folder, local_files_only=True, **_pretrained_kwargs(found, dtype)
         )
@@ -209,18 +211,20 @@ def _load_hub(
     try:
         # Same lookup from_pretrained does first: model_index.json names the pipeline.
         # The cache first: a hub that cannot be reached would be retried for ~40 s.
-        config = DiffusionPipeline.load_config(model, local_files_only=True)
+        with _library_renames_quiet():
+            config = DiffusionPipeline.load_config(model, local_files_only=True)
     except OSError:
         if not _hub_reachable():
             raise ModelLoadError(unreachable) from None
         try:
-            config = DiffusionPipeline.load_config(model)
+            with _library_renames_quiet():
+                config = DiffusionPipeline.load_config(model)
         except OSError as error:
             raise ModelLoadError(unreachable) from error
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
     try:
-        with _renamed_dtype_quiet():
+        with _library_renames_quiet():
             pipe = _PIPELINE_CLASSES[found].from_pretrained(
                 model, **_pretrained_kwargs(found, dtype)
             )
@@ -263,7 +267,7 @@ def _load_single_file(
         # Offline, from_single_file would otherwise fetch the component configs from the hub.
         kwargs.update(config=str(config_dir), local_files_only=True)
     try:
-        with _renamed_dtype_quiet():
+        with _library_renames_quiet():
             pipe = _PIPELINE_CLASSES[found].from_single_file(str(path), **kwargs)
     except OSError as error:
         raise ModelLoadError(
