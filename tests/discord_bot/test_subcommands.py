@@ -72,7 +72,7 @@ async def test_style_status_export_and_delete_are_the_owners_or_a_moderators(
         "style is now noir"
     )
     status = await ask(running, fake, slash("status", THREAD, BOB))
-    assert status.splitlines() == ["**T** · 1 beats", "Mira: draft"]
+    assert status.splitlines() == ["**T** · 1 beats", "Mira: no sheet yet (look NAME draws one)"]
 
     running.send(payload := slash("export", THREAD, BOB))
     [upload] = await fake.wait_for("POST", f"/webhooks/555/{payload['token']}")

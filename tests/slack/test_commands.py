@@ -64,7 +64,7 @@ async def test_every_subcommand_acts_on_the_channels_latest_story(slack: Slack) 
     in_thread = [c for c in slack.fake.named("chat.postMessage") if c.params.get("thread_ts") == ts]
     assert "beat 1 by U1: [Mira] climbs the stairs # Mira: Nearly there" in posts
     assert {c.params["text"] for c in in_thread} >= {"beat 2 by U1: the lamp flickers"}
-    assert "Mira: draft" in await command(slack, "status")
+    assert "Mira: no sheet yet (look NAME draws one)" in await command(slack, "status")
     # everything went to the newest story's thread, none to the old one
     threaded = [c for c in slack.fake.calls if "thread_ts" in c.params]
     assert threaded and {c.params["thread_ts"] for c in threaded} == {ts}

@@ -33,6 +33,7 @@ from storyloom.story.errors import InvalidInput
 from storyloom.story.limits import MAX_BEATS
 from storyloom.story.model import Actor, Beat, JobKind, JobStatus, RenderJob
 from storyloom.story.paging import clip, page_of
+from storyloom.story.wording import look_state
 
 Text = app_commands.Range[str, 1, 500]
 Name = app_commands.Range[str, 1, 32]
@@ -323,7 +324,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         await interaction.response.defer(ephemeral=True)
         overview = await service.status(self.bot.deps, actor_of(interaction))
         lines = [f"**{quote(overview.story.title)}** · {overview.beat_count} beats"]
-        lines += [f"{quote(c.name)}: {c.lock_state.value}" for c in overview.characters]
+        lines += [f"{quote(c.name)}: {look_state(c.lock_state)}" for c in overview.characters]
         lines += [f"job #{j.id} {j.kind.value} {j.status.value}" for j in overview.jobs]
         await reply(interaction, "\n".join(lines))
 

@@ -14,6 +14,7 @@ from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
 from storyloom.story.model import Actor, Beat, JobKind, RenderJob
 from storyloom.story.paging import page_of
+from storyloom.story.wording import look_action, look_state
 
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
@@ -112,8 +113,8 @@ async def _cast(deps: service.Deps, actor: Actor, args: str, key: str | None) ->
 
 
 async def _look(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    name, _, action = args.partition(" ")
-    use = service.reroll_look if action.strip() == "reroll" else service.lock_look
+    name, action = look_action(args)
+    use = service.reroll_look if action == "reroll" else service.lock_look
     result = await use(deps, actor, name, request_key=key)
     if result.job is None:
         return Reply(f"{esc(result.character.name)}'s look is locked")
@@ -148,7 +149,7 @@ async def _redraw(deps: service.Deps, actor: Actor, args: str, key: str | None) 
 async def _status(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     overview = await service.status(deps, actor)
     lines = [f"*{esc(overview.story.title)}* (#{overview.story.id}) · {overview.beat_count} beats"]
-    lines += [f"{esc(c.name)}: {c.lock_state.value}" for c in overview.characters]
+    lines += [f"{esc(c.name)}: {look_state(c.lock_state)}" for c in overview.characters]
     lines += [f"job #{j.id} {j.kind.value} {j.status.value}" for j in overview.jobs]
     return Reply("\n".join(lines))
 
