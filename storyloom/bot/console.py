@@ -157,9 +157,8 @@ class Console:
             if not colon:
                 raise UsageError("/story cast NAME: DESCRIPTION")
             character = await service.cast_character(d, a, name.strip(), description.strip())
-            say(
-                f"{escape_plain(character.name)} is in the cast ({look_state(character.lock_state)})"
-            )
+            look = look_state(character.lock_state)
+            say(f"{escape_plain(character.name)} is in the cast ({look})")
         elif sub in ("look", "reroll"):
             name, action = look_action(text)  # `look NAME [lock|reroll]`, as on Slack
             if sub == "reroll":
