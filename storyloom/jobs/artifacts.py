@@ -12,6 +12,7 @@ from pathlib import Path
 from storyloom.generation.clip import ClipSpec, build_clip
 from storyloom.generation.export import export_story
 from storyloom.generation.layout import PagePanel, PageSpec
+from storyloom.generation.pages.sheet import labelled_sheet, sheet_file_stem
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, Progress, StoryRenderer
 from storyloom.story import grammar
 from storyloom.story.limits import name_key
@@ -68,12 +69,10 @@ def render_job(
             on_progress=on_progress,
             should_cancel=should_cancel,
         )
-        paths = []
-        for number, image in enumerate(sheet.images, 1):
-            path = out / f"sheet-{number}.png"
-            image.save(path)
-            paths.append(path)
-        return paths
+        # one labelled image (whose look, which one), as members see it in the thread
+        path = out / f"{sheet_file_stem(character.name)}.png"
+        labelled_sheet(character.name, sheet.images).save(path)
+        return [path]
 
     panels = beat_panels(work.beats, work.cast)
     rendered = renderer.render_panels(

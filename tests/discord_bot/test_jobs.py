@@ -136,7 +136,10 @@ async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_m
     [sheet] = await fake.wait_for_uploads(POSTS)
     status = fake.job_posts(POSTS)[0]
     assert buttons(status) == ["story:cancel:1"]  # a sheet can be cancelled while it renders
-    assert [name for name, _ in sheet.files] == ["sheet-1.png", "sheet-2.png"]
+    # one image, named for the character and labelled on it, described for screen readers
+    assert [name for name, _ in sheet.files] == ["mira-sheet.png"]
+    [attachment] = (sheet.json or {})["attachments"]
+    assert attachment["description"] == "Character sheet of Mira for the comic “T”"
     assert buttons(sheet) == ["story:lock:Mira", "story:reroll:Mira"]
 
     assert await ask(running, fake, press("story:lock:Mira", THREAD, ANN)) == (
@@ -148,7 +151,7 @@ async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_m
     assert by_command == "reroll job #2 queued"
     await running.jobs.drain()
     again = (await fake.wait_for_uploads(POSTS, 2))[-1]
-    assert again.files[0] == ("sheet-1.png", again.files[0][1])
+    assert again.files[0] == ("mira-sheet.png", again.files[0][1])
     assert buttons(again) == ["story:lock:Mira", "story:reroll:Mira"]
 
 

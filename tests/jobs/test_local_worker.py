@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
@@ -92,7 +93,11 @@ async def test_a_sheet_job_makes_the_look_ready_to_lock(
     result = await service.lock_look(deps, ANN, "Mira")
     assert result.job is not None
     await worker.process(result.job.id)
-    assert len(seen.events[-1].files) == renderer.settings.identity_images
+    # one labelled sheet, named for the character, with every identity image on it
+    [sheet] = seen.events[-1].files
+    assert sheet.name == "mira-sheet.png"
+    with Image.open(sheet) as image:
+        assert image.width == renderer.settings.identity_images * renderer.settings.width
     [mira] = (await service.status(deps, ANN)).characters
     assert mira.lock_state == LockState.SHEET_RENDERED
     locked = await service.lock_look(deps, ANN, "Mira")
