@@ -37,7 +37,10 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(POSTS)
 
-    status = fake.job_posts(POSTS)[0]
+    # what the thread sees of a render: one status message, then the result (the
+    # requester's "queued" is private: three public messages were one too many)
+    status, posted = fake.job_posts(POSTS)
+    assert posted is result
     assert (status.json or {})["content"] == "⏳ page job #1 queued — next in line"
     edits = [c for c in fake.where("PATCH", "/messages/")]
     assert {c.path for c in edits} == {f"{POSTS}/{status.answer['id']}"}  # only that message
