@@ -11,7 +11,6 @@ as U+FFFD, a visible replacement, and logged once: text never silently vanishes.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -23,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parent.parent / "fonts"
 REPLACEMENT = "\ufffd"
-# where Debian/Ubuntu put packaged fonts; STORYLOOM_FONT_DIRS (os.pathsep-separated) first
+# where Debian/Ubuntu put packaged fonts (fonts-noto-core, fonts-noto-cjk)
 SYSTEM_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
 # the fallback chain after DejaVu, in order: (regular, bold) file names
 FALLBACKS = (
@@ -40,17 +39,12 @@ _NOT_A_CHAR = "\U0010fffd"  # a private-use code point: every font draws its .no
 _reported: set[str] = set()
 
 
-def _search_dirs() -> list[Path]:
-    extra = os.environ.get("STORYLOOM_FONT_DIRS", "")
-    return [Path(d) for d in extra.split(os.pathsep) if d] + [Path(d) for d in SYSTEM_DIRS]
-
-
 @lru_cache(maxsize=1)
 def _installed() -> dict[str, Path]:
     """Font files found under the search directories, by file name (the first wins)."""
     found: dict[str, Path] = {}
     wanted = {name for pair in FALLBACKS for name in pair}
-    for root in _search_dirs():
+    for root in map(Path, SYSTEM_DIRS):
         if root.is_dir():
             for path in sorted(root.rglob("*")):
                 if path.name in wanted:
