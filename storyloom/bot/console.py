@@ -23,7 +23,7 @@ from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
-from storyloom.story.wording import look_action, look_state
+from storyloom.story.wording import cast_args, look_action, look_state
 
 HELP = """commands:
   /story new TITLE             start a story in this thread
@@ -153,10 +153,10 @@ class Console:
                 say(f"{beat.position:>3}. {escape_plain(beat.text)} — {author}")
             say(f"page {page.page} of {page.pages} ({page.total} beats)")
         elif sub == "cast":
-            name, colon, description = text.partition(":")
-            if not colon:
+            name, description = cast_args(text)
+            if not description:
                 raise UsageError("/story cast NAME: DESCRIPTION")
-            character = await service.cast_character(d, a, name.strip(), description.strip())
+            character = await service.cast_character(d, a, name, description)
             look = look_state(character.lock_state)
             say(f"{escape_plain(character.name)} is in the cast ({look})")
         elif sub in ("look", "reroll"):

@@ -24,3 +24,12 @@ def look_action(args: str) -> tuple[str, str]:
     if last in LOOK_ACTIONS and name.strip():
         return name.strip(), last
     return args.strip(), "lock"
+
+
+def cast_args(args: str) -> tuple[str, str]:
+    """`NAME: DESCRIPTION` (a name with spaces) or `NAME DESCRIPTION` (a one-word name) →
+    (name, description): the same words in the console and on Slack."""
+    name, colon, description = args.partition(":")
+    if not colon:
+        name, _, description = args.strip().partition(" ")
+    return name.strip(), description.strip()

@@ -14,7 +14,7 @@ from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
 from storyloom.story.model import Actor, Beat, JobKind, RenderJob
 from storyloom.story.paging import page_of
-from storyloom.story.wording import look_action, look_state
+from storyloom.story.wording import cast_args, look_action, look_state
 
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
@@ -107,8 +107,8 @@ async def _list(deps: service.Deps, actor: Actor, args: str, key: str | None) ->
 
 
 async def _cast(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    name, _, description = args.partition(" ")
-    character = await service.cast_character(deps, actor, name, description.strip())
+    name, description = cast_args(args)
+    character = await service.cast_character(deps, actor, name, description)
     return Reply(f"*{esc(character.name)}* is in the cast")
 
 
