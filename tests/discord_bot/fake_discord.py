@@ -95,6 +95,7 @@ class FakeDiscord:
     port: int = 0
     upload_limit: int = 25 * 1024 * 1024  # the most any channel takes; tests may lower it
     deferred: dict[str, bool] = field(default_factory=dict)  # token → deferred privately
+    forbidden: set[str] = field(default_factory=set)  # path fragments answered 403 / 50013
     _runner: web.AppRunner | None = None
 
     def message(self, channel_id: str, content: str | None) -> dict[str, Any]:
@@ -132,6 +133,11 @@ class FakeDiscord:
             body = await request.json()
         path = request.path.removeprefix("/api/v10")
         files = [(name, len(data)) for name, data in uploads]
+        if any(fragment in path for fragment in self.forbidden):
+            error = {"code": 50013, "message": "Missing Permissions"}
+            self.calls.append(Call(request.method, path, body, files, uploads, error))
+            data = json.dumps(error).encode()
+            return web.Response(status=403, body=data, headers={"Content-Type": "application/json"})
         refused = refusal(body, files, self.upload_limit) if request.method != "GET" else ""
         if refused:
             error = {"code": 50035, "message": f"Invalid Form Body: {refused}", "errors": {}}

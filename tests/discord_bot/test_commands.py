@@ -201,3 +201,14 @@ async def test_the_guide_names_every_subcommand_and_its_invite_asks_for_the_list
     variables = set(re.findall(r"STORYLOOM_([A-Z0-9_]+)", guide))
     assert {"DISCORD_TOKEN", "QUEUE", "REDIS_URL"} <= variables
     assert {name.lower() for name in variables} <= set(Settings.model_fields)
+
+
+async def test_a_channel_where_the_bot_may_not_post_gets_a_sentence_saying_what_to_fix(
+    running: Running, fake: FakeDiscord
+) -> None:
+    fake.forbidden.add("/threads")  # the bot's role may not create threads here
+    answer = await ask(running, fake, slash("new", text_channel(4242), ANN, title="Harbour"))
+    assert answer == (
+        "✗ I'm not allowed to do that in this channel. Ask a moderator to let me view it, "
+        "send messages, create public threads and attach files."
+    )

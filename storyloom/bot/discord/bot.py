@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_CONTENT = 2000  # Discord's limit on a message's text
+MISSING_PERMISSION = (
+    "I'm not allowed to do that in this channel. Ask a moderator to let me view it, send "
+    "messages, create public threads and attach files."
+)
 
 
 class StoryBot(commands.Bot):
@@ -79,6 +83,10 @@ async def report(
         message = quote(cause.message)
     elif isinstance(cause, app_commands.CheckFailure):
         message = "You can't use that here."
+    elif isinstance(cause, discord.Forbidden):  # the server's settings: a moderator can fix
+        log.warning("forbidden in guild %s channel %s: %s", interaction.guild_id,
+                    interaction.channel_id, cause.text)  # fmt: skip
+        message = MISSING_PERMISSION
     else:
         if what is None:
             what = interaction.command.qualified_name if interaction.command else "?"
