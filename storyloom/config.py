@@ -220,6 +220,15 @@ class Settings(BaseSettings):
         "this many seconds; a job not done by then is handed back (queued again for another "
         "worker) and the worker exits. Keep the container's stop grace period above it.",
     )
+    job_time_limit_s: float = Field(
+        1800.0,
+        ge=1.0,
+        le=86400.0,
+        description="Longest one render job may run. A job past it is stopped at its next "
+        "step and failed with that reason; one that does not stop within a minute more is "
+        "abandoned (the job fails, the worker takes the next job; a `storyloom worker` "
+        "process restarts itself).",
+    )
 
     @field_validator("width", "height")
     @classmethod

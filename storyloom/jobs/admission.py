@@ -1,21 +1,23 @@
 """The fair line and the caps on the SQL database.
 
-Caps are checked in the new job's own write transaction (BEGIN IMMEDIATE on SQLite), so two
-requests cannot both slip under them. Workers start the job at the head of the fair line,
+Caps are checked in the new job's own write transaction, serialised per workspace (BEGIN
+IMMEDIATE on SQLite, an advisory lock on PostgreSQL), so two requests cannot both slip under
+them. Workers start the job at the head of the fair line,
 whichever job's message woke them (see `LocalWorker.pick_next`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from storyloom.config import Settings
-from storyloom.jobs.fairness import JobLimits, check_caps, fair_order, queue_positions
+from storyloom.jobs.fairness import JobLimits, QueuedJob, check_caps, fair_order, queue_positions
 from storyloom.jobs.progress import JobProgress
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_progress import write_progress
-from storyloom.storage.job_queue import line, queued_jobs
+from storyloom.storage.job_queue import LineEntry, line, lock_line, queued_jobs
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import Actor
 from storyloom.story.ports import UnitOfWork
@@ -38,20 +40,25 @@ class JobAdmission:
 
     async def __call__(self, uow: UnitOfWork, actor: Actor) -> None:
         """Raise `LimitExceeded` if the actor may not queue another job now."""
+        await lock_line(session_of(uow), actor.workspace_id)
         queued = await queued_jobs(session_of(uow), actor.workspace_id)
-        check_caps(queued, actor, self.limits)
+        check_caps(_as_queued(queued), actor, self.limits)
 
 
 async def head_of_line(uow: UnitOfWork, now: datetime) -> int | None:
     """The id of the waiting job whose turn it is, or None if none waits."""
-    order = fair_order(await line(session_of(uow), now - SERVED_WINDOW))
+    order = fair_order(_as_queued(await line(session_of(uow), now - SERVED_WINDOW)))
     return order[0] if order else None
 
 
 async def positions(db: SqlDatabase, now: datetime) -> dict[int, int]:
     """Every waiting job's place in the fair line (1 starts next)."""
     async with db.reading() as uow:
-        return queue_positions(await line(session_of(uow), now - SERVED_WINDOW))
+        return queue_positions(_as_queued(await line(session_of(uow), now - SERVED_WINDOW)))
+
+
+def _as_queued(entries: Sequence[LineEntry]) -> list[QueuedJob]:
+    return [QueuedJob(*entry) for entry in entries]
 
 
 async def store_progress(uow: UnitOfWork, job_id: int, progress: JobProgress) -> None:

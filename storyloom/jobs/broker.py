@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
+from storyloom.jobs.waits import wait_event
+
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
 
@@ -148,11 +150,8 @@ async def send_noops(broker: AsyncBroker, every_s: float, stop: asyncio.Event) -
     if task is None:
         raise RuntimeError("the broker was built without register_tasks()")
     while True:
-        try:
-            await asyncio.wait_for(stop.wait(), every_s)
+        if await wait_event(stop, every_s):
             return
-        except TimeoutError:
-            pass
         try:
             await task.kiq()
         except Exception as error:  # Redis down: the worker loop reconnects; keep ticking

@@ -1,9 +1,12 @@
 """Throwaway real processes for tests, benchmarks and local trials of the distributed mode:
-a `redis-server` in a folder of its own and worker processes (`run_worker` in a child
-Python), on free ports. Nothing here is used by the bot or the worker themselves."""
+a PostgreSQL cluster and a `redis-server`, each in a folder of its own, and worker
+processes (`run_worker` in a child Python), on free ports. Nothing here is used by the bot
+or the worker themselves."""
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import shutil
@@ -19,6 +22,13 @@ from typing import Any
 from storyloom.jobs.broker import BrokerOptions
 
 REDIS_SERVER = shutil.which("redis-server")
+
+
+def postgres_bindir() -> Path | None:
+    """Where the PostgreSQL server programs (initdb, pg_ctl) are, if installed."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    initdb = found[-1] if found else shutil.which("initdb")
+    return None if initdb is None else Path(initdb).parent
 
 
 def fast_options(redis_url: str) -> BrokerOptions:
@@ -100,6 +110,64 @@ class RedisServer:
                 return s.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # NOAUTH: up, locked
         except OSError:
             return False
+
+
+class PostgresServer:
+    """A PostgreSQL cluster in a folder of its own: trust auth, loopback only, no fsync.
+    initdb refuses to run as root, so as root the server runs as the `postgres` user (the
+    folder must be one it can reach, e.g. from `tempfile.mkdtemp`)."""
+
+    def __init__(self, folder: Path) -> None:
+        bindir = postgres_bindir()
+        if bindir is None:
+            raise RuntimeError("the PostgreSQL server programs (initdb, pg_ctl) are not installed")
+        self.bindir, self.folder, self.port = bindir, folder, free_port()
+        self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        self._made = False
+
+    def url(self, database: str) -> str:
+        """The SQLAlchemy URL of one database in this cluster."""
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        """Create the cluster (the first time) and start it; it keeps its data across stops."""
+        if not self._made:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            if self._as_postgres:
+                shutil.chown(self.folder, "postgres")
+            self._run("initdb", "-D", self.folder / "data", "-A", "trust", "-U", "postgres",
+                      "-E", "UTF8", "--no-sync")  # fmt: skip
+            self._made = True
+        options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._run("pg_ctl", "-D", self.folder / "data", "-o", options, "-l",
+                  self.folder / "log", "-w", "start")  # fmt: skip
+
+    def stop(self) -> None:
+        """Stop at once (as a crash or a cut network would look to clients)."""
+        self._run("pg_ctl", "-D", self.folder / "data", "-m", "immediate", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop if running and delete the cluster's folder."""
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    async def create_database(self, name: str) -> str:
+        """Create an empty database; its URL."""
+        import asyncpg  # the `postgres` extra
+
+        admin = await asyncpg.connect(
+            host="127.0.0.1", port=self.port, user="postgres", database="postgres"
+        )
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+        return self.url(name)
+
+    def _run(self, program: str, *args: object) -> None:
+        command = [*self._as_postgres, str(self.bindir / program), *map(str, args)]
+        subprocess.run(command, check=True, capture_output=True, text=True)
 
 
 class WorkerProcess:

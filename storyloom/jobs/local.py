@@ -11,19 +11,25 @@ process.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress, ProgressMeter
+from storyloom.jobs.render_thread import start_in_thread
 from storyloom.jobs.result_files import job_folder
 from storyloom.ops.trouble import failed_sentence, reference
+from storyloom.storage.outage import is_outage
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.service import utc_now
@@ -32,10 +38,28 @@ __all__ = ["JobEvent", "LocalWorker", "Notify"]
 
 log = logging.getLogger(__name__)
 
-# A worker that loses the race for the head of the line tries the next waiting job: its
-# message stands for one waiting job, which must not be left without one (a few rounds
-# suffice: each lost race means another worker started a job).
-CLAIM_ROUNDS = 5
+# A delivery tries job after job until one starts or none waits: each round either starts
+# a job, fails one that cannot be rendered, or lost a race to a worker that started one.
+# The bound only guards against a bug turning that into an endless loop.
+MAX_CLAIM_ROUNDS = 1000
+
+# Pauses between tries of a database step during an outage (the last one repeats until
+# `outage_patience_s` is spent).
+OUTAGE_PAUSES_S = (0.5, 1.0, 2.0, 5.0)
+T = TypeVar("T")
+
+# Why a worker stops a render it is running (besides a failure of the render itself).
+STOPPING, TIME_LIMIT, CANCELLED = "the process is stopping", "time limit", "cancelled"
+RENDERABLE = frozenset(JobKind) - {JobKind.UNKNOWN}
+
+
+class _Stopped(Exception):
+    """A render the worker stopped (`why`), or gave up waiting for (`abandoned`)."""
+
+    def __init__(self, why: str, *, abandoned: bool) -> None:
+        super().__init__(why)
+        self.why, self.abandoned = why, abandoned
+
 
 # Saves a done job's files where a chat side on another machine can fetch them, inside the
 # transaction that marks it done (jobs/artifact_store.save_files).
@@ -51,7 +75,7 @@ class LocalWorker:
     out_dir: Path
     notify: Notify
     clip_budget_bytes: int = 10 * 1024 * 1024
-    cancel_poll_seconds: float = 1.0  # how often a running job re-reads its row for a cancel
+    cancel_poll_seconds: float = 1.0  # how often a running job's row is read for a cancel
     # Distributed mode: a job found `running` whose heartbeat is older than this is taken
     # over (its worker died and the broker redelivered it). None: never (one process).
     take_over_after: timedelta | None = None
@@ -70,6 +94,14 @@ class LocalWorker:
     # its next step and `hand_back(job)` returns the job to the line (it is not cancelled).
     stopping: Callable[[], bool] = lambda: False
     hand_back: Callable[[RenderJob], Awaitable[None]] | None = None
+    time_limit_s: float = 1800.0  # a render running longer is stopped and failed
+    # a render asked to stop (cancel, limit, stop) that is still running this much later is
+    # abandoned: its thread is left behind and the worker takes the next job
+    abandon_after_s: float = 60.0
+    on_abandoned: Callable[[], None] | None = None  # a process may prefer to restart then
+    # how long a job's start or outcome waits out a database outage before it gives up (the
+    # row then stays as it was: queued, or running until its heartbeat is found lost)
+    outage_patience_s: float = 300.0
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -84,25 +116,20 @@ class LocalWorker:
         job, work = started
         await self.notify(JobEvent(job, JobStatus.RUNNING))
 
-        # 2. render in a thread; the loop keeps answering chat commands meanwhile
+        # 2. render on a thread of its own; the loop keeps answering chat commands meanwhile
         beating = asyncio.create_task(self._heartbeat(job.id))
-        loop = asyncio.get_running_loop()
         started_at = time.perf_counter()
         try:
-            files = await asyncio.to_thread(
-                self._render,
-                work,
-                self._cancel_check(job.id, loop, self.cancel_poll_seconds),
-                self._meter(work, loop),
-            )
-            rendered_ms = (time.perf_counter() - started_at) * 1000
-            log.info("job %s rendered in %.1f ms", job.id, rendered_ms)
+            files = await self._supervise(job, work)
         except RenderCancelled:
             if self.hand_back is not None and self.stopping():  # ops: a stop, not a cancel
                 self._finished.add(job.id)  # a late progress report must not follow it
                 await self.hand_back(job)
                 return
             await self._finish(job, JobStatus.CANCELLED)
+            return
+        except _Stopped as stopped:
+            await self._stopped(job, stopped)
             return
         except Exception:
             # members see a sentence and the reference; the exception stays in the log
@@ -112,67 +139,168 @@ class LocalWorker:
             return
         finally:
             beating.cancel()
+        log.info("job %s rendered in %.1f ms", job.id, (time.perf_counter() - started_at) * 1000)
 
-        # 3. record the outcome (a sheet makes the character's look ready to lock)
-        if job.kind in (JobKind.SHEET, JobKind.REROLL) and job.character_id is not None:
-            async with self.db.writing() as uow:
-                await uow.characters.update(
-                    job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
-                )
+        # 3. record the outcome
         await self._finish(job, JobStatus.DONE, files=tuple(files))
 
+    async def _supervise(self, job: RenderJob, work: JobInput) -> list[Path]:
+        """Render on a daemon thread and watch it from the loop: a cancel on the row, the
+        time limit or a stop asks the render to stop at its next step; a render that does
+        not stop within `abandon_after_s` is abandoned (`_Stopped`), freeing the worker."""
+        loop = asyncio.get_running_loop()
+        stop = threading.Event()
+
+        def should_cancel() -> bool:
+            return stop.is_set() or (self.hand_back is not None and self.stopping())
+
+        render = start_in_thread(
+            partial(self._render, work, should_cancel, self._meter(work, loop)),
+            name=f"storyloom-job-{job.id}",
+        )
+        began = time.monotonic()
+        why: str | None = None
+        asked_at = 0.0
+        while not render.done():
+            await asyncio.wait([render], timeout=max(self.cancel_poll_seconds, 0.02))
+            if render.done():
+                break
+            if why is None:
+                why = await self._reason_to_stop(job.id, began)
+                if why is not None:
+                    stop.set()
+                    asked_at = time.monotonic()
+            elif time.monotonic() - asked_at > self.abandon_after_s:
+                render.cancel()  # the thread's outcome, should it ever come, is dropped
+                raise _Stopped(why, abandoned=True)
+        try:
+            return render.result()
+        except RenderCancelled:
+            if why == TIME_LIMIT:
+                raise _Stopped(why, abandoned=False) from None
+            raise
+
+    async def _reason_to_stop(self, job_id: int, began: float) -> str | None:
+        """Why the running render should stop now, if it should: a stop, its time limit,
+        or a cancel on its row (a database that cannot be read cancels nothing)."""
+        if self.hand_back is not None and self.stopping():
+            return STOPPING
+        if time.monotonic() - began > self.time_limit_s:
+            return TIME_LIMIT
+        try:
+            async with self.db.reading() as uow:
+                current = await uow.jobs.find(job_id)
+        except Exception as error:  # an outage: keep rendering, the row is read again soon
+            log.debug("job %s: cancel check skipped (%s)", job_id, error)
+            return None
+        return CANCELLED if current is None or current.status == JobStatus.CANCELLED else None
+
+    async def _stopped(self, job: RenderJob, stopped: _Stopped) -> None:
+        """The outcome of a render stopped by the worker: abandoned, or past its limit."""
+        if stopped.abandoned:
+            log.error(
+                "job %s: its render did not stop within %.0f s of being asked (%s); abandoned",
+                job.id, self.abandon_after_s, stopped.why,
+            )  # fmt: skip
+            self._renderer = None  # the lost thread may still use it: the next job loads anew
+            if self.on_abandoned is not None:
+                self.on_abandoned()
+        if stopped.why == STOPPING and self.hand_back is not None:
+            self._finished.add(job.id)
+            await self.hand_back(job)
+        elif stopped.why == CANCELLED:
+            await self._finish(job, JobStatus.CANCELLED)
+        else:
+            limit = f"it ran past the time limit of {self.time_limit_s:.0f} s for one job"
+            await self._finish(job, JobStatus.FAILED, error=f"render stopped: {limit}")
+
     async def _start(self, job_id: int) -> tuple[RenderJob, JobInput] | None:
+        """`_claim`, waiting out a database outage (the delivery is not spent on it)."""
+        return await self._through_outage(f"job {job_id}: start", lambda: self._claim(job_id))
+
+    async def _claim(self, job_id: int) -> tuple[RenderJob, JobInput] | None:
         """Claim the job to run for this delivery and read what it renders; None if there is
         none. One cancelled while queued never starts, one done is not redone (a
         redelivery), one running elsewhere is left to its live worker; with a fair line,
-        the job whose turn it is starts instead of the one named."""
-        for _ in range(CLAIM_ROUNDS):
+        a dead worker's job comes first, then the job whose turn it is.
+
+        A delivery is never spent while a job waits: a job that cannot be rendered (its
+        story or character gone, an unknown kind, too many lost workers) is failed with
+        its reason and the next one is tried, as is the next after a lost claim race."""
+        for _ in range(MAX_CLAIM_ROUNDS):
             if self.stopping():
                 return None  # the job stays queued for whoever serves the line next
             now = utc_now()
+            refused: tuple[RenderJob, str] | None = None
             async with self.db.writing() as uow:
-                job = await uow.jobs.find(job_id)
-                if self.pick_next is not None and not (job and self._taken_over(job, now)):
-                    head = await self.pick_next(uow, now)
-                    job = None if head is None else await uow.jobs.find(head)
-                if job is None or not self._may_start(job, now):
+                job = await self._choose(uow, job_id, now)
+                if job is None:
                     return None
                 story = await uow.stories.by_id(job.story_id)
-                if story is None:
-                    return None
-                if job.attempts >= self.max_attempts:
-                    error = f"stopped after {job.attempts} attempts: each one lost its worker"
-                    await uow.jobs.set_status(job.id, JobStatus.FAILED, now, error=error)
-                    failed = job
+                cast = await uow.characters.list(story.id) if story is not None else ()
+                reason = self._cannot_render(job, story, cast)
+                if reason is not None:
+                    await uow.jobs.set_status(job.id, JobStatus.FAILED, now, error=reason)
+                    refused = job, reason
                 else:
-                    failed = None
-                    beats, cast = await self._inputs(uow, job, story)
+                    assert story is not None  # or _cannot_render would have said so
+                    beats = await self._beats(uow, job, story)
                     if not await uow.jobs.claim(job.id, job, now):
                         # another worker started it between our read and this write (on
                         # PostgreSQL two can read the same head): try the next one
                         if self.pick_next is None:
                             return None
                         continue
-            if failed is not None:
-                await self.notify(JobEvent(failed, JobStatus.FAILED, error=error))
-                return None
+            if refused is not None:
+                failed, reason = refused
+                log.warning("job %s failed before it started: %s", failed.id, reason)
+                await self.notify(JobEvent(failed, JobStatus.FAILED, error=reason))
+                if self.pick_next is None:
+                    return None
+                continue
+            assert story is not None
             return job, JobInput(job, story, beats, cast)
-        log.warning("job %s: lost the claim %d times; its message is dropped", job_id, CLAIM_ROUNDS)
+        log.warning("job %s: no job claimed in %d rounds", job_id, MAX_CLAIM_ROUNDS)
+        return None
+
+    async def _choose(self, uow: UnitOfWork, job_id: int, now: datetime) -> RenderJob | None:
+        """The job this delivery starts: the one it names if that one's worker died, else a
+        dead worker's job (it keeps its place at the head), else the head of the fair line;
+        without a fair line, the job named. None when there is nothing to start."""
+        named = await uow.jobs.find(job_id)
+        if named is not None and self._taken_over(named, now):
+            return named
+        if self.pick_next is None:
+            return named if named is not None and named.status == JobStatus.QUEUED else None
+        if self.take_over_after is not None:
+            orphans = await uow.jobs.stale(None, now - self.take_over_after)
+            if orphans:
+                return orphans[0]
+        head = await self.pick_next(uow, now)
+        return None if head is None else await uow.jobs.find(head)
+
+    def _cannot_render(
+        self, job: RenderJob, story: Story | None, cast: Sequence[Character]
+    ) -> str | None:
+        """Why this job can never be rendered (so it fails alone), or None."""
+        if job.attempts >= self.max_attempts:
+            return f"stopped after {job.attempts} attempts: each one lost its worker"
+        if story is None:
+            return "its story was deleted"
+        if job.kind not in RENDERABLE:
+            return "this version of storyloom cannot render this kind of job"
+        sheet = job.kind in (JobKind.SHEET, JobKind.REROLL)
+        if sheet and not any(c.id == job.character_id for c in cast):
+            return "its character was removed from the story"
         return None
 
     @staticmethod
-    async def _inputs(
-        uow: UnitOfWork, job: RenderJob, story: Story
-    ) -> tuple[Sequence[Beat], Sequence[Character]]:
+    async def _beats(uow: UnitOfWork, job: RenderJob, story: Story) -> Sequence[Beat]:
         if job.beats:  # the beats as they were when it was asked for
-            return job.beats, await uow.characters.list(story.id)
+            return job.beats
         total = await uow.beats.count(story.id)
         first, last = job.first_position or 1, job.last_position or total
-        beats = await uow.beats.page(story.id, first - 1, last - first + 1)
-        return beats, await uow.characters.list(story.id)
-
-    def _may_start(self, job: RenderJob, now: datetime) -> bool:
-        return job.status == JobStatus.QUEUED or self._taken_over(job, now)
+        return await uow.beats.page(story.id, first - 1, last - first + 1)
 
     def _taken_over(self, job: RenderJob, now: datetime) -> bool:
         """Whether the job runs on a dead worker: its row has lost its heartbeat."""
@@ -235,28 +363,20 @@ class LocalWorker:
         if job.id not in self._finished:  # never edit a result back into "running"
             await self.notify(JobEvent(job, JobStatus.RUNNING, progress=progress))
 
-    def _cancel_check(
-        self, job_id: int, loop: asyncio.AbstractEventLoop, every: float
-    ) -> Callable[[], bool]:
-        """A check for the render thread: has the job row been cancelled? (At most every
-        ``every`` seconds, so a database read is not added to every denoising step.)"""
-        last = time.monotonic()
-
-        async def cancelled() -> bool:
-            async with self.db.reading() as uow:
-                job = await uow.jobs.find(job_id)
-            return job is None or job.status == JobStatus.CANCELLED
-
-        def check() -> bool:
-            nonlocal last
-            if self.hand_back is not None and self.stopping():  # ops: stopping (see above)
-                return True
-            if time.monotonic() - last < every:
-                return False
-            last = time.monotonic()
-            return asyncio.run_coroutine_threadsafe(cancelled(), loop).result(timeout=30)
-
-        return check
+    async def _through_outage(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run `step`, again while the database is out (up to `outage_patience_s`): a short
+        outage delays a job's start or its outcome, it does not throw the render away."""
+        deadline = time.monotonic() + self.outage_patience_s
+        pauses = itertools.chain(OUTAGE_PAUSES_S, itertools.repeat(OUTAGE_PAUSES_S[-1]))
+        for pause in pauses:
+            try:
+                return await step()
+            except Exception as error:
+                if not is_outage(error) or time.monotonic() + pause > deadline:
+                    raise
+                log.warning("%s: database unavailable (%s); retrying in %.1f s", what, error, pause)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable: the pauses never end")
 
     async def _finish(
         self,
@@ -266,6 +386,23 @@ class LocalWorker:
         files: tuple[Path, ...] = (),
         error: str | None = None,
     ) -> None:
+        await self._through_outage(
+            f"job {job.id}: record {status.value}",
+            lambda: self._record(job, status, files, error),
+        )
+        self._finished.add(job.id)
+        await self.notify(JobEvent(job, status, files, error))
+
+    async def _record(
+        self, job: RenderJob, status: JobStatus, files: tuple[Path, ...], error: str | None
+    ) -> None:
+        if status == JobStatus.DONE and job.kind in (JobKind.SHEET, JobKind.REROLL):
+            # a sheet makes the character's look ready to lock
+            async with self.db.writing() as uow:
+                if job.character_id is not None:
+                    await uow.characters.update(
+                        job.character_id, utc_now(), lock_state=LockState.SHEET_RENDERED
+                    )
         async with self.db.writing() as uow:
             current = await uow.jobs.find(job.id)
             if current is not None and current.status == JobStatus.CANCELLED:
@@ -276,5 +413,3 @@ class LocalWorker:
                     await self.save_files(uow, job.id, files)
                 names = [path.name for path in files]
                 await uow.jobs.set_status(job.id, status, utc_now(), error=error, files=names)
-        self._finished.add(job.id)
-        await self.notify(JobEvent(job, status, files, error))

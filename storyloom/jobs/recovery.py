@@ -15,15 +15,17 @@ async def requeue_stale(
     db: Database,
     queue: JobQueue,
     *,
-    queued_for: timedelta = timedelta(minutes=2),
+    queued_for: timedelta | None = timedelta(minutes=2),
     heartbeat_lost_for: timedelta = timedelta(minutes=2),
 ) -> list[int]:
-    """Send again the jobs queued longer than `queued_for` and those running without a
-    heartbeat for `heartbeat_lost_for`; return their ids. A duplicate message is harmless:
-    the worker that receives it reads the row and skips a job already taken or done."""
+    """Send again the jobs queued longer than `queued_for` (none if it is None) and those
+    running without a heartbeat for `heartbeat_lost_for`; return their ids. A duplicate
+    message is harmless: the worker that receives it starts the job whose turn it is, or
+    nothing when none waits."""
     now = utc_now()
+    queued_before = None if queued_for is None else now - queued_for
     async with db.reading() as uow:
-        stale = await uow.jobs.stale(now - queued_for, now - heartbeat_lost_for)
+        stale = await uow.jobs.stale(queued_before, now - heartbeat_lost_for)
     for job in stale:  # after the read committed: never await the broker inside it
         await queue.submit(job.id)
     waiting = [job.id for job in stale if job.status == JobStatus.QUEUED]

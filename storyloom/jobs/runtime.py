@@ -8,13 +8,13 @@ reports job events to its notifier, and the upkeep that keeps jobs from being lo
 
 Either way the chat side learns everything from the job rows (`JobWatcher`), so the same
 notifier code serves both modes, and what ended while the bot was down is reported at start.
-Jobs that never reached a worker are sent again, at start and then every `requeue_every_s`.
+Jobs that never reached a worker, or lost it, are sent again: at start, then checked every
+`requeue_every_s` in either mode (see `_upkeep`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -94,8 +94,9 @@ async def job_runtime(
     load_renderer: Callable[[], StoryRenderer] | None = None,
     options: BrokerOptions | None = None,
     watch_every_s: float = 0.5,
-    requeue_every_s: float = 60.0,
-    stale_after_s: float = 600.0,
+    requeue_every_s: float = 10.0,
+    stale_after_s: float = 30.0,
+    heartbeat_lost_s: float = HEARTBEAT_LOST_S,
 ) -> AsyncIterator[JobRuntime]:
     """Start the jobs side of a chat process; on exit the in-process worker hands its job
     in hand back to the line, and nothing is left running."""
@@ -105,6 +106,7 @@ async def job_runtime(
     async with AsyncExitStack() as stack:
         if settings.queue == "embedded":
             worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+            worker.take_over_after = timedelta(seconds=heartbeat_lost_s)  # a crash's job
             local_broker = memory_broker()
             bind_worker(local_broker, worker)
             broker: AsyncBroker = local_broker
@@ -120,7 +122,7 @@ async def job_runtime(
         tasks = [
             asyncio.create_task(watcher.run(), name="storyloom-job-watcher"),
             asyncio.create_task(
-                _upkeep(runtime, requeue_every_s, stale_after_s),
+                _upkeep(runtime, requeue_every_s, stale_after_s, heartbeat_lost_s),
                 name="storyloom-job-upkeep",
             ),
         ]
@@ -129,9 +131,9 @@ async def job_runtime(
         finally:
             for task in tasks:
                 task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            # not `await task` under suppress(CancelledError): that would also swallow a
+            # cancel of this very stop, and hang on a task that ignored its own
+            await asyncio.wait(tasks)
             if runtime.local_broker is not None:
                 stopping.set()  # no job starts after this; the one in hand stops and goes back
                 await _wait_released(runtime.local_broker)
@@ -156,6 +158,7 @@ def _local_worker(
         clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
+        time_limit_s=settings.job_time_limit_s,
         store_progress=store_progress,
         # the process is stopping: the render in hand stops at its next step and its job
         # goes back in line, for the next start (which sends every waiting job)
@@ -178,18 +181,22 @@ def _poking(watcher: JobWatcher) -> Notify:
     return poke
 
 
-async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> None:
-    """Send again what never reached a worker, or lost it; forget the stored files of
-    results already posted (redis mode: the watcher forgets each one as it posts it, this
-    catches those a stop cut short).
+async def _upkeep(
+    runtime: JobRuntime, every_s: float, stale_after_s: float, heartbeat_lost_s: float
+) -> None:
+    """Every `every_s` while the process runs: send again what never reached a worker, or
+    lost it (running without heartbeats for `heartbeat_lost_s`), and forget the stored
+    files of results already posted (redis mode: the watcher forgets each one as it posts
+    it; this catches those a stop cut short).
 
-    Embedded: once, at start: the in-memory broker loses nothing while the process lives,
-    and every job still waiting (or left running by a crash) is this process's to send.
-    Redis: also periodically, for messages Redis lost (a restart without persistence): a
-    job waiting `stale_after_s` without being sent again, or running without heartbeats.
+    At start every waiting job is sent (embedded: its message died with the last process).
+    Later rounds send a job waiting `stale_after_s` since it was last sent (redis mode: a
+    message Redis lost, or one never sent while it was down; the in-memory broker loses
+    nothing while the process lives), and in every mode a job whose worker died, also one
+    killed just before a quick restart, whose heartbeat was still fresh at start.
     """
     embedded = runtime.worker is not None
-    queued_for = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
+    queued_for: timedelta | None = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
     while True:
         try:
             if not embedded and (dropped := await forget_posted_files(runtime.db)):
@@ -201,20 +208,21 @@ async def _upkeep(runtime: JobRuntime, every_s: float, stale_after_s: float) -> 
                 runtime.db,
                 runtime.queue,
                 queued_for=queued_for,
-                heartbeat_lost_for=timedelta(seconds=HEARTBEAT_LOST_S),
+                heartbeat_lost_for=timedelta(seconds=heartbeat_lost_s),
             )
             if sent:
-                log.info("sent %d waiting jobs again: %s", len(sent), sent)
+                log.info("sent %d jobs again: %s", len(sent), sent)
         except Exception:
             log.exception("re-sending stale jobs failed; trying again later")
         if embedded:
-            return
+            queued_for = None
         await asyncio.sleep(every_s)
 
 
 async def _wait_released(broker: InMemoryBroker, timeout_s: float = 30.0) -> None:
     """Let the in-process render stop at its next step and hand its job back."""
     try:
-        await asyncio.wait_for(broker.wait_all(), timeout_s)
+        async with asyncio.timeout(timeout_s):
+            await broker.wait_all()
     except TimeoutError:
         log.warning("the render in hand did not stop within %.0f s", timeout_s)

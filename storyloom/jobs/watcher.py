@@ -16,25 +16,30 @@ the notifier, and clears the mark again if the notifier fails, so the next poll 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress
 from storyloom.jobs.result_files import forget_files, local_files
+from storyloom.jobs.waits import wait_event
 from storyloom.storage.engine import SqlDatabase
-from storyloom.storage.job_watch import WatchedJob, watched_jobs
+from storyloom.storage.job_watch import WatchedJob, unknown_statuses, watched_jobs
+from storyloom.storage.outage import is_outage
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.service import utc_now
 
 log = logging.getLogger(__name__)
 
 # A notifier that fails on the same outcome this many times gives up on it: a result that
 # cannot be posted (a deleted channel, say) must not be retried forever.
 MAX_REPORT_TRIES = 3
+
+# The longest pause between polls while they fail (a database outage).
+OUTAGE_POLL_S = 5.0
 
 Places = Callable[[], Awaitable[dict[int, int]]]
 
@@ -58,20 +63,33 @@ class JobWatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Poll until cancelled; one failed poll (a busy database) is logged, not fatal."""
+        """Poll until cancelled; a failed poll is logged, not fatal. While the database is
+        out, polls back off (up to `OUTAGE_POLL_S`) and the outage is logged once."""
+        failures = 0
         while True:
             self._wake.clear()
             try:
                 await self.poll()
-            except Exception:
-                log.exception("watching jobs failed; trying again")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.every_s)
+            except Exception as error:
+                failures += 1
+                if not is_outage(error):
+                    log.exception("watching jobs failed; trying again")
+                elif failures == 1:
+                    log.warning("watching jobs: the database is unavailable (%s)", error)
+            else:
+                if failures:
+                    log.info("watching jobs again after %d failed polls", failures)
+                failures = 0
+            pause = min(OUTAGE_POLL_S, self.every_s * 2**failures) if failures else self.every_s
+            await wait_event(self._wake, pause)
 
     async def poll(self) -> None:
         """Read the rows once and report every change since the last poll."""
         async with self.db.reading() as uow:
             found = await watched_jobs(session_of(uow))
+            unknown = await unknown_statuses(session_of(uow))
+        if unknown:
+            await self._fail_unknown(unknown)
         watched = [w for w in found if self.owns(w.workspace_id)]
         waiting = any(w.job.status == JobStatus.QUEUED for w in watched)
         places = await self.places() if waiting else {}
@@ -83,6 +101,15 @@ class JobWatcher:
         alive = {item.job.id for item in watched}
         for job_id in set(self._seen) - alive:
             del self._seen[job_id]
+
+    async def _fail_unknown(self, rows: Sequence[tuple[int, str]]) -> None:
+        """Fail the jobs whose status this version cannot read, each with its reason: the
+        next poll reports them like any failed job, and nothing else waits on them."""
+        async with self.db.writing() as uow:
+            for job_id, status in rows:
+                reason = f"its status {status!r} is unknown to this version of storyloom"
+                log.error("job %s failed: %s", job_id, reason)
+                await uow.jobs.set_status(job_id, JobStatus.FAILED, utc_now(), error=reason)
 
     async def _follow(self, item: WatchedJob, place: int | None) -> None:
         job = item.job

@@ -23,6 +23,7 @@ from storyloom.jobs.admission import head_of_line, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.result_files import save_files
+from storyloom.jobs.waits import wait_event
 from storyloom.ops.shutdown import GracefulStop
 
 if TYPE_CHECKING:
@@ -48,6 +49,14 @@ async def run_worker(
 
     options = options or BrokerOptions()
     stop = asyncio.Event()
+    abandoned = asyncio.Event()
+
+    def restart() -> None:
+        # a render that would not stop left a thread holding the model: this process exits
+        # (non-zero) so its supervisor starts a clean one
+        abandoned.set()
+        stop.set()
+
     stopping = GracefulStop(stop, settings.stop_grace_s, ops)  # ops: finish or hand back
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -70,6 +79,8 @@ async def run_worker(
             save_files=save_files,
             stopping=stopping.requested,  # ops: a stop interrupts the render, and the job
             hand_back=stopping.hand_back,  # goes back to the line
+            time_limit_s=settings.job_time_limit_s,
+            on_abandoned=restart,
         )
         broker = redis_broker(options)
         stopping.bind(db, TaskiqQueue(broker))  # ops
@@ -89,6 +100,8 @@ async def run_worker(
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
             stopping.close()  # ops
+    if abandoned.is_set():
+        raise SystemExit("worker stopped: a render would not stop; restart the worker")
     log.info("worker stopped")
 
 
@@ -109,8 +122,7 @@ async def receive(broker: AsyncBroker, stop: asyncio.Event) -> None:
             delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
             failures += 1
             log.warning("lost the broker (%s); reconnecting in %.1f s", error, delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+            await wait_event(stop, delay)
 
 
 def _without_password(options: BrokerOptions) -> str:

@@ -15,6 +15,7 @@ from storyloom.storage.tables import JobArtifactRow, RenderJobRow, StoryRow
 from storyloom.story.model import JobStatus, RenderJob
 
 _ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
+_KNOWN = [status.value for status in JobStatus]
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,13 @@ async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
     query = (
         select(RenderJobRow, StoryRow.workspace_id)
         .join(StoryRow, StoryRow.id == RenderJobRow.story_id)
-        .where(or_(RenderJobRow.status.in_(_ACTIVE), RenderJobRow.posted.is_(False)))
+        .where(
+            or_(
+                RenderJobRow.status.in_(_ACTIVE),
+                # a status this version does not know is left out (see `unknown_statuses`)
+                RenderJobRow.posted.is_(False) & RenderJobRow.status.in_(_KNOWN),
+            )
+        )
         .order_by(RenderJobRow.id)
     )
     rows = (await session.execute(query)).all()
@@ -44,6 +51,13 @@ async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
         )
         for row, workspace in rows
     ]
+
+
+async def unknown_statuses(session: AsyncSession) -> Sequence[tuple[int, str]]:
+    """(id, status) of every job whose status this version does not know (a newer version
+    wrote it): the watcher fails them with that reason rather than stop on them."""
+    query = select(RenderJobRow.id, RenderJobRow.status).where(RenderJobRow.status.not_in(_KNOWN))
+    return [(job_id, status) for job_id, status in await session.execute(query)]
 
 
 async def save_artifacts(session: AsyncSession, job_id: int, files: Sequence[Path]) -> None:

@@ -12,6 +12,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from storyloom.storage.tables import BeatRow, CharacterRow, RenderJobRow, StoryRow
 from storyloom.story.errors import Conflict
@@ -62,7 +63,7 @@ def job_value(row: RenderJobRow) -> RenderJob:
     return RenderJob(
         id=row.id,
         story_id=row.story_id,
-        kind=JobKind(row.kind),
+        kind=JobKind.read(row.kind),
         status=JobStatus(row.status),
         requested_by=row.requested_by,
         requested_by_name=row.requested_by_name,
@@ -474,18 +475,18 @@ class SqlJobs:
         )
         return [job_value(row) for row in (await self._session.execute(query)).scalars()]
 
-    async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
-        """Queued and untouched, or running without a recent heartbeat; oldest first."""
-        query = (
-            select(RenderJobRow)
-            .where(
-                or_(
-                    (RenderJobRow.status == JobStatus.QUEUED.value)
-                    & (RenderJobRow.updated_at < queued_before),
-                    (RenderJobRow.status == JobStatus.RUNNING.value)
-                    & (RenderJobRow.updated_at < running_before),
-                )
-            )
-            .order_by(RenderJobRow.id)
+    async def stale(
+        self, queued_before: datetime | None, running_before: datetime
+    ) -> Sequence[RenderJob]:
+        """Queued and untouched (unless `queued_before` is None), or running without a recent
+        heartbeat; oldest first."""
+        lost: ColumnElement[bool] = (RenderJobRow.status == JobStatus.RUNNING.value) & (
+            RenderJobRow.updated_at < running_before
         )
+        if queued_before is not None:
+            waiting = (RenderJobRow.status == JobStatus.QUEUED.value) & (
+                RenderJobRow.updated_at < queued_before
+            )
+            lost = or_(waiting, lost)
+        query = select(RenderJobRow).where(lost).order_by(RenderJobRow.id)
         return [job_value(row) for row in (await self._session.execute(query)).scalars()]

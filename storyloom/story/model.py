@@ -57,6 +57,17 @@ class JobKind(StrEnum):
     SHEET = "sheet"
     REROLL = "reroll"  # a character's new look (a new seed and sheet)
     PANEL = "panel"  # one beat's panel drawn again (its variant went up)
+    # a kind this version does not know (a newer version wrote the row): it is never
+    # rendered here, only failed with that reason, reported and cancellable like any job
+    UNKNOWN = "unknown"
+
+    @classmethod
+    def read(cls, value: str) -> JobKind:
+        """The kind stored as `value`; UNKNOWN for one this version does not know."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.UNKNOWN
 
 
 class JobStatus(StrEnum):

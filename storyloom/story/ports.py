@@ -226,9 +226,11 @@ class JobRepository(Protocol):
         """Ended jobs whose outcome has not been reported yet, oldest first."""
         ...
 
-    async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
-        """Queued jobs not touched since `queued_before` and running jobs whose worker has not
-        sent a heartbeat since `running_before`, oldest first."""
+    async def stale(
+        self, queued_before: datetime | None, running_before: datetime
+    ) -> Sequence[RenderJob]:
+        """Queued jobs not touched since `queued_before` (none when it is None) and running
+        jobs whose worker has not sent a heartbeat since `running_before`, oldest first."""
         ...
 
 

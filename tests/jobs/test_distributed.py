@@ -1,6 +1,7 @@
 """The distributed mode for real: a redis-server started here, `run_worker` child processes
-with the tiny model, one SQLite file shared by path, and the bot side's `job_runtime`
-(queue = redis) with its own output folder, told everything through the database."""
+with the tiny model, one database (a SQLite file shared by path, or PostgreSQL), and the bot
+side's `job_runtime` (queue = redis) with its own output folder, told everything through the
+database."""
 
 from __future__ import annotations
 
@@ -91,13 +92,16 @@ class Cluster:
         return worker
 
     @asynccontextmanager
-    async def bot(self) -> AsyncIterator[Recorder]:
+    async def bot(self, **runtime_options: float) -> AsyncIterator[Recorder]:
         """A bot process's jobs side (queue = redis), with its own output folder: results
         reach it through the database, not a shared disk."""
         settings = load_settings(queue="redis", output_dir=self.folder / "bot-out")
         seen = Recorder()
         options = fast_options(self.redis.url)
-        async with job_runtime(settings, self.db, seen, options=options, watch_every_s=0.1) as jobs:
+        runtime = job_runtime(
+            settings, self.db, seen, options=options, watch_every_s=0.1, **runtime_options
+        )
+        async with runtime as jobs:
             self.deps, self.seen = Deps(self.db, jobs.queue, STYLE_NAMES, "comic"), seen
             try:
                 yield seen
@@ -134,8 +138,10 @@ class Cluster:
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path, redis: RedisServer, models: Path) -> AsyncIterator[Cluster]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+async def cluster(
+    tmp_path: Path, redis: RedisServer, models: Path, database_url: str
+) -> AsyncIterator[Cluster]:
+    url = database_url  # a SQLite file shared by path, or a PostgreSQL database
     await upgrade_database(url)
     async with open_database(url) as db:
         offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
@@ -245,6 +251,18 @@ async def test_workers_reconnect_after_redis_restarts(cluster: Cluster) -> None:
         assert (await cluster.reported(seen, later.id)).status == JobStatus.DONE
     assert "lost the broker" in worker.text()
     assert worker.process.poll() is None
+
+
+async def test_a_job_asked_for_while_redis_was_down_is_sent_again_and_rendered(
+    cluster: Cluster,
+) -> None:
+    worker = cluster.start_worker("w1")
+    worker.wait_ready()
+    async with cluster.bot(stale_after_s=1.0, requeue_every_s=0.3) as seen:
+        cluster.redis.stop()
+        job = await cluster.render()  # committed; its message could not be sent
+        cluster.redis.start()
+        assert (await cluster.reported(seen, job.id, timeout=60)).status == JobStatus.DONE
 
 
 async def test_files_left_behind_by_a_stopped_bot_are_forgotten_at_the_next_start(

@@ -1,6 +1,6 @@
 """The row decides what a delivery does: redelivered done jobs are skipped, a dead worker's
-job is taken over, a restarted bot finds unposted results and stale jobs. SQLite, and the
-embedded in-memory broker end to end."""
+job is taken over ahead of the line, a restarted bot finds unposted results and stale
+jobs. SQLite and PostgreSQL, and the embedded in-memory broker end to end."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs.admission import head_of_line
 from storyloom.jobs.broker import TaskiqQueue, bind_worker, memory_broker
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.recovery import requeue_stale
@@ -122,6 +123,22 @@ async def test_a_dead_workers_job_is_taken_over_and_counts_an_attempt(
     await worker(db, renderer, tmp_path, seen).process(job.id)
     done = await row(db, job.id)
     assert (done.status, done.attempts) == (JobStatus.DONE, 2)
+
+
+async def test_a_dead_workers_job_keeps_its_place_at_the_head_of_a_backlog(
+    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> None:
+    seen = Events()
+    orphan, *backlog = await queued_jobs(db, 4)
+    await age(db, orphan, JobStatus.RUNNING, timedelta(minutes=5))
+    fair = worker(db, renderer, tmp_path, seen)
+    fair.pick_next = head_of_line
+    await fair.process(backlog[-1].id)  # the newest waiting job's message frees a worker
+    assert [(e.job.id, e.status) for e in seen.seen] == [
+        (orphan.id, JobStatus.RUNNING),
+        (orphan.id, JobStatus.DONE),
+    ]
+    assert [(await row(db, j.id)).status for j in backlog] == [JobStatus.QUEUED] * 3
 
 
 async def test_a_job_that_lost_its_worker_too_often_fails(

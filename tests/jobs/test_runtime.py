@@ -27,7 +27,7 @@ from storyloom.jobs.runtime import JobRuntime, job_runtime
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobKind, JobStatus
-from storyloom.story.service import Deps
+from storyloom.story.service import Deps, utc_now
 from tests.job_rows import job_row
 from tests.story.fakes import SentIds
 
@@ -274,3 +274,19 @@ async def test_a_report_cut_short_by_a_stop_is_made_at_the_next_start(
     after = Recorder()
     async with start(after):
         assert (await after.until_final(job.id)).status == JobStatus.DONE
+
+
+async def test_a_job_left_running_by_a_crash_just_before_a_restart_is_finished(
+    db: SqlDatabase, start: Start
+) -> None:
+    offline = Deps(db, SentIds(), STYLE_NAMES, "comic")
+    await story(offline)
+    job = await service.render(offline, ANN)
+    async with db.writing() as uow:  # the crashed process had claimed it a moment ago
+        assert await uow.jobs.claim(job.id, job, utc_now())
+    seen = Recorder()
+    # restarted at once: the heartbeat is still fresh at start, so only upkeep that goes on
+    # running notices it lost its worker
+    async with start(seen, heartbeat_lost_s=1.0, requeue_every_s=0.2):
+        done = await seen.until_final(job.id)
+    assert done.status == JobStatus.DONE and done.job.attempts == 2

@@ -236,8 +236,12 @@ class FakeJobs:
         ended = [j for j in self.s.jobs.values() if not j.status.active and not j.posted]
         return sorted(ended, key=lambda j: j.id)
 
-    async def stale(self, queued_before: datetime, running_before: datetime) -> Sequence[RenderJob]:
-        cutoff = {JobStatus.QUEUED: queued_before, JobStatus.RUNNING: running_before}
+    async def stale(
+        self, queued_before: datetime | None, running_before: datetime
+    ) -> Sequence[RenderJob]:
+        cutoff = {JobStatus.RUNNING: running_before}
+        if queued_before is not None:
+            cutoff[JobStatus.QUEUED] = queued_before
         found = [j for j in self.s.jobs.values()
                  if j.status in cutoff and j.updated_at < cutoff[j.status]]  # fmt: skip
         return sorted(found, key=lambda j: j.id)
