@@ -200,7 +200,10 @@ def discord(
     try:
         asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
             run_service(
-                settings, "discord", lambda ops: run_discord(settings, sync, sync_guild, ops)
+                settings,
+                "discord",
+                lambda ops: run_discord(settings, sync, sync_guild, ops),
+                ready_at_start=False,  # ready once its renderer is loaded (in the background)
             )
         )
     except MissingToken as error:
@@ -231,7 +234,12 @@ def slack(
         )
     try:
         asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
-            run_service(settings, "slack", lambda ops: run_slack(settings, http, port, oauth, ops))
+            run_service(
+                settings,
+                "slack",
+                lambda ops: run_slack(settings, http, port, oauth, ops),
+                ready_at_start=False,  # ready once its renderer is loaded (in the background)
+            )
         )
     except MissingSlackSetting as error:
         raise fail(str(error)) from None

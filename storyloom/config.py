@@ -150,6 +150,73 @@ class Settings(BaseSettings):
         "postgresql+asyncpg://USER:PASS@HOST/DB.",
     )
 
+    # --- budgets (checked by `storyloom doctor`; defaults fit a 16 GiB-RAM GPU worker
+    # with 100 GiB of disk: ~7 GiB of model weights, 40 GiB of stores, 10 GiB of outputs)
+    identity_ram_mib: int = Field(
+        3072,
+        ge=16,
+        le=1024 * 1024,
+        description="Host RAM for identity data while rendering (stores held whole, or one "
+        "step of each shown character when streamed). A render whose stores do not fit is "
+        "streamed step by step from disk; if even one step of every shown character does not "
+        "fit, identity images are denoised beside the panels instead (recompute: no store).",
+    )
+    store_disk_gib: float = Field(
+        40.0,
+        gt=0.0,
+        le=100000.0,
+        description="Disk for identity stores in store_dir (SDXL at 768², 30 steps: 3.5 GiB "
+        "per character). Least recently used stores are deleted past it and rebuilt from "
+        "their spec when needed again.",
+    )
+    output_disk_gib: float = Field(
+        10.0,
+        gt=0.0,
+        le=100000.0,
+        description="Disk for job results in output_dir; the oldest jobs' folders are deleted "
+        "past it.",
+    )
+    keep_outputs_hours: float = Field(
+        24.0,
+        ge=0.0,
+        le=24 * 365,
+        description="How long a posted result's local files are kept in output_dir (they are "
+        "in the chat by then); 0 deletes them as soon as they are posted.",
+    )
+    max_panels_per_job: int = Field(
+        32,
+        ge=1,
+        le=300,
+        description="Most panels one render job may draw (a page of more beats is refused "
+        "when asked for, naming the limit).",
+    )
+    max_clip_seconds: float = Field(
+        60.0,
+        ge=1.0,
+        le=600.0,
+        description="Longest clip in seconds (2.5 s per beat), checked when the clip is asked for.",
+    )
+    max_clip_frames: int = Field(
+        1440,
+        ge=24,
+        le=14400,
+        description="Most frames in one clip (24 per second), checked when the clip is asked for.",
+    )
+    max_panel_pixels: int = Field(
+        1024 * 1024,
+        ge=64 * 64,
+        le=2048 * 2048,
+        description="Largest panel (width × height) this deployment renders; jobs are refused "
+        "when asked for if width × height is above it.",
+    )
+    max_steps: int = Field(
+        50,
+        ge=1,
+        le=200,
+        description="Most denoising steps per image; jobs are refused when asked for if "
+        "`steps` is above it.",
+    )
+
     max_waiting_per_member: int = Field(
         3,
         ge=1,
@@ -189,6 +256,12 @@ class Settings(BaseSettings):
     )
     slack_client_secret: SecretStr | None = Field(
         None, description="Slack app client secret, for multi-workspace installs (HTTP + OAuth)."
+    )
+
+    slack_api_url: str | None = Field(
+        None,
+        description="Base URL of Slack's Web API (default: https://slack.com/api/); for a "
+        "proxy, or a test double of Slack.",
     )
 
     # --- operations (storyloom/ops) ---------------------------------------------------

@@ -199,6 +199,21 @@ def check_secrets(settings: Settings) -> list[Finding]:
     ]
 
 
+def check_budgets(settings: Settings) -> list[Finding]:
+    """Each budget with what is used against it (storyloom/budgets.py)."""
+    from storyloom import budgets
+
+    return [
+        Finding("identity", *budgets.identity_ram_report(settings)),
+        Finding("stores", *budgets.disk_report(Path(settings.store_dir), settings.store_disk_gib)),
+        Finding(
+            "outputs", *budgets.disk_report(Path(settings.output_dir), settings.output_disk_gib)
+        ),
+        Finding("disk", *budgets.disk_free_report(settings)),
+        Finding("caps", *budgets.caps_report(settings)),
+    ]
+
+
 async def diagnose() -> list[Finding]:
     """Run every check that the settings allow."""
     settings, findings = check_settings()
@@ -213,6 +228,7 @@ async def diagnose() -> list[Finding]:
     if settings.queue == "redis":
         checks.append(lambda: check_broker(settings))
     findings += [check() for check in checks]
+    findings += check_budgets(settings)
     findings.append(await check_database(settings))
     findings += check_secrets(settings)
     return findings

@@ -37,3 +37,15 @@ async def until_status(
     except TimeoutError:
         stuck = (await job_row(db, job_id)).status
         raise AssertionError(f"job {job_id} stayed {stuck}, never {wanted}:\n{logs()}") from None
+
+
+async def owed_state(db: Database, job_id: int) -> str | None:
+    """The state of the job's owed outcome in the outbox (None: none is owed)."""
+    from sqlalchemy import select
+
+    from storyloom.storage.tables import OwedMessageRow
+    from storyloom.storage.unit_of_work import session_of
+
+    async with db.reading() as uow:
+        query = select(OwedMessageRow.state).where(OwedMessageRow.job_id == job_id)
+        return (await session_of(uow).execute(query)).scalar_one_or_none()

@@ -119,3 +119,26 @@ def test_doctor_checks_the_broker_and_names_a_wrong_password(
     assert "✓ broker     Redis at redis://127.0.0.1:" in answered.stdout
     assert "SQLite database is shared only by processes on this machine" in answered.stdout
     assert "the-right-one" not in answered.stdout + answered.stderr
+
+
+def test_doctor_shows_each_budget_and_names_the_one_that_is_exceeded(tmp_path: Path) -> None:
+    job = tmp_path / "out" / "job-1"
+    job.mkdir(parents=True)
+    (job / "story.png").write_bytes(b"x" * 3 * 1024 * 1024)
+    done = doctor(
+        tmp_path,
+        STORYLOOM_MODEL="tiny-sdxl",
+        STORYLOOM_DEVICE="cpu",
+        STORYLOOM_OUTPUT_DIR=str(tmp_path / "out"),
+        STORYLOOM_OUTPUT_DISK_GIB="0.001",  # about 1 MiB: the 3 MiB result is over it
+        STORYLOOM_WIDTH="1024",
+        STORYLOOM_HEIGHT="1024",
+        STORYLOOM_STEPS="30",
+    )
+    out = done.stdout
+    assert "✗ outputs    0.00 GiB of 0.00 GiB used" in out and "over budget" in out
+    # real SDXL's store at 1024², 30 steps, as the accounting computes it (issue 15: 6.15 GiB)
+    assert "✓ identity" in out and "one store is 6.15 GiB" in out
+    assert "✓ stores     0.00 GiB of 40.00 GiB" in out
+    assert "✓ caps       ≤ 32 panels per job" in out
+    assert done.returncode == 1 and "1 problem(s) found" in out

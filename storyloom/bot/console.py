@@ -208,7 +208,7 @@ def _first(args: list[str]) -> str:
 
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
-    from storyloom.jobs.admission import JobAdmission
+    from storyloom.jobs.admission import JobAdmission, render_limits
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
     from storyloom.storage import open_database, upgrade_database
@@ -243,6 +243,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             styles=STYLE_NAMES,
             default_style=settings.style,
             admit_job=JobAdmission.from_settings(settings),
+            render_limits=render_limits(settings),
         )
         console = Console(deps, write, places=jobs.places)
         write(f"storyloom console — outputs go to {out_dir}; type /help")

@@ -28,6 +28,7 @@ from storyloom.generation.pages.captions import printable
 from storyloom.generation.pages.draw import placeholder
 from storyloom.generation.pages.frames import FrameMaker, Timeline
 from storyloom.generation.pages.model import EmptyStoryError, PagePanel
+from storyloom.story.render_limits import CLIP_FPS, CLIP_SECONDS_PER_PANEL
 
 ClipFormat = Literal["mp4", "webp", "gif"]
 CLIP_FORMATS: tuple[ClipFormat, ...] = ("mp4", "webp", "gif")
@@ -53,8 +54,8 @@ class ClipSpec:
 
     width: int = 1280
     height: int = 720
-    fps: int = 24
-    seconds_per_panel: float = 2.5
+    fps: int = CLIP_FPS
+    seconds_per_panel: float = CLIP_SECONDS_PER_PANEL
     duration: float | None = None  # total seconds; overrides seconds_per_panel
     transition: float = 0.6  # seconds of crossfade (or in-betweens) per cut
     zoom: float = 0.08  # how far the slow zoom goes over a panel's hold

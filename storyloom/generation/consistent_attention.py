@@ -20,6 +20,7 @@ carries fine texture rather than identity).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from torch import nn
 
 from storyloom.generation.accounting import sampled_count
 from storyloom.generation.identity_store import IdentityStore, StoreWriter
+from storyloom.generation.steps import starts_step
 
 Mode = Literal["write", "read"]
 
@@ -77,13 +79,22 @@ class CSAState:
     # read mode: the stores, and for each panel the indices of the stores it shows
     stores: Sequence[IdentityStore] = ()
     panel_stores: Sequence[tuple[int, ...]] = ()
+    # set when the processors serve several threads' calls at once (the recompute policy)
+    routes: CSARoutes | None = None
     step: int = -1
+    unet_calls: int = 0
+    last_timestep: float | None = None
     device_bytes_peak: int = 0
+    # read mode: layer calls that attended to stored tokens, and those that found none
+    stored_reads: int = 0
+    missed_reads: int = 0
     _step_tokens: dict[int, list[torch.Tensor]] = field(default_factory=dict)
     _kv_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
     )
     _groups: list[tuple[tuple[int, ...], list[int]]] = field(default_factory=list)
+    _kv_layer: int = -1
+    _dtype: torch.dtype = torch.float32
 
     def __post_init__(self) -> None:
         if self.mode == "write" and (self.generator is None or self.writer is None):
@@ -96,11 +107,25 @@ class CSAState:
         self._groups = list(groups.items())
 
     # -- step bookkeeping, driven by a forward pre-hook on the UNet --------------------
+    def begin_call(
+        self, timestep: float, device: torch.device, dtype: torch.dtype, new_step: bool = True
+    ) -> None:
+        """Before a UNet call: advance to the next step, or stay on this one for the second
+        call of a second-order step (same tokens, same cached keys/values)."""
+        self.unet_calls += 1
+        self.last_timestep = timestep
+        if new_step or self.step < 0:
+            self.begin_step(timestep, device, dtype)
+        elif self.mode == "write":
+            assert self.writer is not None
+            self.writer.repeat_step()
+
     def begin_step(self, timestep: float, device: torch.device, dtype: torch.dtype) -> None:
         """Advance to the next denoising step and move only this step's tokens on device."""
         self.step += 1
         self._kv_cache.clear()
         self._step_tokens.clear()
+        self._dtype = dtype
         if self.mode == "write":
             assert self.writer is not None
             self.writer.begin_step(self.step, timestep)
@@ -113,7 +138,9 @@ class CSAState:
             layers = store.step_tokens(self.step)
             if layers is None:  # compact store: this step was not banked
                 continue
-            moved = [t.to(device=device, dtype=dtype, non_blocking=True) for t in layers]
+            # stored precision on the device; each layer's tokens are widened to the compute
+            # dtype only when that layer runs (a whole step widened at once measured 2x)
+            moved = [t.to(device=device, non_blocking=True) for t in layers]
             self._step_tokens[index] = list(moved)
             on_device += sum(t.numel() * t.element_size() for t in layers)
         self.device_bytes_peak = max(self.device_bytes_peak, on_device)
@@ -121,16 +148,23 @@ class CSAState:
     def stored_kv(
         self, store_index: int, layer: int, attn: Any
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Key/value of one store's tokens at this layer and step, projected once per step."""
+        """Key/value of one store's tokens at this layer and step, projected once per step
+        and split into heads: (copies, heads, K*n, head_dim)."""
+        if self._kv_layer != layer:  # keep one layer's projections, not the whole step's
+            self._kv_cache.clear()
+            self._kv_layer = layer
         cached = self._kv_cache.get((store_index, layer))
         if cached is not None:
             return cached
         layers = self._step_tokens.get(store_index)
         if layers is None:
             return None
-        tokens = layers[layer]  # (copies, K, n, C) -> (copies, K*n, C)
+        tokens = layers[layer].to(self._dtype)  # (copies, K, n, C) -> (copies, K*n, C)
         tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
-        kv = (attn.to_k(tokens), attn.to_v(tokens))
+        key = _heads(attn.to_k(tokens), attn.heads)
+        if attn.norm_k is not None:  # QK-norm, as the stock processor applies it
+            key = attn.norm_k(key)
+        kv = (key, _heads(attn.to_v(tokens), attn.heads))
         self._kv_cache[(store_index, layer)] = kv
         return kv
 
@@ -176,10 +210,14 @@ class ConsistentAttnProcessor:
         # 1. projections of the batch's own tokens, exactly as the stock processor does
         residual = hidden_states
         query = _heads(attn.to_q(hidden_states), attn.heads)
+        if attn.norm_q is not None:  # QK-norm, where the layer has it (as stock does)
+            query = attn.norm_q(query)
         if state.mode == "write":
             hidden_states = self._write(attn, hidden_states, query)
         else:
             key = _heads(attn.to_k(hidden_states), attn.heads)
+            if attn.norm_k is not None:
+                key = attn.norm_k(key)
             value = _heads(attn.to_v(hidden_states), attn.heads)
             hidden_states = self._read(attn, query, key, value)
 
@@ -218,6 +256,8 @@ class ConsistentAttnProcessor:
         else:
             context = hidden_states
         key = _heads(attn.to_k(context), attn.heads)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
         value = _heads(attn.to_v(context), attn.heads)
         out = F.scaled_dot_product_attention(query, key, value, dropout_p=0.0, is_causal=False)
         return out.transpose(1, 2).reshape(hidden_states.shape[0], tokens, -1)
@@ -257,18 +297,20 @@ class ConsistentAttnProcessor:
             kv = self.state.stored_kv(store_index, self.layer, attn)
             if kv is None:
                 continue
-            k, v = kv  # (store copies, L, inner)
+            k, v = kv  # (store copies, heads, L, head_dim)
             pick = _copy_map(k.shape[0], copies)
             keys.append(k[pick])
             values.append(v[pick])
         if not keys:
+            self.state.missed_reads += bool(shown)
             return None, None
-        k = torch.cat(keys, dim=1)  # (copies, L_total, inner)
-        v = torch.cat(values, dim=1)
-        length, inner = k.shape[1], k.shape[2]
-        k = k[:, None].expand(copies, group_size, length, inner).reshape(-1, length, inner)
-        v = v[:, None].expand(copies, group_size, length, inner).reshape(-1, length, inner)
-        return _heads(k, attn.heads), _heads(v, attn.heads)
+        self.state.stored_reads += 1
+        k = torch.cat(keys, dim=2)  # (copies, heads, L_total, head_dim)
+        v = torch.cat(values, dim=2)
+        shape = (copies, group_size, *k.shape[1:])
+        k = k[:, None].expand(shape).reshape(-1, *k.shape[1:])
+        v = v[:, None].expand(shape).reshape(-1, *v.shape[1:])
+        return k, v
 
 
 def _copy_map(stored: int, wanted: int) -> list[int]:
@@ -278,30 +320,86 @@ def _copy_map(stored: int, wanted: int) -> list[int]:
     return [stored - 1] * wanted
 
 
+class CSARoutes:
+    """Which CSA state (and scheduler) serves the UNet calls made by each thread.
+
+    One pipeline call runs per thread; with the recompute policy, write passes of the
+    shown characters run in their own threads beside the read pass, on the same UNet.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def bind(self, state: CSAState, scheduler: Any | None) -> None:
+        """Serve this thread's UNet calls with ``state`` (steps keyed by ``scheduler``)."""
+        self._local.route = (state, scheduler)
+
+    def current(self) -> tuple[CSAState, Any | None] | None:
+        return getattr(self._local, "route", None)
+
+
+class RoutedProcessor:
+    """One CSA layer's processor for every thread: the calling thread's state, or the
+    layer's original processor for threads without one."""
+
+    def __init__(self, routes: CSARoutes, layer: int, fallback: Callable[..., torch.Tensor]):
+        self.routes = routes
+        self.layer = layer
+        self.fallback = fallback
+
+    def __call__(self, attn: Any, hidden_states: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        route = self.routes.current()
+        if route is None:
+            return self.fallback(attn, hidden_states, *args, **kwargs)
+        processor = ConsistentAttnProcessor(route[0], self.layer, self.fallback)
+        return processor(attn, hidden_states, *args, **kwargs)
+
+
 @contextmanager
-def consistent_attention(unet: nn.Module, state: CSAState) -> Iterator[CSAState]:
-    """Install CSA processors on ``state.layer_names`` for one call; always restore them."""
+def routed_attention(
+    unet: nn.Module, routes: CSARoutes, layer_names: Sequence[str]
+) -> Iterator[CSARoutes]:
+    """Install routed CSA processors on ``layer_names``; always restore the originals.
+    UNet calls are keyed by the bound scheduler's denoising step (see ``steps``)."""
     original: dict[str, Any] = dict(unet.attn_processors)  # type: ignore[arg-type]
-    layer_of = {name: i for i, name in enumerate(state.layer_names)}
+    layer_of = {name: i for i, name in enumerate(layer_names)}
     missing = set(layer_of) - set(original)
     if missing:
         raise CSALayerError(f"the UNet has no layer named {sorted(missing)[0]}")
     # set_attn_processor empties the dict it is given: always pass a fresh one
     installed = {
-        name: ConsistentAttnProcessor(state, layer_of[name], proc) if name in layer_of else proc
+        name: RoutedProcessor(routes, layer_of[name], proc) if name in layer_of else proc
         for name, proc in original.items()
     }
 
     def on_unet_call(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        route = routes.current()
+        if route is None:
+            return
+        state, scheduler = route
         sample = args[0] if args else kwargs["sample"]
         timestep = args[1] if len(args) > 1 else kwargs["timestep"]
         t = float(timestep.flatten()[0]) if torch.is_tensor(timestep) else float(timestep)
-        state.begin_step(t, sample.device, sample.dtype)
+        new_step = starts_step(scheduler, t, state.last_timestep)
+        state.begin_call(t, sample.device, sample.dtype, new_step)
 
     unet.set_attn_processor(installed)  # type: ignore[operator]
     hook = unet.register_forward_pre_hook(on_unet_call, with_kwargs=True)
     try:
-        yield state
+        yield routes
     finally:
         hook.remove()
         unet.set_attn_processor(dict(original))  # type: ignore[operator]
+
+
+@contextmanager
+def consistent_attention(
+    unet: nn.Module, state: CSAState, scheduler: Any | None = None
+) -> Iterator[CSAState]:
+    """Install CSA processors on ``state.layer_names`` for one call in this thread; always
+    restore them. With the pipeline's ``scheduler``, UNet calls are keyed by its denoising
+    step (see ``steps``); without it, every call is a step."""
+    routes = CSARoutes()
+    routes.bind(state, scheduler)
+    with routed_attention(unet, routes, state.layer_names):
+        yield state

@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -80,6 +81,18 @@ class IdentitySpec:
         data = json.loads(text)
         data["identity_prompts"] = tuple(data["identity_prompts"])
         return cls(**data)
+
+
+def store_metadata(
+    spec: IdentitySpec, layer_names: tuple[str, ...], timesteps: list[float]
+) -> dict[str, str]:
+    """The safetensors metadata that makes a file a store of ``spec``."""
+    return {
+        "format": str(FORMAT_VERSION),
+        "spec": spec.to_json(),
+        "layers": json.dumps(list(layer_names)),
+        "timesteps": json.dumps(timesteps),
+    }
 
 
 class IdentityStore:
@@ -155,12 +168,7 @@ class IdentityStore:
             for step, layers in self.tokens.items()
             for layer, t in enumerate(layers)
         }
-        metadata = {
-            "format": str(FORMAT_VERSION),
-            "spec": self.spec.to_json(),
-            "layers": json.dumps(list(self.layer_names)),
-            "timesteps": json.dumps(self.timesteps),
-        }
+        metadata = store_metadata(self.spec, self.layer_names, self.timesteps)
         fd, tmp = tempfile.mkstemp(prefix=".store-", suffix=".tmp", dir=directory)
         os.close(fd)
         try:
@@ -188,30 +196,63 @@ class IdentityStore:
         return cls(spec, layer_names, json.loads(meta["timesteps"]), tokens)
 
 
-class StoreWriter:
-    """Collects the tokens a write pass samples, step by step, into CPU memory."""
+Relay = Callable[[int, float, "list[torch.Tensor] | None"], None]
 
-    def __init__(self, spec: IdentitySpec, layer_names: tuple[str, ...]):
+
+class StoreWriter:
+    """Collects the tokens a write pass samples, step by step, into CPU memory; or, with a
+    ``relay``, hands each finished step on and keeps nothing (the recompute policy)."""
+
+    def __init__(
+        self, spec: IdentitySpec, layer_names: tuple[str, ...], relay: Relay | None = None
+    ):
         self.spec = spec
         self.layer_names = layer_names
         self.dtype = STORE_DTYPES[spec.store_dtype]
+        self.relay = relay
         self.timesteps: list[float] = []
         self.tokens: dict[int, list[torch.Tensor]] = {}
+        self._pending: list[torch.Tensor | None] = [None] * len(layer_names)
         self._step = -1
+        self._repeat = False
 
     def begin_step(self, step: int, timestep: float) -> None:
+        """The first UNet call of a step: its tokens are banked (the step's timestep kept)."""
+        if step >= self.spec.steps:
+            raise StoreMismatchError(
+                f"the scheduler ran more than the {self.spec.steps} steps asked for"
+            )
         self._step = step
+        self._repeat = False
         self.timesteps.append(timestep)
+        if self.relay is not None and step >= self.spec.banked_steps:
+            self.relay(step, timestep, None)
+
+    def repeat_step(self) -> None:
+        """A second UNet call of the same step (second-order schedulers): bank nothing."""
+        self._repeat = True
 
     def record(self, layer: int, sampled: torch.Tensor) -> None:
         """Bank one layer's sampled tokens for the current step (if the step is banked)."""
-        if self._step >= self.spec.banked_steps:
+        if self._repeat or self._step >= self.spec.banked_steps:
             return
-        layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
-        layers[layer] = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
+        tokens = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
+        if self.relay is None:
+            layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
+            layers[layer] = tokens
+            return
+        self._pending[layer] = tokens
+        if all(t is not None for t in self._pending):
+            done = [t for t in self._pending if t is not None]
+            self._pending = [None] * len(self.layer_names)
+            self.relay(self._step, self.timesteps[-1], done)
 
     def finish(self) -> IdentityStore:
-        """The finished store; every banked step must hold every layer."""
+        """The finished store; every step ran and every banked step holds every layer."""
+        if len(self.timesteps) != self.spec.steps:
+            raise RuntimeError(
+                f"the write pass ran {len(self.timesteps)} steps, not {self.spec.steps}"
+            )
         for step, layers in self.tokens.items():
             if any(t.numel() == 0 for t in layers):
                 raise RuntimeError(f"CSA layers were skipped at step {step}: store incomplete")

@@ -9,25 +9,38 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import torch
 from PIL import Image
 
 from storyloom.config import Settings
+from storyloom.generation.accounting import store_bytes_per_step, unet_csa_layers
 from storyloom.generation.consistent_attention import (
+    CSARoutes,
     CSAState,
     consistent_attention,
+    routed_attention,
     select_csa_layers,
 )
-from storyloom.generation.identity_store import IdentitySpec, IdentityStore, StoreWriter
+from storyloom.generation.identity_store import (
+    STORE_DTYPES,
+    IdentitySpec,
+    IdentityStore,
+    StoreWriter,
+)
 from storyloom.generation.models import LoadedModel, ModelLoadError, load_pipeline
 from storyloom.generation.prompts import (
     default_identity_prompts,
     derive_seed,
     panel_prompt,
 )
+from storyloom.generation.recompute import identity_passes
+from storyloom.generation.steps import SchedulerError, check_scheduler, steps_done
+from storyloom.generation.store_files import StoreShelf, StoreSpool, StreamedStore
 from storyloom.generation.styles import Style, get_style
+
+Policy = Literal["store", "stream", "recompute"]
 
 
 class RenderCancelled(Exception):
@@ -132,10 +145,16 @@ class StepTracker:
     def step_callback(
         self, phase: str, panels: tuple[int, ...], steps: int
     ) -> Callable[..., dict[str, Any]]:
-        def callback(pipe: Any, step: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-            self.done += 1
-            if self.on_progress is not None:
-                self.on_progress(Progress(phase, panels, step + 1, steps, self.done, self.total))
+        finished = 0  # steps of this call done; second-order schedulers call twice a step
+
+        def callback(pipe: Any, call: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+            nonlocal finished
+            now = steps_done(pipe.scheduler, call)
+            if now > finished:
+                finished = now
+                self.done += 1
+                if self.on_progress is not None:
+                    self.on_progress(Progress(phase, panels, now, steps, self.done, self.total))
             if self.should_cancel is not None and self.should_cancel():
                 raise RenderCancelled("render cancelled")
             return kwargs
@@ -151,15 +170,22 @@ class StoryRenderer:
         loaded: LoadedModel,
         settings: RenderSettings,
         store_dir: Path | None = None,
-        cache_bytes: int = 2 * 1024**3,
+        identity_ram_bytes: int = 2 * 1024**3,
+        store_disk_bytes: int | None = None,
     ):
         self.loaded = loaded
         self.pipe: Any = cast(Any, loaded.pipeline)  # diffusers pipelines are untyped
         self.settings = settings
         self.store_dir = store_dir
+        self.shelf = StoreShelf(store_dir, store_disk_bytes) if store_dir is not None else None
+        if self.shelf is not None:  # the budget may have been lowered since the last start
+            self.shelf.shrink(store_disk_bytes)
         self.layer_names = tuple(select_csa_layers(self.pipe.unet))
+        self.last_policy: Policy | None = None  # how the last render's identities were served
+        # refuse a scheduler whose UNet calls cannot be keyed by step before any work
+        check_scheduler(self.pipe.scheduler, settings.steps)
         self._cache: OrderedDict[str, IdentityStore] = OrderedDict()
-        self._cache_bytes = cache_bytes
+        self._cache_bytes = identity_ram_bytes
         self.oom_splits = 0  # batches halved after running out of accelerator memory
         # one pipeline serves one call at a time: processors are swapped per call
         self._lock = threading.RLock()
@@ -187,7 +213,16 @@ class StoryRenderer:
             )
         except ValueError as error:  # an unknown scheduler name: a setting to fix
             raise ModelLoadError(str(error)) from None
-        return cls(loaded, RenderSettings.from_settings(settings), settings.store_dir)
+        try:
+            return cls(
+                loaded,
+                RenderSettings.from_settings(settings),
+                settings.store_dir,
+                identity_ram_bytes=settings.identity_ram_mib * 1024**2,
+                store_disk_bytes=int(settings.store_disk_gib * 1024**3),
+            )
+        except SchedulerError as error:  # a scheduler CSA cannot key by step: a setting too
+            raise ModelLoadError(str(error)) from None
 
     @property
     def scheduler_name(self) -> str:
@@ -243,17 +278,92 @@ class StoryRenderer:
         if store is not None:
             self._cache.move_to_end(key)
             return store
-        path = self.store_dir / f"{key}.safetensors" if self.store_dir else None
-        if path is not None and path.is_file():
-            store = IdentityStore.load(path)
+        if self.shelf is not None and self.shelf.has(key):
+            self.shelf.touch(key)
+            store = IdentityStore.load(self.shelf.path(key))
             self._remember(store)
             return store
         return self._write(spec, tracker or StepTracker(spec.steps, None, None)).store
 
-    def _write(self, spec: IdentitySpec, tracker: StepTracker) -> CharacterSheet:
+    def streamed_store(
+        self, character: CharacterSpec, style: str, tracker: StepTracker | None = None
+    ) -> IdentityStore:
+        """The character's store read step by step from disk (rebuilt there if evicted)."""
+        spec = self.identity_spec(character, style)
+        key = spec.key()
+        if self.shelf is None:
+            raise RuntimeError("streaming stores needs a store folder")
+        if not self.shelf.has(key):
+            written = self._write(spec, tracker or StepTracker(spec.steps, None, None), False)
+            if isinstance(written.store, StreamedStore):  # spooled: already on disk
+                return written.store
+        if not self.shelf.has(key):  # larger than the whole disk budget
+            raise RenderInputError(f"the store of {spec.name} does not fit the store disk budget")
+        self.shelf.touch(key)
+        return StreamedStore(self.shelf.path(key))
+
+    def store_sizes(self, spec: IdentitySpec) -> tuple[int, int]:
+        """(whole store, one step) in bytes, from the layer shapes: no store needed."""
+        layers = unet_csa_layers(self.pipe.unet, self.layer_names, spec.width, spec.height)
+        value = STORE_DTYPES[spec.store_dtype].itemsize
+        copies = 2 if spec.guidance > 1 else 1
+        step = store_bytes_per_step(layers, spec.images, spec.rate, copies, value)
+        return step * spec.banked_steps, step
+
+    def choose_policy(self, specs: Sequence[IdentitySpec]) -> Policy:
+        """How a render's identities fit the RAM budget: whole stores, streamed step by step
+        from disk, or recomputed beside the panels (nothing stored)."""
+        sizes = [self.store_sizes(spec) for spec in specs]
+        if sum(whole for whole, _ in sizes) <= self._cache_bytes:
+            return "store"
+        if sum(step for _, step in sizes) <= self._cache_bytes and self.shelf is not None:
+            return "stream"
+        return "recompute"
+
+    def _write(self, spec: IdentitySpec, tracker: StepTracker, keep: bool = True) -> CharacterSheet:
+        """The lock pass: bank the store in RAM, or, where it is larger than the RAM budget,
+        spool it to disk step by step and read it back streamed."""
+        callback = tracker.step_callback(f"lock {spec.name}", (), spec.steps)
+        if self.shelf is not None and self.store_sizes(spec)[0] > self._cache_bytes:
+            return self._write_spooled(spec, callback, self.shelf)
+        writer = StoreWriter(spec, self.layer_names)
+        state, inputs = self.write_inputs(spec, writer)
+        images = self.pipeline_call(state, callback, **inputs)
+        seeds = [g.initial_seed() for g in inputs["generator"]]
+        store = writer.finish()
+        if self.shelf is not None:
+            self.shelf.put(store)
+        if keep:
+            self._remember(store)
+        return CharacterSheet(images, store, seeds)
+
+    def _write_spooled(
+        self, spec: IdentitySpec, callback: Callable[..., dict[str, Any]], shelf: StoreShelf
+    ) -> CharacterSheet:
+        spool = StoreSpool(shelf.directory, spec, self.layer_names)
+        writer = StoreWriter(spec, self.layer_names, relay=spool.add)
+        state, inputs = self.write_inputs(spec, writer)
+        try:
+            images = self.pipeline_call(state, callback, **inputs)
+            if len(writer.timesteps) != spec.steps:
+                raise RuntimeError(f"the write pass ran {len(writer.timesteps)} steps")
+        except BaseException:
+            spool.discard()
+            raise
+        path = spool.finish(writer.timesteps)
+        store = StreamedStore(path)  # its open file stays readable if the shelf drops it
+        if shelf.budget_bytes is not None and store.nbytes > shelf.budget_bytes:
+            path.unlink()  # larger than the whole disk budget: used once, rebuilt next time
+        shelf.shrink(shelf.budget_bytes, keep=path)
+        seeds = [g.initial_seed() for g in inputs["generator"]]
+        return CharacterSheet(images, store, seeds)
+
+    def write_inputs(
+        self, spec: IdentitySpec, writer: StoreWriter
+    ) -> tuple[CSAState, dict[str, Any]]:
+        """The CSA state and pipeline inputs of a character's lock pass (its K images)."""
         style = get_style(spec.style)
         seeds = [derive_seed(spec.seed, "identity", j) for j in range(spec.images)]
-        writer = StoreWriter(spec, self.layer_names)
         state = CSAState(
             mode="write",
             layer_names=self.layer_names,
@@ -262,22 +372,21 @@ class StoryRenderer:
             generator=torch.Generator().manual_seed(derive_seed(spec.seed, "csa")),
             writer=writer,
         )
-        callback = tracker.step_callback(f"lock {spec.name}", (), spec.steps)
-        images = self._call(
-            [style.apply(p) for p in spec.identity_prompts], style, seeds, state, callback
-        )
-        store = writer.finish()
-        if self.store_dir is not None:
-            store.save(self.store_dir)
-        self._remember(store)
-        return CharacterSheet(images, store, seeds)
+        prompts = [style.apply(p) for p in spec.identity_prompts]
+        inputs = {
+            "prompt": prompts,
+            "negative_prompt": [style.negative] * len(prompts),
+            "generator": [torch.Generator().manual_seed(seed) for seed in seeds],
+        }
+        return state, inputs
 
     def _remember(self, store: IdentityStore) -> None:
+        """Keep a store in RAM, least recently used dropped past the identity RAM budget."""
+        if store.nbytes > self._cache_bytes:
+            return  # held only while the render that needs it runs
         self._cache[store.key] = store
         self._cache.move_to_end(store.key)
-        while len(self._cache) > 1 and sum(s.nbytes for s in self._cache.values()) > (
-            self._cache_bytes
-        ):
+        while sum(s.nbytes for s in self._cache.values()) > self._cache_bytes:
             self._cache.popitem(last=False)
 
     # -- panels -----------------------------------------------------------------------
@@ -308,12 +417,23 @@ class StoryRenderer:
         s = self.settings
         batches = [panels[i : i + s.max_batch] for i in range(0, len(panels), s.max_batch)]
         given = set(stores or {})
-        missing = self.missing_stores([n for n in shown if n not in given], characters, style)
+        specs = [self.identity_spec(characters[n], style) for n in shown if n not in given]
+        recompute = not given and self.choose_policy(specs) == "recompute"
+        missing = (
+            0
+            if recompute
+            else self.missing_stores([n for n in shown if n not in given], characters, style)
+        )
         tracker = StepTracker(s.steps * (len(batches) + missing), on_progress, should_cancel)
 
-        # 2. one store per shown character, checked against this render's settings
+        # 2. one store per shown character, checked against this render's settings (or,
+        # past the RAM budget, each batch recomputes its characters' tokens: no store)
         with self._lock:
-            resolved = self.resolve_stores(shown, characters, style, stores, tracker)
+            resolved: dict[str, IdentityStore] | None = None
+            if recompute:
+                self.last_policy = "recompute"
+            else:
+                resolved = self.resolve_stores(shown, characters, style, stores, tracker)
 
             # 3. denoise each batch with read-mode CSA
             rendered: list[RenderedPanel] = []
@@ -339,11 +459,12 @@ class StoryRenderer:
         characters: Mapping[str, CharacterSpec],
         look: Style,
         seed: int,
-        resolved: Mapping[str, IdentityStore],
+        resolved: Mapping[str, IdentityStore] | None,
         tracker: StepTracker,
     ) -> list[RenderedPanel]:
+        """One read pass; with no ``resolved`` stores, the batch's characters' write passes
+        run beside it (the recompute policy)."""
         seeds = [derive_seed(seed, "panel", p.index, p.variant) for p in batch]
-        state = self.read_state(resolved, [p.characters for p in batch])
         prompts = [
             look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
             for p in batch
@@ -351,11 +472,33 @@ class StoryRenderer:
         callback = tracker.step_callback(
             "panels", tuple(p.index for p in batch), self.settings.steps
         )
-        images = self._call(prompts, look, seeds, state, callback)
+        if resolved is not None:
+            state = self.read_state(resolved, [p.characters for p in batch])
+            images = self._call(prompts, look, seeds, state, callback)
+        else:
+            shown = sorted({n for p in batch for n in p.characters})
+            specs = [self.identity_spec(characters[n], look.name) for n in shown]
+            routes = CSARoutes()
+            passes = identity_passes(
+                self.pipe, routes, specs, self.layer_names, self._thread_inputs
+            )
+            with routed_attention(self.pipe.unet, routes, self.layer_names), passes as relayed:
+                state = self.read_state(
+                    dict(zip(shown, relayed, strict=True)), [p.characters for p in batch]
+                )
+                state.routes = routes  # the processors are installed for all threads
+                images = self._call(prompts, look, seeds, state, callback)
         return [
             RenderedPanel(p.index, image, seed_, p.characters)
             for p, image, seed_ in zip(batch, images, seeds, strict=True)
         ]
+
+    def _thread_inputs(
+        self, spec: IdentitySpec, writer: StoreWriter
+    ) -> tuple[CSAState, dict[str, Any]]:
+        """A lock pass's state and complete pipeline inputs, for a write pass in a thread."""
+        state, inputs = self.write_inputs(spec, writer)
+        return state, {**inputs, **self.run_args()}
 
     def resolve_stores(
         self,
@@ -365,11 +508,23 @@ class StoryRenderer:
         stores: Mapping[str, IdentityStore] | None,
         tracker: StepTracker,
     ) -> dict[str, IdentityStore]:
-        """The store of each named character (given, cached, loaded or rebuilt), checked."""
+        """The store of each named character (given, cached, loaded, streamed or rebuilt, as
+        the RAM budget allows), checked against this render's settings."""
         s = self.settings
+        given = stores or {}
+        specs = [self.identity_spec(characters[n], style) for n in names if n not in given]
+        policy = self.choose_policy(specs)
+        if policy == "recompute":  # a caller that needs whole stores: stream them if it can
+            policy = "stream" if self.shelf is not None else "store"
+        self.last_policy = policy
         resolved: dict[str, IdentityStore] = {}
         for name in names:
-            store = (stores or {}).get(name) or self.store_for(characters[name], style, tracker)
+            if name in given:
+                store = given[name]
+            elif policy == "store":
+                store = self.store_for(characters[name], style, tracker)
+            else:
+                store = self.streamed_store(characters[name], style, tracker)
             store.check_compatible(
                 model=self.loaded.model_id,
                 steps=s.steps,
@@ -401,8 +556,7 @@ class StoryRenderer:
 
     def _has_store(self, character: CharacterSpec, style: str) -> bool:
         key = self.identity_spec(character, style).key()
-        on_disk = self.store_dir is not None and (self.store_dir / f"{key}.safetensors").is_file()
-        return key in self._cache or on_disk
+        return key in self._cache or (self.shelf is not None and self.shelf.has(key))
 
     def _call(
         self,
@@ -422,22 +576,28 @@ class StoryRenderer:
             generator=[torch.Generator().manual_seed(seed) for seed in seeds],
         )
 
+    def run_args(self) -> dict[str, Any]:
+        """The pipeline arguments every call of this renderer shares."""
+        s = self.settings
+        return {
+            "num_inference_steps": s.steps,
+            "guidance_scale": s.guidance,
+            "width": s.width,
+            "height": s.height,
+        }
+
     def pipeline_call(
         self, state: CSAState | None, callback: Callable[..., dict[str, Any]], **inputs: Any
     ) -> list[Image.Image]:
-        """Run the pipeline with this renderer's settings, CSA installed for this call only."""
-        s = self.settings
-        csa: AbstractContextManager[Any] = (
-            consistent_attention(self.pipe.unet, state) if state is not None else nullcontext()
-        )
+        """Run the pipeline with this renderer's settings, CSA installed for this call only
+        (or, where ``state.routes`` is set, already installed for this and other threads)."""
+        csa: AbstractContextManager[Any] = nullcontext()
+        if state is not None and state.routes is not None:
+            state.routes.bind(state, self.pipe.scheduler)
+        elif state is not None:
+            csa = consistent_attention(self.pipe.unet, state, self.pipe.scheduler)
         with self._lock, csa, torch.inference_mode():
             result = self.pipe(
-                num_inference_steps=s.steps,
-                guidance_scale=s.guidance,
-                width=s.width,
-                height=s.height,
-                callback_on_step_end=callback,
-                output_type="pil",
-                **inputs,
+                **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
             )
         return list(result.images)

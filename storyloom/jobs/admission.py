@@ -21,6 +21,7 @@ from storyloom.storage.job_queue import LineEntry, line, lock_line, queued_jobs
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import Actor
 from storyloom.story.ports import UnitOfWork
+from storyloom.story.render_limits import RenderLimits
 
 # Jobs served this recently still count toward their workspace's turn: long enough to
 # cover a busy hour, short enough that yesterday's renders do not hold a server back.
@@ -43,6 +44,20 @@ class JobAdmission:
         await lock_line(session_of(uow), actor.workspace_id)
         queued = await queued_jobs(session_of(uow), actor.workspace_id)
         check_caps(_as_queued(queued), actor, self.limits)
+
+
+def render_limits(settings: Settings) -> RenderLimits:
+    """The caps on one job the operator configured, with the size and steps they bound."""
+    return RenderLimits(
+        max_panels=settings.max_panels_per_job,
+        max_clip_seconds=settings.max_clip_seconds,
+        max_clip_frames=settings.max_clip_frames,
+        max_pixels=settings.max_panel_pixels,
+        max_steps=settings.max_steps,
+        width=settings.width,
+        height=settings.height,
+        steps=settings.steps,
+    )
 
 
 async def head_of_line(uow: UnitOfWork, now: datetime) -> int | None:

@@ -17,6 +17,7 @@ from storyloom.generation.renderer import CharacterSpec, PanelSpec, Progress, St
 from storyloom.story import grammar
 from storyloom.story.limits import name_key
 from storyloom.story.model import Beat, Character, JobKind, RenderJob, Story
+from storyloom.story.render_limits import RenderLimits
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,15 @@ def render_job(
     out: Path,
     *,
     clip_budget_bytes: int = 10 * 1024 * 1024,
+    limits: RenderLimits | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> list[Path]:
-    """Render the job into ``out`` and return the files written, main result first."""
+    """Render the job into ``out`` and return the files written, main result first. A job
+    over the ``limits`` (queued before the operator lowered them) fails before any work."""
     job, story = work.job, work.story
+    if limits is not None:
+        limits.check(job.kind, len(work.beats))
     out.mkdir(parents=True, exist_ok=True)
     characters = character_specs(work.cast)
 

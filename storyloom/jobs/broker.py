@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from taskiq import AsyncBroker, Context, InMemoryBroker, TaskiqDepends
 
@@ -19,10 +19,6 @@ from storyloom.jobs.waits import wait_event
 
 if TYPE_CHECKING:
     from taskiq_redis import RedisStreamBroker
-
-    # for types only: jobs.local imports the renderer (torch), which a bot sending jobs
-    # to Redis does not need
-    from storyloom.jobs.local import LocalWorker
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +99,13 @@ def redis_broker(options: BrokerOptions) -> RedisStreamBroker:
     return broker
 
 
-def bind_worker(broker: AsyncBroker, worker: LocalWorker) -> None:
+class Processes(Protocol):
+    """What the render task needs of a worker: it processes a job by id."""
+
+    async def process(self, job_id: int) -> None: ...
+
+
+def bind_worker(broker: AsyncBroker, worker: Processes) -> None:
     """Make `worker` the one that runs this process's deliveries of the render task."""
     broker.state.worker = worker
     # The in-memory broker starts every delivery at once (its concurrency limit applies
@@ -113,7 +115,7 @@ def bind_worker(broker: AsyncBroker, worker: LocalWorker) -> None:
 
 async def render_job_task(job_id: int, context: Context = TaskiqDepends()) -> None:
     """Run one job on the worker bound to this process's broker (see `bind_worker`)."""
-    worker: LocalWorker = context.state.worker
+    worker: Processes = context.state.worker
     async with context.state.one_at_a_time:
         await worker.process(job_id)
 

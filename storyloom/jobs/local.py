@@ -32,6 +32,7 @@ from storyloom.ops.trouble import failed_sentence, reference
 from storyloom.storage.outage import is_outage
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
+from storyloom.story.render_limits import RenderLimits
 from storyloom.story.service import utc_now
 
 __all__ = ["JobEvent", "LocalWorker", "Notify"]
@@ -75,6 +76,7 @@ class LocalWorker:
     out_dir: Path
     notify: Notify
     clip_budget_bytes: int = 10 * 1024 * 1024
+    limits: RenderLimits | None = None  # caps on one job, checked again before rendering
     cancel_poll_seconds: float = 1.0  # how often a running job's row is read for a cancel
     # Distributed mode: a job found `running` whose heartbeat is older than this is taken
     # over (its worker died and the broker redelivered it). None: never (one process).
@@ -106,6 +108,11 @@ class LocalWorker:
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
     _renderer: StoryRenderer | None = None
+
+    def preload(self) -> None:
+        """Load the renderer now (from a thread, off the event loop), not at the first job."""
+        if self._renderer is None:
+            self._renderer = self.load_renderer()
 
     async def process(self, job_id: int) -> None:
         """Run one job: read it, mark it running, render off the loop, record the outcome."""
@@ -326,6 +333,8 @@ class LocalWorker:
         should_cancel: Callable[[], bool],
         on_progress: Callable[[Progress], None],
     ) -> list[Path]:
+        if self.limits is not None:  # before the model is even loaded
+            self.limits.check(work.job.kind, len(work.beats))
         if self._renderer is None:
             self._renderer = self.load_renderer()
         return render_job(
@@ -333,6 +342,7 @@ class LocalWorker:
             work,
             job_folder(self.out_dir, work.job.id),
             clip_budget_bytes=self.clip_budget_bytes,
+            limits=self.limits,
             on_progress=on_progress,
             should_cancel=should_cancel,
         )

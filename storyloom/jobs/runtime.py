@@ -15,6 +15,7 @@ Jobs that never reached a worker, or lost it, are sent again: at start, then che
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -28,11 +29,14 @@ from typing import TYPE_CHECKING
 from taskiq import AsyncBroker, InMemoryBroker
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line, positions, store_progress
+from storyloom.jobs.admission import head_of_line, positions, render_limits, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, memory_broker
+from storyloom.jobs.courier import Courier, as_courier
+from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.recovery import requeue_stale
 from storyloom.jobs.result_files import forget_posted_files
+from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage.engine import SqlDatabase
@@ -51,15 +55,40 @@ HEARTBEAT_LOST_S = 60.0
 
 
 @dataclass
+class _Loading:
+    """The in-process worker while it is built off the event loop (importing torch and
+    loading the model take many seconds): renders asked for meanwhile wait for it, in line."""
+
+    task: asyncio.Task[LocalWorker]
+
+    async def process(self, job_id: int) -> None:
+        worker = await asyncio.shield(self.task)
+        await worker.process(job_id)
+
+
+@dataclass
 class JobRuntime:
     """What a chat side uses of its jobs."""
 
     queue: TaskiqQueue  # the core's JobQueue
     watcher: JobWatcher
     db: SqlDatabase
-    # the in-process worker and the in-memory broker that feeds it (embedded mode only)
-    worker: LocalWorker | None = None
+    delivery: Delivery
+    # the in-process worker being built, and the in-memory broker that feeds it (embedded)
+    loading: _Loading | None = None
     local_broker: InMemoryBroker | None = None
+
+    @property
+    def worker(self) -> LocalWorker | None:
+        """The in-process worker, once built (embedded mode)."""
+        if self.loading is None or not self.loading.task.done():
+            return None
+        return self.loading.task.result()
+
+    async def ready(self) -> None:
+        """Wait until the in-process worker is built and its model loaded (embedded)."""
+        if self.loading is not None:
+            await asyncio.shield(self.loading.task)
 
     async def places(self) -> dict[int, int]:
         """Every waiting job's place in the fair line (1 starts next)."""
@@ -67,7 +96,7 @@ class JobRuntime:
 
     async def drain(self) -> None:
         """Wait for the jobs this process is rendering or about to (embedded mode), and
-        report their outcomes."""
+        deliver their outcomes."""
         if self.local_broker is not None:
             await self.local_broker.wait_all()
         await self.watcher.poll()
@@ -88,8 +117,9 @@ class _Submitter(TaskiqQueue):
 async def job_runtime(
     settings: Settings,
     db: SqlDatabase,
-    notify: Notify,
+    courier: Courier | Notify,
     *,
+    observe: Notify | None = None,
     owns: Callable[[str], bool] = lambda workspace_id: True,
     load_renderer: Callable[[], StoryRenderer] | None = None,
     options: BrokerOptions | None = None,
@@ -97,33 +127,73 @@ async def job_runtime(
     requeue_every_s: float = 10.0,
     stale_after_s: float = 30.0,
     heartbeat_lost_s: float = HEARTBEAT_LOST_S,
+    on_ready: Callable[[], None] | None = None,
 ) -> AsyncIterator[JobRuntime]:
-    """Start the jobs side of a chat process; on exit the in-process worker hands its job
-    in hand back to the line, and nothing is left running."""
+    """Start the jobs side of a chat process: `courier` (or a plain notify callback) gets
+    the job events, `observe` sees them too (the metrics).
+
+    It is ready at once: the in-process worker (embedded mode) is built in the background,
+    and `on_ready` is called once it is, with its model loaded (a given `load_renderer` is
+    called at the first job instead, as tests swap it). On exit the in-process worker
+    hands its job in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
-    watcher = JobWatcher(db, notify, out_dir, lambda: positions(db, utc_now()), owns, watch_every_s)
+    delivery = Delivery(
+        db,
+        as_courier(courier),
+        out_dir,
+        owns,
+        min(watch_every_s, 0.5),
+        keep_outputs_s=settings.keep_outputs_hours * 3600,
+    )
+    places = lambda: positions(db, utc_now())  # noqa: E731
+    watcher = JobWatcher(db, delivery, places, owns, watch_every_s, observe)
     stopping = threading.Event()  # embedded: the process is stopping, hand the render back
     async with AsyncExitStack() as stack:
         if settings.queue == "embedded":
-            worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
-            worker.take_over_after = timedelta(seconds=heartbeat_lost_s)  # a crash's job
+
+            def build() -> LocalWorker:
+                worker = _local_worker(settings, db, out_dir, load_renderer, watcher, stopping)
+                worker.take_over_after = timedelta(seconds=heartbeat_lost_s)  # a crash's job
+                if load_renderer is None:
+                    try:
+                        worker.preload()
+                    except Exception:
+                        # not ready; each render tries again and fails with the reason
+                        log.exception("the renderer could not be loaded")
+                        return worker
+                if on_ready is not None:
+                    loop.call_soon_threadsafe(on_ready)
+                log.info("renderer loaded: ready")
+                return worker
+
+            loop = asyncio.get_running_loop()
+            loading = _Loading(asyncio.create_task(asyncio.to_thread(build)))
             local_broker = memory_broker()
-            bind_worker(local_broker, worker)
+            bind_worker(local_broker, loading)
             broker: AsyncBroker = local_broker
-            runtime = JobRuntime(_Submitter(broker), watcher, db, worker, local_broker)
+            runtime = JobRuntime(_Submitter(broker), watcher, db, delivery, loading, local_broker)
         else:
             from storyloom.jobs.broker import redis_broker
 
             redis_url = settings.redis_url.get_secret_value()
             broker = redis_broker(options or BrokerOptions(redis_url=redis_url))
-            runtime = JobRuntime(_Submitter(broker), watcher, db)
+            runtime = JobRuntime(_Submitter(broker), watcher, db, delivery)
+            if on_ready is not None:
+                on_ready()  # nothing to load: the workers render
         await broker.startup()
         stack.push_async_callback(broker.shutdown)
         tasks = [
             asyncio.create_task(watcher.run(), name="storyloom-job-watcher"),
+            asyncio.create_task(delivery.run(), name="storyloom-delivery"),
             asyncio.create_task(
                 _upkeep(runtime, requeue_every_s, stale_after_s, heartbeat_lost_s),
                 name="storyloom-job-upkeep",
+            ),
+            asyncio.create_task(
+                sweep_forever(
+                    out_dir, settings.keep_outputs_hours * 3600, int(settings.output_disk_gib * GiB)
+                ),
+                name="storyloom-retention",
             ),
         ]
         try:
@@ -134,9 +204,15 @@ async def job_runtime(
             # not `await task` under suppress(CancelledError): that would also swallow a
             # cancel of this very stop, and hang on a task that ignored its own
             await asyncio.wait(tasks)
+            await delivery.close()
             if runtime.local_broker is not None:
                 stopping.set()  # no job starts after this; the one in hand stops and goes back
                 await _wait_released(runtime.local_broker)
+            if runtime.loading is not None:
+                # a thread cannot be cancelled: let a load in progress end here, not after
+                # the process has said it stopped
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(runtime.loading.task)
 
 
 def _local_worker(
@@ -156,6 +232,7 @@ def _local_worker(
         out_dir,
         _poking(watcher),
         clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+        limits=render_limits(settings),
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
         time_limit_s=settings.job_time_limit_s,
@@ -186,8 +263,8 @@ async def _upkeep(
 ) -> None:
     """Every `every_s` while the process runs: send again what never reached a worker, or
     lost it (running without heartbeats for `heartbeat_lost_s`), and forget the stored
-    files of results already posted (redis mode: the watcher forgets each one as it posts
-    it; this catches those a stop cut short).
+    files of results already delivered (redis mode: the delivery forgets each one as it
+    sends it; this catches those a stop cut short).
 
     At start every waiting job is sent (embedded: its message died with the last process).
     Later rounds send a job waiting `stale_after_s` since it was last sent (redis mode: a
@@ -195,7 +272,7 @@ async def _upkeep(
     nothing while the process lives), and in every mode a job whose worker died, also one
     killed just before a quick restart, whose heartbeat was still fresh at start.
     """
-    embedded = runtime.worker is not None
+    embedded = runtime.local_broker is not None  # (its worker may still be loading)
     queued_for: timedelta | None = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
     while True:
         try:

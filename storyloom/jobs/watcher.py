@@ -9,8 +9,10 @@ once when poked, and tells the notifier what changed:
 - one final event per job, DONE (with the result's files), FAILED or CANCELLED, also for a
   job cancelled while it waited, or one that ended while the bot was down.
 
-The final event is reported exactly once: the watcher marks the row `posted` before it calls
-the notifier, and clears the mark again if the notifier fails, so the next poll retries.
+The final event is owed exactly once: the transaction that marks the row `posted` also
+writes it into the outbox (`storage.owed`), which `jobs.delivery` sends until delivered.
+Passing events go to the delivery too, which sends them lane by lane: the watcher never
+waits on a chat platform, so a rate-limited workspace holds up no other.
 """
 
 from __future__ import annotations
@@ -19,24 +21,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
+from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.progress import JobProgress
-from storyloom.jobs.result_files import forget_files, local_files
 from storyloom.jobs.waits import wait_event
 from storyloom.storage.engine import SqlDatabase
 from storyloom.storage.job_watch import WatchedJob, unknown_statuses, watched_jobs
 from storyloom.storage.outage import is_outage
+from storyloom.storage.owed import owe
 from storyloom.storage.unit_of_work import session_of
-from storyloom.story.model import JobStatus, RenderJob
+from storyloom.story.model import JobStatus
 from storyloom.story.service import utc_now
 
 log = logging.getLogger(__name__)
-
-# A notifier that fails on the same outcome this many times gives up on it: a result that
-# cannot be posted (a deleted channel, say) must not be retried forever.
-MAX_REPORT_TRIES = 3
 
 # The longest pause between polls while they fail (a database outage).
 OUTAGE_POLL_S = 5.0
@@ -49,13 +47,12 @@ class JobWatcher:
     """Polls the job rows of this chat side and turns their changes into `JobEvent`s."""
 
     db: SqlDatabase
-    notify: Notify
-    out_dir: Path  # where result files are found, or written when they come from the database
+    delivery: Delivery
     places: Places  # every waiting job's place in the fair line
     owns: Callable[[str], bool] = lambda workspace_id: True  # which stories are ours
     every_s: float = 0.5  # one indexed query: cheap, and the bot hears of a result soon
+    observe: Notify | None = None  # sees every event as it is handed over (the metrics)
     _seen: dict[int, tuple[JobStatus, int | None, str | None]] = field(default_factory=dict)
-    _tries: dict[int, int] = field(default_factory=dict)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def poke(self) -> None:
@@ -63,13 +60,13 @@ class JobWatcher:
         self._wake.set()
 
     async def run(self) -> None:
-        """Poll until cancelled; a failed poll is logged, not fatal. While the database is
+        """Scan until cancelled; a failed scan is logged, not fatal. While the database is
         out, polls back off (up to `OUTAGE_POLL_S`) and the outage is logged once."""
         failures = 0
         while True:
             self._wake.clear()
             try:
-                await self.poll()
+                await self.scan()
             except Exception as error:
                 failures += 1
                 if not is_outage(error):
@@ -84,7 +81,13 @@ class JobWatcher:
             await wait_event(self._wake, pause)
 
     async def poll(self) -> None:
-        """Read the rows once and report every change since the last poll."""
+        """Scan once and wait until what it handed over is sent (or waits for a rate limit):
+        for draining and for tests; the loop itself never waits on a platform."""
+        await self.scan()
+        await self.delivery.flush()
+
+    async def scan(self) -> None:
+        """Read the rows once and hand every change since the last scan to the delivery."""
         async with self.db.reading() as uow:
             found = await watched_jobs(session_of(uow))
             unknown = await unknown_statuses(session_of(uow))
@@ -97,7 +100,7 @@ class JobWatcher:
             if item.job.status.active:
                 await self._follow(item, places.get(item.job.id))
             else:
-                await self._report(item.job)
+                await self._report(item)
         alive = {item.job.id for item in watched}
         for job_id in set(self._seen) - alive:
             del self._seen[job_id]
@@ -119,50 +122,32 @@ class JobWatcher:
         if before == now:
             return
         if job.status == JobStatus.QUEUED:
-            await self._tell(JobEvent(job, JobStatus.QUEUED, place=place))
+            await self._tell(item, JobEvent(job, JobStatus.QUEUED, place=place))
         elif before is None or before[0] != JobStatus.RUNNING or item.progress is None:
-            await self._tell(JobEvent(job, JobStatus.RUNNING))
+            await self._tell(item, JobEvent(job, JobStatus.RUNNING))
         else:
-            await self._tell(
-                JobEvent(job, JobStatus.RUNNING, progress=JobProgress.from_json(item.progress))
-            )
+            progress = JobProgress.from_json(item.progress)
+            await self._tell(item, JobEvent(job, JobStatus.RUNNING, progress=progress))
 
-    async def _tell(self, event: JobEvent) -> None:
-        """A passing event: a failure to show it is logged; the next change shows anew."""
-        try:
-            await self.notify(event)
-        except Exception:
-            log.exception("job %s: the %s event was not shown", event.job.id, event.status)
+    async def _tell(self, item: WatchedJob, event: JobEvent) -> None:
+        """A passing event: sent in its lane; a newer one replaces it if still unsent."""
+        self.delivery.show(item.lane, event)
+        await self._observe(event)
 
-    async def _report(self, job: RenderJob) -> None:
-        """The job's outcome, exactly once (see the module docstring)."""
+    async def _observe(self, event: JobEvent) -> None:
+        if self.observe is not None:
+            try:
+                await self.observe(event)
+            except Exception:
+                log.exception("job %s: observing its %s event failed", event.job.id, event.status)
+
+    async def _report(self, item: WatchedJob) -> None:
+        """The job's outcome, owed exactly once (see the module docstring)."""
+        job = item.job
         async with self.db.writing() as uow:
             if not await uow.jobs.mark_posted(job.id):
                 return  # another watcher (a second bot process) has it
-        job = replace(job, posted=True)
-        try:
-            files: tuple[Path, ...] = ()
-            fetched = False
-            if job.status == JobStatus.DONE:
-                files, fetched = await local_files(self.db, job, self.out_dir)
-            await self.notify(JobEvent(job, job.status, files, job.error))
-        except asyncio.CancelledError:
-            # the process is stopping in the middle of the report: give it back, so the
-            # next start reports it (perhaps twice, never not at all)
-            async with self.db.writing() as uow:
-                await uow.jobs.unmark_posted(job.id)
-            raise
-        except Exception:
-            tries = self._tries.get(job.id, 0) + 1
-            self._tries[job.id] = tries
-            if tries < MAX_REPORT_TRIES:
-                log.exception("job %s: reporting its outcome failed; it will be retried", job.id)
-                async with self.db.writing() as uow:
-                    await uow.jobs.unmark_posted(job.id)
-            else:
-                log.exception("job %s: reporting its outcome failed %d times", job.id, tries)
-            return
-        self._tries.pop(job.id, None)
+            await owe(session_of(uow), job.id, item.workspace_id, item.lane, utc_now())
+        self.delivery.owed(job.id)
         self._seen.pop(job.id, None)
-        if fetched:  # the worker was elsewhere: its copy in the database has served
-            await forget_files(self.db, job.id)
+        await self._observe(JobEvent(replace(job, posted=True), job.status, (), job.error))

@@ -19,10 +19,11 @@ from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
 from storyloom.config import Settings
-from storyloom.jobs.admission import head_of_line, store_progress
+from storyloom.jobs.admission import head_of_line, render_limits, store_progress
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, bind_worker, redis_broker, send_noops
 from storyloom.jobs.local import JobEvent, LocalWorker
 from storyloom.jobs.result_files import save_files
+from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.waits import wait_event
 from storyloom.ops.shutdown import GracefulStop
 
@@ -71,6 +72,7 @@ async def run_worker(
             Path(settings.output_dir).resolve(),
             log_event if ops is None else ops.metrics.timed(log_event),  # ops: render seconds
             clip_budget_bytes=int(settings.clip_budget_mib * 1024 * 1024),
+            limits=render_limits(settings),
             take_over_after=timedelta(seconds=options.take_over_after_s),
             heartbeat_seconds=options.heartbeat_s,
             pick_next=head_of_line,
@@ -87,6 +89,14 @@ async def run_worker(
         bind_worker(broker, worker)
         broker.is_worker_process = True
         ticker = asyncio.create_task(send_noops(broker, options.noop_every_s, stop))
+        # this worker's copies of results (handed over through the database) within budget
+        sweeper = asyncio.create_task(
+            sweep_forever(
+                Path(settings.output_dir).resolve(),
+                settings.keep_outputs_hours * 3600,
+                int(settings.output_disk_gib * GiB),
+            )
+        )
         log.info("worker ready: jobs from %s on %s", options.stream, _without_password(options))
         if ops is not None:
             ops.ready = True
@@ -95,6 +105,8 @@ async def run_worker(
         finally:
             stop.set()  # also when the receiver failed: the ticker ends with it
             await ticker
+            sweeper.cancel()
+            await asyncio.wait([sweeper])  # (suppressing CancelledError would eat our own)
             with contextlib.suppress(Exception):  # Redis may be gone; nothing left to flush
                 await broker.shutdown()
             for sig in (signal.SIGTERM, signal.SIGINT):

@@ -6,12 +6,13 @@ every process that reads them, embedded or distributed, whichever process serves
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storyloom.storage.owed import owed_counts
 from storyloom.storage.tables import RenderJobRow
 from storyloom.story.model import JobStatus
 
@@ -22,6 +23,9 @@ class JobCounts:
 
     by_state: dict[JobStatus, int]
     oldest_queued_at: datetime | None
+    # owed outcomes (the outbox) by state: pending, failing (pending, failed repeatedly),
+    # delivered, impossible
+    owed: dict[str, int] = field(default_factory=dict)
 
     @property
     def queue_length(self) -> int:
@@ -49,4 +53,5 @@ async def count_jobs(engine: AsyncEngine) -> JobCounts:
                 RenderJobRow.status == JobStatus.QUEUED.value
             )
         )
-    return JobCounts(by_state, oldest)
+        owed = await owed_counts(connection)
+    return JobCounts(by_state, oldest, owed)

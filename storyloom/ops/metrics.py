@@ -57,6 +57,13 @@ class Metrics:
             "How long the oldest waiting job has waited (0 when none waits).",
             registry=r,
         )
+        self.owed = Gauge(
+            "storyloom_owed_messages",
+            "Job outcomes owed to chat members (the outbox), by state; `failing` ones are "
+            "pending after repeated failures (still retried: see the log).",
+            ["state"],
+            registry=r,
+        )
         self.database_up = Gauge(
             "storyloom_database_up", "1 if the last scrape could read the database.", registry=r
         )
@@ -81,6 +88,8 @@ class Metrics:
         for status, count in counts.by_state.items():
             self.jobs.labels(status.value).set(count)
         self.queue_length.set(counts.queue_length)
+        for state, count in counts.owed.items():
+            self.owed.labels(state).set(count)
         self.oldest_wait.set(counts.oldest_wait_s(utc_now()))
 
     def timed(self, notify: Callable[[JobEvent], Awaitable[None]]) -> Callable[

@@ -28,8 +28,10 @@ async def run_service(
     work: Callable[[Ops], Coroutine[Any, Any, None]],
     *,
     own_signals: bool = True,
+    ready_at_start: bool = True,
 ) -> None:
-    """Run `work(ops)` with /healthz and /metrics served; stop cleanly on a signal."""
+    """Run `work(ops)` with /healthz and /metrics served; stop cleanly on a signal.
+    Without `ready_at_start`, `work` says when it is ready (`Ops.set_ready`)."""
     async with ops_server(settings, role) as ops:
         task = asyncio.create_task(work(ops))
         loop = asyncio.get_running_loop()
@@ -42,7 +44,7 @@ async def run_service(
         if own_signals:
             for sig in STOP_SIGNALS:
                 loop.add_signal_handler(sig, stop)
-            ops.ready = True
+            ops.ready = ready_at_start
         try:
             await task
         except asyncio.CancelledError:

@@ -35,8 +35,12 @@ class Ops:
 
     role: str
     metrics: Metrics
-    ready: bool = False  # set once the process does its work (a worker: model loaded)
+    ready: bool = False  # set once the process does its work (a worker or bot: model loaded)
     stopping: bool = False  # set on SIGTERM: /healthz answers 503 from then on
+
+    def set_ready(self) -> None:
+        """The process does its work now (its model is loaded)."""
+        self.ready = True
 
 
 def ops_app(ops: Ops, engine: AsyncEngine) -> web.Application:

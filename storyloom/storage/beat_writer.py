@@ -39,7 +39,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from storyloom.storage.repositories import _character, _story
+from storyloom.storage.repositories import _character, _story, beat_by_request, beat_value
 from storyloom.storage.tables import BeatRow, CharacterRow, StoryRow
 from storyloom.story.model import Beat, Character, Story, ThreadKey
 from storyloom.story.ports import AdmitBeat, NewBeat
@@ -193,11 +193,16 @@ class BeatWriter:
         state = stories.get(beat.thread)
         if state is None:
             state = stories[beat.thread] = self._load(session, beat.thread)
+        if state.story is not None and beat.request_key is not None:
+            again = session.scalars(beat_by_request(state.story.id, beat.request_key)).first()
+            if again is not None:
+                return beat_value(again)  # a redelivered request: the beat it added
         story = request.admit(state.story, state.cast, state.count)
         position = state.count + 1
         values = dict(
             story_id=story.id, position=position, author_id=beat.author_id,
             author_name=beat.author_name, text=beat.text, created_at=beat.created_at,
+            request_key=beat.request_key,
         )  # fmt: skip
         result = session.connection().execute(_INSERT, values)
         state.count = position  # only once the insert stood

@@ -18,12 +18,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, update
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from storyloom.storage.beat_writer import BeatWriter
+from storyloom.storage.repositories import beat_by_request, beat_value
+from storyloom.storage.tables import BeatRow
 from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story.model import Beat
 from storyloom.story.ports import AdmitBeat, NewBeat
@@ -124,11 +126,21 @@ class SqlDatabase:
         async with self.writing() as uow:
             # The row lock serialises concurrent adds to one story, so positions never repeat.
             found = await uow.stories.get(beat.thread, for_update=True)
+            if found is not None and beat.request_key is not None:
+                query = beat_by_request(found.id, beat.request_key)
+                if (again := (await uow.session.scalars(query)).first()) is not None:
+                    return beat_value(again)  # a redelivered request: the beat it added
             cast = await uow.characters.list(found.id) if found else ()
             count = await uow.beats.count(found.id) if found else 0
             story = admit(found, cast, count)
-            return await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
-                                       beat.text, beat.created_at)  # fmt: skip
+            added = await uow.beats.add(story.id, count + 1, beat.author_id, beat.author_name,
+                                        beat.text, beat.created_at)  # fmt: skip
+            if beat.request_key is not None:
+                await uow.session.execute(
+                    update(BeatRow).where(BeatRow.id == added.id)
+                    .values(request_key=beat.request_key)
+                )  # fmt: skip
+            return added
 
     async def close(self) -> None:
         """Finish pending beats, then close every connection."""

@@ -10,8 +10,9 @@ from pathlib import Path
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from storyloom.storage.owed import PENDING
 from storyloom.storage.repositories import job_value
-from storyloom.storage.tables import JobArtifactRow, RenderJobRow, StoryRow
+from storyloom.storage.tables import JobArtifactRow, OwedMessageRow, RenderJobRow, StoryRow
 from storyloom.story.model import JobStatus, RenderJob
 
 _ACTIVE = [JobStatus.QUEUED.value, JobStatus.RUNNING.value]
@@ -25,13 +26,19 @@ class WatchedJob:
     job: RenderJob
     workspace_id: str
     progress: str | None  # the worker's last report (JobProgress.to_json), while running
+    channel_id: str = ""
+
+    @property
+    def lane(self) -> str:
+        """Where its messages go, in order: its story's workspace and channel."""
+        return f"{self.workspace_id}/{self.channel_id}"
 
 
 async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
     """Every queued or running job, and every ended job whose outcome is not reported yet,
     in request order."""
     query = (
-        select(RenderJobRow, StoryRow.workspace_id)
+        select(RenderJobRow, StoryRow.workspace_id, StoryRow.channel_id)
         .join(StoryRow, StoryRow.id == RenderJobRow.story_id)
         .where(
             or_(
@@ -48,8 +55,9 @@ async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
             job_value(row),
             workspace,
             row.progress_text if row.status == JobStatus.RUNNING.value else None,
+            channel,
         )
-        for row, workspace in rows
+        for row, workspace, channel in rows
     ]
 
 
@@ -82,7 +90,10 @@ async def drop_artifacts(session: AsyncSession, job_id: int) -> None:
 
 async def drop_posted_artifacts(session: AsyncSession) -> int:
     """Forget the stored files of every job already posted (a bot stopped between posting
-    and forgetting leaves them behind); how many files."""
-    posted = select(RenderJobRow.id).where(RenderJobRow.posted.is_(True))
+    and forgetting leaves them behind); how many files. A result still owed keeps them."""
+    owed = select(OwedMessageRow.job_id).where(OwedMessageRow.state == PENDING)
+    posted = select(RenderJobRow.id).where(
+        RenderJobRow.posted.is_(True), RenderJobRow.id.not_in(owed)
+    )
     result = await session.execute(delete(JobArtifactRow).where(JobArtifactRow.job_id.in_(posted)))
     return int(getattr(result, "rowcount", 0) or 0)

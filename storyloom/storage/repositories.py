@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import Select, delete, func, insert, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,6 +49,16 @@ def _beat(row: BeatRow) -> Beat:
         row.id, row.story_id, row.position, row.author_id, row.author_name, row.text,
         row.created_at, row.edited_at, row.variant,
     )  # fmt: skip
+
+
+def beat_value(row: BeatRow) -> Beat:
+    """The core's value of a beat row."""
+    return _beat(row)
+
+
+def beat_by_request(story_id: int, request_key: str) -> Select[Any]:
+    """The story's beat added by this chat request (a redelivered one finds it)."""
+    return select(BeatRow).where(BeatRow.story_id == story_id, BeatRow.request_key == request_key)
 
 
 def _character(row: CharacterRow) -> Character:
@@ -395,6 +405,16 @@ class SqlJobs:
         await self._session.execute(
             update(RenderJobRow).where(RenderJobRow.id == job_id).values(status_ref=ref)
         )
+
+    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
+        """Compare-and-set: the job has no status message yet, and now `claim` stands for
+        the one being posted; whether this call set it."""
+        result = await self._session.execute(
+            update(RenderJobRow)
+            .where(RenderJobRow.id == job_id, RenderJobRow.status_ref.is_(None))
+            .values(status_ref=claim)
+        )
+        return cast(CursorResult[Any], result).rowcount == 1
 
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
         """Compare-and-set on (status, attempts): one conditional UPDATE, so it holds on

@@ -80,6 +80,7 @@ class BeatRow(Base):
     __table_args__ = (
         UniqueConstraint("story_id", "position"),
         Index("ix_beats_story_id_author_id", "story_id", "author_id"),
+        Index("ix_beats_story_id_request_key", "story_id", "request_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -92,6 +93,8 @@ class BeatRow(Base):
     edited_at: Mapped[datetime | None] = mapped_column(Timestamp(), nullable=True)
     # how many times the beat's panel was re-rolled: part of its seed, kept by later renders
     variant: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # the chat platform's id of the request that added it: a redelivered event adds it once
+    request_key: Mapped[str | None] = mapped_column(String(100), nullable=True)
 
 
 class CharacterRow(Base):
@@ -161,3 +164,31 @@ class JobArtifactRow(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("render_jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class OwedMessageRow(Base):
+    """A job's outcome that the chat side owes its members (the outbox): written in the
+    transaction that marks the job reported, deleted with the job, delivered until done."""
+
+    __tablename__ = "owed_messages"
+    __table_args__ = (
+        UniqueConstraint("job_id"),  # one outcome per job, whatever the number of watchers
+        Index("ix_owed_messages_state_next_try_at", "state", "next_try_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("render_jobs.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(ChatId)
+    # messages of one lane (a workspace's channel) go out in order; lanes never wait on
+    # each other
+    lane: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16))  # pending, delivered, impossible
+    # the delivery's steps already made, and those begun (comma-separated names): a step
+    # begun but not made may have reached the platform before a crash
+    done: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    started: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime] = mapped_column(Timestamp())
+    last_error: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(Timestamp())
+    delivered_at: Mapped[datetime | None] = mapped_column(Timestamp(), nullable=True)

@@ -194,6 +194,11 @@ class JobRepository(Protocol):
         """Record where the chat side shows the job's status message."""
         ...
 
+    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
+        """Set the job's status reference to `claim` if it has none; whether it did (one
+        status message per job, whatever the number of concurrent requests)."""
+        ...
+
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
         """Mark the job running and count an attempt, only if its row still has the status
         and attempts of `seen` (so two workers cannot both start it); whether it did."""
@@ -243,6 +248,9 @@ class NewBeat:
     author_name: str
     text: str
     created_at: datetime
+    # the chat request that adds it (a Slack event id, a Discord interaction id): the same
+    # request again returns the beat it added instead of adding another
+    request_key: str | None = None
 
 
 # Decides, inside the transaction that appends a beat, whether the story as it stands (or

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from storyloom.story import rules
@@ -47,6 +47,7 @@ from storyloom.story.model import (
     StoryOverview,
 )
 from storyloom.story.ports import Database, JobQueue, NewBeat, UnitOfWork
+from storyloom.story.render_limits import RenderLimits
 
 RECENT_JOBS = 5
 
@@ -74,6 +75,8 @@ class Deps:
     # Called inside the write transaction that records a new job, before the row is added:
     # raises a domain error to refuse it (per-member and per-workspace caps, jobs/fairness).
     admit_job: Callable[[UnitOfWork, Actor], Awaitable[None]] | None = None
+    # Caps on one job (panels, clip length, size, steps), checked before it is recorded.
+    render_limits: RenderLimits = field(default_factory=RenderLimits)
 
 
 def _check_style(deps: Deps, style: str) -> str:
@@ -108,8 +111,9 @@ async def _checked_beat(uow: UnitOfWork, story: Story, text: str) -> str:
     return text
 
 
-async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
-    """Append a beat to the thread's story; anyone in the thread may."""
+async def add_beat(deps: Deps, actor: Actor, text: str, request_key: str | None = None) -> Beat:
+    """Append a beat to the thread's story; anyone in the thread may. The same chat request
+    again (`request_key`: a redelivered event) returns the beat it added."""
     text = clean_text(text, "beat", MAX_BEAT_CHARS)
     parsed = parse(text)
     rules.check_beat_size(parsed)
@@ -124,7 +128,9 @@ async def add_beat(deps: Deps, actor: Actor, text: str) -> Beat:
             raise LimitExceeded(f"This story has reached {MAX_BEATS} beats; start a new one.")
         return story
 
-    beat = NewBeat(actor.thread, actor.member_id, actor.display_name, text, deps.clock())
+    beat = NewBeat(
+        actor.thread, actor.member_id, actor.display_name, text, deps.clock(), request_key
+    )
     return await deps.db.append_beat(beat, admit)
 
 
@@ -280,6 +286,7 @@ async def lock_look(
                 character.id, deps.clock(), lock_state=LockState.LOCKED
             )
             return LookResult(locked, None)
+        deps.render_limits.check(JobKind.SHEET, 0)
         job = await _record_job(
             deps, uow, actor, story, JobKind.SHEET, request_key, character_id=character.id
         )
@@ -306,6 +313,7 @@ async def reroll_look(
                 f"{character.name}'s look is locked; only whoever cast them, the story's "
                 "owner or a moderator can re-roll it."
             )
+        deps.render_limits.check(JobKind.REROLL, 0)
         updated = await uow.characters.update(
             character.id, deps.clock(), seed=deps.new_seed(), lock_state=LockState.DRAFT
         )
@@ -348,6 +356,7 @@ async def _request(
         end = count if last is None else last
         if not 1 <= start <= end <= count:
             raise InvalidInput(f"Pick beats within 1–{count}, the first no later than the last.")
+        deps.render_limits.check(kind, end - start + 1)
         beats = await uow.beats.page(story.id, start - 1, end - start + 1)
         job = await _record_job(
             deps, uow, actor, story, kind, request_key,
@@ -386,6 +395,7 @@ async def render_again(
                 f"{gone} of the beats that {kind.value} drew {'was' if gone == 1 else 'were'} "
                 "removed since; use /story render for the story as it is now."
             )
+        deps.render_limits.check(kind, len(beats))
         job = await _record_job(
             deps, uow, actor, story, kind, request_key,
             first_position=beats[0].position, last_position=beats[-1].position, beats=beats,
@@ -455,6 +465,7 @@ async def _reroll(
     deps: Deps, uow: UnitOfWork, actor: Actor, story: Story, beat: Beat, key: str | None
 ) -> RenderJob:
     rules.require_author(actor, story, beat, "re-roll")
+    deps.render_limits.check(JobKind.PANEL, 1)
     drawn = replace(beat, variant=beat.variant + 1)  # the new seed is what the job draws
     job = await _record_job(
         deps, uow, actor, story, JobKind.PANEL, key,

@@ -96,6 +96,7 @@ class FakeDiscord:
     upload_limit: int = 25 * 1024 * 1024  # the most any channel takes; tests may lower it
     deferred: dict[str, bool] = field(default_factory=dict)  # token → deferred privately
     forbidden: set[str] = field(default_factory=set)  # path fragments answered 403 / 50013
+    posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     _runner: web.AppRunner | None = None
 
     def message(self, channel_id: str, content: str | None) -> dict[str, Any]:
@@ -212,7 +213,13 @@ class FakeDiscord:
                 "flags": 0,
             }
         channel = parts[1] if parts[0] == "channels" else "0"
-        return self.message(channel, (body or {}).get("content"))
+        if method == "GET" and parts[0] == "channels" and parts[-1] == "messages":
+            # a channel's history, newest first, as Discord lists it
+            return list(reversed(self.posted.get(channel, [])))
+        message = self.message(channel, (body or {}).get("content"))
+        if method == "POST" and parts[0] == "channels" and parts[-1] == "messages":
+            self.posted.setdefault(channel, []).append(message)
+        return message
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are pages and PDFs

@@ -9,11 +9,15 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 
+from sqlalchemy import update
+
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.jobs.events import JobEvent
 from storyloom.storage import SqlDatabase
+from storyloom.storage.tables import OwedMessageRow
+from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobKind, JobStatus
-from tests.job_rows import job_row, until_status
+from tests.job_rows import job_row, owed_state, until_status
 
 from .fake_discord import FakeDiscord, press, slash
 from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons
@@ -57,7 +61,7 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
         'Comic page of “Lighthouse”, 2 panels: 1. Mira waves: Mira: "Hi!"; 2. Mira sleeps'
     }
     content = (result.json or {})["content"]
-    assert content.splitlines() == ["**Lighthouse** — page for Bob", "beats by Ann, Mo"]
+    assert content.splitlines() == ["**Lighthouse** — page for Bob · job #1", "beats by Ann, Mo"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
     assert buttons(result) == [
         "story:again:j1",
@@ -164,6 +168,7 @@ async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_canc
     db: SqlDatabase,
     slow_renderer: Callable[[], StoryRenderer],
 ) -> None:
+    await running.jobs.ready()
     assert running.jobs.worker is not None
     running.jobs.worker.load_renderer = slow_renderer  # job 1 keeps the worker busy
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))
@@ -204,6 +209,7 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     running: Running, fake: FakeDiscord, renderer: StoryRenderer
 ) -> None:
     jobs = running.jobs
+    await jobs.ready()
     assert jobs.worker is not None
     # one panel at a time: three panels of two steps make six step reports, each written
     one_by_one = replace(renderer.settings, max_batch=1)
@@ -212,11 +218,13 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     heard: list[JobEvent] = []
     notifier = running.bot.notifier
 
-    async def recording(event: JobEvent) -> None:
-        heard.append(event)
-        await notifier(event)
+    shows = notifier.show
 
-    jobs.watcher.notify = recording
+    async def recording(event: JobEvent) -> None:  # what the outbox hands the notifier
+        heard.append(event)
+        await shows(event)
+
+    notifier.show = recording  # type: ignore[method-assign]
     ticks = itertools.count()
     notifier.clock = lambda: float(next(ticks))  # each report comes one second after the last
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))
@@ -236,3 +244,66 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
             r"🎨 page job #1 running — [▰▱]{10} panel [1-3] of 3, \d+%(, about \d+ s left)?", text
         )
     assert texts[0] == "🎨 page job #1 running" and texts[-1] == "✅ page job #1 done"
+
+
+async def test_two_presses_at_once_post_one_status_message(
+    running: Running, fake: FakeDiscord
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    first = press("story:again:1-1", THREAD, ANN)
+    second = press("story:again:1-1", THREAD, ANN)  # the same message, clicked twice at once
+    second["message"] = first["message"]
+    running.send(first)
+    running.send(second)  # before the first has been answered
+    for payload in (first, second):
+        [answer] = await fake.wait_for("POST", f"/webhooks/555/{payload['token']}")
+        assert (answer.json or {}).get("content") == "page job #1 queued"
+    statuses = [c for c in fake.where("POST", POSTS) if "⏳" in (c.json or {}).get("content", "")]
+    assert len(statuses) == 1
+
+
+async def test_a_repeated_interaction_adds_its_beat_once(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    add = slash("add", THREAD, ANN, text="a beach")
+    running.send(add)
+    running.send(add)  # Discord delivers the same interaction again
+    await fake.wait_for("POST", f"/webhooks/555/{add['token']}", 2)
+    async with db.reading() as uow:
+        story = await uow.stories.by_id(1)
+        assert story is not None
+        assert await uow.beats.count(story.id) == 1
+
+
+async def _as_if_cut_short_after_posting(db: SqlDatabase, job_id: int) -> None:
+    """As if the bot died after the result post began, before it was recorded as made."""
+    async with db.writing() as uow:
+        await session_of(uow).execute(
+            update(OwedMessageRow)
+            .where(OwedMessageRow.job_id == job_id)
+            .values(state="pending", done="status", started="result,status")
+        )
+
+
+async def test_a_result_post_begun_before_a_crash_is_made_once(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
+) -> None:
+    await ask(running, fake, slash("new", THREAD, ANN, title="T"))
+    await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
+    await ask(running, fake, slash("render", THREAD, ANN))
+    await running.jobs.drain()
+    assert len(await fake.wait_for_uploads(POSTS)) == 1
+    await _as_if_cut_short_after_posting(db, 1)  # Discord had taken it
+    await running.jobs.watcher.poll()
+    assert fake.where("GET", POSTS)  # it looked in the channel first
+    assert len([c for c in fake.where("POST", POSTS) if c.files]) == 1
+    assert await owed_state(db, 1) == "delivered"
+    fake.posted.clear()  # this time the post never reached Discord
+    await _as_if_cut_short_after_posting(db, 1)
+    await running.jobs.watcher.poll()
+    assert len([c for c in fake.where("POST", POSTS) if c.files]) == 2
+    assert [m["content"].splitlines()[0] for m in fake.posted[THREAD["id"]]] == [
+        "**T** — page for Ann · job #1"
+    ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from storyloom.bot.discord.status import StatusRef
 from storyloom.config import load_settings
 from storyloom.generation.renderer import StoryRenderer
+from storyloom.jobs import status_refs
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase
@@ -122,7 +123,7 @@ async def test_a_job_that_ended_before_its_status_message_existed_gets_it_edited
     await running.jobs.watcher.poll()  # reported: no status message to edit yet
     assert (await job_row(db, job.id)).posted
     ref = StatusRef(int(THREAD["id"]), 424242, 10 * 1024 * 1024)
-    running.bot.notifier.track(job, ref)
-    await running.bot.notifier.catch_up(job.id)
+    await status_refs.remember(db, job.id, ref.encode())  # as the slash command does
+    await running.jobs.watcher.poll()  # the outbox's next round: the final edit is owed again
     [edit] = fake.where("PATCH", f"{POSTS}/424242")
     assert (edit.json or {})["content"] == f"✖️ page job #{job.id} cancelled"

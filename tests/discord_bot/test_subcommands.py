@@ -95,6 +95,7 @@ async def test_clip_and_cancel_by_command_only_for_whoever_asked_or_a_moderator(
     db: SqlDatabase,
     slow_renderer: Callable[[], StoryRenderer],
 ) -> None:
+    await running.jobs.ready()
     assert running.jobs.worker is not None
     running.jobs.worker.load_renderer = slow_renderer  # still going when it is cancelled
     await story_with(running, fake, (ANN, "a beach"), (ANN, "a boat"))

@@ -4,6 +4,7 @@ is named in the post; nothing over the limit is ever attached."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from storyloom.bot.discord.fit import video_facts
 from storyloom.bot.discord.status import StatusRef
 from storyloom.generation.clip import ClipSpec, build_clip
 from storyloom.generation.layout import PagePanel
-from storyloom.jobs.events import JobEvent
+from storyloom.jobs.courier import Owed
 from storyloom.storage import SqlDatabase
 from storyloom.story.model import JobKind, JobStatus, RenderJob, ThreadKey
 from storyloom.story.service import utc_now
@@ -55,8 +56,13 @@ async def result_post(
     running: Running, fake: FakeDiscord, job: RenderJob, limit: int, *files: Path
 ) -> Call:
     """The post the notifier makes of these files under this upload limit."""
-    running.bot.notifier.track(job, StatusRef(THREAD_ID, 123, limit))
-    await running.bot.notifier(JobEvent(job, JobStatus.DONE, files))
+    job = dataclasses.replace(job, status_ref=StatusRef(THREAD_ID, 123, limit).encode())
+
+    async def recorded(step: str) -> None:
+        pass
+
+    owed = Owed(job, files, frozenset(), frozenset(), recorded, recorded)
+    await running.bot.notifier.settle(owed)
     posts = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     return posts[-1]
 
@@ -127,7 +133,7 @@ async def test_the_channels_upload_limit_from_the_interaction_decides_what_is_at
     await ask(running, fake, slash("render", THREAD, ANN, limit=limit))  # the channel's limit
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(f"/channels/{THREAD_ID}/messages")
-    page = running.jobs.watcher.out_dir / "job-1" / "story-page-01.png"
+    page = running.jobs.delivery.out_dir / "job-1" / "story-page-01.png"
     assert page.stat().st_size > limit  # the rendered page alone is over this limit
     assert result.files[0][0] == "story-page-01.jpg"
     assert sum(size for _, size in result.files) <= limit

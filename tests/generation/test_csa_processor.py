@@ -175,3 +175,53 @@ def test_stored_keys_and_values_are_projected_once_per_step_for_the_batch() -> N
         processor(attn, x)  # same layer and step again: cached
     # one projection of the batch's own tokens per call, one of the stored tokens in all
     assert calls == 3
+
+
+def qk_norm_attention() -> Attention:
+    torch.manual_seed(0)
+    attn = Attention(
+        query_dim=CHANNELS, heads=HEADS, dim_head=CHANNELS // HEADS, qk_norm="layer_norm"
+    ).eval()
+    with torch.no_grad():  # non-trivial norms, so leaving them out would show
+        for norm in (attn.norm_q, attn.norm_k):
+            norm.weight.uniform_(0.5, 2.0)  # type: ignore[union-attr]
+            norm.bias.uniform_(-1.0, 1.0)  # type: ignore[union-attr]
+    return attn
+
+
+def test_write_with_one_image_and_qk_norm_is_exactly_the_stock_processor() -> None:
+    attn = qk_norm_attention()
+    x = torch.randn(2, TOKENS, CHANNELS)
+    writer = StoreWriter(spec(1), ("layer",))
+    state = CSAState(
+        mode="write",
+        layer_names=("layer",),
+        panels=1,
+        generator=torch.Generator().manual_seed(0),
+        writer=writer,
+    )
+    state.begin_step(999.0, x.device, x.dtype)
+    with torch.no_grad():
+        out = ConsistentAttnProcessor(state, 0, AttnProcessor2_0())(attn, x)
+        stock = AttnProcessor2_0()(attn, x)
+    assert torch.equal(out, stock)
+
+
+def test_read_with_qk_norm_normalises_stored_and_own_keys() -> None:
+    attn = qk_norm_attention()
+    store = store_of("Mira", torch.randn(1, 2, 9, CHANNELS))
+    x = torch.randn(1, TOKENS, CHANNELS)
+    state = CSAState(
+        mode="read", layer_names=("layer",), panels=1, stores=[store], panel_stores=[(0,)]
+    )
+    state.begin_step(999.0, x.device, x.dtype)
+    d = CHANNELS // HEADS
+    with torch.no_grad():
+        out = ConsistentAttnProcessor(state, 0, AttnProcessor2_0())(attn, x)
+        context = torch.cat([store.tokens[0][0][0].float().reshape(-1, CHANNELS), x[0]])[None]
+        q = attn.norm_q(attn.to_q(x).view(1, -1, HEADS, d).transpose(1, 2))  # type: ignore[misc]
+        k = attn.norm_k(attn.to_k(context).view(1, -1, HEADS, d).transpose(1, 2))  # type: ignore[misc]
+        v = attn.to_v(context).view(1, -1, HEADS, d).transpose(1, 2)
+        weights = torch.softmax(q @ k.transpose(-1, -2) / d**0.5, dim=-1)
+        expected = attn.to_out[0]((weights @ v).transpose(1, 2).reshape(1, -1, CHANNELS))
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)

@@ -19,6 +19,8 @@ from storyloom.generation.renderer import RenderCancelled
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import head_of_line
 from storyloom.jobs.artifacts import JobInput
+from storyloom.jobs.courier import as_courier
+from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.local import LocalWorker
 from storyloom.jobs.watcher import JobWatcher
@@ -195,7 +197,9 @@ async def test_a_job_of_a_kind_from_a_newer_version_is_failed_reported_and_cance
             {"a": newer.id, "b": other.id},
         )
     reported = Events()
-    watcher = JobWatcher(db, reported, tmp_path, lambda: asyncio.sleep(0, {}))
+    watcher = JobWatcher(
+        db, Delivery(db, as_courier(reported), tmp_path), lambda: asyncio.sleep(0, {})
+    )
     await watcher.poll()  # reads it: no error, it waits like any job
     assert reported.of(newer.id) == [JobStatus.QUEUED]
     cancelled = await service.cancel(deps, ANN, other.id)
@@ -219,7 +223,9 @@ async def test_a_job_with_a_status_from_a_newer_version_is_failed_not_a_stop_of_
             text("UPDATE render_jobs SET status = 'paused' WHERE id = :a"), {"a": odd.id}
         )
     reported = Events()
-    watcher = JobWatcher(db, reported, tmp_path, lambda: asyncio.sleep(0, {}))
+    watcher = JobWatcher(
+        db, Delivery(db, as_courier(reported), tmp_path), lambda: asyncio.sleep(0, {})
+    )
     await watcher.poll()
     assert reported.of(fine.id) == [JobStatus.QUEUED]  # the others are watched as ever
     failed = await job_row(db, odd.id)

@@ -28,7 +28,7 @@ from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobKind, JobStatus
 from storyloom.story.service import Deps, utc_now
-from tests.job_rows import job_row
+from tests.job_rows import job_row, owed_state
 from tests.story.fakes import SentIds
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
@@ -269,7 +269,9 @@ async def test_a_report_cut_short_by_a_stop_is_made_at_the_next_start(
         await story(deps)
         job = await service.render(deps, ANN)
         await asyncio.wait_for(entered.wait(), 60)
-    assert not (await job_row(db, job.id)).posted  # the stop gave the report back
+    # reported (owed in the outbox), not yet delivered: the next start delivers it
+    assert (await job_row(db, job.id)).posted
+    assert await owed_state(db, job.id) == "pending"
 
     after = Recorder()
     async with start(after):

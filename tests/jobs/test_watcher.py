@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from storyloom.jobs.courier import as_courier
+from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.storage import SqlDatabase
@@ -23,7 +25,7 @@ async def test_a_stop_that_meets_a_poke_still_stops_the_watcher(
     async def notify(event: JobEvent) -> None:
         seen.append(event)
 
-    watcher = JobWatcher(db, notify, tmp_path, no_places, every_s=60)
+    watcher = JobWatcher(db, Delivery(db, as_courier(notify), tmp_path), no_places, every_s=60)
     for yields in range(4):
         task = asyncio.create_task(watcher.run())
         await asyncio.sleep(0.2)  # it has polled once and waits for the next tick

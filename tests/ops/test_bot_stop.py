@@ -56,5 +56,8 @@ def test_the_slack_bot_answers_healthz_and_exits_0_on_sigterm(tmp_path: Path) ->
             bot.wait(10)
     text = log.read_text()
     messages = [json.loads(line)["message"] for line in text.splitlines()]
-    assert messages[-2:] == ["slack: stop signal received; shutting down", "slack stopped"]
+    # (its default model, a hub id, cannot load offline: that is logged in the background,
+    # and does not keep it from serving or stopping)
+    assert messages[-1] == "slack stopped"
+    assert "slack: stop signal received; shutting down" in messages
     assert BOT_TOKEN not in text and SIGNING_SECRET not in text

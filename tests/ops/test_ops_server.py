@@ -22,6 +22,8 @@ from storyloom.jobs.progress import JobProgress
 from storyloom.ops.server import Ops, ops_server
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.storage.owed import delivered, due, owe, retry_at
+from storyloom.storage.unit_of_work import session_of
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps, utc_now
@@ -95,6 +97,27 @@ async def test_metrics_count_the_database_jobs_by_state_and_the_waiting_line(
     assert found["storyloom_queue_oldest_wait_seconds", ()] > 0
     assert found["storyloom_database_up", ()] == 1
     assert found["storyloom_info", (("role", "discord"), ("version", "0.1.0"))] == 1
+
+
+async def test_metrics_show_owed_outcomes_and_those_failing(story: Story) -> None:
+    jobs = [await service.render(story.deps, ANN) for _ in range(3)]
+    async with story.db.writing() as uow:
+        for job in jobs:
+            await uow.jobs.set_status(job.id, JobStatus.DONE, utc_now())
+            await uow.jobs.mark_posted(job.id)
+            await owe(session_of(uow), job.id, "w", "w/c", utc_now())
+        await retry_at(session_of(uow), 1, utc_now(), "boom", failed=True)
+        for _ in range(3):  # one that failed three times
+            await retry_at(session_of(uow), 2, utc_now(), "Slack is down", failed=True)
+        await delivered(session_of(uow), (await due(session_of(uow), utc_now()))[2],
+                        frozenset(), utc_now())  # fmt: skip
+    settings = ops_settings(story.url)
+    async with ops_server(settings, "slack"):
+        _, text = await get(settings, "/metrics")
+    found = samples(text)
+    owed = {state: found["storyloom_owed_messages", (("state", state),)] for state in
+            ("pending", "failing", "delivered", "impossible")}  # fmt: skip
+    assert owed == {"pending": 2, "failing": 1, "delivered": 1, "impossible": 0}
 
 
 async def test_render_seconds_are_timed_from_start_to_outcome_and_exported(

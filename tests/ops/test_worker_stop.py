@@ -103,7 +103,9 @@ async def site(tmp_path: Path, redis: RedisServer, models: Path) -> AsyncIterato
 async def test_a_job_interrupted_by_sigterm_is_handed_back_and_done_by_the_next_worker(
     site: Site,
 ) -> None:
-    first = site.start_worker("first", STORYLOOM_STEPS="200", STORYLOOM_STOP_GRACE_S="0.5")
+    first = site.start_worker(
+        "first", STORYLOOM_STEPS="200", STORYLOOM_MAX_STEPS="200", STORYLOOM_STOP_GRACE_S="0.5"
+    )
     first.wait_for_line("worker ready")
     job = await service.render(site.deps, ANN)
     await site.wait_for(job.id, JobStatus.RUNNING, timeout=20)

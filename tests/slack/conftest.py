@@ -18,6 +18,7 @@ from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_clie
 from storyloom.bot.slack.notifier import ClientFor, SlackNotifier
 from storyloom.bot.slack.oauth import single_workspace
 from storyloom.jobs.admission import positions
+from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story.lookup import ChannelStories
@@ -97,16 +98,14 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
         client = web_client("xoxb-test", base_url=fake.base + "api/")
         queue = RecordingQueue()
         adapter = story_adapter(db, queue, single_workspace(client))
-        watcher = JobWatcher(
-            db,
-            adapter.notifier,
-            tmp_path / "out",
-            lambda: positions(db, utc_now()),
-            run.slack_workspace,
-        )
+        delivery = Delivery(db, adapter.notifier, tmp_path / "out", run.slack_workspace)
+        watcher = JobWatcher(db, delivery, lambda: positions(db, utc_now()), run.slack_workspace)
         app = build_app(adapter, client=client, signing_secret=SECRET)
-        async with served(app) as base:
-            sender = Sender(http, base + EVENTS_PATH, fake.base + "respond/story")
-            yield Slack(fake, sender, db, queue, adapter, adapter.stories, watcher)
+        try:
+            async with served(app) as base:
+                sender = Sender(http, base + EVENTS_PATH, fake.base + "respond/story")
+                yield Slack(fake, sender, db, queue, adapter, adapter.stories, watcher)
+        finally:
+            await delivery.close()
     # nothing the bot sent was over Slack's limits (a refused message shows nothing)
     assert not fake.refused, fake.refused

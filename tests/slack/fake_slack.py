@@ -77,6 +77,7 @@ class Call:
     params: dict[str, Any]
     token: str
     answer: dict[str, Any] = field(default_factory=dict)
+    at: float = field(default_factory=time.monotonic)  # when the fake answered it
 
 
 @dataclass
@@ -97,15 +98,63 @@ class FakeSlack:
     installs: dict[str, dict[str, Any]] = field(default_factory=dict)
     teams: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T1"})
     refused: list[str] = field(default_factory=list)  # messages over Slack's limits
+    # tokens whose calls are throttled as Slack does: every `throttle_every`-th call of such
+    # a token is answered 429 with Retry-After `throttle_after_s`
+    throttled: set[str] = field(default_factory=set)
+    throttle_every: int = 3
+    throttle_after_s: int = 1
+    # what is in each channel, as Slack keeps it: messages (and file shares) by ts
+    messages: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # Socket Mode: the connected app's websocket and its acks (monotonic time, message)
+    socket: web.WebSocketResponse | None = None
+    acks: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     _ts: int = 0
+    _counted: dict[str, int] = field(default_factory=dict)
 
     def app(self) -> web.Application:
         # a real page (PNG, PDF, ZIP) is over aiohttp's default 1 MiB; Slack takes far more
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/socket", self.socket_mode)
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
         app.router.add_post("/respond/{command}", self.respond)
         return app
+
+    async def socket_mode(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode: the app's websocket. Slack says hello, then sends envelopes; the app
+        acks each one by sending its envelope id back."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json(
+            {"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A1"}}
+        )
+        self.socket = socket
+        async for message in socket:
+            if message.type == web.WSMsgType.TEXT:
+                self.acks.append((time.monotonic(), json.loads(message.data)))
+        return socket
+
+    async def envelope(self, kind: str, payload: dict[str, Any], **extra: Any) -> str:
+        """Send an envelope over the socket (`slash_commands`, `events_api`, `interactive`);
+        its id."""
+        assert self.socket is not None, "no app connected over Socket Mode"
+        envelope_id = f"env-{next(_triggers)}"
+        await self.socket.send_json(
+            {"envelope_id": envelope_id, "type": kind, "payload": payload,
+             "accepts_response_payload": kind != "events_api", **extra}
+        )  # fmt: skip
+        return envelope_id
+
+    async def acked(self, envelope_id: str, timeout: float = 10.0) -> float:
+        """When the app acked the envelope (monotonic seconds)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for at, ack in self.acks:
+                if ack.get("envelope_id") == envelope_id:
+                    return at
+            if time.monotonic() > deadline:
+                raise AssertionError(f"envelope {envelope_id} was never acked")
+            await asyncio.sleep(0.01)
 
     async def respond(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
@@ -125,6 +174,14 @@ class FakeSlack:
         # a bot token as `Bearer`, the app's client id and secret as `Basic` (oauth.v2.access)
         token = request.headers.get("Authorization", "").removeprefix("Bearer ")
         await asyncio.sleep(self.delay_s.get(method, 0.0))
+        if token in self.throttled:
+            self._counted[token] = self._counted.get(token, 0) + 1
+            if self._counted[token] % self.throttle_every == 0:
+                self.calls.append(Call(method + " (429)", dict(params), token))
+                headers = {"Retry-After": str(self.throttle_after_s)}
+                return web.json_response(
+                    {"ok": False, "error": "ratelimited"}, status=429, headers=headers
+                )
         if method in self.rate_limit_once:
             self.rate_limit_once.discard(method)
             self.calls.append(Call(method + " (429)", dict(params), token))
@@ -147,13 +204,37 @@ class FakeSlack:
                 return {"ok": False, "error": "invalid_auth"}
             team = self.teams[token]
             return {"team_id": team, "user_id": "UBOT", "bot_id": "B" + team, "url": "https://t/"}
+        if method == "apps.connections.open":
+            return {"url": self.base.replace("http://", "ws://") + "socket"}
         if method == "oauth.v2.access":
             if params.get("code") not in self.installs:
                 return {"ok": False, "error": "invalid_code"}
             return self.installs[params["code"]]
         if method == "chat.postMessage":
             self._ts += 1
-            return {"channel": params.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
+            ts = f"1700000000.{self._ts:06d}"
+            channel = str(params.get("channel"))
+            self.messages.setdefault(channel, {})[ts] = {
+                "ts": ts,
+                "text": params.get("text", ""),
+                "thread_ts": params.get("thread_ts"),
+            }
+            return {"channel": channel, "ts": ts}
+        if method == "chat.update":
+            kept = self.messages.get(str(params.get("channel")), {})
+            if params.get("ts") not in kept:
+                return {"ok": False, "error": "message_not_found"}
+            kept[params["ts"]]["text"] = params.get("text", "")
+            return {"channel": params.get("channel"), "ts": params["ts"]}
+        if method == "chat.delete":
+            if self.messages.get(str(params.get("channel")), {}).pop(params.get("ts"), None):
+                return {}
+            return {"ok": False, "error": "message_not_found"}
+        if method == "conversations.replies":
+            kept = self.messages.get(str(params.get("channel")), {})
+            thread = params.get("ts")
+            found = [m for m in kept.values() if thread in (m["ts"], m.get("thread_ts"))]
+            return {"messages": sorted(found, key=lambda m: m["ts"]), "has_more": False}
         if method == "users.info":
             user = params["user"]
             name = self.names.get(user, user)
@@ -172,7 +253,17 @@ class FakeSlack:
             self._ts += 1
             return {"upload_url": f"{self.base}upload/F{self._ts}", "file_id": f"F{self._ts}"}
         if method == "files.completeUploadExternal":
-            return {"files": [{"id": f["id"]} for f in json.loads(params["files"])]}
+            files = [{"id": f["id"]} for f in json.loads(params["files"])]
+            if params.get("channel_id"):  # shared into a channel: a message with the files
+                self._ts += 1
+                ts = f"1700000000.{self._ts:06d}"
+                self.messages.setdefault(str(params["channel_id"]), {})[ts] = {
+                    "ts": ts,
+                    "text": params.get("initial_comment", ""),
+                    "thread_ts": params.get("thread_ts"),
+                    "files": files,
+                }
+            return {"files": files}
         return {}
 
     def named(self, method: str) -> list[Call]:

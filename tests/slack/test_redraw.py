@@ -75,7 +75,7 @@ async def test_a_page_offers_a_redraw_button_per_panel(slack: Slack, tmp_path: P
     await slack.watcher.poll()
     complete = slack.fake.named("files.completeUploadExternal")[-1].params
     assert complete["thread_ts"] == ts
-    assert complete["initial_comment"] == "*Harbour* — panel 2 redraw for U1"
+    assert complete["initial_comment"] == "*Harbour* — panel 2 redraw for U1 · job #2"
     status = slack.fake.named("chat.update")[-1].params  # its own status message, over
     assert status["text"] == "✅ panel 2 redraw job #2 done"
     assert "Redraw panel 2 again" in str(status["blocks"]) and "story_clip" not in str(status)

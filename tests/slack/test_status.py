@@ -110,7 +110,7 @@ async def test_the_page_is_uploaded_into_the_thread_once(slack: Slack, tmp_path:
     assert "story_again" in str(slack.fake.named("chat.update")[-1].params["blocks"])
     complete = slack.fake.named("files.completeUploadExternal")[-1].params
     assert complete["channel_id"] == "C1" and complete["thread_ts"] == ts
-    assert complete["initial_comment"] == "*Harbour* — page for U1"
+    assert complete["initial_comment"] == f"*Harbour* — page for U1 · job #{job_id}"
     assert slack.fake.uploads == [b"\x89PNG page"]
     # the image says what it shows, from the beats (Slack's alt_txt)
     [asked] = slack.fake.named("files.getUploadURLExternal")
@@ -199,6 +199,7 @@ async def test_a_job_that_ends_before_its_message_is_posted_still_shows_its_end(
     ts = await new_story(slack)
     await command(slack, "add a beat")
     assert "page job #1 queued" in await command(slack, "render")
+    await slack.watcher.poll()  # the outbox's next round: the final edit is owed again
     assert _edits(slack, _status_message(slack, 1)) == ["✅ page job #1 done"]
     assert slack.fake.named("files.completeUploadExternal")[-1].params["thread_ts"] == ts
     assert slack.adapter.notifier.tracked == {}

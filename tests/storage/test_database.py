@@ -147,6 +147,18 @@ async def test_fifty_concurrent_adds_keep_every_beat_once(deps: Deps) -> None:
     assert sorted(t for _, t in stored) == sorted(f"beat from {m.member_id}" for m in members)
 
 
+async def test_one_request_adds_one_beat_however_often_it_arrives(deps: Deps) -> None:
+    await service.new_story(deps, ANN, "Busy")
+    again = await asyncio.gather(  # a redelivered event, at once and after
+        *(service.add_beat(deps, ANN, "the fog lifts", request_key="Ev1") for _ in range(3))
+    )
+    later = await service.add_beat(deps, ANN, "the fog lifts", request_key="Ev1")
+    other = await service.add_beat(deps, ANN, "the fog lifts", request_key="Ev2")
+    assert {b.id for b in again} == {later.id} and later.position == 1
+    assert other.position == 2  # another request with the same text is a beat of its own
+    assert await _texts(deps) == [(1, "the fog lifts"), (2, "the fog lifts")]
+
+
 async def test_concurrent_adds_from_two_processes_worth_of_pools(
     deps: Deps, database_url: str
 ) -> None:

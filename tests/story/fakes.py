@@ -198,6 +198,12 @@ class FakeJobs:
     async def set_status_ref(self, job_id: int, ref: str) -> None:
         self.s.jobs[job_id] = replace(self.s.jobs[job_id], status_ref=ref)
 
+    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
+        if self.s.jobs[job_id].status_ref is not None:
+            return False
+        self.s.jobs[job_id] = replace(self.s.jobs[job_id], status_ref=claim)
+        return True
+
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:
         job = self.s.jobs[job_id]
         if (job.status, job.attempts) != (seen.status, seen.attempts):

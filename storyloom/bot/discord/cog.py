@@ -71,9 +71,11 @@ async def _public(interaction: discord.Interaction[Any], text: str) -> None:
 
 
 async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None:
-    """Post the job's status message in the thread and hand it to the notifier (once: a
-    repeated request returns a job that has its message already)."""
-    if job.status_ref is not None:
+    """Post the job's status message in the thread and hand it to the notifier: one per
+    job, posted by the request that claims it first (a repeated request or a second press
+    returns the same job, whose message is claimed already)."""
+    db = _bot(interaction).deps.db
+    if not await status_refs.claim(db, job.id):
         await reply(interaction, f"{job.kind.value} job #{job.id} queued")
         return
     channel = interaction.channel
@@ -89,9 +91,9 @@ async def _queued(interaction: discord.Interaction[Any], job: RenderJob) -> None
     limit = getattr(interaction, "filesize_limit", None) or DEFAULT_UPLOAD_LIMIT
     ref = StatusRef(message.channel.id, message.id, limit)
     notifier.track(job, ref, place)
-    # on the row too: a restarted bot (or the watcher of another process) still edits it
-    await status_refs.remember(_bot(interaction).deps.db, job.id, ref.encode())
-    await notifier.catch_up(job.id)
+    # on the row too: a restarted bot (or the watcher of another process) still edits it;
+    # a job that ended meanwhile has its final edit owed again, so the message ends in it
+    await status_refs.remember(db, job.id, ref.encode())
     # the status message is for everyone; "queued" only for who asked
     await reply(interaction, f"{job.kind.value} job #{job.id} queued")
 
@@ -192,7 +194,8 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(text='e.g. [Mira] opens the door # Mira: "Who is there?"')
     async def add(self, interaction: discord.Interaction[Any], text: Text) -> None:
         await interaction.response.defer(ephemeral=True)
-        beat = await service.add_beat(self.bot.deps, actor_of(interaction), text)
+        key = press_key(interaction, "add", "")  # a repeated interaction adds one beat
+        beat = await service.add_beat(self.bot.deps, actor_of(interaction), text, key)
         await _public(interaction, beat_post(beat))
         await reply(interaction, f"beat {beat.position} added")
 

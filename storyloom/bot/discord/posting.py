@@ -1,14 +1,18 @@
 """Job events on Discord: one status message edited in place, then the result post.
 
-The job watcher calls the notifier with every change of a job row: its place in the fair
-line, its start, its progress, and exactly once its outcome. Where the status message is
-comes from this process's memory or, for a job queued before a restart, from the row
+This is Discord's courier for the outbox (`storyloom.jobs.delivery`): `show` edits the
+status message with a passing change (its place in the fair line, its start, its
+progress), `settle` delivers an outcome in steps each made once: the status message's last
+word, then the result post. A post begun before a crash is looked for in the channel (the
+bot's message naming the job) before it is made again, so it is never posted twice.
+Where the status message is comes from this process's memory or the job row
 (`RenderJob.status_ref`), so a restarted bot still edits it.
 
 Everything goes through the bot token (channel messages), never the interaction webhook,
 whose token dies after 15 minutes: renders can take longer than that. Progress edits come
 at most every `edit_every_s` seconds per message (Discord rate-limits edits); a change of
-status always edits.
+status always edits. discord.py waits out 429s per route itself (a channel's bucket is its
+lane's); a wait longer than its limit comes back as `Retry` for the lane.
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ import discord
 
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.context import NO_PINGS
-from storyloom.bot.discord.results import post_result
+from storyloom.bot.discord.results import post_result, result_marker
 from storyloom.bot.discord.status import StatusRef, status_text
+from storyloom.jobs.courier import Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
 from storyloom.story.model import JobStatus, RenderJob
 from storyloom.story.ports import Database
 
 log = logging.getLogger(__name__)
+
+UNKNOWN_MESSAGE = 10008  # Discord's code for a message that is gone
+HISTORY_SEARCH_LIMIT = 100  # messages read when looking for a post begun before a crash
 
 
 @dataclass
@@ -40,9 +48,19 @@ class Shown:
     edited_at: float | None = None  # of the last progress edit (clock seconds)
 
 
+def _platform_error(error: Exception) -> Exception:
+    """A discord.py error as the outbox understands it."""
+    if isinstance(error, discord.RateLimited):
+        return Retry(error.retry_after, "Discord rate limit")
+    if isinstance(error, discord.NotFound | discord.Forbidden):
+        # the channel is gone, or the bot may no longer see or post in it
+        return Undeliverable(f"Discord answered {error.status} ({error.code})")
+    return error
+
+
 @dataclass
 class DiscordNotifier:
-    """The jobs' notify callback for Discord."""
+    """The outbox's courier for Discord."""
 
     client: discord.Client
     db: Database | None = None  # set with the bot's deps
@@ -56,18 +74,6 @@ class DiscordNotifier:
         """Remember where a job's status message is (and the place it shows)."""
         self.shown[job.id] = Shown(ref, place)
 
-    async def catch_up(self, job_id: int) -> None:
-        """A just-tracked job may have ended, and been reported, before its status message
-        existed (its result went to the thread): make the message say how it ended."""
-        if self.db is None or (shown := self.shown.get(job_id)) is None:
-            return
-        async with self.db.reading() as uow:
-            job = await uow.jobs.find(job_id)
-        if job is None or job.status.active or not job.posted:
-            return  # still running, or its outcome is yet to come and will edit it
-        self.shown.pop(job_id, None)
-        await self._edit(shown, job, job.status, status_text(job, job.status, job.error))
-
     async def place_of(self, job_id: int) -> int | None:
         """The job's place in line now, if the line is known and it still waits."""
         return None if self.places is None else (await self.places()).get(job_id)
@@ -79,27 +85,68 @@ class DiscordNotifier:
             shown = self.shown[job.id] = Shown(ref)
         return shown
 
-    async def __call__(self, event: JobEvent) -> None:
+    async def show(self, event: JobEvent) -> None:
+        """A passing change on the job's status message."""
         job = event.job
         shown = self._shown(job)
+        if shown is None:
+            return
         if event.status == JobStatus.QUEUED:
-            if shown is not None and event.place is not None and event.place != shown.place:
+            if event.place is not None and event.place != shown.place:
                 shown.place = event.place
                 text = status_text(job, event.status, place=event.place)
                 await self._edit(shown, job, event.status, text)
             return
-        if event.status == JobStatus.RUNNING:
-            if shown is not None:
-                await self._show_running(event, shown)
-            return
-        # the outcome, told once: the status line, then the result post
+        await self._show_running(event, shown)
+
+    async def settle(self, owed: Owed) -> None:
+        """The outcome: the status line's last word, then the result post."""
+        job = owed.job
         self.shown.pop(job.id, None)
-        if shown is not None:
-            text = status_text(job, event.status, event.error)
-            await self._edit(shown, job, event.status, text)
-        if event.status == JobStatus.DONE and event.files and self.db is not None:
-            ref = shown.ref if shown is not None else None
-            await post_result(self.client, self.db, job, event.files, ref)
+        ref = StatusRef.parse(job.status_ref)  # the row, read for this delivery
+
+        async def final_edit(retried: bool) -> None:
+            if ref is not None:
+                text = status_text(job, job.status, job.error)
+                await self._edit(Shown(ref), job, job.status, text)
+
+        await owed.step("status", final_edit)
+        if job.status == JobStatus.DONE and owed.files and self.db is not None:
+            db = self.db
+
+            async def post(retried: bool) -> None:
+                if retried and await self._posted(job, ref):
+                    return  # it got there before the crash
+                try:
+                    await post_result(self.client, db, job, owed.files, ref)
+                except discord.HTTPException as error:
+                    raise _platform_error(error) from error
+                except discord.RateLimited as error:
+                    raise _platform_error(error) from error
+
+            await owed.step("result", post)
+
+    async def _posted(self, job: RenderJob, ref: StatusRef | None) -> bool:
+        """Whether the bot's result post for this job is in its channel already."""
+        channel_id = ref.channel_id if ref is not None else await self._thread_of(job)
+        if channel_id is None:
+            return False
+        channel = self.client.get_partial_messageable(channel_id)
+        marker = result_marker(job)
+        me = self.client.user.id if self.client.user is not None else None
+        try:
+            async for message in channel.history(limit=HISTORY_SEARCH_LIMIT):
+                if message.author.id == me and marker in message.content:
+                    return True
+        except discord.HTTPException as error:
+            raise _platform_error(error) from error
+        return False
+
+    async def _thread_of(self, job: RenderJob) -> int | None:
+        assert self.db is not None
+        async with self.db.reading() as uow:
+            story = await uow.stories.by_id(job.story_id)
+        return None if story is None else int(story.thread.thread_id)
 
     async def _show_running(self, event: JobEvent, shown: Shown) -> None:
         if event.progress is not None:
@@ -120,5 +167,9 @@ class DiscordNotifier:
             await message.edit(
                 content=text, allowed_mentions=NO_PINGS, view=job_buttons(job, status)
             )
-        except discord.NotFound:
+        except discord.NotFound as error:
+            if error.code != UNKNOWN_MESSAGE:
+                raise _platform_error(error) from error
             log.warning("job %s: its status message %s is gone", job.id, shown.ref.encode())
+        except (discord.HTTPException, discord.RateLimited) as error:
+            raise _platform_error(error) from error

@@ -29,9 +29,17 @@ def human(size: float) -> str:
     return f"{size / 1024 / 1024:.1f} MiB" if size >= 1024 * 1024 else f"{size / 1024:.0f} KiB"
 
 
+def result_marker(job: RenderJob) -> str:
+    """What a result post says that names its job (and finds it again after a crash)."""
+    return f"job #{job.id}"
+
+
 def credit_lines(title: str, job: RenderJob, authors: list[str]) -> list[str]:
     """Who asked for it and who wrote its beats, member text escaped."""
-    lines = [f"**{quote(title)}** — {job.kind.value} for {quote(job.requested_by_name)}"]
+    lines = [
+        f"**{quote(title)}** — {job.kind.value} for {quote(job.requested_by_name)} "
+        f"· {result_marker(job)}"
+    ]
     if authors:
         named = ", ".join(quote(name) for name in authors[:MAX_CREDITED])
         more = len(authors) - MAX_CREDITED

@@ -18,8 +18,8 @@ import discord
 from storyloom.bot.discord.bot import StoryBot
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission
-from storyloom.jobs.events import Notify
+from storyloom.jobs.admission import JobAdmission, render_limits
+from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story.service import Deps
@@ -48,18 +48,21 @@ async def story_bot(
     load_renderer: Callable[[], StoryRenderer] | None = None,
     timed: Callable[[Notify], Notify] | None = None,
     watch_every_s: float = 1.0,
+    on_ready: Callable[[], None] | None = None,
 ) -> AsyncIterator[StoryBot]:
     """The bot (not yet logged in) with its jobs running; on exit the render in hand goes
-    back to the line. `timed` wraps the notifier (the ops metrics time each render)."""
+    back to the line. `timed` sees the job events (the ops metrics time each render);
+    `on_ready` is called once the renderer is loaded (in the background)."""
     bot = StoryBot()
-    notify: Notify = bot.notifier if timed is None else timed(bot.notifier)
     async with job_runtime(
         settings,
         db,
-        notify,
+        bot.notifier,
+        observe=None if timed is None else timed(_nothing),
         owns=owns_guild,
         load_renderer=load_renderer,
         watch_every_s=watch_every_s,
+        on_ready=on_ready,
     ) as jobs:
         bot.deps = Deps(
             db,
@@ -67,10 +70,15 @@ async def story_bot(
             STYLE_NAMES,
             settings.style,
             admit_job=JobAdmission.from_settings(settings),
+            render_limits=render_limits(settings),
         )
         bot.notifier.places = jobs.places
         bot.jobs = jobs
         yield bot
+
+
+async def _nothing(event: JobEvent) -> None:
+    """The metrics only observe the events; the notifier delivers them."""
 
 
 async def run_discord(
@@ -90,7 +98,9 @@ async def run_discord(
     timed = ops.metrics.timed if ops is not None else None
     async with (
         open_database(settings.database_url) as db,
-        story_bot(settings, db, timed=timed) as bot,
+        story_bot(
+            settings, db, timed=timed, on_ready=None if ops is None else ops.set_ready
+        ) as bot,
         bot,
     ):
         await bot.login(settings.discord_token.get_secret_value())

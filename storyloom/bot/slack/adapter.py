@@ -250,9 +250,10 @@ class SlackStoryAdapter:
         *,
         in_thread: bool = False,
     ) -> None:
-        """Send a subcommand's reply; a job also gets its status message in the thread (one:
-        a repeated request returns a job that has its message already)."""
-        if reply.job is not None and reply.job.status_ref is None:
+        """Send a subcommand's reply; a job also gets its status message in the thread: one,
+        posted by the request that claims it first (a repeated request, a redelivered event
+        or a double click returns the same job, whose message is claimed already)."""
+        if reply.job is not None and await status_refs.claim(self.deps.db, reply.job.id):
             job = reply.job
             place = None if self.queue_place is None else await self.queue_place(job.id)
             text, status = blocks.status(job, JobStatus.QUEUED, thread_ts, place=place)
@@ -260,15 +261,14 @@ class SlackStoryAdapter:
                 channel=where.channel_id, thread_ts=thread_ts, text=text, blocks=status
             )
             ref = StatusRef(where.team_id, where.channel_id, thread_ts, str(posted["ts"]))
-            # on the row, so the message is still edited after a restart (or by another
-            # bot process sharing the database)
-            await status_refs.remember(self.deps.db, job.id, ref.encode())
             overview = await service.status(self.deps, where.actor(thread_ts))
             self.notifier.track(
                 job.id, SlackTracked(ref, overview.story.title, reply.character, place)
             )
-            # a fast job may have ended before its message was tracked: show how it ended
-            await self.notifier.catch_up(job.id)
+            # on the row, so the message is still edited after a restart (or by another
+            # bot process sharing the database); a job that ended meanwhile has its final
+            # edit owed again, so the message ends in its outcome
+            await status_refs.remember(self.deps.db, job.id, ref.encode())
         if reply.file is not None:
             name, content = reply.file
             await client.files_upload_v2(

@@ -66,7 +66,7 @@ def _number_and_text(args: str) -> tuple[int, str]:
 
 
 async def _add(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    beat = await service.add_beat(deps, actor, args)
+    beat = await service.add_beat(deps, actor, args, request_key=key)
     return Reply(f"beat {beat.position} added", post=beat_post(beat))
 
 

@@ -1,13 +1,16 @@
 """Job events → the job's status message edited in place, results uploaded into the thread.
 
-The events come from the job watcher (`storyloom.jobs.watcher`), which reads the job rows:
-a waiting job's new place, its start and progress, and its one final event, also for jobs
-that ended while the bot was down. It reports each outcome once (it marks the row before
-calling here and gives the mark back if this raises), so nothing here counts posts.
+This is Slack's courier for the outbox (`storyloom.jobs.delivery`): `show` edits a status
+message with a passing change (its place in line, its start, its progress), `settle`
+delivers an outcome in steps that are each made once: the status message's final edit,
+the result's upload, the buttons under it. An upload begun before a crash is looked for in
+the thread (its comment names the job) before it is made again, so it is never posted
+twice. A rate limit is handed back to the lane (`Retry`), which waits alone; a channel
+the bot lost, or a workspace that removed the app, is `Undeliverable` (logged once).
 
 A job queued by this process is tracked in memory (its status message, its story's
-title). Any other job — queued before a restart, or by another bot process — is found from
-its row: `status_ref` names its status message, its story the thread.
+title); any other is found from its row: `status_ref` names its status message, its story
+the thread. An outcome always reads the row, which has the last word on where it goes.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
 from storyloom.bot.slack.refs import StatusRef
+from storyloom.jobs.courier import Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
 from storyloom.story.alt_text import alt_text
 from storyloom.story.escaping import escape_slack
@@ -31,6 +35,24 @@ log = logging.getLogger(__name__)
 
 # In HTTP/OAuth mode every workspace has its own bot token: the notifier asks for a client.
 ClientFor = Callable[[str], Awaitable[AsyncWebClient]]
+
+# The status message is gone (deleted by someone, or too old to edit): the outcome still
+# goes to the thread.
+MESSAGE_GONE = frozenset({"message_not_found", "cant_update_message", "edit_window_closed"})
+# The bot can never post here again (channel deleted or archived, bot removed, app
+# uninstalled): nothing of this outcome can be delivered.
+CHANNEL_GONE = frozenset(
+    {
+        "channel_not_found",
+        "is_archived",
+        "not_in_channel",
+        "account_inactive",
+        "token_revoked",
+        "invalid_auth",
+        "team_access_not_granted",
+    }
+)
+THREAD_SEARCH_LIMIT = 200  # replies read when looking for an upload begun before a crash
 
 
 class NotInstalled(Exception):
@@ -47,9 +69,25 @@ class SlackTracked:
     place: int | None = None  # the place in line the message shows now
 
 
+def _platform_error(error: SlackApiError) -> Exception:
+    """A Slack error as the outbox understands it."""
+    code = str(error.response.get("error", ""))
+    if code == "ratelimited" or error.response.status_code == 429:
+        after = float(error.response.headers.get("Retry-After", 1) or 1)
+        return Retry(after, f"Slack rate limit ({code or 429})")
+    if code in CHANNEL_GONE:
+        return Undeliverable(f"Slack answered {code}")
+    return error
+
+
+def upload_marker(job: RenderJob) -> str:
+    """What a result's comment says that names its job (and finds it again after a crash)."""
+    return f"job #{job.id}"
+
+
 @dataclass
 class SlackNotifier:
-    """The job events' notify callback for Slack."""
+    """The outbox's courier for Slack."""
 
     client_for: ClientFor
     db: Database
@@ -59,99 +97,158 @@ class SlackNotifier:
         """Remember where a job's status message is, for its later events."""
         self.tracked[job_id] = where
 
-    async def __call__(self, event: JobEvent) -> None:
+    async def show(self, event: JobEvent) -> None:
+        """A passing change on the status message (nothing if the job has none yet)."""
         job = event.job
         where = self.tracked.get(job.id) or await self.locate(job)
-        if where is None:
-            return  # its story was deleted: there is nothing left to show it in
+        if where is None or not where.ref.message_ts:
+            return
         if event.status == JobStatus.QUEUED and event.place == where.place:
             return  # the message already shows this place
-        ref = where.ref
         try:
-            client = await self.client_for(ref.team_id)
+            client = await self.client_for(where.ref.team_id)
+        except NotInstalled:
+            return  # the outcome logs it, once
+        text, status_blocks = blocks.status(
+            job,
+            event.status,
+            where.ref.thread_ts,
+            place=event.place,
+            progress=event.progress,
+            error=event.error,
+        )
+        await self.edit(client, where.ref, text, status_blocks)
+        # what this process holds now (never a reference read while it was being tracked)
+        if (current := self.tracked.get(job.id)) is not None:
+            self.tracked[job.id] = replace(current, place=event.place)
+
+    async def settle(self, owed: Owed) -> None:
+        """The outcome: the status message's last word, then the result and its buttons."""
+        job = owed.job
+        where = await self.locate(job)
+        if where is None:
+            raise Undeliverable("its story was deleted")
+        if (known := self.tracked.get(job.id)) is not None:
+            where = replace(where, character=known.character or where.character)
+        try:
+            client = await self.client_for(where.ref.team_id)
         except NotInstalled as error:
-            log.warning("job %d: %s; its outcome is not shown", job.id, error)
-            self.tracked.pop(job.id, None)
-            return
-        if ref.message_ts:
+            raise Undeliverable(str(error)) from error
+
+        async def final_edit(retried: bool) -> None:
+            if not where.ref.message_ts:
+                return  # no status message (yet): the thread gets the result
             text, status_blocks = blocks.status(
-                job,
-                event.status,
-                ref.thread_ts,
-                place=event.place,
-                progress=event.progress,
-                error=event.error,
+                job, job.status, where.ref.thread_ts, error=job.error
             )
-            await self.edit(client, ref, text, status_blocks)
-        if job.id in self.tracked:
-            self.tracked[job.id] = replace(where, place=event.place)
-        if event.status == JobStatus.DONE and event.files:
-            await self.post(client, where, event)
-        if not event.status.active:
-            self.tracked.pop(job.id, None)  # nothing more will happen to this message
+            await self.edit(client, where.ref, text, status_blocks)
+
+        await owed.step("status", final_edit)
+        if job.status == JobStatus.DONE and owed.files:
+
+            async def upload(retried: bool) -> None:
+                if retried and await self.in_thread(client, where.ref, upload_marker(job)):
+                    return  # it got there before the crash
+                await self.post(client, where, owed.event)
+
+            await owed.step("result", upload)
+            follow_up = self.follow_up(where, job)
+            if follow_up is not None:
+                text, buttons = follow_up
+
+                async def offer(retried: bool) -> None:
+                    marker = upload_marker(job)
+                    if retried and await self.in_thread(client, where.ref, marker, text):
+                        return
+                    await self.call(
+                        client.chat_postMessage(
+                            channel=where.ref.channel_id,
+                            thread_ts=where.ref.thread_ts,
+                            text=text,
+                            blocks=buttons,
+                        )
+                    )
+
+                await owed.step("follow_up", offer)
+        self.tracked.pop(job.id, None)  # nothing more will happen to this message
 
     async def locate(self, job: RenderJob) -> SlackTracked | None:
-        """Where an untracked job's messages go: its status message (`status_ref`), else
-        only its story's thread, from the database."""
+        """Where a job's messages go, from the database: its status message (`status_ref`,
+        read afresh), else only its story's thread; None if its story was deleted."""
         async with self.db.reading() as uow:
             story = await uow.stories.by_id(job.story_id)
             cast = await uow.characters.list(job.story_id) if story else []
+            row = await uow.jobs.find(job.id) if story else None
         if story is None:
             return None
         character = next((c.name for c in cast if c.id == job.character_id), None)
         thread = story.thread
-        ref = StatusRef.decode(job.status_ref) or StatusRef(
+        status_ref = row.status_ref if row is not None else job.status_ref
+        ref = StatusRef.decode(status_ref) or StatusRef(
             thread.workspace_id, thread.channel_id, thread.thread_id, message_ts=""
         )
         return SlackTracked(ref, story.title, character)
 
-    async def catch_up(self, job_id: int) -> None:
-        """Edit a just-tracked job's message if the job ended before it was tracked (its
-        final event then found no message to edit; its result went to the thread)."""
-        where = self.tracked.get(job_id)
-        async with self.db.reading() as uow:
-            job = await uow.jobs.find(job_id)
-        if where is None or job is None or job.status.active:
-            return
-        del self.tracked[job_id]
-        text, status_blocks = blocks.status(job, job.status, where.ref.thread_ts, error=job.error)
-        await self.edit(await self.client_for(where.ref.team_id), where.ref, text, status_blocks)
+    async def call(self, request: Awaitable[object]) -> None:
+        """A Web API call, its errors turned into the outbox's."""
+        try:
+            await request
+        except SlackApiError as error:
+            raise _platform_error(error) from error
 
     async def edit(
         self, client: AsyncWebClient, ref: StatusRef, text: str, status_blocks: list[blocks.Block]
     ) -> None:
-        """Edit a status message in place. A message someone deleted (or a channel archived
-        since) is logged and skipped: the result is still posted into the thread."""
+        """Edit a status message in place. A message someone deleted is logged and skipped:
+        the result is still posted into the thread."""
         try:
             await client.chat_update(
                 channel=ref.channel_id, ts=ref.message_ts, text=text, blocks=status_blocks
             )
         except SlackApiError as error:
-            log.warning("status message %s not edited: %s", ref.encode(), error.response["error"])
+            if error.response.get("error") in MESSAGE_GONE:
+                log.warning(
+                    "status message %s not edited: %s", ref.encode(), error.response["error"]
+                )
+                return
+            raise _platform_error(error) from error
+
+    async def in_thread(
+        self, client: AsyncWebClient, ref: StatusRef, marker: str, text: str | None = None
+    ) -> bool:
+        """Whether the bot already posted, in the thread, the result whose comment has
+        `marker` (with `text`: a message with that text after it)."""
+        try:
+            found = await client.conversations_replies(
+                channel=ref.channel_id, ts=ref.thread_ts, limit=THREAD_SEARCH_LIMIT
+            )
+        except SlackApiError as error:
+            raise _platform_error(error) from error
+        messages = list(found.get("messages") or [])
+        for at, message in enumerate(messages):
+            if message.get("files") and marker in str(message.get("text", "")):
+                later = messages[at + 1 :]
+                return text is None or any(text == m.get("text") for m in later)
+        return False
 
     async def post(self, client: AsyncWebClient, where: SlackTracked, event: JobEvent) -> None:
-        """Upload the result's files into the story thread, credited, and what it offers
-        next (lock a look, redraw a panel)."""
+        """Upload the result's files into the story thread, credited."""
         job, ref = event.job, where.ref
         comment = (
             f"*{escape_slack(where.title)}* — {blocks.job_name(job)} "
-            f"for {escape_slack(job.requested_by_name)}"
+            f"for {escape_slack(job.requested_by_name)} · {upload_marker(job)}"
         )
         alt = alt_text(where.title, job, where.character)  # read in place of the picture
-        await client.files_upload_v2(
-            channel=ref.channel_id,
-            thread_ts=ref.thread_ts,
-            initial_comment=comment,
-            file_uploads=[
-                {"file": str(path), "title": path.name, "alt_txt": alt} for path in event.files
-            ],
-        )
-        follow_up = self.follow_up(where, job)
-        if follow_up is not None:
-            text, buttons = follow_up
-            await client.chat_postMessage(
-                channel=ref.channel_id, thread_ts=ref.thread_ts, text=text, blocks=buttons
+        await self.call(
+            client.files_upload_v2(
+                channel=ref.channel_id,
+                thread_ts=ref.thread_ts,
+                initial_comment=comment,
+                file_uploads=[
+                    {"file": str(path), "title": path.name, "alt_txt": alt} for path in event.files
+                ],
             )
+        )
 
     def follow_up(
         self, where: SlackTracked, job: RenderJob

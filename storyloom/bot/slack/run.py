@@ -14,7 +14,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from pydantic import SecretStr
-from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
@@ -29,12 +28,14 @@ from storyloom.bot.slack.oauth import (
 )
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission
+from storyloom.jobs.admission import JobAdmission, render_limits
+from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
 from storyloom.story.ports import JobQueue
+from storyloom.story.render_limits import RenderLimits
 from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
@@ -67,16 +68,28 @@ def story_adapter(
     places: Places,
     style: str,
     admission: JobAdmission | None = None,
+    limits: RenderLimits | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
-    default the default caps), and each new job's place in the fair line (`places`) shown
-    on its status message."""
-    deps = Deps(db, queue, STYLE_NAMES, style, admit_job=admission or JobAdmission())
+    default the default caps) and on one job (`limits`), and each new job's place in the
+    fair line (`places`) shown on its status message."""
+    deps = Deps(
+        db,
+        queue,
+        STYLE_NAMES,
+        style,
+        admit_job=admission or JobAdmission(),
+        render_limits=limits or RenderLimits(),
+    )
 
     async def queue_place(job_id: int) -> int | None:
         return (await places()).get(job_id)
 
     return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
+
+
+async def _nothing(event: JobEvent) -> None:
+    """The metrics only observe the events; the notifier delivers them."""
 
 
 async def run_slack(
@@ -101,19 +114,25 @@ async def run_slack(
         )
     await upgrade_database(settings.database_url)
     async with open_database(settings.database_url) as db:
-        client = web_client(token)
+        client = web_client(token, base_url=settings.slack_api_url)
         installs = None
         client_for: ClientFor = single_workspace(client)
         if oauth is not None:
             installations = installation_store(oauth, db.engine)
             installs = oauth_settings(oauth, db.engine, installations)
-            client_for = WorkspaceClients(installations)
+            client_for = WorkspaceClients(installations, base_url=settings.slack_api_url)
         notifier = SlackNotifier(client_for, db)
-        # the watcher starts by reporting what ended while the bot was down
-        notify = notifier if ops is None else ops.metrics.timed(notifier)
-        async with job_runtime(settings, db, notify, owns=slack_workspace) as jobs:
+        # the watcher starts by reporting what ended while the bot was down; the outbox
+        # delivers what is still owed from before
+        observe = None if ops is None else ops.metrics.timed(_nothing)
+        on_ready = None if ops is None else ops.set_ready
+        async with job_runtime(
+            settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
+        ) as jobs:
             caps = JobAdmission.from_settings(settings)
-            adapter = story_adapter(db, jobs.queue, notifier, jobs.places, settings.style, caps)
+            adapter = story_adapter(
+                db, jobs.queue, notifier, jobs.places, settings.style, caps, render_limits(settings)
+            )
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
                 runner = await serve_http(app, port)
@@ -123,4 +142,7 @@ async def run_slack(
                 finally:
                     await runner.cleanup()
             else:
+                # imported here: HTTP mode starts (and acks) sooner without it
+                from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
                 await AsyncSocketModeHandler(app, app_token).start_async()

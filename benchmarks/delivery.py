@@ -1,0 +1,202 @@
+"""Delivery: does every job's message end in its outcome, once, through rate limits and a kill?
+
+    python benchmarks/delivery.py --json delivery.json
+
+Drives the real `storyloom slack --http` process (OAuth installs in two workspaces, SQLite,
+a real redis-server as the queue) against the loopback fake of Slack's Web API, which
+answers 429 with Retry-After on every third call of workspace A. The benchmark plays the
+render workers by writing the job rows (each render takes `--render-s`), so what is
+measured is the delivery alone. 50 renders, half from each workspace, back to back; after
+the first 40 have been delivered the last 10 are asked for and the bot is killed (SIGKILL)
+while they are being delivered, and started again at once.
+
+- stale_status_messages: status messages whose last text is not their job's outcome;
+- duplicate_status_messages: status messages beyond one per job;
+- lost_results / duplicate_results: jobs with no result upload / uploads beyond one;
+  (each of these four must be 0)
+- cross_workspace_delay_p95_ms: for workspace B (not throttled), the time from a job's end
+  (its row written `done`) to its last message at Slack (final edit or upload), p95 over
+  its jobs before the kill: how much A's rate limit costs B (target <= 1000; the watcher
+  reads the rows every 0.5 s, so about half of that is the poll);
+- recovery_after_kill_s: from the SIGKILL until every job is delivered (target <= 120);
+- first_ack_after_start_s: from the process start until it acks a signed request, the
+  slower of its two starts (target <= 2).
+
+The Discord bot is not driven as a process here (it needs a gateway fake); its delivery
+code runs in the tests through the real discord.py client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the loopback fakes live with the tests
+
+from storyloom.jobs.devservices import RedisServer  # noqa: E402
+from tests.ops.slack_bots import (  # noqa: E402
+    TOKENS,
+    JobSeen,
+    SlackBot,
+    first_ack,
+    install,
+    row_worker,
+    seen,
+)
+from tests.slack.conftest import fake_web_api  # noqa: E402
+from tests.slack.fake_slack import FakeSlack, Sender  # noqa: E402
+from tests.slack.helpers import command, new_story  # noqa: E402
+
+
+class Chat:
+    def __init__(self, fake: FakeSlack, send: Sender) -> None:
+        self.fake, self.send = fake, send
+
+
+def p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def outcome_shown(s: JobSeen) -> bool:
+    return s.final_texts == [f"✅ page job #{s.job_id} done"] and s.results >= 1
+
+
+async def until_delivered(fake: FakeSlack, jobs: list[int], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(outcome_shown(seen(fake, job)) for job in jobs):
+        if time.monotonic() > deadline:
+            raise TimeoutError("not every job was delivered")
+        await asyncio.sleep(0.05)
+
+
+async def renders(chat: Chat, count: int, ids: dict[int, str]) -> None:
+    """`count` renders, alternating workspaces; their job ids into `ids` (→ workspace)."""
+    for n in range(count):
+        team = ("TA", "TB")[n % 2]
+        answer = await command(chat, "render", team=team)
+        ids[int(answer.split("#")[1].split()[0])] = team
+
+
+async def run(folder: Path, total: int, render_s: float) -> dict[str, object]:
+    redis = RedisServer(folder / "redis")
+    redis.start()
+    db_url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
+    await install(db_url)
+    bot: SlackBot | None = None
+    try:
+        async with fake_web_api() as fake, aiohttp.ClientSession() as http:
+            fake.teams = {token: team for team, token in TOKENS.items()}
+            bot = SlackBot(folder, db_url, redis.url, fake.base + "api/")
+            chat = Chat(fake, Sender(http, bot.url, fake.base + "respond/story"))
+            bot.start()
+            acks = [await first_ack(bot, fake, chat.send)]
+            for team in TOKENS:
+                await new_story(chat, team=team)
+                await command(chat, "add the fog lifts", team=team)
+            ids: dict[int, str] = {}
+            async with row_worker(db_url, folder / "out", render_s) as worker:
+                fake.throttled = {TOKENS["TA"]}  # a third of A's calls: 429, Retry-After 1
+                await renders(chat, total - 10, ids)
+                await until_delivered(fake, list(ids), 300)
+                before_kill = dict(ids)
+                await renders(chat, 10, ids)
+                while len(worker.done_at) < len(ids) - 5:  # some done, some still rendering
+                    await asyncio.sleep(0.02)
+                bot.kill()
+                killed_at = time.monotonic()
+                bot.start()
+                acks.append(await first_ack(bot, fake, chat.send))
+                await until_delivered(fake, list(ids), 300)
+                recovery_s = time.monotonic() - killed_at
+                fake.throttled.clear()
+                await asyncio.sleep(2.0)  # anything late (a second upload) would show now
+                shown = [seen(fake, job) for job in ids]
+                b_delays = [
+                    (s.delivered_at - worker.done_at[s.job_id]) * 1000
+                    for s in shown
+                    if s.job_id in before_kill and ids[s.job_id] == "TB" and s.delivered_at
+                ]
+                a_delays = [
+                    (s.delivered_at - worker.done_at[s.job_id]) * 1000
+                    for s in shown
+                    if s.job_id in before_kill and ids[s.job_id] == "TA" and s.delivered_at
+                ]
+            throttled = sum(c.method.endswith("(429)") for c in fake.calls)
+            if "--debug" in sys.argv:
+                for s in shown:
+                    if ids[s.job_id] == "TB" and s.delivered_at:
+                        calls = [
+                            (round(c.at - worker.done_at[s.job_id], 2), c.method)
+                            for c in fake.calls
+                            if f"#{s.job_id}" in str(c.params)
+                        ]
+                        print(s.job_id, round(s.delivered_at - worker.done_at[s.job_id], 2), calls)
+        assert bot.stop() == 0, bot.logs()[-2000:]
+    finally:
+        if bot is not None and bot.process is not None and bot.process.poll() is None:
+            bot.process.kill()
+        redis.stop()
+    return {
+        "jobs": len(shown),
+        "stale_status_messages": sum(
+            t != f"✅ page job #{s.job_id} done" for s in shown for t in s.final_texts
+        ),
+        "duplicate_status_messages": sum(max(0, s.status_messages - 1) for s in shown),
+        "missing_status_messages": sum(s.status_messages == 0 for s in shown),
+        "lost_results": sum(s.results == 0 for s in shown),
+        "duplicate_results": sum(max(0, s.results - 1) for s in shown),
+        "cross_workspace_delay_p95_ms": round(p95(b_delays), 1),
+        "cross_workspace_delay_median_ms": round(sorted(b_delays)[len(b_delays) // 2], 1),
+        "throttled_workspace_delay_p95_ms": round(p95(a_delays), 1),
+        "answers_429": throttled,
+        "recovery_after_kill_s": round(recovery_s, 2),
+        "first_ack_after_start_s": round(max(acks), 3),
+    }
+
+
+TARGETS = {
+    "stale_status_messages": ("== 0", lambda v: v == 0),
+    "duplicate_status_messages": ("== 0", lambda v: v == 0),
+    "lost_results": ("== 0", lambda v: v == 0),
+    "duplicate_results": ("== 0", lambda v: v == 0),
+    "cross_workspace_delay_p95_ms": ("<= 1000", lambda v: v <= 1000),
+    "recovery_after_kill_s": ("<= 120", lambda v: v <= 120),
+    "first_ack_after_start_s": ("<= 2", lambda v: v <= 2),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--renders", type=int, default=50)
+    parser.add_argument(
+        "--debug", action="store_true", help="print each B job's calls, timed from its end"
+    )
+    parser.add_argument("--render-s", type=float, default=0.2, help="each render's time")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="storyloom-delivery-") as folder:
+        result = asyncio.run(run(Path(folder), args.renders, args.render_s))
+    print(f"{'metric':36} {'value':>12}  target")
+    for key, value in result.items():
+        target, ok = TARGETS.get(key, ("", None))
+        verdict = "" if ok is None else ("ok" if ok(value) else "MISSED")
+        print(f"{key:36} {value!s:>12}  {target} {verdict}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        payload = {"benchmark": "delivery", "python": platform.python_version(), **result}
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
