@@ -66,9 +66,10 @@ async def test_the_largest_replies_of_every_kind_fit(slack: Slack) -> None:
     assert "300 beats" in await command(slack, "status")
     refused = await command(slack, "style " + "&" * 3900)  # a slash command's most text
     assert refused.startswith("✗ Unknown style") and refused.endswith("…")
-    assert "page job #1 queued" in await command(slack, "render")
-    assert "clip job #2 queued" in await command(slack, "clip 1 300")
-    assert "page job #3 queued" in await said(slack, "render 1 300", ts, replies=2)
+    # the most panels one job may draw (the render limits), from the end of the story
+    assert "page job #1 queued" in await command(slack, "render 269 300")
+    assert "clip job #2 queued" in await command(slack, "clip 277 300")
+    assert "page job #3 queued" in await said(slack, "render 269 300", ts, replies=2)
     assert not slack.fake.refused
 
 
