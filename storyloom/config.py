@@ -277,6 +277,23 @@ class Settings(BaseSettings):
         description="Address the operations server listens on; 0.0.0.0 in a container, so "
         "Prometheus and health checks from outside it can reach the port.",
     )
+    public_base_url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Public address of the operations server as readers reach it (e.g. "
+        "https://comics.example.org), for `/story share` links to the reader page; unset = "
+        "sharing is off. The bot side serves the reader on STORYLOOM_OPS_PORT.",
+    )
+    reader_requests_per_minute: int = Field(
+        240, ge=1, le=1_000_000, description="Reader requests a minute per client address."
+    )
+    reader_burst: int = Field(
+        60,
+        ge=1,
+        le=1_000_000,
+        description="Reader requests one client address may make at once before the per-minute "
+        "rate applies (a page with its images is one request per image).",
+    )
     log_format: Literal["text", "json"] = Field(
         "text",
         description="Log lines on standard error: 'text' for people, 'json' (one object per "

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from storyloom.bot import console_share
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.story import service
@@ -33,6 +34,7 @@ HELP = """commands:
   /story look NAME [lock|reroll]   render a character sheet, then lock it (or try another)
   /story redraw N              draw beat N's panel again (later pages keep it)
   /story style NAME | render [A-B] | clip [A-B] | status | cancel [JOB] | export | delete
+  /story share | unshare [LINK] | links   a web link to the comic (STORYLOOM_OPS_PORT serves it)
   /as NAME      speak as another member       /thread NAME   move to another thread
   /help  /quit
 A line starting with #, and the rest of a line after two spaces and a #, is a comment
@@ -69,6 +71,7 @@ class Console:
     thread: str = "main"
     # each waiting job's place in the fair line (jobs/admission.positions); None: not shown
     places: Callable[[], Awaitable[dict[int, int]]] | None = None
+    public_base_url: str | None = None  # where share links point (settings)
 
     @property
     def actor(self) -> Actor:
@@ -195,10 +198,12 @@ class Console:
         elif sub == "delete":
             story = await service.delete_story(d, a)
             say(f"story “{escape_plain(story.title)}” deleted")
+        elif sub in console_share.SUBCOMMANDS:
+            await console_share.share_command(d, a, self.public_base_url, sub, text, say)
         else:
             raise UsageError(
                 "/story new|add|edit|remove|move|undo|list|cast|look|reroll|redraw|"
-                "style|render|clip|status|cancel|export|delete"
+                "style|render|clip|status|cancel|export|delete|share|unshare|links"
             )
 
 
@@ -211,6 +216,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     from storyloom.jobs.admission import JobAdmission, render_limits
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
+    from storyloom.ops.server import ops_server
     from storyloom.storage import open_database, upgrade_database
 
     def write(text: str) -> None:
@@ -236,6 +242,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     async with (
         open_database(settings.database_url) as db,
         job_runtime(settings, db, notify) as jobs,
+        ops_server(settings, "console"),  # the reader of shared stories, when a port is set
     ):
         deps = Deps(
             db=db,
@@ -245,7 +252,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             admit_job=JobAdmission.from_settings(settings),
             render_limits=render_limits(settings),
         )
-        console = Console(deps, write, places=jobs.places)
+        console = Console(deps, write, places=jobs.places, public_base_url=settings.public_base_url)
         write(f"storyloom console — outputs go to {out_dir}; type /help")
         read: Callable[[], Awaitable[str]] = lambda: asyncio.to_thread(stdin.readline)  # noqa: E731
         while line := await read():

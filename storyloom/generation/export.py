@@ -1,4 +1,5 @@
-"""Exports of a rendered story: PNG pages, one multi-page PDF, and a ZIP with a story.md.
+"""Exports of a rendered story: PNG pages, one multi-page PDF, and a ZIP with a story.md and
+a story.html (the reader page, readable offline from the unpacked folder).
 
 Every file is written to a temporary name in its final folder and renamed into place,
 so a failure (full disk, a crash mid-write) never leaves a half-written file behind.
@@ -20,6 +21,8 @@ from PIL import Image
 from storyloom.generation.pages.captions import printable
 from storyloom.generation.pages.draw import render_pages
 from storyloom.generation.pages.model import PagePanel, PageSpec
+from storyloom.reader.export_view import export_view, page_name
+from storyloom.reader.page import render_page
 
 ExportFormat = Literal["png", "pdf", "zip"]
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("png", "pdf", "zip")
@@ -98,19 +101,26 @@ def story_markdown(panels: Sequence[PagePanel], spec: PageSpec) -> str:
 
 
 def write_zip(
-    pages: Sequence[Image.Image], panels: Sequence[PagePanel], markdown: str, path: Path
+    pages: Sequence[Image.Image],
+    panels: Sequence[PagePanel],
+    markdown: str,
+    path: Path,
+    html: str | None = None,
 ) -> Path:
-    """A ZIP of `pages/page-NN.png`, `panels/panel-NN.png` (drawn panels) and `story.md`."""
+    """A ZIP of `pages/page-NN.png`, `panels/panel-NN.png` (drawn panels), `story.md` and,
+    when given, `story.html`."""
 
     def write(fh: BinaryIO) -> None:
         # PNGs are already compressed: store them, deflate only the Markdown.
         with zipfile.ZipFile(fh, "w", zipfile.ZIP_STORED) as archive:
             for number, page in enumerate(pages, start=1):
-                archive.writestr(f"pages/page-{number:02d}.png", png_bytes(page))
+                archive.writestr(page_name(number), png_bytes(page))
             for number, panel in enumerate(panels, start=1):
                 if panel.image is not None:
                     archive.writestr(f"panels/panel-{number:02d}.png", png_bytes(panel.image))
             archive.writestr("story.md", markdown, compress_type=zipfile.ZIP_DEFLATED)
+            if html is not None:
+                archive.writestr("story.html", html, compress_type=zipfile.ZIP_DEFLATED)
 
     return atomic_write(path, write)
 
@@ -122,10 +132,12 @@ def export_story(
     formats: Sequence[ExportFormat] = EXPORT_FORMATS,
     *,
     stem: str = "story",
+    cast: Sequence[tuple[str, str]] = (),
 ) -> ExportResult:
     """Render the story's pages and write the requested formats into `out_dir`.
 
     Raises LayoutError (before writing anything) for an empty story or bad page settings.
+    `cast` ((name, description) pairs) is listed in the ZIP's story.html.
     """
     unknown = sorted(set(formats) - set(EXPORT_FORMATS))
     if unknown:
@@ -141,5 +153,7 @@ def export_story(
     pdf = write_pdf(images, out_dir / f"{stem}.pdf") if "pdf" in formats else None
     archive = None
     if "zip" in formats:
-        archive = write_zip(images, panels, story_markdown(panels, spec), out_dir / f"{stem}.zip")
+        html = render_page(export_view(panels, spec, len(images), cast), embed_policy=True)
+        markdown = story_markdown(panels, spec)
+        archive = write_zip(images, panels, markdown, out_dir / f"{stem}.zip", html)
     return ExportResult(tuple(page_paths), pdf, archive)

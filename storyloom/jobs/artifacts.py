@@ -112,4 +112,7 @@ def render_job(
         return [clip.path]
     contributors = tuple(dict.fromkeys(beat.author_name for beat in work.beats))
     page = PageSpec(title=story.title, contributors=contributors, seed=story.seed)
-    return export_story(page_panels, page, out, ("png", "pdf", "zip"), stem="story").files()
+    cast = [(c.name, c.description) for c in work.cast]
+    return export_story(
+        page_panels, page, out, ("png", "pdf", "zip"), stem="story", cast=cast
+    ).files()

@@ -22,7 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from storyloom.config import Settings
 from storyloom.ops.job_counts import JobCounts, count_jobs
 from storyloom.ops.metrics import Metrics
-from storyloom.storage import create_engine
+from storyloom.reader.http import Reader, reader_for
+from storyloom.storage import SqlDatabase, create_engine
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,8 @@ class Ops:
         self.ready = True
 
 
-def ops_app(ops: Ops, engine: AsyncEngine) -> web.Application:
-    """The aiohttp application with the two routes."""
+def ops_app(ops: Ops, engine: AsyncEngine, reader: Reader | None = None) -> web.Application:
+    """The aiohttp application with the two routes (and the reader's, when given)."""
 
     async def healthz(_request: web.Request) -> web.Response:
         database = await _database_state(engine)
@@ -73,6 +74,8 @@ def ops_app(ops: Ops, engine: AsyncEngine) -> web.Application:
     app = web.Application()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)
+    if reader is not None:
+        reader.add_routes(app)
     return app
 
 
@@ -95,7 +98,9 @@ async def ops_server(settings: Settings, role: str) -> AsyncIterator[Ops]:
         yield ops
         return
     engine = create_engine(settings.database_url)
-    runner = web.AppRunner(ops_app(ops, engine), access_log=None)
+    # the bot side serves shared stories' reader pages; a GPU worker has no chat outputs
+    reader = None if role == "worker" else reader_for(settings, SqlDatabase(engine))
+    runner = web.AppRunner(ops_app(ops, engine, reader), access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.ops_host, settings.ops_port).start()

@@ -166,6 +166,27 @@ class JobArtifactRow(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class ShareLinkRow(Base):
+    """A link to a story's reader page. Only the SHA-256 of its token is kept: a leaked
+    database does not hand out working links."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (
+        UniqueConstraint("token_hash"),
+        # a moderator lists the server's links
+        Index("ix_share_links_workspace_id", "workspace_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    story_id: Mapped[int] = mapped_column(ForeignKey("stories.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[str] = mapped_column(ChatId)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    created_by: Mapped[str] = mapped_column(ChatId)
+    created_by_name: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(Timestamp())
+    revoked_at: Mapped[datetime | None] = mapped_column(Timestamp(), nullable=True)
+
+
 class OwedMessageRow(Base):
     """A job's outcome that the chat side owes its members (the outbox): written in the
     transaction that marks the job reported, deleted with the job, delivered until done."""

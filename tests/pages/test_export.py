@@ -1,4 +1,5 @@
-"""Exports: PNG pages, a multi-page PDF, a ZIP with story.md; never a half-written file."""
+"""Exports: PNG pages, a multi-page PDF, a ZIP with story.md and story.html; never a
+half-written file."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def test_every_format_holds_every_page(story_panels: list[PagePanel], tmp_path: 
         names = sorted(archive.namelist())
     drawn = [f"panels/panel-{i + 1:02d}.png" for i, p in enumerate(story_panels) if p.image]
     expected = [f"pages/page-{n:02d}.png" for n in range(1, pages + 1)] + drawn
-    assert names == sorted([*expected, "story.md"])
+    assert names == sorted([*expected, "story.md", "story.html"])
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in result.files())
 
 

@@ -47,6 +47,7 @@ class StoryBot(commands.Bot):
         # cannot import the cog, which imports the bot)
         self.on_press: PressHandler | None = None
         self._deps: Deps | None = None
+        self.public_base_url: str | None = None  # where share links point (settings)
         if deps is not None:
             self.deps = deps
 
@@ -63,6 +64,7 @@ class StoryBot(commands.Bot):
     async def setup_hook(self) -> None:
         """Load the /story cog, the restart-proof buttons and the global error handler."""
         await self.load_extension("storyloom.bot.discord.cog")
+        await self.load_extension("storyloom.bot.discord.sharing")
         self.add_dynamic_items(StoryButton)
         self.tree.error(self.on_app_command_error)
 

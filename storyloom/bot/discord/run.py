@@ -73,6 +73,7 @@ async def story_bot(
             render_limits=render_limits(settings),
         )
         bot.notifier.places = jobs.places
+        bot.public_base_url = settings.public_base_url
         bot.jobs = jobs
         yield bot
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
-from storyloom.bot.slack.commands import HELP, MAX_TEXT, SUBCOMMANDS, Reply, by_id
+from storyloom.bot.slack.commands import HELP, MAX_TEXT, SUBCOMMANDS, Handler, Reply, by_id
 from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import SlackNotifier, SlackTracked
 from storyloom.bot.slack.refs import StatusRef
@@ -65,12 +65,16 @@ class SlackStoryAdapter:
         notifier: SlackNotifier,
         members: Members,
         queue_place: QueuePlace | None = None,
+        subcommands: Mapping[str, Handler] = SUBCOMMANDS,
     ) -> None:
         self.deps = deps
+        # what `/story SUB` offers: SUBCOMMANDS and more (share links); mentions offer
+        # SUBCOMMANDS only
         self.stories = stories
         self.notifier = notifier
         self.members = members
         self.queue_place = queue_place  # shown on a new job's status message
+        self.subcommands = subcommands
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners to a bolt app."""
@@ -105,13 +109,13 @@ class SlackStoryAdapter:
             if command.sub == "new":
                 await self.new_story(client, where, command.args, answer)
                 return
-            if command.sub not in SUBCOMMANDS:
+            if command.sub not in self.subcommands:
                 await answer(HELP)
                 return
             thread = await channel_story(
                 self.stories, where.team_id, where.channel_id, command.story_id
             )
-            reply = await SUBCOMMANDS[command.sub](
+            reply = await self.subcommands[command.sub](
                 self.deps, where.actor(thread.thread_id), command.args, command.key
             )
             await self.deliver(client, where, thread.thread_id, reply, answer)

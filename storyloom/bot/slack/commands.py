@@ -19,7 +19,8 @@ from storyloom.story.wording import cast_args, look_action, look_state
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
     "channel: `/story [#ID] add|edit|remove|move|undo|list|cast|look|style|render|clip|"
-    "redraw|status|cancel|export|delete …` (the latest open story, or story #ID). In the "
+    "redraw|status|cancel|export|delete|share|unshare|links …` (the latest open story, or "
+    "story #ID). In the "
     "thread: `@storyloom add …`, `@storyloom render`, `@storyloom redraw 3`."
 )
 

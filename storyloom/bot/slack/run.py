@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
+from storyloom.bot.slack.commands import SUBCOMMANDS
 from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import ClientFor, SlackNotifier
 from storyloom.bot.slack.oauth import (
@@ -26,6 +27,7 @@ from storyloom.bot.slack.oauth import (
     oauth_settings,
     single_workspace,
 )
+from storyloom.bot.slack.share_commands import share_subcommands
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission, render_limits
@@ -69,6 +71,7 @@ def story_adapter(
     style: str,
     admission: JobAdmission | None = None,
     limits: RenderLimits | None = None,
+    public_base_url: str | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
     default the default caps) and on one job (`limits`), and each new job's place in the
@@ -85,7 +88,8 @@ def story_adapter(
     async def queue_place(job_id: int) -> int | None:
         return (await places()).get(job_id)
 
-    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place)
+    offered = {**SUBCOMMANDS, **share_subcommands(public_base_url)}
+    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place, offered)
 
 
 async def _nothing(event: JobEvent) -> None:
@@ -131,8 +135,9 @@ async def run_slack(
         ) as jobs:
             caps = JobAdmission.from_settings(settings)
             adapter = story_adapter(
-                db, jobs.queue, notifier, jobs.places, settings.style, caps, render_limits(settings)
-            )
+                db, jobs.queue, notifier, jobs.places, settings.style, caps,
+                render_limits(settings), settings.public_base_url,
+            )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
                 runner = await serve_http(app, port)

@@ -2,7 +2,7 @@
 removals while it waits change nothing on its page, and its buttons name beats by id
 
 Revision ID: 0008
-Revises: 0007
+Revises: 0011
 Create Date: 2026-12-01 14:40:00.000000
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0007"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
