@@ -302,7 +302,7 @@ def config_reference() -> None:
 
 
 def _mount_db() -> None:
-    from storyloom.storage.commands import db_app
+    from storyloom.db_commands import db_app
 
     app.add_typer(db_app, name="db", help="Database migrations.")
 

@@ -152,6 +152,13 @@ def load_story(path: Path, styles: frozenset[str], seed: int | None = None) -> S
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise StoryFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise StoryFileError(f"{path} is a folder; give a story file (.toml)") from None
+    except PermissionError:
+        raise StoryFileError(f"{path}: not readable (permission denied)") from None
+    except OSError as error:  # a device, a broken mount: say which file and why, briefly
+        reason = error.strerror or type(error).__name__
+        raise StoryFileError(f"{path}: could not be read ({reason})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise StoryFileError(f"{path}: not valid TOML ({error})") from None
     return parse_story(data, styles, seed)

@@ -239,3 +239,19 @@ def test_an_unknown_scheduler_is_one_clear_line(tmp_path: Path, cache: Path) -> 
     )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "unknown scheduler 'WarpDriveScheduler'" in done.stderr
+
+
+@pytest.mark.parametrize("made", ["a folder", "not UTF-8 text", "missing"])
+def test_a_path_that_is_not_a_readable_story_file_is_one_sentence(
+    tmp_path: Path, cache: Path, made: str
+) -> None:
+    path = tmp_path / "story.toml"
+    if made == "a folder":
+        path.mkdir()
+    elif made == "not UTF-8 text":
+        path.write_bytes(b"\xff\xfe\x00title")
+    done = storyloom("render", str(path), "--model", "tiny-sdxl", cache=cache, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    [line] = done.stderr.strip().splitlines()
+    assert line.startswith(f"storyloom: {path}")

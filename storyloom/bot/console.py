@@ -9,6 +9,7 @@ ends, the console waits for queued jobs before it exits.
 from __future__ import annotations
 
 import asyncio
+import re
 import shlex
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -24,20 +25,25 @@ from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.server import describe
 from storyloom.story.service import Deps
+from storyloom.story.wording import cast_args, look_action, look_state
 
 HELP = """commands:
   /story new TITLE             start a story in this thread
   /story add TEXT              add a beat: [Name] tags, then ` # ` and a caption
   /story edit N TEXT | remove N | move N M | undo | list [PAGE]
   /story cast NAME: DESCRIPTION
-  /story look NAME | reroll NAME   render a character sheet, then lock it
+  /story look NAME [lock|reroll]   render a character sheet, then lock it (or try another)
   /story redraw N              draw beat N's panel again (later pages keep it)
   /story style NAME | render [A-B] | clip [A-B] | status | cancel [JOB] | export | delete
   /story share | unshare [LINK] | links   a web link to the comic (STORYLOOM_OPS_PORT serves it)
   /story settings [KEY VALUE]  this room's settings (the host moderates)
   /story audit [N]             who did what, newest first (the host)
   /as NAME      speak as another member       /thread NAME   move to another thread
-  /help  /quit"""
+  /help  /quit
+A line starting with #, and the rest of a line after two spaces and a #, is a comment
+(a beat's caption follows ` # ` with one space)."""
+# `/as Tom   # speak as another member`: the README's comments, pasted, are not input
+INLINE_COMMENT = re.compile(r"\s{2,}#.*$")
 
 
 class UsageError(Exception):
@@ -85,7 +91,7 @@ class Console:
 
     async def handle(self, line: str) -> bool:
         """Run one line; False when the room should close."""
-        line = line.strip()
+        line = INLINE_COMMENT.sub("", line).strip()
         if not line or line.startswith("#"):
             return True
         try:
@@ -155,15 +161,19 @@ class Console:
                 say(f"{beat.position:>3}. {escape_plain(beat.text)} — {author}")
             say(f"page {page.page} of {page.pages} ({page.total} beats)")
         elif sub == "cast":
-            name, colon, description = text.partition(":")
-            if not colon:
+            name, description = cast_args(text)
+            if not description:
                 raise UsageError("/story cast NAME: DESCRIPTION")
-            character = await service.cast_character(d, a, name.strip(), description.strip())
-            say(f"{escape_plain(character.name)} is in the cast ({character.lock_state})")
+            character = await service.cast_character(d, a, name, description)
+            look = look_state(character.lock_state)
+            say(f"{escape_plain(character.name)} is in the cast ({look})")
         elif sub in ("look", "reroll"):
-            use = service.lock_look if sub == "look" else service.reroll_look
-            result = await use(d, a, text)
-            state = result.character.lock_state
+            name, action = look_action(text)  # `look NAME [lock|reroll]`, as on Slack
+            if sub == "reroll":
+                action = "reroll"
+            use = service.lock_look if action == "lock" else service.reroll_look
+            result = await use(d, a, name)
+            state = look_state(result.character.lock_state)
             queued = f"; sheet job #{result.job.id} queued" if result.job else ""
             say(f"{escape_plain(result.character.name)}: {state}{queued}")
         elif sub == "redraw":
@@ -181,7 +191,7 @@ class Console:
             overview = await service.status(d, a)
             say(f"“{escape_plain(overview.story.title)}”: {overview.beat_count} beats")
             for c in overview.characters:
-                say(f"  {escape_plain(c.name)}: {c.lock_state}")
+                say(f"  {escape_plain(c.name)}: {look_state(c.lock_state)}")
             for job in overview.jobs:
                 say(f"  job #{job.id} {job.kind} {job.status}{await self._place(job.id)}")
         elif sub == "cancel":

@@ -8,11 +8,17 @@ folder like any other), a local diffusers folder, a single-file checkpoint
 
 from __future__ import annotations
 
+import socket
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import diffusers
+import huggingface_hub.constants
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
@@ -155,6 +161,18 @@ def _check_family(found: ModelFamily, wanted: ModelFamily | None, model: str) ->
         )
 
 
+@contextmanager
+def _library_renames_quiet() -> Iterator[None]:
+    """Newer diffusers renamed `torch_dtype` to `dtype` and warn on every load; older ones
+    (our range starts at 0.31) know only `torch_dtype`. Keep the name both accept, without
+    the warnings operators would otherwise see on every start."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch_dtype` is deprecated", FutureWarning)
+        # diffusers still passes an argument huggingface_hub retired (and says so each time)
+        warnings.filterwarnings("ignore", r"The `local_dir_use_symlinks` argument", UserWarning)
+        yield
+
+
 def _pretrained_kwargs(family: ModelFamily, dtype: torch.dtype) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"torch_dtype": dtype}
     if family == "sd15":
@@ -174,9 +192,10 @@ def _load_folder(
     config = DiffusionPipeline.load_config(folder)
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
-    pipe = _PIPELINE_CLASSES[found].from_pretrained(
-        folder, local_files_only=True, **_pretrained_kwargs(found, dtype)
-    )
+    with _library_renames_quiet():
+        pipe = _PIPELINE_CLASSES[found].from_pretrained(
+            folder, local_files_only=True, **_pretrained_kwargs(found, dtype)
+        )
     return pipe, found
 
 
@@ -185,20 +204,46 @@ def _load_hub(
 ) -> tuple[Any, ModelFamily]:
     unreachable = (
         f"could not load model {model}: not in the local cache and the model hub is "
-        "unreachable; download it first or point STORYLOOM_MODEL at a local folder."
+        "unreachable; download it first or point STORYLOOM_MODEL at a local folder "
+        f"(offline choices: {', '.join(TINY_MODEL_NAMES)}, a diffusers folder or a "
+        "checkpoint file)."
     )
     try:
         # Same lookup from_pretrained does first: model_index.json names the pipeline.
-        config = DiffusionPipeline.load_config(model)
-    except OSError as error:
-        raise ModelLoadError(unreachable) from error
+        # The cache first: a hub that cannot be reached would be retried for ~40 s.
+        with _library_renames_quiet():
+            config = DiffusionPipeline.load_config(model, local_files_only=True)
+    except OSError:
+        if not _hub_reachable():
+            raise ModelLoadError(unreachable) from None
+        try:
+            with _library_renames_quiet():
+                config = DiffusionPipeline.load_config(model)
+        except OSError as error:
+            raise ModelLoadError(unreachable) from error
     found = _family_of_class(str(config.get("_class_name")), model)
     _check_family(found, wanted, model)
     try:
-        pipe = _PIPELINE_CLASSES[found].from_pretrained(model, **_pretrained_kwargs(found, dtype))
+        with _library_renames_quiet():
+            pipe = _PIPELINE_CLASSES[found].from_pretrained(
+                model, **_pretrained_kwargs(found, dtype)
+            )
     except OSError as error:
         raise ModelLoadError(unreachable) from error
     return pipe, found
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the model hub answers at all (offline mode, no route, no DNS: no), asked
+    once with a short timeout instead of the download client's long retries."""
+    if huggingface_hub.constants.HF_HUB_OFFLINE:
+        return False
+    host = urlsplit(huggingface_hub.constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError:
+        return False
+    return True
 
 
 def _load_single_file(
@@ -222,7 +267,8 @@ def _load_single_file(
         # Offline, from_single_file would otherwise fetch the component configs from the hub.
         kwargs.update(config=str(config_dir), local_files_only=True)
     try:
-        pipe = _PIPELINE_CLASSES[found].from_single_file(str(path), **kwargs)
+        with _library_renames_quiet():
+            pipe = _PIPELINE_CLASSES[found].from_single_file(str(path), **kwargs)
     except OSError as error:
         raise ModelLoadError(
             f"could not load checkpoint {model}: its configs are not available offline; "

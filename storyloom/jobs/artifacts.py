@@ -12,6 +12,7 @@ from pathlib import Path
 from storyloom.generation.clip import ClipSpec, build_clip
 from storyloom.generation.export import export_story
 from storyloom.generation.layout import PagePanel, PageSpec
+from storyloom.generation.pages.sheet import labelled_sheet, sheet_file_stem
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, Progress, StoryRenderer
 from storyloom.generation.safety import ImageGuard
 from storyloom.story import grammar
@@ -77,13 +78,15 @@ def render_job(
             on_progress=on_progress,
             should_cancel=should_cancel,
         )
-        paths = []
-        for number, drawn in enumerate(sheet.images, 1):
-            image = drawn if guard is None else guard.check(drawn, f"sheet {number}")
-            path = out / f"sheet-{number}.png"
-            image.save(path)
-            paths.append(path)
-        return paths
+        # each image checked, then one labelled image (whose look, which one), as members
+        # see it in the thread
+        images = [
+            drawn if guard is None else guard.check(drawn, f"sheet {number}")
+            for number, drawn in enumerate(sheet.images, 1)
+        ]
+        path = out / f"{sheet_file_stem(character.name)}.png"
+        labelled_sheet(character.name, images).save(path)
+        return [path]
 
     panels = beat_panels(work.beats, work.cast)
     rendered = renderer.render_panels(

@@ -30,6 +30,7 @@ from storyloom.jobs.progress import JobProgress, ProgressMeter
 from storyloom.jobs.render_thread import start_in_thread
 from storyloom.jobs.result_files import job_folder
 from storyloom.jobs.safety_audit import record_safety
+from storyloom.ops.trouble import failed_sentence, reference
 from storyloom.storage.outage import is_outage
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
@@ -150,9 +151,11 @@ class LocalWorker:
         except _Stopped as stopped:
             await self._stopped(job, stopped)
             return
-        except Exception as error:
-            log.exception("job %s failed", job.id)
-            await self._finish(job, JobStatus.FAILED, error=f"render failed: {error}")
+        except Exception:
+            # members see a sentence and the reference; the exception stays in the log
+            ref = reference()
+            log.exception("job %s failed (ref %s)", job.id, ref)
+            await self._finish(job, JobStatus.FAILED, error=failed_sentence(ref))
             return
         finally:
             beating.cancel()
@@ -315,6 +318,8 @@ class LocalWorker:
 
     @staticmethod
     async def _beats(uow: UnitOfWork, job: RenderJob, story: Story) -> Sequence[Beat]:
+        if job.beats:  # the beats as they were when it was asked for
+            return job.beats
         total = await uow.beats.count(story.id)
         first, last = job.first_position or 1, job.last_position or total
         return await uow.beats.page(story.id, first - 1, last - first + 1)

@@ -89,7 +89,25 @@ def job_value(row: RenderJobRow) -> RenderJob:
         result_files=tuple(json.loads(row.result_files)) if row.result_files else (),
         request_key=row.request_key,
         safety=row.safety,
+        beats=_snapshot_beats(row),
     )
+
+
+_SNAPSHOT_FIELDS = ("id", "position", "author_id", "author_name", "text", "variant")
+
+
+def _snapshot(beats: Sequence[Beat]) -> str | None:
+    """The beats a job draws, as stored on its row (what they say, not just where)."""
+    if not beats:
+        return None
+    return json.dumps([{f: getattr(b, f) for f in _SNAPSHOT_FIELDS} for b in beats])
+
+
+def _snapshot_beats(row: RenderJobRow) -> tuple[Beat, ...]:
+    if not row.beats:
+        return ()
+    fields = ({f: b[f] for f in _SNAPSHOT_FIELDS} for b in json.loads(row.beats))
+    return tuple(Beat(story_id=row.story_id, created_at=row.created_at, **f) for f in fields)
 
 
 class SqlStories:
@@ -176,6 +194,12 @@ class SqlBeats:
     async def get(self, story_id: int, position: int) -> Beat | None:
         """The beat at `position` in this story."""
         query = select(BeatRow).where(BeatRow.story_id == story_id, BeatRow.position == position)
+        row = (await self._session.execute(query)).scalar_one_or_none()
+        return None if row is None else _beat(row)
+
+    async def by_id(self, story_id: int, beat_id: int) -> Beat | None:
+        """The beat with this id in this story, wherever it is now."""
+        query = select(BeatRow).where(BeatRow.story_id == story_id, BeatRow.id == beat_id)
         row = (await self._session.execute(query)).scalar_one_or_none()
         return None if row is None else _beat(row)
 
@@ -309,15 +333,15 @@ class SqlJobs:
         self, story_id: int, kind: JobKind, requested_by: str, requested_by_name: str,
         created_at: datetime, *, first_position: int | None = None,
         last_position: int | None = None, character_id: int | None = None,
-        request_key: str | None = None, safety: str = "block",
+        request_key: str | None = None, safety: str = "block", beats: Sequence[Beat] = (),
     ) -> RenderJob:  # fmt: skip
-        """Record a queued job."""
+        """Record a queued job (with the beats it draws, as they are now)."""
         row = RenderJobRow(
             story_id=story_id, kind=kind.value, status=JobStatus.QUEUED.value,
             first_position=first_position, last_position=last_position,
             character_id=character_id, requested_by=requested_by, request_key=request_key,
             requested_by_name=requested_by_name, created_at=created_at, updated_at=created_at,
-            attempts=0, posted=False, safety=safety,
+            attempts=0, posted=False, safety=safety, beats=_snapshot(beats),
         )  # fmt: skip
         self._session.add(row)
         await self._session.flush()

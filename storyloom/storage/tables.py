@@ -152,6 +152,8 @@ class RenderJobRow(Base):
     # what the worker does with a panel the image check flags (block, blur, off), fixed
     # when the job is asked for: the server's level and the channel's age restriction
     safety: Mapped[str] = mapped_column(String(8), default="block", server_default="block")
+    # the beats it draws as they were when it was asked for (JSON list; see beat_snapshot)
+    beats: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class JobArtifactRow(Base):

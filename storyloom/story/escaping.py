@@ -23,10 +23,17 @@ def escape_discord(text: str) -> str:
     return _BROADCAST.sub("@" + _ZWSP + r"\1", text)
 
 
+# Slack mrkdwn: bold, italic, strike, code. It has no backslash escape; a marker with a
+# zero-width space on each side is inside a "word", where Slack formats nothing.
+_SLACK_MARKUP = re.compile(r"([*_~`])")
+
+
 def escape_slack(text: str) -> str:
     """Text shown literally by Slack mrkdwn: `& < >` escaped (so `<!channel>` and `<@U1>`
-    cannot form) and bare `@channel`/`@here`/`@everyone` defused."""
+    cannot form), bare `@channel`/`@here`/`@everyone` defused, and the markers
+    of bold, italic, strike and code kept from formatting."""
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _SLACK_MARKUP.sub(_ZWSP + r"\1" + _ZWSP, text)
     return _BROADCAST.sub("@" + _ZWSP + r"\1", text)
 
 

@@ -152,6 +152,9 @@ class RenderJob:
     result_files: tuple[str, ...] = ()  # names of the result's files, main result first
     request_key: str | None = None  # the chat request that asked for it (idempotency key)
     safety: str = "block"  # what the worker does with a flagged panel (story/server.SafetyLevel)
+    # the beats as they were when it was asked for: a page draws these, whatever is moved,
+    # edited or removed while it waits (empty for a sheet, or a job from before 0008)
+    beats: tuple[Beat, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,10 @@ class BeatRepository(Protocol):
         """The beat at `position`."""
         ...
 
+    async def by_id(self, story_id: int, beat_id: int) -> Beat | None:
+        """The beat with this id in this story, wherever it is now (None once removed)."""
+        ...
+
     async def page(self, story_id: int, offset: int, limit: int) -> Sequence[Beat]:
         """Beats in position order, `limit` of them from `offset`."""
         ...
@@ -153,8 +157,10 @@ class JobRepository(Protocol):
         character_id: int | None = None,
         request_key: str | None = None,
         safety: str = "block",
+        beats: Sequence[Beat] = (),
     ) -> RenderJob:
-        """Record a queued job (`safety`: what its worker does with a flagged panel)."""
+        """Record a queued job (`safety`: what its worker does with a flagged panel; with the
+        beats it draws, as they are now)."""
         ...
 
     async def by_request(self, story_id: int, request_key: str) -> RenderJob | None:

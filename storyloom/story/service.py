@@ -276,6 +276,13 @@ async def list_beats(deps: Deps, actor: Actor, page: int = 1, per_page: int = 10
         return BeatPage(tuple(beats), page, pages, total)
 
 
+async def story_beats(deps: Deps, actor: Actor) -> tuple[Beat, ...]:
+    """Every beat of the story, in order (at most MAX_BEATS): for lists that page by length."""
+    async with deps.db.reading() as uow:
+        story = await rules.load_story(uow, actor)
+        return tuple(await uow.beats.page(story.id, 0, MAX_BEATS))
+
+
 async def cast_character(deps: Deps, actor: Actor, name: str, description: str) -> Character:
     """Add a character, or describe an existing one anew (which unlocks its look)."""
     name = clean_name(name)
@@ -326,6 +333,8 @@ async def _record_job(
     story: Story,
     kind: JobKind,
     request_key: str | None,
+    *,
+    beats: Sequence[Beat] = (),
     **target: int,
 ) -> RenderJob:
     """Record a queued job in this transaction, if the server lets the actor render and
@@ -349,6 +358,7 @@ async def _record_job(
         deps.clock(),
         request_key=request_key,
         safety=server.effective_safety(actor.age_restricted).value,
+        beats=beats,
         **target,
     )
     span = f"beats {first}-{last}" if first is not None else None
@@ -459,9 +469,49 @@ async def _request(
         if not 1 <= start <= end <= count:
             raise InvalidInput(f"Pick beats within 1–{count}, the first no later than the last.")
         deps.render_limits.check(kind, end - start + 1)
+        beats = await uow.beats.page(story.id, start - 1, end - start + 1)
         job = await _record_job(
-            deps, uow, actor, story, kind, request_key, first_position=start, last_position=end
-        )
+            deps, uow, actor, story, kind, request_key,
+            first_position=start, last_position=end, beats=beats,
+        )  # fmt: skip
+    await deps.queue.submit(job.id)
+    return job
+
+
+async def render_again(
+    deps: Deps,
+    actor: Actor,
+    job_id: int,
+    kind: JobKind | None = None,
+    *,
+    request_key: str | None = None,
+) -> RenderJob:
+    """Ask again for what an earlier page or clip drew (as a `kind`, by default a page or
+    clip as before): the same beats, by id, wherever they are now and as they read now.
+    If any of them was removed since, say so."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        if (earlier := await _earlier(uow, story, request_key)) is not None:
+            return earlier
+        old = await uow.jobs.get(story.id, job_id)
+        if old is None or old.kind not in (JobKind.PAGE, JobKind.CLIP, JobKind.PANEL):
+            raise NotFound(f"This story has no page or clip #{job_id}.")
+        kind = kind or (JobKind.PAGE if old.kind == JobKind.PANEL else old.kind)
+        found = [await uow.beats.by_id(story.id, b.id) for b in old.beats]
+        beats = sorted((b for b in found if b is not None), key=lambda b: b.position)
+        gone = len(found) - len(beats)
+        if not old.beats or not beats:
+            raise NotFound("The beats of that page were removed; use /story render.")
+        if gone:
+            raise NotFound(
+                f"{gone} of the beats that {kind.value} drew {'was' if gone == 1 else 'were'} "
+                "removed since; use /story render for the story as it is now."
+            )
+        deps.render_limits.check(kind, len(beats))
+        job = await _record_job(
+            deps, uow, actor, story, kind, request_key,
+            first_position=beats[0].position, last_position=beats[-1].position, beats=beats,
+        )  # fmt: skip
     await deps.queue.submit(job.id)
     return job
 
@@ -501,14 +551,39 @@ async def reroll_panel(
         if (earlier := await _earlier(uow, story, request_key)) is not None:
             return earlier
         beat = await rules.load_beat(uow, story, position)
-        rules.require_author(actor, story, beat, "re-roll")
-        deps.render_limits.check(JobKind.PANEL, 1)
-        job = await _record_job(
-            deps, uow, actor, story, JobKind.PANEL, request_key,
-            first_position=position, last_position=position,
-        )  # fmt: skip
-        await uow.beats.set_variant(beat.id, beat.variant + 1)
+        job = await _reroll(deps, uow, actor, story, beat, request_key)
     await deps.queue.submit(job.id)
+    return job
+
+
+async def reroll_beat(
+    deps: Deps, actor: Actor, beat_id: int, *, request_key: str | None = None
+) -> RenderJob:
+    """`reroll_panel` for the beat a button was drawn for, wherever it is now; a beat
+    removed since gets a sentence, not another beat's panel."""
+    async with deps.db.writing() as uow:
+        story = await rules.load_story(uow, actor, for_update=True)
+        if (earlier := await _earlier(uow, story, request_key)) is not None:
+            return earlier
+        beat = await uow.beats.by_id(story.id, beat_id)
+        if beat is None:
+            raise NotFound("That beat was removed; it has no panel to draw again.")
+        job = await _reroll(deps, uow, actor, story, beat, request_key)
+    await deps.queue.submit(job.id)
+    return job
+
+
+async def _reroll(
+    deps: Deps, uow: UnitOfWork, actor: Actor, story: Story, beat: Beat, key: str | None
+) -> RenderJob:
+    rules.require_author(actor, story, beat, "re-roll")
+    deps.render_limits.check(JobKind.PANEL, 1)
+    drawn = replace(beat, variant=beat.variant + 1)  # the new seed is what the job draws
+    job = await _record_job(
+        deps, uow, actor, story, JobKind.PANEL, key,
+        first_position=beat.position, last_position=beat.position, beats=[drawn],
+    )  # fmt: skip
+    await uow.beats.set_variant(beat.id, drawn.variant)
     return job
 
 

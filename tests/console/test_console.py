@@ -165,3 +165,51 @@ async def test_the_host_keeps_the_settings_and_reads_the_audit(
         "safety.text_refused",
         "settings.changed",
     ]
+
+
+def readme_block(after: str) -> str:
+    """The first plain ``` block of README.md after the heading `after`, as written."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    lines = readme[readme.index(after) :].splitlines(keepends=True)
+    body: list[str] = []
+    fence: str | None = None  # the info string of the block we are in
+    for line in lines:
+        if line.startswith("```"):
+            if fence is None:
+                fence = line[3:].strip()
+                continue
+            if fence == "":
+                return "".join(body)
+            fence, body = None, []
+        elif fence == "":
+            body.append(line)
+    raise AssertionError(f"no plain block after {after!r}")
+
+
+async def test_the_readmes_console_example_runs_as_pasted_comments_and_all(
+    tmp_path: Path, models: Path
+) -> None:
+    example = readme_block("## The console")
+    assert "  # " in example  # the inline comments are part of what is pasted
+    out = io.StringIO()
+    assert await run_console(settings(tmp_path, models), io.StringIO(example), out) == 0
+    text = out.getvalue()
+    assert "✗" not in text and "usage:" not in text and "unknown command" not in text, text
+    assert "you are now Tom\n" in text  # not a member called "Tom   # speak as…"
+    assert "beat 2 added by Tom" in text
+    assert "sheet job #1 queued" in text and "render job #2 queued" in text
+
+
+async def test_look_takes_the_slack_form_name_then_lock_or_reroll(
+    tmp_path: Path, models: Path
+) -> None:
+    session = (
+        "/story new Looks\n/story cast Mira Rose: a girl\n"
+        "/story look Mira Rose lock\n/story look Mira Rose reroll\n"
+    )
+    out = io.StringIO()
+    assert await run_console(settings(tmp_path, models), io.StringIO(session), out) == 0
+    text = out.getvalue()
+    assert "✗" not in text, text
+    assert "Mira Rose: no sheet yet (look NAME draws one); sheet job #1 queued" in text
+    assert re.search(r"Mira Rose: .*; sheet job #2 queued", text)

@@ -43,6 +43,8 @@ async def fake() -> AsyncIterator[FakeDiscord]:
     finally:
         discord.http.Route.BASE = original
         await server.stop()
+    # nothing the bot sent was over Discord's limits (a refusal shows the member nothing)
+    assert not server.refusals(), server.refusals()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,61 @@ class Call:
     files: list[tuple[str, int]]  # (filename, size) of multipart uploads
     uploads: list[tuple[str, bytes]] = field(default_factory=list)  # (filename, contents)
     answer: Any = None  # what the fake answered (a posted message carries its new id)
+    # an interaction follow-up: whether Discord would show it only to the member who asked
+    # (the first follow-up after a deferral takes the deferral's visibility, DESIGN §5)
+    private: bool | None = None
+    refused: str | None = None  # why the fake answered 400, as Discord's error says
+
+
+# Discord's limits on what one message may carry (the API answers 400 / 50035 otherwise)
+MAX_CONTENT = 2000
+MAX_ROWS = 5
+PER_ROW = 5
+MAX_CUSTOM_ID = 100
+MAX_LABEL = 80
+MAX_ATTACHMENTS = 10
+MAX_CHOICES = 25
+MAX_CHOICE_NAME = 100
+MAX_THREAD_NAME = 100
+MAX_DESCRIPTION = 1024  # an attachment's alt text
+EPHEMERAL = 1 << 6
+STORY_POST = re.compile(r"beat \d+ by |📖 ")
+
+
+def refusal(body: dict[str, Any] | None, files: list[tuple[str, int]], upload_limit: int) -> str:
+    """Why Discord would refuse this message body ("" if it would take it)."""
+    body = body or {}
+    data = body.get("data") if isinstance(body.get("data"), dict) else body
+    content = data.get("content") or ""
+    if len(content) > MAX_CONTENT:
+        return f"content: must be {MAX_CONTENT} or fewer in length ({len(content)})"
+    rows = data.get("components") or []
+    if len(rows) > MAX_ROWS:
+        return f"components: must be {MAX_ROWS} or fewer in length ({len(rows)})"
+    for row in rows:
+        items = row.get("components", [])
+        if len(items) > PER_ROW:
+            return f"components.components: must be {PER_ROW} or fewer in length ({len(items)})"
+        for item in items:
+            if len(item.get("custom_id", "")) > MAX_CUSTOM_ID:
+                return f"custom_id: must be {MAX_CUSTOM_ID} or fewer in length"
+            if len(item.get("label") or "") > MAX_LABEL:
+                return f"label: must be {MAX_LABEL} or fewer in length"
+    if len(files) > MAX_ATTACHMENTS or len(data.get("attachments") or []) > MAX_ATTACHMENTS:
+        return f"attachments: must be {MAX_ATTACHMENTS} or fewer in length"
+    for attachment in data.get("attachments") or []:
+        if len(attachment.get("description") or "") > MAX_DESCRIPTION:
+            return f"attachments.description: must be {MAX_DESCRIPTION} or fewer in length"
+    if sum(size for _, size in files) > upload_limit:
+        return "Request entity too large"
+    choices = data.get("choices") or []
+    if len(choices) > MAX_CHOICES:
+        return f"choices: must be {MAX_CHOICES} or fewer in length"
+    if any(len(c.get("name", "")) > MAX_CHOICE_NAME for c in choices):
+        return f"choices.name: must be {MAX_CHOICE_NAME} or fewer in length"
+    if len(body.get("name") or "") > MAX_THREAD_NAME:
+        return f"name: must be {MAX_THREAD_NAME} or fewer in length"
+    return ""
 
 
 @dataclass
@@ -37,6 +93,9 @@ class FakeDiscord:
     calls: list[Call] = field(default_factory=list)
     ids: Any = field(default_factory=lambda: itertools.count(50_000))
     port: int = 0
+    upload_limit: int = 25 * 1024 * 1024  # the most any channel takes; tests may lower it
+    deferred: dict[str, bool] = field(default_factory=dict)  # token → deferred privately
+    forbidden: set[str] = field(default_factory=set)  # path fragments answered 403 / 50013
     posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     _runner: web.AppRunner | None = None
 
@@ -75,11 +134,46 @@ class FakeDiscord:
             body = await request.json()
         path = request.path.removeprefix("/api/v10")
         files = [(name, len(data)) for name, data in uploads]
+        if any(fragment in path for fragment in self.forbidden):
+            error = {"code": 50013, "message": "Missing Permissions"}
+            self.calls.append(Call(request.method, path, body, files, uploads, error))
+            data = json.dumps(error).encode()
+            return web.Response(status=403, body=data, headers={"Content-Type": "application/json"})
+        refused = refusal(body, files, self.upload_limit) if request.method != "GET" else ""
+        if refused:
+            error = {"code": 50035, "message": f"Invalid Form Body: {refused}", "errors": {}}
+            self.calls.append(
+                Call(request.method, path, body, files, uploads, error, None, refused)
+            )
+            data = json.dumps(error).encode()
+            return web.Response(status=400, body=data, headers={"Content-Type": "application/json"})
         answer = self.answer(request.method, path, body)
-        self.calls.append(Call(request.method, path, body, files, uploads, answer))
+        call = Call(request.method, path, body, files, uploads, answer)
+        call.private = self.visibility(request.method, path, body)
+        self.calls.append(call)
         # discord.py reads a body as JSON only for exactly this content type (no charset)
         data = json.dumps(answer).encode()
         return web.Response(body=data, headers={"Content-Type": "application/json"})
+
+    def visibility(self, method: str, path: str, body: dict[str, Any] | None) -> bool | None:
+        """Who sees an interaction's answer: a deferral sets it for the first follow-up,
+        whatever that follow-up's own flags say; later follow-ups keep their own."""
+        parts = path.strip("/").split("/")
+        flags = int(((body or {}).get("data") or body or {}).get("flags") or 0)
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            if (body or {}).get("type") == 5:
+                self.deferred[parts[2]] = bool(flags & EPHEMERAL)
+            return None
+        if method == "POST" and parts[0] == "webhooks" and len(parts) >= 3:
+            token = parts[2]
+            if token in self.deferred:
+                return self.deferred.pop(token)  # the first follow-up: the deferral's
+            return bool(flags & EPHEMERAL)
+        return None
+
+    def refusals(self) -> list[str]:
+        """Every request the fake refused as Discord would."""
+        return [f"{c.method} {c.path}: {c.refused}" for c in self.calls if c.refused]
 
     def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
         parts = path.strip("/").split("/")
@@ -142,6 +236,15 @@ class FakeDiscord:
 
     def where(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path]
+
+    def job_posts(self, fragment: str) -> list[Call]:
+        """The bot's posts apart from the story's own lines (a new beat, a story's opening):
+        status messages and results."""
+        return [
+            c
+            for c in self.where("POST", fragment)
+            if not STORY_POST.match((c.json or {}).get("content") or "")
+        ]
 
     async def wait_for(
         self, method: str, fragment: str, count: int = 1, timeout: float = 60

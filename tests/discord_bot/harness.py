@@ -63,7 +63,10 @@ async def ask(running: Running, fake: FakeDiscord, payload: dict[str, Any]) -> s
     running.send(payload)
     [answer] = await fake.wait_for("POST", f"/webhooks/555/{token}")
     assert_deferred_first(fake, token)
-    return (answer.json or {}).get("content", "")
+    content = (answer.json or {}).get("content", "")
+    # answers (confirmations, refusals) are the member's own: the story is posted apart
+    assert answer.private, f"shown to everyone: {content!r}"
+    return content
 
 
 def assert_deferred_first(fake: FakeDiscord, token: str) -> None:

@@ -15,6 +15,11 @@ from storyloom.config import Settings
 from .fake_discord import FakeDiscord, press, slash, text_channel
 from .harness import ANN, BOB, MOD, THREAD, Running, ask, followups
 
+TROUBLE = re.compile(
+    r"✗ Something went wrong on our side \(ref (?P<ref>[0-9a-f]{8})\); "
+    r"please try again in a moment\."
+)
+
 
 async def test_every_command_defers_first_and_answers_without_pings(
     running: Running, fake: FakeDiscord
@@ -33,11 +38,16 @@ async def test_every_command_defers_first_and_answers_without_pings(
     await followups(fake, 3)
     running.send(slash("add", THREAD, BOB, text="@everyone look at [Mira] <@12> **now**"))
     answers = await followups(fake, 4)
-    assert "beat 1:" in answers[3]
-    assert "@\u200beveryone" in answers[3] and "<\u200b@12" in answers[3]
-    assert "\\*\\*now\\*\\*" in answers[3]
-    for call in fake.where("POST", "/webhooks/"):
-        assert call.json is not None and call.json["allowed_mentions"]["parse"] == []
+    assert answers[3] == "beat 1 added"
+    # the beat itself is the story's: posted into the thread for everyone, defused
+    [*_, posted] = await fake.wait_for("POST", f"/channels/{THREAD['id']}/messages", 2)
+    beat = (posted.json or {})["content"]
+    assert beat.startswith("beat 1 by Bob: ")
+    assert "@\u200beveryone" in beat and "<\u200b@12" in beat
+    assert "\\*\\*now\\*\\*" in beat
+    for call in fake.where("POST", "/webhooks/") + fake.where("POST", "/channels/"):
+        if "threads" not in call.path:
+            assert call.json is not None and call.json["allowed_mentions"]["parse"] == []
 
 
 async def test_a_member_cannot_edit_another_members_beat_but_a_moderator_can(
@@ -129,10 +139,12 @@ async def test_an_unexpected_failure_gets_one_sentence_and_a_log_line_with_who_a
     await followups(fake, 1)
     running.send(slash("add", THREAD, ANN, text="a beach"))
     answers = await followups(fake, 2)
-    assert answers[1] == "✗ Something went wrong on our side; please try again in a moment."
+    said = TROUBLE.fullmatch(answers[1])
+    assert said is not None, answers[1]
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
     line = record.getMessage()
     assert "story add" in line and "11" in line and str(THREAD["id"]) in line
+    assert f"ref {said['ref']}" in line  # the member's reference finds the log entry
     assert "disk on fire" in (record.exc_text or str(record.exc_info))
     assert "fake-bot-token" not in caplog.text
 
@@ -148,9 +160,12 @@ async def test_a_button_that_fails_unexpectedly_still_answers_and_is_logged(
     monkeypatch.setattr(service, "cancel", broken)
     running.send(press("story:cancel:9", THREAD, ANN))
     [answer] = await followups(fake, 1)
-    assert answer == "✗ Something went wrong on our side; please try again in a moment."
+    said = TROUBLE.fullmatch(answer)
+    assert said is not None, answer
     [record] = [r for r in caplog.records if r.levelname == "ERROR"]
-    assert "button cancel:9 by 11" in record.getMessage()
+    line = record.getMessage()
+    assert "button cancel:9" in line and "member 11" in line and f"ref {said['ref']}" in line
+    assert "queue gone" not in answer
 
 
 async def test_error_sentences_show_the_members_own_text_literally_and_never_ping(
@@ -186,3 +201,14 @@ async def test_the_guide_names_every_subcommand_and_its_invite_asks_for_the_list
     variables = set(re.findall(r"STORYLOOM_([A-Z0-9_]+)", guide))
     assert {"DISCORD_TOKEN", "QUEUE", "REDIS_URL"} <= variables
     assert {name.lower() for name in variables} <= set(Settings.model_fields)
+
+
+async def test_a_channel_where_the_bot_may_not_post_gets_a_sentence_saying_what_to_fix(
+    running: Running, fake: FakeDiscord
+) -> None:
+    fake.forbidden.add("/threads")  # the bot's role may not create threads here
+    answer = await ask(running, fake, slash("new", text_channel(4242), ANN, title="Harbour"))
+    assert answer == (
+        "✗ I'm not allowed to do that in this channel. Ask a moderator to let me view it, "
+        "send messages, create public threads and attach files."
+    )

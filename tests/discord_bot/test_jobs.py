@@ -41,7 +41,10 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(POSTS)
 
-    status = fake.where("POST", POSTS)[0]
+    # what the thread sees of a render: one status message, then the result (the
+    # requester's "queued" is private: three public messages were one too many)
+    status, posted = fake.job_posts(POSTS)
+    assert posted is result
     assert (status.json or {})["content"] == "⏳ page job #1 queued — next in line"
     edits = [c for c in fake.where("PATCH", "/messages/")]
     assert {c.path for c in edits} == {f"{POSTS}/{status.answer['id']}"}  # only that message
@@ -52,14 +55,19 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     names = [name for name, _ in result.files]
     assert names == ["story-page-01.png", "story.pdf", "story.zip"]
     assert result.uploads[0][1].startswith(b"\x89PNG")
+    # every image says what it shows, from the beats (the attachment's alt text)
+    described = {a["description"] for a in (result.json or {})["attachments"]}
+    assert described == {
+        'Comic page of “Lighthouse”, 2 panels: 1. Mira waves: Mira: "Hi!"; 2. Mira sleeps'
+    }
     content = (result.json or {})["content"]
     assert content.splitlines() == ["**Lighthouse** — page for Bob · job #1", "beats by Ann, Mo"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
     assert buttons(result) == [
-        "story:again:1-2",
-        "story:clip:1-2",
-        "story:redraw:1",
-        "story:redraw:2",
+        "story:again:j1",
+        "story:clip:j1",
+        "story:redraw:b1",
+        "story:redraw:b2",
     ]
     labels = [b["label"] for row in (result.json or {})["components"] for b in row["components"]]
     assert labels[2:] == ["Redraw panel 1", "Redraw panel 2"]
@@ -83,7 +91,7 @@ async def test_a_panel_is_redrawn_by_command_or_button_and_only_by_its_beats_aut
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(POSTS)
     assert [name for name, _ in result.files] == ["panel-1.png"]
-    assert buttons(result) == ["story:redraw:1", "story:again:-"]
+    assert buttons(result) == ["story:redraw:b1", "story:again:-"]
     job = await job_row(db, 1)
     assert (job.kind, job.first_position, job.last_position) == (JobKind.PANEL, 1, 1)
 
@@ -107,7 +115,7 @@ async def test_a_double_click_on_a_button_queues_one_job_and_answers_both_presse
     assert second["id"] != first["id"]
     assert await ask(running, fake, first) == "panel job #1 queued"
     assert await ask(running, fake, second) == "panel job #1 queued"
-    statuses = [c for c in fake.where("POST", POSTS) if "⏳" in (c.json or {}).get("content", "")]
+    statuses = [c for c in fake.job_posts(POSTS) if "⏳" in (c.json or {}).get("content", "")]
     assert len(statuses) == 1  # one status message for the one job
     other = press("story:redraw:1", THREAD, MOD)  # someone else's press is their own
     other["message"] = first["message"]
@@ -133,9 +141,12 @@ async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_m
     )
     await running.jobs.drain()
     [sheet] = await fake.wait_for_uploads(POSTS)
-    status = fake.where("POST", POSTS)[0]
+    status = fake.job_posts(POSTS)[0]
     assert buttons(status) == ["story:cancel:1"]  # a sheet can be cancelled while it renders
-    assert [name for name, _ in sheet.files] == ["sheet-1.png", "sheet-2.png"]
+    # one image, named for the character and labelled on it, described for screen readers
+    assert [name for name, _ in sheet.files] == ["mira-sheet.png"]
+    [attachment] = (sheet.json or {})["attachments"]
+    assert attachment["description"] == "Character sheet of Mira for the comic “T”"
     assert buttons(sheet) == ["story:lock:Mira", "story:reroll:Mira"]
 
     assert await ask(running, fake, press("story:lock:Mira", THREAD, ANN)) == (
@@ -147,7 +158,7 @@ async def test_a_character_sheet_gets_lock_and_try_another_buttons_for_allowed_m
     assert by_command == "reroll job #2 queued"
     await running.jobs.drain()
     again = (await fake.wait_for_uploads(POSTS, 2))[-1]
-    assert again.files[0] == ("sheet-1.png", again.files[0][1])
+    assert again.files[0] == ("mira-sheet.png", again.files[0][1])
     assert buttons(again) == ["story:lock:Mira", "story:reroll:Mira"]
 
 
@@ -166,7 +177,7 @@ async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_canc
     await until_status(db, 1, JobStatus.RUNNING)
     await ask(running, fake, slash("render", THREAD, BOB))
     await ask(running, fake, slash("clip", THREAD, MOD))
-    statuses = fake.where("POST", POSTS)
+    statuses = fake.job_posts(POSTS)
     assert contents(statuses) == [
         "⏳ page job #1 queued — next in line",
         "⏳ page job #2 queued — next in line",
@@ -191,7 +202,7 @@ async def test_the_status_message_shows_the_place_in_line_moves_up_and_says_canc
     assert edits_of(3)[-1] == "✖️ clip job #3 cancelled"
     assert edits_of(1)[-1] == "✖️ page job #1 cancelled"  # stopped while it rendered
     last = [c for c in fake.where("PATCH", "/messages/") if c.path == message[1]][-1]
-    assert buttons(last) == ["story:again:1-1"]  # ask again
+    assert buttons(last) == ["story:again:j1"]  # ask again
 
 
 async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seconds(
@@ -240,8 +251,8 @@ async def test_two_presses_at_once_post_one_status_message(
 ) -> None:
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))
     await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
-    first = press("story:again:1-1", THREAD, ANN)
-    second = press("story:again:1-1", THREAD, ANN)  # the same message, clicked twice at once
+    first = press("story:again:-", THREAD, ANN)
+    second = press("story:again:-", THREAD, ANN)  # the same message, clicked twice at once
     second["message"] = first["message"]
     running.send(first)
     running.send(second)  # before the first has been answered

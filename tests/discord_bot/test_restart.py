@@ -41,7 +41,7 @@ async def test_a_status_message_is_still_edited_and_its_buttons_work_after_a_res
         await until_status(db, 1, JobStatus.RUNNING)
     # the process stopped in the middle of the render: the job went back to the line
     assert (await job_row(db, 1)).status == JobStatus.QUEUED
-    [status] = fake.where("POST", POSTS)
+    [status] = fake.job_posts(POSTS)
     cancel_id = buttons(status)[0]
     assert cancel_id == "story:cancel:1"
     message = f"{POSTS}/{status.answer['id']}"
@@ -59,7 +59,7 @@ async def test_a_status_message_is_still_edited_and_its_buttons_work_after_a_res
     texts = [(c.json or {})["content"] for c in fake.where("PATCH", message)[edits_before:]]
     assert "🎨 page job #1 running" in texts  # edited by the second process
     assert texts[-1] == "✖️ page job #1 cancelled"
-    assert fake.where("POST", POSTS) == [status]  # no second status message
+    assert fake.job_posts(POSTS) == [status]  # no second status message
 
 
 async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_buttons(
@@ -75,7 +75,7 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_
         await ask(first, fake, slash("add", THREAD, ANN, text="a beach"))
         await ask(first, fake, slash("render", THREAD, ANN))
         await until_status(db, 1, JobStatus.RUNNING)
-    [status] = fake.where("POST", POSTS)
+    [status] = fake.job_posts(POSTS)
 
     # a worker finishes the job while no Discord bot runs (it reports nothing itself)
     async def nobody(event: JobEvent) -> None:
@@ -100,8 +100,8 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_
     assert result.files[0][0] == "story-page-01.png"
     assert "@\u200beveryone" in (result.json or {})["content"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
-    assert buttons(result) == ["story:again:1-1", "story:clip:1-1", "story:redraw:1"]
-    posts = fake.where("POST", POSTS)
+    assert buttons(result) == ["story:again:j1", "story:clip:j1", "story:redraw:b1"]
+    posts = fake.job_posts(POSTS)
     page_posts = [c for c in posts if any(n == "story-page-01.png" for n, _ in c.files)]
     assert page_posts == [result]  # once, though two more processes started
     status_edits = [

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.storage import SqlDatabase
 from storyloom.story.model import JobKind, JobStatus
-from tests.job_rows import until_status
+from tests.job_rows import job_row, until_status
 
 from .fake_discord import FakeDiscord, press, slash
 from .harness import ANN, BOB, MOD, THREAD, Running, ask, buttons
@@ -72,7 +72,7 @@ async def test_style_status_export_and_delete_are_the_owners_or_a_moderators(
         "style is now noir"
     )
     status = await ask(running, fake, slash("status", THREAD, BOB))
-    assert status.splitlines() == ["**T** · 1 beats", "Mira: draft"]
+    assert status.splitlines() == ["**T** · 1 beats", "Mira: no sheet yet (look NAME draws one)"]
 
     running.send(payload := slash("export", THREAD, BOB))
     [upload] = await fake.wait_for("POST", f"/webhooks/555/{payload['token']}")
@@ -100,7 +100,7 @@ async def test_clip_and_cancel_by_command_only_for_whoever_asked_or_a_moderator(
     running.jobs.worker.load_renderer = slow_renderer  # still going when it is cancelled
     await story_with(running, fake, (ANN, "a beach"), (ANN, "a boat"))
     assert await ask(running, fake, slash("clip", THREAD, ANN, first=2)) == ("clip job #1 queued")
-    [status] = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    [status] = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     assert (status.json or {})["content"] == "⏳ clip job #1 queued — next in line"
     assert buttons(status) == ["story:cancel:1"]
     async with db.reading() as uow:
@@ -131,13 +131,13 @@ async def test_render_again_and_make_a_clip_buttons_queue_the_same_beats(
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(f"/channels/{THREAD_ID}/messages")
     assert buttons(result) == [
-        "story:again:2-3",
-        "story:clip:2-3",
-        "story:redraw:2",
-        "story:redraw:3",
+        "story:again:j1",
+        "story:clip:j1",
+        "story:redraw:b2",
+        "story:redraw:b3",
     ]
-    assert await ask(running, fake, press("story:again:2-3", THREAD, BOB)) == ("page job #2 queued")
-    assert await ask(running, fake, press("story:clip:2-3", THREAD, BOB)) == ("clip job #3 queued")
+    assert await ask(running, fake, press("story:again:j1", THREAD, BOB)) == ("page job #2 queued")
+    assert await ask(running, fake, press("story:clip:j1", THREAD, BOB)) == ("clip job #3 queued")
     async with db.reading() as uow:
         jobs = [await uow.jobs.find(n) for n in (2, 3)]
     assert [
@@ -146,9 +146,50 @@ async def test_render_again_and_make_a_clip_buttons_queue_the_same_beats(
         (JobKind.PAGE, 2, 3, "Bob"),
         (JobKind.CLIP, 2, 3, "Bob"),
     ]
-    posts = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    posts = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     statuses = [p for p in posts if "queued" in (p.json or {})["content"]][-2:]
     assert [buttons(s) for s in statuses] == [["story:cancel:2"], ["story:cancel:3"]]
     # a button's answer is for the presser only
     answers = fake.where("POST", "/webhooks/555/")[-2:]
     assert all((a.json or {}).get("flags", 0) & 64 for a in answers)
+
+
+async def test_buttons_act_on_the_beats_they_were_drawn_for_after_moves_and_removals(
+    running: Running, fake: FakeDiscord, db: SqlDatabase
+) -> None:
+    await story_with(running, fake, (ANN, "a beach"), (ANN, "a boat"), (ANN, "a storm"))
+    assert await ask(running, fake, slash("render", THREAD, ANN)) == "page job #1 queued"
+    # changed while the page waits: it still draws the three beats as they were asked for
+    await ask(running, fake, slash("edit", THREAD, ANN, beat=2, text="a sunken boat"))
+    await ask(running, fake, slash("move", THREAD, ANN, beat=3, to=1))  # storm, beach, boat
+    await running.jobs.drain()
+    [result] = await fake.wait_for_uploads(f"/channels/{THREAD_ID}/messages")
+    page = await until_status(db, 1, JobStatus.DONE)
+    assert [b.text for b in page.beats] == ["a beach", "a boat", "a storm"]
+    assert buttons(result)[2:] == ["story:redraw:b1", "story:redraw:b2", "story:redraw:b3"]
+
+    # "Redraw panel 1" is the beach, now at place 2: that beat is redrawn, not the storm
+    assert await ask(running, fake, press("story:redraw:b1", THREAD, ANN)) == (
+        "panel job #2 queued"
+    )
+    redraw = await job_row(db, 2)
+    assert [(b.id, b.position, b.text) for b in redraw.beats] == [(1, 2, "a beach")]
+    # "Render again" draws the same three beats, where and as they are now
+    assert await ask(running, fake, press("story:again:j1", THREAD, ANN)) == ("page job #3 queued")
+    again = await job_row(db, 3)
+    assert [b.text for b in again.beats] == ["a storm", "a beach", "a sunken boat"]
+    await running.jobs.drain()  # (a press on the same message while it runs is the same ask)
+
+    # a beat removed since: its button says so, and nothing else is redrawn or rendered
+    await ask(running, fake, slash("remove", THREAD, ANN, beat=1))  # the storm (beat id 3)
+    gone = await ask(running, fake, press("story:redraw:b3", THREAD, ANN))
+    assert gone == "✗ That beat was removed; it has no panel to draw again."
+    refused = await ask(running, fake, press("story:again:j1", THREAD, ANN))
+    assert refused == (
+        "✗ 1 of the beats that page drew was removed since; "
+        "use /story render for the story as it is now."
+    )
+    old = await ask(running, fake, press("story:again:2-3", THREAD, ANN))  # before beat ids
+    assert old == "✗ That button is from an older storyloom; use /story render or /story redraw."
+    async with db.reading() as uow:
+        assert await uow.jobs.find(4) is None  # nothing was queued for any of them

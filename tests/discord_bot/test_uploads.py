@@ -63,7 +63,7 @@ async def result_post(
 
     owed = Owed(job, files, frozenset(), frozenset(), recorded, recorded)
     await running.bot.notifier.settle(owed)
-    posts = fake.where("POST", f"/channels/{THREAD_ID}/messages")
+    posts = fake.job_posts(f"/channels/{THREAD_ID}/messages")
     return posts[-1]
 
 

@@ -20,6 +20,7 @@ from diffusers import (
 )
 from safetensors.torch import load_file
 
+from storyloom.generation import models as models_module
 from storyloom.generation.ldm_checkpoint import export_ldm_checkpoint
 from storyloom.generation.models import (
     LoadedModel,
@@ -35,7 +36,8 @@ FAMILIES = [
 ]
 UNREACHABLE = (
     "could not load model {}: not in the local cache and the model hub is unreachable; "
-    "download it first or point STORYLOOM_MODEL at a local folder."
+    "download it first or point STORYLOOM_MODEL at a local folder (offline choices: "
+    "tiny-sdxl, tiny-sd15, a diffusers folder or a checkpoint file)."
 )
 
 
@@ -350,3 +352,36 @@ def test_ckpt_family_is_read_from_its_wrapped_state_dict(tmp_path: Path) -> None
     )
     torch.save({"cond_stage_model.transformer.text_model.x": torch.ones(1)}, sd15)
     assert (detect_checkpoint_family(sdxl), detect_checkpoint_family(sd15)) == ("sdxl", "sd15")
+
+
+def test_loading_a_model_prints_no_library_warnings(tmp_path: Path) -> None:
+    """An operator sees no FutureWarning (diffusers' `torch_dtype` rename) on a normal start."""
+    import warnings
+
+    load_pipeline("tiny-sdxl", cache_dir=tmp_path)  # built once; the load below is the one
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_pipeline("tiny-sdxl", cache_dir=tmp_path)
+    assert [str(w.message) for w in caught if "dtype" in str(w.message)] == []
+
+
+def test_a_hub_id_with_no_route_to_the_hub_fails_fast_naming_the_offline_choices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in offline mode, but no network: one short probe, not the client's retries."""
+    import time
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    # a port nothing listens on: the connection is refused at once, as with no route
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "https://127.0.0.1:9")
+    monkeypatch.setattr(models_module.socket, "create_connection", refuse)
+    started = time.monotonic()
+    with pytest.raises(ModelLoadError) as error:
+        load_pipeline("someone/some-model", cache_dir=tmp_path)
+    assert str(error.value) == UNREACHABLE.format("someone/some-model")
+    assert time.monotonic() - started < 30  # the download client alone retries for ~40 s
+
+
+def refuse(*args: object, **kwargs: object) -> None:
+    raise ConnectionRefusedError(111, "Connection refused")

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
@@ -91,7 +93,11 @@ async def test_a_sheet_job_makes_the_look_ready_to_lock(
     result = await service.lock_look(deps, ANN, "Mira")
     assert result.job is not None
     await worker.process(result.job.id)
-    assert len(seen.events[-1].files) == renderer.settings.identity_images
+    # one labelled sheet, named for the character, with every identity image on it
+    [sheet] = seen.events[-1].files
+    assert sheet.name == "mira-sheet.png"
+    with Image.open(sheet) as image:
+        assert image.width == renderer.settings.identity_images * renderer.settings.width
     [mira] = (await service.status(deps, ANN)).characters
     assert mira.lock_state == LockState.SHEET_RENDERED
     locked = await service.lock_look(deps, ANN, "Mira")
@@ -137,7 +143,7 @@ async def test_a_running_job_stops_at_its_next_step_when_cancelled(
 
 
 async def test_a_failing_render_marks_the_job_failed_and_the_worker_goes_on(
-    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     def broken() -> StoryRenderer:
         raise RuntimeError("GPU on fire")
@@ -154,5 +160,11 @@ async def test_a_failing_render_marks_the_job_failed_and_the_worker_goes_on(
     second = await service.render(deps, ANN)
     await asyncio.wait_for(broker.wait_all(), 60)
     assert seen.statuses(first.id)[-1] == JobStatus.FAILED
-    assert "GPU on fire" in (seen.events[1].error or "")
+    # members read a sentence with a reference; the exception is in the log under it
+    said = re.fullmatch(
+        r"the render failed on our side \(ref (\w{8})\); .*", seen.events[1].error or ""
+    )
+    assert said is not None, seen.events[1].error
+    [logged] = [r for r in caplog.records if f"ref {said[1]}" in r.getMessage()]
+    assert "GPU on fire" in (logged.exc_text or str(logged.exc_info))
     assert seen.statuses(second.id)[-1] == JobStatus.DONE

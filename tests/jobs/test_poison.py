@@ -6,6 +6,7 @@ that misbehaves."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -94,7 +95,7 @@ async def story(db: SqlDatabase) -> Deps:
 
 
 async def test_a_render_raising_stop_iteration_fails_alone_and_the_worker_goes_on(
-    db: SqlDatabase, tmp_path: Path
+    db: SqlDatabase, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     seen = Events()
     deps = await story(db)
@@ -104,7 +105,11 @@ async def test_a_render_raising_stop_iteration_fails_alone_and_the_worker_goes_o
     await asyncio.wait_for(busy.process(poison.id), 30)
     await asyncio.wait_for(busy.process(next_job.id), 30)
     failed = await job_row(db, poison.id)
-    assert failed.status == JobStatus.FAILED and "StopIteration" in (failed.error or "")
+    # members read a sentence with a reference; the StopIteration is in the log under it
+    said = re.fullmatch(r"the render failed on our side \(ref (\w{8})\); .*", failed.error or "")
+    assert failed.status == JobStatus.FAILED and said is not None, failed.error
+    [logged] = [r for r in caplog.records if f"ref {said[1]}" in r.getMessage()]
+    assert "StopIteration" in (logged.exc_text or str(logged.exc_info))
     assert (await job_row(db, next_job.id)).status == JobStatus.DONE
 
 

@@ -223,3 +223,12 @@ def test_the_command_check_rejects_what_the_cli_does_not_have() -> None:
     assert not cli_accepts(["wrker"])[0]
     assert not cli_accepts(["db", "upgrade", "--no-such-option"])[0]
     assert cli_accepts(["slack", "--http", "--port", "3000"])[0]
+
+
+@pytest.mark.parametrize("stage", ["bot", "worker"])
+def test_each_image_and_ci_install_the_fonts_of_the_lettering_chain(stage: str) -> None:
+    """Pages in any script need the Noto families lettering.py falls back to."""
+    runs = " ".join(DOCKERFILE.stages[stage].all("RUN"))
+    ci = (ROOT / ".ci" / "run").read_text()
+    for package in ("fonts-noto-core", "fonts-noto-cjk"):
+        assert package in runs and package in ci

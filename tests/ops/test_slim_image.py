@@ -19,7 +19,7 @@ SLIM_MODULES = [
     "storyloom.config",
     "storyloom.doctor",
     "storyloom.storage",
-    "storyloom.storage.commands",
+    "storyloom.db_commands",
     "storyloom.jobs.broker",
     "storyloom.jobs.admission",
     "storyloom.jobs.recovery",

@@ -107,3 +107,5 @@ async def slack(tmp_path: Path) -> AsyncIterator[Slack]:
                 yield Slack(fake, sender, db, queue, adapter, adapter.stories, watcher)
         finally:
             await delivery.close()
+    # nothing the bot sent was over Slack's limits (a refused message shows nothing)
+    assert not fake.refused, fake.refused

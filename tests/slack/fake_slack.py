@@ -18,6 +18,58 @@ SECRET = "test-signing-secret"
 
 _triggers = itertools.count(1)
 
+# Slack's limits on a message (chat.postMessage, chat.postEphemeral, chat.update): over
+# them it answers `msg_too_long` or `invalid_blocks` and posts nothing
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_ELEMENTS = 25  # in one actions block
+MAX_CONTEXT_ELEMENTS = 10
+MAX_BUTTON_TEXT = 75
+MAX_VALUE = 2000
+MAX_ACTION_ID = 255
+MAX_OPTIONS = 100
+MAX_OPTION_TEXT = 75
+MESSAGE_METHODS = {"chat.postMessage", "chat.postEphemeral", "chat.update"}
+
+
+def block_refusal(blocks: list[dict[str, Any]]) -> str:
+    """Why Slack would refuse these blocks ("" if it would take them)."""
+    if len(blocks) > MAX_BLOCKS:
+        return f"no more than {MAX_BLOCKS} items allowed"
+    for block in blocks:
+        if block.get("type") == "section" and len(block["text"]["text"]) > MAX_SECTION_TEXT:
+            return f"section text: must be less than {MAX_SECTION_TEXT} characters"
+        elements = block.get("elements", [])
+        most = MAX_CONTEXT_ELEMENTS if block.get("type") == "context" else MAX_ELEMENTS
+        if len(elements) > most:
+            return f"{block.get('type')}: must be no more than {most} elements"
+        for element in elements if block.get("type") == "actions" else []:
+            if len(element.get("action_id", "")) > MAX_ACTION_ID:
+                return "action_id too long"
+            if len(element.get("value", "")) > MAX_VALUE:
+                return "value too long"
+            if len((element.get("text") or {}).get("text", "")) > MAX_BUTTON_TEXT:
+                return "button text too long"
+            options = element.get("options", [])
+            if len(options) > MAX_OPTIONS:
+                return f"options: must be no more than {MAX_OPTIONS} items"
+            if any(len(o["text"]["text"]) > MAX_OPTION_TEXT for o in options):
+                return "option text too long"
+    return ""
+
+
+def refusal(method: str, params: dict[str, Any]) -> str:
+    """Slack's error for a message it would not post ("" if it would)."""
+    if method not in MESSAGE_METHODS:
+        return ""
+    if len(str(params.get("text") or "")) > MAX_TEXT:
+        return "msg_too_long"
+    blocks = params.get("blocks") or []
+    if isinstance(blocks, str):
+        blocks = json.loads(blocks)
+    return "invalid_blocks" if block_refusal(blocks) else ""
+
 
 @dataclass
 class Call:
@@ -45,6 +97,7 @@ class FakeSlack:
     # OAuth: oauth.v2.access answers per code, and the workspace each bot token belongs to
     installs: dict[str, dict[str, Any]] = field(default_factory=dict)
     teams: dict[str, str] = field(default_factory=lambda: {"xoxb-test": "T1"})
+    refused: list[str] = field(default_factory=list)  # messages over Slack's limits
     # tokens whose calls are throttled as Slack does: every `throttle_every`-th call of such
     # a token is answered 429 with Retry-After `throttle_after_s`
     throttled: set[str] = field(default_factory=set)
@@ -135,11 +188,13 @@ class FakeSlack:
             return web.json_response(
                 {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": "0"}
             )
-        answer = (
-            {"ok": False, "error": self.errors[method]}
-            if method in self.errors
-            else self.answer(method, params, token)
-        )
+        refused = refusal(method, params)
+        if refused:
+            self.refused.append(f"{method}: {refused}")
+        if method in self.errors or refused:
+            answer = {"ok": False, "error": self.errors.get(method) or refused}
+        else:
+            answer = self.answer(method, params, token)
         self.calls.append(Call(method, dict(params), token, answer))
         return web.json_response({"ok": True, **answer})
 

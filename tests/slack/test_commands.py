@@ -22,11 +22,12 @@ async def test_new_posts_an_anchor_whose_thread_is_the_story(slack: Slack) -> No
     assert answer["text"] == "story #1 *The &lt;Lighthouse&gt;* started (comic)"
 
 
-async def test_a_refused_title_leaves_no_anchor(slack: Slack) -> None:
-    assert (await command(slack, "new " + "x" * 500)).startswith("✗")
-    (placeholder,) = slack.fake.named("chat.postMessage")
-    (deleted,) = slack.fake.named("chat.delete")
-    assert deleted.params["ts"] == placeholder.answer["ts"]
+async def test_a_refused_title_posts_nothing(slack: Slack) -> None:
+    assert (await command(slack, "new " + "x" * 500)).startswith("✗ The title is 500")
+    assert await command(slack, "new") == "✗ The title is empty."
+    assert await command(slack, "new   ") == "✗ The title is empty."
+    assert slack.fake.named("chat.postMessage") == []  # no "📖 …" posted and deleted
+    assert slack.fake.named("chat.delete") == []
     assert await slack.stories.latest_open("T1", "C1") is None
 
 
@@ -35,8 +36,8 @@ async def test_every_subcommand_acts_on_the_channels_latest_story(slack: Slack) 
     ts = await new_story(slack, "New")
     script = [
         ("cast Mira a lighthouse keeper in a yellow coat", "*Mira* is in the cast"),
-        ("add [Mira] climbs the stairs # Mira: Nearly there", "beat 1: [Mira] climbs"),
-        ("add the lamp flickers", "beat 2: the lamp flickers"),
+        ("add [Mira] climbs the stairs # Mira: Nearly there", "beat 1 added"),
+        ("add the lamp flickers", "beat 2 added"),
         ("edit 2 the lamp goes dark", "beat 2 edited"),
         ("move 2 1", "beat moved to 1"),
         ("list", "page 1/1 · 2 beats"),
@@ -58,7 +59,12 @@ async def test_every_subcommand_acts_on_the_channels_latest_story(slack: Slack) 
         assert expected in answer, (text, answer)
     listing = await command(slack, "list")
     assert listing.index("the lamp goes dark") < listing.index("climbs the stairs")
-    assert "Mira: draft" in await command(slack, "status")
+    # beats added from the channel are the story's: posted into its thread, credited
+    posts = [c.params["text"] for c in slack.fake.named("chat.postMessage")]
+    in_thread = [c for c in slack.fake.named("chat.postMessage") if c.params.get("thread_ts") == ts]
+    assert "beat 1 by U1: [Mira] climbs the stairs # Mira: Nearly there" in posts
+    assert {c.params["text"] for c in in_thread} >= {"beat 2 by U1: the lamp flickers"}
+    assert "Mira: no sheet yet (look NAME draws one)" in await command(slack, "status")
     # everything went to the newest story's thread, none to the old one
     threaded = [c for c in slack.fake.calls if "thread_ts" in c.params]
     assert threaded and {c.params["thread_ts"] for c in threaded} == {ts}
@@ -72,7 +78,8 @@ async def test_every_subcommand_acts_on_the_channels_latest_story(slack: Slack) 
 async def test_bad_arguments_get_an_exact_answer_and_change_nothing(slack: Slack) -> None:
     await new_story(slack)
     await command(slack, "add a beat")
-    assert await command(slack, "move 1") == "✗ Give the beat and its new place, e.g. `move 5 2`."
+    moved = (await command(slack, "move 1")).replace("\u200b", "")  # the escaped backticks
+    assert moved == "✗ Give the beat and its new place, e.g. `move 5 2`."
     assert (await command(slack, "render one")).startswith("✗ Expected up to 2 whole numbers")
     assert (await command(slack, "edit x y")).startswith("✗ Give a beat number")
     assert (await command(slack, "style neon-noir")).startswith("✗ Unknown style 'neon-noir'")

@@ -13,8 +13,9 @@ async def test_every_subcommand_works_as_a_mention_in_the_thread(slack: Slack) -
     script = [
         # (mention, bot messages it causes in the thread, what the last one says)
         ("cast Mira a keeper in a yellow coat", 1, "*Mira* is in the cast"),
-        ("add [Mira] climbs the stairs # Mira: Nearly there", 1, "beat 1: [Mira] climbs"),
-        ("add the lamp flickers", 1, "beat 2: the lamp flickers"),
+        # (a new beat is posted once, credited; U1's name was read before it changed)
+        ("add [Mira] climbs the stairs # Mira: Nearly there", 1, "beat 1 by U1: [Mira] climbs"),
+        ("add the lamp flickers", 1, "beat 2 by U1: the lamp flickers"),
         ("edit 2 the lamp goes dark", 1, "beat 2 edited"),
         ("move 2 1", 1, "beat moved to 1"),
         ("list", 1, "page 1/1 · 2 beats"),

@@ -44,7 +44,7 @@ async def test_a_redraw_needs_a_beat_number_its_author_and_room_in_the_queue(
 ) -> None:
     slack.fake.admins.add("UADMIN")
     await _story_with(slack, 2)
-    assert await command(slack, "redraw") == (
+    assert (await command(slack, "redraw")).replace("\u200b", "") == (
         "✗ Give the beat whose panel to draw again, e.g. `redraw 3`."
     )
     assert (await command(slack, "redraw 9")).startswith("✗")
@@ -82,7 +82,9 @@ async def test_a_page_offers_a_redraw_button_per_panel(slack: Slack, tmp_path: P
     after = slack.fake.named("chat.postMessage")[-1].params
     assert after["text"] == "Panel 2 drawn again."
     again, render = after["blocks"][0]["elements"]
-    assert again["text"]["text"] == "Redraw panel 2 again" and again["value"] == f"{ts}|2"
+    assert (
+        again["text"]["text"] == "Redraw panel 2 again" and again["value"] == f"{ts}|b2"
+    )  # beat ids
     assert render["action_id"] == "story_again"
     assert "page job #3 queued" in await pressed(slack, "again", render["value"])
     assert (await job(slack, 3)).last_position == 3  # the whole page, with the new panel
@@ -97,8 +99,29 @@ async def test_a_long_page_offers_its_panels_in_a_menu(slack: Slack, tmp_path: P
     (menu,) = slack.fake.named("chat.postMessage")[-1].params["blocks"][0]["elements"]
     assert menu["type"] == "static_select" and len(menu["options"]) == 26
     picked = menu["options"][25]["value"]
-    assert picked == f"{ts}|26"
+    assert picked == f"{ts}|b26"  # the beat, by id
     answers = len(slack.fake.named("chat.postEphemeral"))
     assert await slack.send.select("redraw", picked) == 200
     answer = (await slack.fake.wait_for("chat.postEphemeral", answers + 1))[-1].params["text"]
     assert answer == "panel 26 redraw job #2 queued"
+
+
+async def test_a_panel_button_redraws_its_beat_after_a_move_and_says_when_it_is_gone(
+    slack: Slack, tmp_path: Path
+) -> None:
+    await _story_with(slack, 3)
+    await command(slack, "render")
+    (page,) = slack.queue.submitted
+    await worker.finish(slack.db, tmp_path / "out", page, {"page-1.png": b"\x89PNG"})
+    await slack.watcher.poll()
+    buttons = slack.fake.named("chat.postMessage")[-1].params["blocks"][0]["elements"]
+    first = buttons[0]  # "Redraw panel 1": beat 1 as the page drew it
+    await command(slack, "move 1 3")  # now at place 3
+    answer = await pressed(slack, "redraw", first["value"])
+    assert answer == "panel 3 redraw job #2 queued"
+    redraw = await job(slack, slack.queue.submitted[-1])
+    assert [(b.id, b.position) for b in redraw.beats] == [(1, 3)]
+    await command(slack, "remove 3")
+    gone = await pressed(slack, "redraw", first["value"])
+    assert gone == "✗ That beat was removed; it has no panel to draw again."
+    assert len(slack.queue.submitted) == 2  # nothing else was queued

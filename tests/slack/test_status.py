@@ -112,11 +112,14 @@ async def test_the_page_is_uploaded_into_the_thread_once(slack: Slack, tmp_path:
     assert complete["channel_id"] == "C1" and complete["thread_ts"] == ts
     assert complete["initial_comment"] == f"*Harbour* — page for U1 · job #{job_id}"
     assert slack.fake.uploads == [b"\x89PNG page"]
+    # the image says what it shows, from the beats (Slack's alt_txt)
+    [asked] = slack.fake.named("files.getUploadURLExternal")
+    assert str(asked.params["alt_txt"]).startswith("Comic page of “Harbour”, 3 panels: 1. ")
     # under the page: a Redraw button per panel
     redraw = slack.fake.named("chat.postMessage")[-1].params
     assert redraw["thread_ts"] == ts
     ids = [e["action_id"] for e in redraw["blocks"][0]["elements"]]
-    assert ids == ["story_redraw:1", "story_redraw:2", "story_redraw:3"]
+    assert ids == ["story_redraw:b1", "story_redraw:b2", "story_redraw:b3"]
     # the watcher reports each outcome once: later polls post nothing more
     await slack.watcher.poll()
     await slack.watcher.poll()

@@ -11,8 +11,8 @@ from sqlalchemy import Connection, inspect
 from typer.testing import CliRunner
 
 from storyloom.bot.slack.oauth import oauth_tables
+from storyloom.db_commands import db_app
 from storyloom.storage import create_engine, upgrade_database
-from storyloom.storage.commands import db_app
 from storyloom.storage.migrate import downgrade_database
 from storyloom.storage.tables import Base
 

@@ -95,6 +95,9 @@ class FakeBeats:
     async def get(self, story_id: int, position: int) -> Beat | None:
         return next((b for b in self._of(story_id) if b.position == position), None)
 
+    async def by_id(self, story_id: int, beat_id: int) -> Beat | None:
+        return next((b for b in self._of(story_id) if b.id == beat_id), None)
+
     async def page(self, story_id: int, offset: int, limit: int) -> Sequence[Beat]:
         return self._of(story_id)[offset : offset + limit]
 
@@ -163,11 +166,11 @@ class FakeJobs:
                   requested_by_name: str, created_at: datetime, *,
                   first_position: int | None = None, last_position: int | None = None,
                   character_id: int | None = None, request_key: str | None = None,
-                  safety: str = "block") -> RenderJob:  # fmt: skip
+                  safety: str = "block", beats: Sequence[Beat] = ()) -> RenderJob:  # fmt: skip
         job = RenderJob(self.s.new_id(), story_id, kind, JobStatus.QUEUED, requested_by,
                         requested_by_name, created_at, created_at, first_position,
                         last_position, character_id, request_key=request_key,
-                        safety=safety)  # fmt: skip
+                        safety=safety, beats=tuple(beats))  # fmt: skip
         self.s.jobs[job.id] = job
         return job
 

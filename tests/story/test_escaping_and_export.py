@@ -59,3 +59,13 @@ async def test_export_is_a_story_file_with_tags_spelled_as_cast(deps: Deps) -> N
         "scene": "[Old Tom] sleeps", "caption": 'Old Tom: "zzz"', "author": "Ann"
     }  # fmt: skip
     assert data["panels"][1]["scene"] == "only a caption"
+
+
+@given(st.text(alphabet="*_~` ab\n"))
+def test_slack_markup_cannot_form_from_member_text(text: str) -> None:
+    """Every mrkdwn marker sits between zero-width spaces, inside a "word", where Slack
+    formats nothing (it has no backslash escape)."""
+    out = escape_slack(text)
+    for at, char in enumerate(out):
+        if char in "*_~`":
+            assert out[at - 1 : at] == "\u200b" and out[at + 1 : at + 2] == "\u200b", out

@@ -12,13 +12,21 @@ from discord.ext import commands
 from storyloom.bot.discord.buttons import StoryButton
 from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.bot.discord.posting import DiscordNotifier
+from storyloom.ops.trouble import trouble
 from storyloom.story.errors import StoryError
+from storyloom.story.paging import clip
 from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
+    from storyloom.bot.discord.buttons import PressHandler
     from storyloom.jobs.runtime import JobRuntime
 
 log = logging.getLogger(__name__)
+MAX_CONTENT = 2000  # Discord's limit on a message's text
+MISSING_PERMISSION = (
+    "I'm not allowed to do that in this channel. Ask a moderator to let me view it, send "
+    "messages, create public threads and attach files."
+)
 
 
 class StoryBot(commands.Bot):
@@ -35,6 +43,9 @@ class StoryBot(commands.Bot):
         )
         self.notifier = DiscordNotifier(self)
         self.jobs: JobRuntime | None = None  # set by the composition root (run.story_bot)
+        # what a button press runs: set by the /story cog when it loads (the buttons module
+        # cannot import the cog, which imports the bot)
+        self.on_press: PressHandler | None = None
         self._deps: Deps | None = None
         self.public_base_url: str | None = None  # where share links point (settings)
         if deps is not None:
@@ -75,28 +86,27 @@ async def report(
         message = quote(cause.message)
     elif isinstance(cause, app_commands.CheckFailure):
         message = "You can't use that here."
+    elif isinstance(cause, discord.Forbidden):  # the server's settings: a moderator can fix
+        log.warning("forbidden in guild %s channel %s: %s", interaction.guild_id,
+                    interaction.channel_id, cause.text)  # fmt: skip
+        message = MISSING_PERMISSION
     else:
         if what is None:
             what = interaction.command.qualified_name if interaction.command else "?"
-        log.error(
-            "%s by %s in guild %s channel %s failed",
-            what,
-            interaction.user.id,
-            interaction.guild_id,
-            interaction.channel_id,
-            exc_info=cause,
+        where = (
+            f"member {interaction.user.id}",
+            f"guild {interaction.guild_id}",
+            f"channel {interaction.channel_id}",
         )
-        message = "Something went wrong on our side; please try again in a moment."
-    await reply(interaction, f"✗ {message}", ephemeral=True)
+        message = trouble(log, cause, what, *where)
+    await reply(interaction, f"✗ {message}")
 
 
-async def reply(
-    interaction: discord.Interaction[Any], text: str, *, ephemeral: bool = False
-) -> None:
-    """Answer an interaction whether or not it was deferred, never pinging anyone."""
+async def reply(interaction: discord.Interaction[Any], text: str) -> None:
+    """Answer the member who asked, privately, whether or not it was deferred (deferrals
+    are private too: see cog), never pinging anyone, within Discord's length limit."""
+    text = clip(text, MAX_CONTENT)
     if interaction.response.is_done():
-        await interaction.followup.send(text, ephemeral=ephemeral, allowed_mentions=NO_PINGS)
+        await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_PINGS)
     else:
-        await interaction.response.send_message(
-            text, ephemeral=ephemeral, allowed_mentions=NO_PINGS
-        )
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=NO_PINGS)

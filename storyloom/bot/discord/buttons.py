@@ -8,12 +8,15 @@ not cancel a job gets the core's sentence).
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
 
 from storyloom.story.model import JobKind, JobStatus, RenderJob
 
+# (interaction, action, argument): runs the use case a button stands for
+PressHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 ACTIONS = ("again", "clip", "cancel", "lock", "reroll", "redraw")
 MAX_ROWS = 5  # Discord: at most 5 rows of at most 5 buttons under a message
 PER_ROW = 5
@@ -25,8 +28,8 @@ class StoryButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=r"story:(?P<action>again|clip|cancel|lock|reroll|redraw):(?P<arg>[^:]{0,64})",
 ):
-    """A button carrying (action, argument): a job id, a beat range, a beat's position or a
-    character's name."""
+    """A button carrying (action, argument): a job id (`j12`: the beats that job drew), a
+    beat id (`b34`), a character's name, or `-` (the whole story)."""
 
     def __init__(
         self,
@@ -54,13 +57,20 @@ class StoryButton(
         return cls(action, arg, label, getattr(item, "style", discord.ButtonStyle.secondary))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from storyloom.bot.discord.cog import press
+        on_press: PressHandler | None = getattr(interaction.client, "on_press", None)
+        assert on_press is not None, "the /story cog sets the bot's on_press when it loads"
+        await on_press(interaction, self.action, self.arg)
 
-        await press(interaction, self.action, self.arg)
+
+def again_arg(job: RenderJob) -> str:
+    """What "render again" / "make a clip" under a job acts on: that job's beats (by id,
+    wherever they are now), never positions, which change when beats move."""
+    return f"j{job.id}"
 
 
-def _span(job: RenderJob) -> str:
-    return f"{job.first_position or ''}-{job.last_position or ''}"
+def panels(job: RenderJob) -> list[tuple[str, int]]:
+    """(button argument, position shown) of each panel a job drew: the beat's id."""
+    return [(f"b{beat.id}", beat.position) for beat in job.beats]
 
 
 def job_buttons(job: RenderJob, status: JobStatus) -> discord.ui.View:
@@ -71,15 +81,13 @@ def job_buttons(job: RenderJob, status: JobStatus) -> discord.ui.View:
     if status.active:
         view.add_item(StoryButton("cancel", str(job.id), "Cancel", discord.ButtonStyle.danger))
     elif status != JobStatus.DONE:
-        again = {
-            JobKind.PAGE: ("again", _span(job), "Render again"),
-            JobKind.CLIP: ("clip", _span(job), "Make a clip"),
-            JobKind.PANEL: (
-                "redraw",
-                str(job.first_position),
-                f"Redraw panel {job.first_position}",
-            ),
+        again: tuple[str, str, str] | None = {
+            JobKind.PAGE: ("again", again_arg(job), "Render again"),
+            JobKind.CLIP: ("clip", again_arg(job), "Make a clip"),
         }.get(job.kind)
+        if job.kind == JobKind.PANEL and (drawn := panels(job)):
+            arg, position = drawn[0]
+            again = ("redraw", arg, f"Redraw panel {position}")
         if again is not None:
             action, arg, label = again
             view.add_item(StoryButton(action, arg, label, discord.ButtonStyle.primary))
@@ -92,26 +100,21 @@ def result_buttons(job: RenderJob, character: str | None = None) -> discord.ui.V
     if job.kind in (JobKind.SHEET, JobKind.REROLL):
         return look_buttons(character) if character else discord.ui.View(timeout=None)
     view = discord.ui.View(timeout=None)
+    arg = again_arg(job)
     if job.kind == JobKind.CLIP:
-        view.add_item(StoryButton("clip", _span(job), "Make another", discord.ButtonStyle.primary))
+        view.add_item(StoryButton("clip", arg, "Make another", discord.ButtonStyle.primary))
         return view
     if job.kind == JobKind.PAGE:
-        span = _span(job)
-        view.add_item(StoryButton("again", span, "Render again", discord.ButtonStyle.primary, 0))
-        view.add_item(StoryButton("clip", span, "Make a clip", discord.ButtonStyle.secondary, 0))
-        first, last = job.first_position, job.last_position
-        if first is not None and last is not None:
-            for number, position in enumerate(range(first, last + 1)):
-                if number >= MAX_PANEL_BUTTONS:
-                    break  # the rest: /story redraw
-                row = 1 + number // PER_ROW
-                label = f"Redraw panel {position}"
-                style = discord.ButtonStyle.secondary
-                view.add_item(StoryButton("redraw", str(position), label, style, row))
+        view.add_item(StoryButton("again", arg, "Render again", discord.ButtonStyle.primary, 0))
+        view.add_item(StoryButton("clip", arg, "Make a clip", discord.ButtonStyle.secondary, 0))
+        for number, (beat, position) in enumerate(panels(job)[:MAX_PANEL_BUTTONS]):
+            row = 1 + number // PER_ROW  # the rest: /story redraw
+            label = f"Redraw panel {position}"
+            view.add_item(StoryButton("redraw", beat, label, discord.ButtonStyle.secondary, row))
         return view
-    if job.kind == JobKind.PANEL:  # one redrawn panel: again, or the whole page with it
-        beat = str(job.first_position or "")
-        label = f"Redraw panel {beat} again"
+    if job.kind == JobKind.PANEL and (drawn := panels(job)):
+        beat, position = drawn[0]
+        label = f"Redraw panel {position} again"
         view.add_item(StoryButton("redraw", beat, label, discord.ButtonStyle.primary))
         view.add_item(StoryButton("again", "-", "Render the page", discord.ButtonStyle.secondary))
     return view

@@ -16,6 +16,7 @@ from storyloom.bot.discord.buttons import result_buttons
 from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.bot.discord.fit import Fitted, fit_files
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef
+from storyloom.story.alt_text import alt_text
 from storyloom.story.model import Beat, RenderJob
 from storyloom.story.ports import Database
 
@@ -77,8 +78,8 @@ async def post_result(
         if story is None:
             return False  # the story was deleted while its job ran: nowhere to post
         cast = await uow.characters.list(story.id) if job.character_id is not None else []
-        beats: Sequence[Beat] = ()
-        if job.first_position is not None and job.last_position is not None:
+        beats: Sequence[Beat] = job.beats  # as they were when it was asked for
+        if not beats and job.first_position is not None and job.last_position is not None:
             count = job.last_position - job.first_position + 1
             beats = await uow.beats.page(story.id, job.first_position - 1, count)
     # a character sheet's post carries the lock / try-another buttons for its character
@@ -87,12 +88,16 @@ async def post_result(
     channel_id = ref.channel_id if ref is not None else int(story.thread.thread_id)
     limit = ref.upload_limit if ref is not None else DEFAULT_UPLOAD_LIMIT
     channel = client.get_partial_messageable(channel_id)
+    alt = alt_text(story.title, job, character)  # each attachment's description
     with tempfile.TemporaryDirectory(prefix="storyloom-upload-") as work_dir:
         fitted = await fit_files(files, limit, Path(work_dir))
         lines = credit_lines(story.title, job, authors) + fit_lines(fitted, limit)
         await channel.send(
             "\n".join(lines)[:MAX_CONTENT],
-            files=[discord.File(a.path, filename=a.path.name) for a in fitted.attachments],
+            files=[
+                discord.File(a.path, filename=a.path.name, description=alt)
+                for a in fitted.attachments
+            ],
             allowed_mentions=NO_PINGS,
             view=result_buttons(job, character),
         )

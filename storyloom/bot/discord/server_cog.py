@@ -40,13 +40,13 @@ async def settings(
     if setting is None:
         shown = await server_admin.view_settings(deps, actor)
         lines = describe(shown, deps.default_style)
-        await reply(interaction, "\n".join(quote(line) for line in lines), ephemeral=True)
+        await reply(interaction, "\n".join(quote(line) for line in lines))
         return
     if value is None:
-        await reply(interaction, f"✗ Give a value for {setting}, or `default`.", ephemeral=True)
+        await reply(interaction, f"✗ Give a value for {setting}, or `default`.")
         return
     await server_admin.change_setting(deps, actor, setting, value)
-    await reply(interaction, f"{setting} set to {quote(value)}", ephemeral=True)
+    await reply(interaction, f"{setting} set to {quote(value)}")
 
 
 @app_commands.command(name="audit", description="Recent actions on this server (moderators)")
@@ -58,7 +58,7 @@ async def audit(
     entries = await server_admin.audit_log(_bot(interaction).deps, actor_of(interaction), count)
     lines = [quote(entry.describe()) for entry in entries] or ["No entries yet."]
     text = "\n".join(lines)
-    await reply(interaction, text[:1990], ephemeral=True)  # Discord's 2000-character cap
+    await reply(interaction, text)  # reply() clips to Discord's 2,000 characters
 
 
 async def setup(bot: commands.Bot) -> None:

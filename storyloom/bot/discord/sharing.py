@@ -30,7 +30,7 @@ async def share(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True)
     bot = _bot(interaction)
     new = await sharing.share(bot.deps, share_links, actor_of(interaction), bot.public_base_url)
-    await reply(interaction, share_text.shared(new), ephemeral=True)
+    await reply(interaction, share_text.shared(new))
 
 
 @app_commands.command(name="unshare", description="Turn off this story's share links")
@@ -42,14 +42,14 @@ async def unshare(
     revoked = await sharing.unshare(
         _bot(interaction).deps, share_links, actor_of(interaction), link
     )
-    await reply(interaction, share_text.revoked(revoked), ephemeral=True)
+    await reply(interaction, share_text.revoked(revoked))
 
 
 @app_commands.command(name="links", description="Every live share link of this server (mods)")
 async def links(interaction: discord.Interaction[Any]) -> None:
     await interaction.response.defer(ephemeral=True)
     live = await sharing.server_links(_bot(interaction).deps, share_links, actor_of(interaction))
-    await reply(interaction, share_text.listed(live, quote), ephemeral=True)
+    await reply(interaction, share_text.listed(live, quote))
 
 
 async def setup(bot: commands.Bot) -> None:

@@ -12,11 +12,12 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
-from storyloom.bot.slack.commands import HELP, SUBCOMMANDS, Handler, Reply
+from storyloom.bot.slack.commands import HELP, MAX_TEXT, SUBCOMMANDS, Handler, Reply, by_id
 from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import SlackNotifier, SlackTracked
 from storyloom.bot.slack.refs import StatusRef
@@ -29,18 +30,28 @@ from storyloom.bot.slack.requests import (
 )
 from storyloom.bot.slack.server_commands import SERVER_SUBCOMMANDS
 from storyloom.jobs import status_refs
+from storyloom.ops.trouble import trouble
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput, StoryError
 from storyloom.story.escaping import escape_slack
+from storyloom.story.limits import MAX_TITLE_CHARS, clean_text
 from storyloom.story.lookup import ChannelStories, channel_story
 from storyloom.story.model import JobStatus
 from storyloom.story.moderation import Refused
+from storyloom.story.paging import clip
 
 log = logging.getLogger(__name__)
 Answer = Callable[[str], Awaitable[None]]
 # a waiting job's place in the queue (1 starts next), None once it is no longer waiting
 QueuePlace = Callable[[int], Awaitable[int | None]]
-TROUBLE = "Something went wrong on our side; the operators have the details. Try again soon."
+# Slack's answers when the bot may not post in a channel: the member can fix that
+CANNOT_POST = frozenset({"not_in_channel", "channel_not_found", "is_archived", "restricted_action"})
+NOT_IN_CHANNEL = (
+    "I can't post in this channel. Invite me with `/invite @storyloom` (or pick a channel "
+    "I'm in), then try again."
+)
+_BARE_MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+_BOT_PREFIX = re.compile(r"^\s*<@[A-Z0-9]+>\s*")
 # a button's action → the subcommand it runs (the others run the subcommand of their name:
 # clip, cancel, redraw)
 BUTTON_SUBCOMMANDS = {"again": "render", "reroll": "look", "lock": "look"}
@@ -75,14 +86,25 @@ class SlackStoryAdapter:
         app.view(blocks.ADD_BEAT_VIEW)(self.on_add_beat_view)
 
     # -- listeners -------------------------------------------------------------------
-    async def on_command(self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+    async def on_command(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
         """`/story …` in a channel: answered privately to the member who typed it."""
         await ack()
         command = slash_command(body)
         where = command.where
 
         async def answer(text: str) -> None:
-            await client.chat_postEphemeral(channel=where.channel_id, user=where.user_id, text=text)
+            try:
+                await client.chat_postEphemeral(
+                    channel=where.channel_id, user=where.user_id, text=text
+                )
+            except SlackApiError as error:
+                # a channel the bot is not in (or cannot see) refuses even a private answer;
+                # the command's response_url still reaches the member
+                if error.response.get("error") not in CANNOT_POST:
+                    raise
+                await respond(text=text, response_type="ephemeral", replace_original=False)
 
         try:
             where = await self.identify(client, where)
@@ -123,6 +145,9 @@ class SlackStoryAdapter:
             if said.sub not in SUBCOMMANDS:
                 await answer(HELP)
                 return
+            if said.args and "<@" in str(event.get("text", "")):
+                named = await self.named(client, body["team_id"], event)
+                said = mention(named, body["team_id"], body.get("event_id"))
             if where.thread_ts is None:
                 raise InvalidInput(
                     "Mention me inside a story's thread, or use /story in the channel."
@@ -130,7 +155,7 @@ class SlackStoryAdapter:
             where = await self.identify(client, where)
             actor = where.actor(thread_ts)
             reply = await SUBCOMMANDS[said.sub](self.deps, actor, said.args, said.key)
-            await self.deliver(client, where, thread_ts, reply, answer)
+            await self.deliver(client, where, thread_ts, reply, answer, in_thread=True)
         except Refused as refused:  # the member's own text: told privately, not the thread
             await client.chat_postEphemeral(
                 channel=where.channel_id,
@@ -165,7 +190,9 @@ class SlackStoryAdapter:
                 args = f"{press.arg} {press.action}"
             where = await self.identify(client, where)
             actor = where.actor(press.thread_ts)
-            reply = await SUBCOMMANDS[sub](self.deps, actor, args, press.key)
+            reply = await by_id(self.deps, actor, press.action, press.arg, press.key)
+            if reply is None:
+                reply = await SUBCOMMANDS[sub](self.deps, actor, args, press.key)
             await self.deliver(client, where, press.thread_ts, reply, answer)
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"button {press.action}", answer)
@@ -196,6 +223,20 @@ class SlackStoryAdapter:
             await self.report(error, where, "add-beat modal", answer)
 
     # -- helpers ---------------------------------------------------------------------
+    async def named(
+        self, client: AsyncWebClient, team: str, event: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The event with each bare `<@U…>` given its display name (`<@U…|name>`): beats
+        show members by name, not by id."""
+        text = str(event.get("text", ""))
+        prefix = _BOT_PREFIX.match(text)  # the mention of the bot itself stays as it came
+        head, rest = (text[: prefix.end()], text[prefix.end() :]) if prefix else ("", text)
+        names = {}
+        for user in set(_BARE_MENTION.findall(rest)):
+            names[user] = (await self.members.get(client, team, user)).name
+        rest = _BARE_MENTION.sub(lambda m: f"<@{m[1]}|{names[m[1]]}>", rest)
+        return {**event, "text": head + rest}
+
     async def identify(self, client: AsyncWebClient, where: Where) -> Where:
         """The request with its sender's display name and moderator role (`users.info`)."""
         member = await self.members.get(client, where.team_id, where.user_id)
@@ -205,6 +246,7 @@ class SlackStoryAdapter:
         self, client: AsyncWebClient, where: Where, title: str, answer: Answer
     ) -> None:
         """Post the anchor message, then open the story in its thread; no story, no anchor."""
+        clean_text(title, "title", MAX_TITLE_CHARS)  # a bad title posts nothing at all
         posted = await client.chat_postMessage(channel=where.channel_id, text="📖 …")
         ts = str(posted["ts"])
         try:
@@ -217,7 +259,14 @@ class SlackStoryAdapter:
         await answer(f"story #{story.id} *{escape_slack(story.title)}* started ({story.style})")
 
     async def deliver(
-        self, client: AsyncWebClient, where: Where, thread_ts: str, reply: Reply, answer: Answer
+        self,
+        client: AsyncWebClient,
+        where: Where,
+        thread_ts: str,
+        reply: Reply,
+        answer: Answer,
+        *,
+        in_thread: bool = False,
     ) -> None:
         """Send a subcommand's reply; a job also gets its status message in the thread: one,
         posted by the request that claims it first (a repeated request, a redelivered event
@@ -243,19 +292,25 @@ class SlackStoryAdapter:
             await client.files_upload_v2(
                 channel=where.channel_id, thread_ts=thread_ts, filename=name, content=content
             )
-        await answer(reply.text)
+        if reply.post is not None:  # the story's own content, for everyone in its thread
+            await client.chat_postMessage(
+                channel=where.channel_id, thread_ts=thread_ts, text=clip(reply.post, MAX_TEXT)
+            )
+            if in_thread:
+                return  # an answer in the thread would say it twice
+        await answer(clip(reply.text, MAX_TEXT))
 
     async def report(self, error: Exception, where: Where, what: str, answer: Answer) -> None:
         """The one error reporter: domain errors answered as they are, others logged."""
         if isinstance(error, StoryError):
-            await answer(f"✗ {escape_slack(error.message)}")
+            await answer(clip(f"✗ {escape_slack(error.message)}", MAX_TEXT))
             return
-        log.exception(
-            "%s failed for %s in %s/%s",
-            what,
-            where.user_id,
-            where.team_id,
-            where.channel_id,
-            exc_info=error,
+        if isinstance(error, SlackApiError) and error.response.get("error") in CANNOT_POST:
+            await answer(f"✗ {NOT_IN_CHANNEL}")
+            return
+        context = (
+            f"member {where.user_id}",
+            f"team {where.team_id}",
+            f"channel {where.channel_id}",
         )
-        await answer(TROUBLE)
+        await answer(f"✗ {trouble(log, error, what, *context)}")

@@ -6,7 +6,6 @@ message sits in the channel (the anchor), and Slack signs the body that carries 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from storyloom.story.escaping import escape_slack
@@ -103,15 +102,16 @@ def status(
     if status == JobStatus.RUNNING and progress is not None:
         bar = f"`{progress_bar(progress.percent)}` {progress.percent}%"
         shown.append({"type": "context", "elements": [{"type": "mrkdwn", "text": bar}]})
-    span = f"{job.first_position or ''}-{job.last_position or ''}"
+    # the beats this job drew, by id: positions change when beats move
+    again = f"j{job.id}" if job.beats else f"{job.first_position or ''}-{job.last_position or ''}"
     if status.active:
         buttons = [_button("Cancel", "cancel", thread_ts, str(job.id))]
-    elif job.kind == JobKind.PANEL and job.first_position is not None:
-        return line, [*shown, *after_redraw(thread_ts, job.first_position)]
+    elif job.kind == JobKind.PANEL and job.beats:
+        return line, [*shown, *after_redraw(thread_ts, job)]
     else:
         buttons = [
-            _button("Render again", "again", thread_ts, span),
-            _button("Clip", "clip", thread_ts, span),
+            _button("Render again", "again", thread_ts, again),
+            _button("Clip", "clip", thread_ts, again),
         ]
     return line, [*shown, {"type": "actions", "elements": buttons}]
 
@@ -129,17 +129,23 @@ def look_buttons(thread_ts: str, character: str) -> list[Block]:
     ]
 
 
-def redraw_panels(thread_ts: str, positions: Sequence[int]) -> list[Block]:
+def _panels(job: RenderJob) -> list[tuple[str, int]]:
+    """(argument, position shown) of each panel a job drew: its beat's id."""
+    return [(f"b{beat.id}", beat.position) for beat in job.beats]
+
+
+def redraw_panels(thread_ts: str, job: RenderJob) -> list[Block]:
     """Under a page: a "Redraw panel N" button per panel, or a menu of them on a long page
-    (a longer one still has `/story redraw N`)."""
-    if len(positions) <= MAX_BUTTONS:
+    (a longer one still has `/story redraw N`). They name beats by id."""
+    panels = _panels(job)
+    if len(panels) <= MAX_BUTTONS:
         buttons = [
-            _button(f"Redraw panel {n}", "redraw", thread_ts, str(n), key=str(n)) for n in positions
+            _button(f"Redraw panel {n}", "redraw", thread_ts, arg, key=arg) for arg, n in panels
         ]
         return [{"type": "actions", "elements": buttons}]
     options = [
-        {"text": {"type": "plain_text", "text": f"Panel {n}"}, "value": f"{thread_ts}|{n}"}
-        for n in positions[:MAX_OPTIONS]
+        {"text": {"type": "plain_text", "text": f"Panel {n}"}, "value": f"{thread_ts}|{arg}"}
+        for arg, n in panels[:MAX_OPTIONS]
     ]
     menu = {
         "type": "static_select",
@@ -150,10 +156,11 @@ def redraw_panels(thread_ts: str, positions: Sequence[int]) -> list[Block]:
     return [{"type": "actions", "elements": [menu]}]
 
 
-def after_redraw(thread_ts: str, position: int) -> list[Block]:
+def after_redraw(thread_ts: str, job: RenderJob) -> list[Block]:
     """Under a redrawn panel: draw it once more, or render the whole page with it."""
+    [(arg, position), *_] = _panels(job)
     buttons = [
-        _button(f"Redraw panel {position} again", "redraw", thread_ts, str(position)),
+        _button(f"Redraw panel {position} again", "redraw", thread_ts, arg),
         _button("Render the page", "again", thread_ts, "-"),
     ]
     return [{"type": "actions", "elements": buttons}]

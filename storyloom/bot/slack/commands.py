@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
-from storyloom.story.model import Actor, RenderJob
+from storyloom.story.model import Actor, Beat, JobKind, RenderJob
+from storyloom.story.paging import page_of
+from storyloom.story.wording import cast_args, look_action, look_state
 
 HELP = (
     "*storyloom* — `/story new TITLE` starts a story (its thread is the story). In the "
@@ -23,6 +25,12 @@ HELP = (
 )
 
 
+# A message's text: Slack takes up to 40,000 characters but a section block only 3,000;
+# keeping every reply within a section's limit lets any of them be shown as blocks.
+MAX_TEXT = 3000
+FOOTER_ROOM = 80  # "page 12/30 · 300 beats · next: `/story list 13`" and a newline
+
+
 @dataclass(frozen=True)
 class Reply:
     """What a subcommand answers: a line, a job to track, a file to upload."""
@@ -31,11 +39,17 @@ class Reply:
     job: RenderJob | None = None
     character: str | None = None  # a sheet job: whose look its buttons lock
     file: tuple[str, bytes] | None = None  # (name, content)
+    post: str | None = None  # story content for everyone, posted into the story's thread
 
 
 # (deps, actor, the subcommand's arguments, the request's idempotency key: a retried event or
 # a double click queues one job)
 Handler = Callable[[service.Deps, Actor, str, str | None], Awaitable[Reply]]
+
+
+def beat_post(beat: Beat) -> str:
+    """A new beat as the thread sees it: number, author, text."""
+    return f"beat {beat.position} by {esc(beat.author_name)}: {esc(beat.text)}"
 
 
 def _ints(args: str, most: int) -> list[int]:
@@ -54,7 +68,7 @@ def _number_and_text(args: str) -> tuple[int, str]:
 
 async def _add(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     beat = await service.add_beat(deps, actor, args, request_key=key)
-    return Reply(f"beat {beat.position}: {esc(beat.text)}")
+    return Reply(f"beat {beat.position} added", post=beat_post(beat))
 
 
 async def _edit(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
@@ -84,21 +98,24 @@ async def _undo(deps: service.Deps, actor: Actor, args: str, key: str | None) ->
 
 async def _list(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     page = (_ints(args, 1) or [1])[0]
-    shown = await service.list_beats(deps, actor, page)
-    lines = [f"`{b.position:>3}` {esc(b.text)} — {esc(b.author_name)}" for b in shown.beats]
-    lines.append(f"page {shown.page}/{shown.pages} · {shown.total} beats")
-    return Reply("\n".join(lines))
+    beats = await service.story_beats(deps, actor)
+    lines = [f"`{b.position:>3}` {esc(b.text)} — {esc(b.author_name)}" for b in beats]
+    shown = page_of(lines, page, MAX_TEXT - FOOTER_ROOM)
+    footer = f"page {shown.page}/{shown.pages} · {len(beats)} beats"
+    if shown.page < shown.pages:
+        footer += f" · next: `/story list {shown.page + 1}`"
+    return Reply("\n".join([*shown.lines, footer]))
 
 
 async def _cast(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    name, _, description = args.partition(" ")
-    character = await service.cast_character(deps, actor, name, description.strip())
+    name, description = cast_args(args)
+    character = await service.cast_character(deps, actor, name, description)
     return Reply(f"*{esc(character.name)}* is in the cast")
 
 
 async def _look(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    name, _, action = args.partition(" ")
-    use = service.reroll_look if action.strip() == "reroll" else service.lock_look
+    name, action = look_action(args)
+    use = service.reroll_look if action == "reroll" else service.lock_look
     result = await use(deps, actor, name, request_key=key)
     if result.job is None:
         return Reply(f"{esc(result.character.name)}'s look is locked")
@@ -133,7 +150,7 @@ async def _redraw(deps: service.Deps, actor: Actor, args: str, key: str | None) 
 async def _status(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     overview = await service.status(deps, actor)
     lines = [f"*{esc(overview.story.title)}* (#{overview.story.id}) · {overview.beat_count} beats"]
-    lines += [f"{esc(c.name)}: {c.lock_state.value}" for c in overview.characters]
+    lines += [f"{esc(c.name)}: {look_state(c.lock_state)}" for c in overview.characters]
     lines += [f"job #{j.id} {j.kind.value} {j.status.value}" for j in overview.jobs]
     return Reply("\n".join(lines))
 
@@ -152,6 +169,24 @@ async def _export(deps: service.Deps, actor: Actor, args: str, key: str | None) 
 async def _delete(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
     story = await service.delete_story(deps, actor)
     return Reply(f"story *{esc(story.title)}* deleted")
+
+
+async def by_id(
+    deps: service.Deps, actor: Actor, action: str, arg: str, key: str | None
+) -> Reply | None:
+    """A button that names what it was drawn for by id (`j12`: the beats job 12 drew;
+    `b34`: beat 34), or None for one that carries a subcommand's arguments."""
+    number = arg[1:]
+    if not number.isdigit():
+        return None
+    if action in ("again", "clip") and arg[0] == "j":
+        kind = JobKind.PAGE if action == "again" else JobKind.CLIP
+        job = await service.render_again(deps, actor, int(number), kind, request_key=key)
+        return Reply(f"{kind.value} job #{job.id} queued", job)
+    if action == "redraw" and arg[0] == "b":
+        job = await service.reroll_beat(deps, actor, int(number), request_key=key)
+        return Reply(f"panel {job.first_position} redraw job #{job.id} queued", job)
+    return None
 
 
 SUBCOMMANDS: dict[str, Handler] = {

@@ -26,6 +26,7 @@ from storyloom.bot.slack import blocks
 from storyloom.bot.slack.refs import StatusRef
 from storyloom.jobs.courier import Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
+from storyloom.story.alt_text import alt_text
 from storyloom.story.escaping import escape_slack
 from storyloom.story.model import JobKind, JobStatus, RenderJob
 from storyloom.story.ports import Database
@@ -237,12 +238,15 @@ class SlackNotifier:
             f"*{escape_slack(where.title)}* — {blocks.job_name(job)} "
             f"for {escape_slack(job.requested_by_name)} · {upload_marker(job)}"
         )
+        alt = alt_text(where.title, job, where.character)  # read in place of the picture
         await self.call(
             client.files_upload_v2(
                 channel=ref.channel_id,
                 thread_ts=ref.thread_ts,
                 initial_comment=comment,
-                file_uploads=[{"file": str(path), "title": path.name} for path in event.files],
+                file_uploads=[
+                    {"file": str(path), "title": path.name, "alt_txt": alt} for path in event.files
+                ],
             )
         )
 
@@ -255,15 +259,12 @@ class SlackNotifier:
         if where.character is not None and job.kind in (JobKind.SHEET, JobKind.REROLL):
             text = f"Keep {escape_slack(where.character)}'s look?"
             return text, blocks.look_buttons(thread_ts, where.character)
-        if job.first_position is None or job.last_position is None:
+        if not job.beats:
             return None
         if job.kind == JobKind.PAGE:
-            positions = range(job.first_position, job.last_position + 1)
-            return "Not happy with a panel? Draw it again:", blocks.redraw_panels(
-                thread_ts, positions
-            )
+            return "Not happy with a panel? Draw it again:", blocks.redraw_panels(thread_ts, job)
         if job.kind == JobKind.PANEL:
-            return f"Panel {job.first_position} drawn again.", blocks.after_redraw(
-                thread_ts, job.first_position
+            return f"Panel {job.beats[0].position} drawn again.", blocks.after_redraw(
+                thread_ts, job
             )
         return None

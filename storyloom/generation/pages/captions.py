@@ -1,18 +1,14 @@
-"""Caption text: `[Name]` tags and `Name: "line"` dialogue, the bundled font, wrap and fit."""
+"""Caption text: `[Name]` tags and `Name: "line"` dialogue, the lettering chain, wrap and fit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from unicodedata import category
 
-from PIL import Image, ImageDraw, ImageFont
-
+from storyloom.generation.pages.lettering import Lettering, lettered
 from storyloom.story import grammar
 from storyloom.story.grammar import strip_tags
 
-FONT_DIR = Path(__file__).resolve().parent.parent / "fonts"
 ELLIPSIS = "…"
 MIN_FONT_PX = 8
 
@@ -23,46 +19,34 @@ def split_caption(text: str) -> tuple[str, list[tuple[str, str]]]:
     return narration, [(line.speaker, line.text) for line in lines]
 
 
-@lru_cache(maxsize=64)
-def load_font(size: int, bold: bool = False) -> ImageFont.FreeTypeFont:
-    """The bundled DejaVu Sans at `size` px (bold for titles and speaker labels)."""
-    name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return ImageFont.truetype(str(FONT_DIR / name), size=max(1, size))
-
-
-@lru_cache(maxsize=8192)
-def _covered(char: str) -> bool:
-    font = load_font(16)
-    return _glyph(char, font) != _glyph("\U0010fffd", font)  # a private-use char: .notdef
-
-
-def _glyph(char: str, font: ImageFont.FreeTypeFont) -> bytes:
-    image = Image.new("L", (40, 40))
-    ImageDraw.Draw(image).text((4, 4), char, font=font, fill=255)
-    return image.tobytes()
+def load_font(size: int, bold: bool = False) -> Lettering:
+    """The lettering chain at `size` px (bold for titles and speaker labels): the bundled
+    DejaVu Sans first, then the installed Noto families (see lettering.py)."""
+    return Lettering(max(1, size), bold)
 
 
 def printable(text: str) -> str:
-    """Text as printed: tags stripped, whitespace collapsed, glyphs the font lacks dropped."""
+    """Text as printed: tags stripped, whitespace collapsed, a glyph no font has shown as
+    U+FFFD (never dropped)."""
     # Format characters (zero-width joiners, bidi marks) have no ink; raqm does the bidi.
     text = strip_tags(text)
-    kept = (ch for ch in text if ch.isspace() or (category(ch) != "Cf" and _covered(ch)))
-    return " ".join("".join(kept).split())
+    kept = "".join(ch for ch in text if ch.isspace() or category(ch) != "Cf")
+    return " ".join(lettered(kept).split())
 
 
-def line_height(font: ImageFont.FreeTypeFont) -> int:
+def line_height(font: Lettering) -> int:
     """Distance between baselines of wrapped lines."""
     ascent, descent = font.getmetrics()
     return round((ascent + descent) * 1.1)
 
 
-def _max_chars(font: ImageFont.FreeTypeFont, width: float) -> int:
+def _max_chars(font: Lettering, width: float) -> int:
     # No visible DejaVu glyph is narrower than 0.2 em, so longer strings cannot fit and
     # need not be measured (keeps a 10,000-char "word" from being shaped again and again).
     return int(width / (font.size * 0.2)) + 2
 
 
-def _break_word(word: str, font: ImageFont.FreeTypeFont, width: float) -> tuple[str, str]:
+def _break_word(word: str, font: Lettering, width: float) -> tuple[str, str]:
     """The longest prefix of `word` (at least one char) that fits `width`, and the rest."""
     lo, hi = 1, min(len(word), _max_chars(font, width))
     while lo < hi:
@@ -76,9 +60,7 @@ def _break_word(word: str, font: ImageFont.FreeTypeFont, width: float) -> tuple[
     return word[:lo], word[lo:]
 
 
-def wrap(
-    text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int
-) -> tuple[list[str], bool]:
+def wrap(text: str, font: Lettering, width: float, max_lines: int) -> tuple[list[str], bool]:
     """Greedy word wrap into at most `max_lines` lines; True when text was left over."""
     lines: list[str] = []
     words = text.split()
@@ -110,7 +92,7 @@ def wrap(
     return lines, False
 
 
-def ellipsize(line: str, font: ImageFont.FreeTypeFont, width: float) -> str:
+def ellipsize(line: str, font: Lettering, width: float) -> str:
     """`line` cut so that it plus "…" fits `width` (just "…" if nothing else fits)."""
     while line and font.getlength(line + ELLIPSIS) > width:
         line = line[:-1]

@@ -65,7 +65,7 @@ class _Pen:
         self.texts: list[DrawnText] = []
 
     def text(self, xy: tuple[float, float], text: str, size: int, kind: str, bold: bool) -> None:
-        self.draw.text(xy, text, font=load_font(size, bold), fill=INK, anchor="la")
+        load_font(size, bold).draw(self.draw, xy, text, INK)
         self.texts.append(DrawnText(self.page, kind, text))
 
     def block(self, fitted: FittedText, band: Rect, kind: str, centre: bool = True) -> None:

@@ -1,14 +1,13 @@
-"""`storyloom db …`: database commands (the CLI mounts `db_app`)."""
+"""`storyloom db …`: database commands (the CLI mounts `db_app`).
+
+Outside the storage package, whose import loads SQLAlchemy: `storyloom --help` and
+`storyloom render` never pay for the database layer (they start in well under a second)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import typer
-from sqlalchemy.engine import make_url
-
-from storyloom.storage.migrate import upgrade_database
 
 db_app = typer.Typer(
     name="db", help="The story database: migrations.", no_args_is_help=True, add_completion=False
@@ -30,6 +29,12 @@ def upgrade(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Apply the migrations up to REVISION (default: the newest)."""
+    import asyncio
+
+    from sqlalchemy.engine import make_url
+
+    from storyloom.storage.migrate import upgrade_database
+
     if url is None:
         from storyloom.config import load_settings
 
