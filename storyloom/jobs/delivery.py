@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -75,6 +75,8 @@ class Delivery:
     every_s: float = 0.5
     # seconds a posted result's local files are kept (0: deleted once posted; None: kept)
     keep_outputs_s: float | None = None
+    # the jobs a live share link shows: their files stay (None: no reader here)
+    shown: Callable[[], Awaitable[frozenset[int]]] | None = None
     _lanes: dict[str, _Lane] = field(default_factory=dict)
     _queued: set[int] = field(default_factory=set)  # owed row ids in a lane now
     _ended: set[int] = field(default_factory=set)  # jobs whose outcome is owed
@@ -254,4 +256,5 @@ class Delivery:
         if fetched:  # the worker was elsewhere: its copy in the database served
             await forget_files(self.db, job.id)
         # retention: posted, so the local copy may go (now, or after keep_outputs_s)
-        await asyncio.to_thread(result_posted, self.out_dir, job.id, self.keep_outputs_s)
+        shown = self.shown is not None and job.id in await self.shown()
+        await asyncio.to_thread(result_posted, self.out_dir, job.id, self.keep_outputs_s, shown)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import shutil
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +26,15 @@ POSTED_MARK = ".posted"
 GiB = 1024**3
 
 
-def result_posted(out_dir: Path, job_id: int, keep_for_s: float | None) -> None:
-    """The job's result is in the chat: delete its folder now (keep-for 0) or mark it."""
+def result_posted(
+    out_dir: Path, job_id: int, keep_for_s: float | None, shown: bool = False
+) -> None:
+    """The job's result is in the chat: delete its folder now (keep-for 0) or mark it. A
+    result a live share link shows (`shown`) is only marked: the sweep spares it."""
     folder = job_folder(out_dir, job_id)
     if not folder.is_dir() or keep_for_s is None:
         return
-    if keep_for_s <= 0:
+    if keep_for_s <= 0 and not shown:
         shutil.rmtree(folder, ignore_errors=True)
     else:
         (folder / POSTED_MARK).touch()
@@ -60,11 +64,17 @@ def _folders(out_dir: Path) -> list[_Folder]:
 
 
 def sweep_outputs(
-    out_dir: Path, keep_for_s: float, budget_bytes: int, now: float | None = None
+    out_dir: Path,
+    keep_for_s: float,
+    budget_bytes: int,
+    now: float | None = None,
+    keep: frozenset[int] = frozenset(),
 ) -> int:
-    """Delete what retention allows; return the number of job folders deleted."""
+    """Delete what retention allows, never the folders of the jobs in `keep` (what a live
+    share link shows); return the number of job folders deleted."""
     now = time.time() if now is None else now
-    folders = _folders(out_dir)
+    spared = {job_folder(out_dir, job_id) for job_id in keep}
+    folders = [f for f in _folders(out_dir) if f.path not in spared]
     expired = [f for f in folders if f.posted_at is not None and now - f.posted_at >= keep_for_s]
     kept = [f for f in folders if f not in expired]
     used = sum(f.size for f in kept)
@@ -88,12 +98,20 @@ def sweep_outputs(
 
 
 async def sweep_forever(
-    out_dir: Path, keep_for_s: float, budget_bytes: int, every_s: float = 600.0
+    out_dir: Path,
+    keep_for_s: float,
+    budget_bytes: int,
+    every_s: float = 600.0,
+    shown: Callable[[], Awaitable[frozenset[int]]] | None = None,
 ) -> None:
-    """Sweep every few minutes until cancelled (a chat side's and a worker's outputs)."""
+    """Sweep every few minutes until cancelled (a chat side's and a worker's outputs),
+    sparing the jobs `shown` names (the chat side's share links)."""
     while True:
         try:
-            deleted = await asyncio.to_thread(sweep_outputs, out_dir, keep_for_s, budget_bytes)
+            keep = frozenset() if shown is None else await shown()
+            deleted = await asyncio.to_thread(
+                sweep_outputs, out_dir, keep_for_s, budget_bytes, None, keep
+            )
             if deleted:
                 log.info("deleted %d old job result folders in %s", deleted, out_dir)
         except Exception:

@@ -40,6 +40,7 @@ from storyloom.jobs.result_files import forget_posted_files
 from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
+from storyloom.reader.source import shown_jobs
 from storyloom.storage.engine import SqlDatabase
 from storyloom.story.model import DeletedStory, RenderJob
 from storyloom.story.service import utc_now
@@ -150,6 +151,7 @@ async def job_runtime(
     called at the first job instead, as tests swap it). On exit the in-process worker
     hands its job in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
+    shown = lambda: shown_jobs(db)  # noqa: E731  (the reader's files outlive retention)
     delivery = Delivery(
         db,
         as_courier(courier),
@@ -157,6 +159,7 @@ async def job_runtime(
         owns,
         min(watch_every_s, 0.5),
         keep_outputs_s=settings.keep_outputs_hours * 3600,
+        shown=shown,
     )
     places = lambda: positions(db, utc_now())  # noqa: E731
     watcher = JobWatcher(db, delivery, places, owns, watch_every_s, observe)
@@ -206,7 +209,10 @@ async def job_runtime(
             ),
             asyncio.create_task(
                 sweep_forever(
-                    out_dir, settings.keep_outputs_hours * 3600, int(settings.output_disk_gib * GiB)
+                    out_dir,
+                    settings.keep_outputs_hours * 3600,
+                    int(settings.output_disk_gib * GiB),
+                    shown=shown,
                 ),
                 name="storyloom-retention",
             ),

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from storyloom.jobs.result_files import job_folder
 from storyloom.storage.repositories import job_value
-from storyloom.storage.tables import JobArtifactRow, RenderJobRow
+from storyloom.storage.tables import JobArtifactRow, RenderJobRow, ShareLinkRow
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
@@ -112,3 +112,20 @@ async def stored_bytes(db: Database, stored: StoredFile) -> bytes | None:
     async with db.reading() as uow:
         data = (await session_of(uow).execute(query)).scalar_one_or_none()
     return None if data is None else bytes(data)
+
+
+async def shown_jobs(db: Database) -> frozenset[int]:
+    """The jobs whose files some live share link's reader shows: retention keeps them."""
+    query = select(ShareLinkRow.story_id).where(ShareLinkRow.revoked_at.is_(None)).distinct()
+    async with db.reading() as uow:
+        story_ids = (await session_of(uow).execute(query)).scalars().all()
+    shown: set[int] = set()
+    for story_id in story_ids:
+        content = await load_content(db, story_id)
+        if content is None:
+            continue
+        files = [*content.pages, *(f for _, sheet in content.cast for f in sheet)]
+        if content.clip is not None:
+            files.append(content.clip)
+        shown.update(f.job_id for f in files)
+    return frozenset(shown)

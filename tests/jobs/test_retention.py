@@ -59,3 +59,14 @@ def test_past_the_budget_the_oldest_posted_go_first_then_stale_unposted(
     post(tmp_path, 2, age_s=0.2 * HOUR)
     sweep_outputs(tmp_path, keep_for_s=HOUR, budget_bytes=budget)
     assert sorted(p.name for p in tmp_path.iterdir()) == left
+
+
+def test_a_shown_result_is_only_marked_and_the_sweep_spares_it(tmp_path: Path) -> None:
+    make_job(tmp_path, 1, 100, 3 * HOUR)
+    make_job(tmp_path, 2, 100, 3 * HOUR)
+    result_posted(tmp_path, 1, 0, shown=True)  # keep-for 0, but a share link shows it
+    result_posted(tmp_path, 2, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job-1"]
+    assert sweep_outputs(tmp_path, keep_for_s=0, budget_bytes=0, keep=frozenset({1})) == 0
+    assert sweep_outputs(tmp_path, keep_for_s=0, budget_bytes=0) == 1
+    assert list(tmp_path.iterdir()) == []

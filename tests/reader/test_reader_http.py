@@ -14,8 +14,10 @@ from markupsafe import escape
 
 from storyloom.jobs.devservices import free_port
 from storyloom.jobs.result_files import job_folder
+from storyloom.jobs.retention import sweep_outputs
 from storyloom.ops.server import ops_server
 from storyloom.reader.page import stylesheet
+from storyloom.reader.source import shown_jobs
 from storyloom.storage.job_watch import save_artifacts
 from storyloom.storage.share_links import share_links
 from storyloom.storage.unit_of_work import session_of
@@ -184,3 +186,23 @@ async def test_a_worker_serves_no_reader(shared: Shared) -> None:
     async with ops_server(settings, "worker"):
         status, _, _ = await fetch(f"http://127.0.0.1:{settings.ops_port}/s/{shared.token}")
     assert status == 404
+
+
+async def test_retention_spares_what_a_live_link_shows_until_it_is_revoked(
+    shared: Shared,
+) -> None:
+    shown = await shown_jobs(shared.db)
+    async with shared.db.reading() as uow:
+        page_job = max(j.id for j in await uow.jobs.recent(1, 10) if j.kind.value == "page")
+    assert page_job in shown
+    # nothing kept, no bytes allowed: only the shown jobs' folders survive the sweep
+    sweep_outputs(shared.out_dir, keep_for_s=0, budget_bytes=0, keep=shown)
+    assert {p.name for p in shared.out_dir.iterdir()} == {
+        job_folder(shared.out_dir, job_id).name for job_id in shown
+    }
+    status, _, _ = await fetch(shared.reader_url + "/page/1")
+    assert status == 200
+    await sharing.unshare(shared.deps, share_links, OWNER)
+    assert await shown_jobs(shared.db) == frozenset()
+    sweep_outputs(shared.out_dir, keep_for_s=0, budget_bytes=0, keep=frozenset())
+    assert list(shared.out_dir.iterdir()) == []
