@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from storyloom.generation.safety import SafetyAction
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission, head_of_line, positions
 from storyloom.jobs.artifacts import JobInput
@@ -134,9 +135,9 @@ class RecordingWorker(LocalWorker):
 
     def _render(
         self, work: JobInput, should_cancel: Callable[[], bool], on_progress: object
-    ) -> list[Path]:
+    ) -> tuple[list[Path], list[SafetyAction]]:
         self.ran.append(work.job.id)
-        return []
+        return [], []
 
 
 async def test_the_worker_serves_workspaces_in_turns_whatever_message_woke_it(

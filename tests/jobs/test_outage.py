@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from storyloom.generation.safety import SafetyAction
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.artifacts import JobInput
 from storyloom.jobs.devservices import PostgresServer, postgres_bindir
@@ -54,12 +55,12 @@ class SlowWorker(LocalWorker):
 
     def _render(
         self, work: JobInput, should_cancel: Callable[[], bool], on_progress: object
-    ) -> list[Path]:
+    ) -> tuple[list[Path], list[SafetyAction]]:
         time.sleep(self.seconds)
         out = self.out_dir / f"job-{work.job.id}"
         out.mkdir(parents=True, exist_ok=True)
         (out / "page.png").write_bytes(b"a page")
-        return [out / "page.png"]
+        return [out / "page.png"], []
 
 
 async def test_a_render_outlives_a_database_outage_and_keeps_its_attempt(

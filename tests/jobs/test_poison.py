@@ -16,6 +16,7 @@ import pytest
 from sqlalchemy import text
 
 from storyloom.generation.renderer import RenderCancelled
+from storyloom.generation.safety import SafetyAction
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import head_of_line
 from storyloom.jobs.artifacts import JobInput
@@ -55,8 +56,8 @@ class ScriptedWorker(LocalWorker):
 
     def _render(
         self, work: JobInput, should_cancel: Callable[[], bool], on_progress: object
-    ) -> list[Path]:
-        return self.renders[work.job.kind](work, should_cancel)
+    ) -> tuple[list[Path], list[SafetyAction]]:
+        return self.renders[work.job.kind](work, should_cancel), []
 
 
 @pytest.fixture
