@@ -32,6 +32,7 @@ from storyloom.jobs.result_files import job_folder
 from storyloom.jobs.safety_audit import record_safety
 from storyloom.ops.trouble import failed_sentence, reference
 from storyloom.storage.outage import is_outage
+from storyloom.story.errors import StoryError
 from storyloom.story.model import Beat, Character, JobKind, JobStatus, LockState, RenderJob, Story
 from storyloom.story.ports import Database, UnitOfWork
 from storyloom.story.render_limits import RenderLimits
@@ -150,6 +151,10 @@ class LocalWorker:
             return
         except _Stopped as stopped:
             await self._stopped(job, stopped)
+            return
+        except StoryError as refused:  # a limit or a rule: already a sentence for members
+            log.info("job %s refused: %s", job.id, refused.message)
+            await self._finish(job, JobStatus.FAILED, error=refused.message)
             return
         except Exception:
             # members see a sentence and the reference; the exception stays in the log
