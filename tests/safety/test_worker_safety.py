@@ -8,6 +8,7 @@ import dataclasses
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from storyloom.generation.renderer import StoryRenderer
@@ -93,7 +94,8 @@ async def test_a_servers_blur_level_blurs_and_sheets_are_checked_too(
     assert job.job is not None and job.job.safety == "blur"
     await worker.process(job.job.id)
     files = seen.done[job.job.id].files
-    assert flags.seen == len(files) >= 1
+    # every identity image is checked, then they are labelled into one sheet picture
+    assert flags.seen == renderer.settings.identity_images and len(files) == 1
     with Image.open(files[0]) as sheet:
         assert not _same(sheet, placeholder(sheet.size))
     assert AuditAction.PANEL_BLURRED in await _actions(deps)
@@ -128,7 +130,7 @@ async def test_the_real_detector_passes_ordinary_rendered_panels(
 
 
 async def test_a_detector_that_cannot_load_fails_the_job_instead_of_posting(
-    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+    db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     deps, worker, seen = await _setup(db, renderer, tmp_path, FlagsEverything())
 
@@ -140,4 +142,7 @@ async def test_a_detector_that_cannot_load_fails_the_job_instead_of_posting(
     await worker.process(job.id)
     event = seen.done[job.id]
     assert event.status is JobStatus.FAILED and event.files == ()
-    assert "safety" in (event.error or "")
+    # members read a sentence with a reference; the operator's log says what is missing
+    ref = (event.error or "").split("(ref ")[1].split(")")[0]
+    [logged] = [r for r in caplog.records if f"ref {ref}" in r.getMessage()]
+    assert "'safety' extra" in (logged.exc_text or str(logged.exc_info))
