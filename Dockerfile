@@ -32,7 +32,7 @@ FROM python:${PYTHON_VERSION}-slim AS bot
 # Lettering in every script (generation/pages/lettering.py): Devanagari, Thai, CJK and more
 # beyond the bundled DejaVu Sans
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends fonts-noto-core fonts-noto-cjk \
+    && apt-get install -y --no-install-recommends fonts-noto-core fonts-noto-cjk fonts-symbola \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --user-group --create-home storyloom \
     && mkdir -p /data /models \
@@ -80,7 +80,7 @@ RUN /opt/storyloom/bin/pip install ".[render,safety,discord,slack,distributed,po
 FROM ${CUDA_IMAGE} AS worker
 ENV DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3 fonts-noto-core fonts-noto-cjk \
+    && apt-get install -y --no-install-recommends python3 fonts-noto-core fonts-noto-cjk fonts-symbola \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --create-home storyloom \
     && mkdir -p /data /models \

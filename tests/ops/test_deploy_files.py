@@ -230,5 +230,5 @@ def test_each_image_and_ci_install_the_fonts_of_the_lettering_chain(stage: str) 
     """Pages in any script need the Noto families lettering.py falls back to."""
     runs = " ".join(DOCKERFILE.stages[stage].all("RUN"))
     ci = (ROOT / ".ci" / "run").read_text()
-    for package in ("fonts-noto-core", "fonts-noto-cjk"):
+    for package in ("fonts-noto-core", "fonts-noto-cjk", "fonts-symbola"):
         assert package in runs and package in ci

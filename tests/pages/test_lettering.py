@@ -80,6 +80,26 @@ def test_a_japanese_title_and_speech_line_are_printed_on_the_page() -> None:
     assert any(kind == "title" and text == "灯台の物語" for kind, text in printed), printed
 
 
+@pytest.mark.parametrize("bold", [False, True])
+def test_emoji_are_inked_with_their_own_glyph_not_the_replacement(bold: bool) -> None:
+    lettering = Lettering(24, bold)
+    replacement = ink(REPLACEMENT, lettering).tobytes()
+    for char in "😀🎉❤🐉🔥👍":
+        assert lettered(char) == char, f"U+{ord(char):04X} has no font"
+        drawn = ink(char, lettering)
+        assert inked(drawn), f"U+{ord(char):04X} left no ink"
+        assert drawn.tobytes() != replacement, f"U+{ord(char):04X} is the replacement"
+    shapes = {ink(char, lettering).tobytes() for char in "😀🎉🐉"}
+    assert len(shapes) == 3  # each its own glyph, not one shared box
+
+
+def test_a_caption_with_emoji_is_printed_on_the_page_as_written() -> None:
+    panel = PagePanel.from_beat("[Mira] finds the dragon 🐉🔥", panel_image(0))
+    page = render_pages([panel], PageSpec(title="Party 🎉", width=512, height=512))[0]
+    texts = " ".join(t.text for t in page.texts)
+    assert "🐉🔥" in texts and "🎉" in texts and REPLACEMENT not in texts
+
+
 def test_a_character_no_font_has_is_replaced_visibly_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

@@ -2,7 +2,7 @@
 
 The bundled DejaVu Sans covers Latin, Greek, Cyrillic, Arabic and Hebrew; the Noto families
 from Debian's `fonts-noto-core` and `fonts-noto-cjk` (installed in CI and in both images)
-add Devanagari, Thai, Chinese, Japanese and Korean. A line is cut into runs of one font
+add Devanagari, Thai, Chinese, Japanese and Korean; `fonts-symbola` adds emoji. A line is cut into runs of one font
 each (spaces and combining marks stay with the run they follow, so shaping and bidi still
 see whole words) and the runs are drawn on one baseline. A character no font has is drawn
 as U+FFFD, a visible replacement, and logged once: text never silently vanishes.
@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageFont
 log = logging.getLogger(__name__)
 BUNDLED = Path(__file__).resolve().parent.parent / "fonts"
 REPLACEMENT = "\ufffd"
-# where Debian/Ubuntu put packaged fonts (fonts-noto-core, fonts-noto-cjk)
+# where Debian/Ubuntu put packaged fonts (fonts-noto-core, fonts-noto-cjk, fonts-symbola)
 SYSTEM_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts")
 # the fallback chain after DejaVu, in order: (regular, bold) file names
 FALLBACKS = (
@@ -34,6 +34,9 @@ FALLBACKS = (
     ("NotoSansHebrew-Regular.ttf", "NotoSansHebrew-Bold.ttf"),
     ("NotoSansSymbols-Regular.ttf", "NotoSansSymbols-Bold.ttf"),
     ("NotoSansSymbols2-Regular.ttf", "NotoSansSymbols2-Regular.ttf"),
+    # emoji in monochrome outlines (fonts-symbola): ink like the rest of the lettering, at
+    # any size; the colour emoji font is bitmap-only (CBDT, one size) and would need scaling
+    ("Symbola_hint.ttf", "Symbola_hint.ttf"),
 )
 _NOT_A_CHAR = "\U0010fffd"  # a private-use code point: every font draws its .notdef box
 _reported: set[str] = set()
