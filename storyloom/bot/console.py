@@ -20,6 +20,7 @@ from storyloom.bot import console_share
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.story import server_admin, service
+from storyloom.story.command_words import AUDIT_COUNT, COMMANDS, beat_range
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
 from storyloom.story.model import Actor, JobStatus, RenderJob
@@ -27,17 +28,18 @@ from storyloom.story.server import describe
 from storyloom.story.service import Deps
 from storyloom.story.wording import cast_args, look_action, look_state
 
-HELP = """commands:
+HELP = """commands (the same words as on Discord and Slack):
   /story new TITLE             start a story in this thread
   /story add TEXT              add a beat: [Name] tags, then ` # ` and a caption
-  /story edit N TEXT | remove N | move N M | undo | list [PAGE]
+  /story edit BEAT TEXT | remove BEAT | move BEAT TO | undo | list [PAGE]
   /story cast NAME: DESCRIPTION
   /story look NAME [lock|reroll]   render a character sheet, then lock it (or try another)
-  /story redraw N              draw beat N's panel again (later pages keep it)
-  /story style NAME | render [A-B] | clip [A-B] | status | cancel [JOB] | export | delete
+  /story redraw BEAT           draw the beat's panel again (later pages keep it)
+  /story render [FIRST] [LAST] | clip [FIRST] [LAST]   a page (a clip) of those beats
+  /story style NAME | status | cancel [JOB] | export | delete
   /story share | unshare [LINK] | links   a web link to the comic (STORYLOOM_OPS_PORT serves it)
-  /story settings [KEY VALUE]  this room's settings (the host moderates)
-  /story audit [N]             who did what, newest first (the host)
+  /story settings [SETTING] [VALUE]   this room's settings (the host moderates)
+  /story audit [COUNT]         who did what, newest first (the host)
   /as NAME      speak as another member       /thread NAME   move to another thread
   /help  /quit
 A line starting with #, and the rest of a line after two spaces and a #, is a comment
@@ -50,18 +52,16 @@ class UsageError(Exception):
     """A command typed wrongly; the message is the usage line."""
 
 
+def usage(name: str) -> str:
+    """A command's usage line, from the table every front end shares."""
+    return COMMANDS[name].usage()
+
+
 def _int(text: str, usage: str) -> int:
     try:
         return int(text)
     except ValueError:
         raise UsageError(usage) from None
-
-
-def _range(args: list[str], usage: str) -> tuple[int | None, int | None]:
-    if not args:
-        return None, None
-    first, _, last = args[0].partition("-")
-    return _int(first, usage), _int(last or first, usage)
 
 
 @dataclass
@@ -128,7 +128,7 @@ class Console:
 
     async def _story(self, sub: str, text: str) -> None:
         d, a, say = self.deps, self.actor, self.write
-        splits = ("move", "remove", "render", "clip", "list", "redraw")
+        splits = ("move", "remove", "list", "redraw")
         args = shlex.split(text) if sub in splits else []
         if sub == "new":
             story = await service.new_story(d, a, text or "Untitled")
@@ -138,24 +138,22 @@ class Console:
             say(f"beat {beat.position} added by {escape_plain(beat.author_name)}")
         elif sub == "edit":
             number, _, new = text.partition(" ")
-            beat = await service.edit_beat(d, a, _int(number, "/story edit N TEXT"), new)
+            beat = await service.edit_beat(d, a, _int(number, usage("edit")), new)
             say(f"beat {beat.position} edited")
         elif sub == "remove":
-            beat = await service.remove_beat(d, a, _int(_first(args), "/story remove N"))
+            beat = await service.remove_beat(d, a, _int(_first(args), usage("remove")))
             say(f"beat {beat.position} removed")
         elif sub == "move":
             if len(args) != 2:
-                raise UsageError("/story move N M")
-            usage = "/story move N M"
-            beat = await service.move_beat(d, a, _int(args[0], usage), _int(args[1], usage))
+                raise UsageError(usage("move"))
+            to = _int(args[1], usage("move"))
+            beat = await service.move_beat(d, a, _int(args[0], usage("move")), to)
             say(f"beat moved to {beat.position}")
         elif sub == "undo":
             beat = await service.undo_beat(d, a)
             say(f"beat {beat.position} removed")
         elif sub == "list":
-            page = await service.list_beats(
-                d, a, _int(args[0], "/story list [PAGE]") if args else 1
-            )
+            page = await service.list_beats(d, a, _int(args[0], usage("list")) if args else 1)
             for beat in page.beats:
                 author = escape_plain(beat.author_name)
                 say(f"{beat.position:>3}. {escape_plain(beat.text)} — {author}")
@@ -163,28 +161,26 @@ class Console:
         elif sub == "cast":
             name, description = cast_args(text)
             if not description:
-                raise UsageError("/story cast NAME: DESCRIPTION")
+                raise UsageError(usage("cast"))
             character = await service.cast_character(d, a, name, description)
             look = look_state(character.lock_state)
             say(f"{escape_plain(character.name)} is in the cast ({look})")
-        elif sub in ("look", "reroll"):
+        elif sub == "look":
             name, action = look_action(text)  # `look NAME [lock|reroll]`, as on Slack
-            if sub == "reroll":
-                action = "reroll"
             use = service.lock_look if action == "lock" else service.reroll_look
             result = await use(d, a, name)
             state = look_state(result.character.lock_state)
             queued = f"; sheet job #{result.job.id} queued" if result.job else ""
             say(f"{escape_plain(result.character.name)}: {state}{queued}")
         elif sub == "redraw":
-            job = await service.reroll_panel(d, a, _int(_first(args), "/story redraw N"))
+            job = await service.reroll_panel(d, a, _int(_first(args), usage("redraw")))
             say(f"redraw job #{job.id} queued{await self._place(job.id)}")
         elif sub == "style":
             story = await service.set_style(d, a, text)
             say(f"style is now {story.style}")
         elif sub in ("render", "clip"):
             use_job = service.render if sub == "render" else service.clip
-            first, last = _range(args, f"/story {sub} [A-B]")
+            first, last = beat_range(sub, text)  # the same words on every front end
             job = await use_job(d, a, first, last)
             say(f"{sub} job #{job.id} queued{await self._place(job.id)}")
         elif sub == "status":
@@ -195,7 +191,7 @@ class Console:
             for job in overview.jobs:
                 say(f"  job #{job.id} {job.kind} {job.status}{await self._place(job.id)}")
         elif sub == "cancel":
-            job = await service.cancel(d, a, _int(text, "/story cancel [JOB]") if text else None)
+            job = await service.cancel(d, a, _int(text, usage("cancel")) if text else None)
             say(f"job #{job.id} {job.status}")
         elif sub == "export":
             exported = await service.export(d, a)
@@ -208,15 +204,11 @@ class Console:
         elif sub == "settings":
             await self._settings(text)
         elif sub == "audit":
-            count = _int(text, "/story audit [N]") if text else 20
+            count = _int(text, usage("audit")) if text else AUDIT_COUNT
             for entry in await server_admin.audit_log(d, a, count):
                 say(escape_plain(entry.describe()))
         else:
-            raise UsageError(
-                "/story new|add|edit|remove|move|undo|list|cast|look|reroll|redraw|"
-                "style|render|clip|status|cancel|export|delete|share|unshare|links|"
-                "settings|audit"
-            )
+            raise UsageError("/story " + "|".join(COMMANDS))
 
     async def _settings(self, text: str) -> None:
         if not text:

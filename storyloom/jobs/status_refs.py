@@ -17,7 +17,9 @@ from storyloom.story.service import utc_now
 
 MAX_REF_CHARS = 200
 CLAIMED = "claimed"  # a status message is being posted; no adapter parses it as a reference
-STATUS_STEP = "status"  # the outbox step that gives a status message its last word
+# the outbox steps that give a status message its last word: "status" (the outcome's line)
+# or "outcome" (the line with the result in it, or its buttons)
+STATUS_STEPS = ("status", "outcome")
 
 
 async def claim(db: Database, job_id: int) -> bool:
@@ -33,4 +35,5 @@ async def remember(db: Database, job_id: int, ref: str) -> None:
         raise ValueError(f"a status reference holds at most {MAX_REF_CHARS} characters")
     async with db.writing() as uow:
         await uow.jobs.set_status_ref(job_id, ref)
-        await reopen(session_of(uow), job_id, STATUS_STEP, utc_now())
+        for step in STATUS_STEPS:
+            await reopen(session_of(uow), job_id, step, utc_now())

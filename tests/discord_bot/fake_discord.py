@@ -96,6 +96,7 @@ class FakeDiscord:
     upload_limit: int = 25 * 1024 * 1024  # the most any channel takes; tests may lower it
     deferred: dict[str, bool] = field(default_factory=dict)  # token → deferred privately
     forbidden: set[str] = field(default_factory=set)  # path fragments answered 403 / 50013
+    deleted: set[str] = field(default_factory=set)  # message ids answered 404 / 10008
     posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     _runner: web.AppRunner | None = None
 
@@ -139,6 +140,11 @@ class FakeDiscord:
             self.calls.append(Call(request.method, path, body, files, uploads, error))
             data = json.dumps(error).encode()
             return web.Response(status=403, body=data, headers={"Content-Type": "application/json"})
+        if request.method in ("PATCH", "DELETE") and path.rsplit("/", 1)[-1] in self.deleted:
+            error = {"code": 10008, "message": "Unknown Message"}
+            self.calls.append(Call(request.method, path, body, files, uploads, error))
+            data = json.dumps(error).encode()
+            return web.Response(status=404, body=data, headers={"Content-Type": "application/json"})
         refused = refusal(body, files, self.upload_limit) if request.method != "GET" else ""
         if refused:
             error = {"code": 50035, "message": f"Invalid Form Body: {refused}", "errors": {}}
@@ -237,6 +243,11 @@ class FakeDiscord:
     def where(self, method: str, fragment: str) -> list[Call]:
         return [c for c in self.calls if c.method == method and fragment in c.path]
 
+    def uploads_to(self, fragment: str) -> list[Call]:
+        """Posts and edits that carried files, in order."""
+        sent = ("POST", "PATCH")
+        return [c for c in self.calls if c.method in sent and fragment in c.path and c.files]
+
     def job_posts(self, fragment: str) -> list[Call]:
         """The bot's posts apart from the story's own lines (a new beat, a story's opening):
         status messages and results."""
@@ -262,10 +273,11 @@ class FakeDiscord:
     async def wait_for_uploads(
         self, fragment: str, count: int = 1, timeout: float = 60
     ) -> list[Call]:
-        """Wait until at least `count` posts with attachments arrived; return them all."""
+        """Wait until at least `count` messages with attachments arrived (posts, or a status
+        message edited into the result); return them all."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while len(found := [c for c in self.where("POST", fragment) if c.files]) < count:
+        while len(found := [c for c in self.uploads_to(fragment) if not c.refused]) < count:
             if loop.time() > deadline:
                 raise AssertionError(f"not {count} uploads to {fragment}: {len(found)}")
             await asyncio.sleep(0.02)
@@ -274,13 +286,15 @@ class FakeDiscord:
     async def wait_for_text(
         self, method: str, fragment: str, text: str, timeout: float = 60
     ) -> Call:
-        """Wait until a matching call carries exactly this content (the watcher reports in a
+        """Wait until a matching call carries exactly this content, or this first line (the
+        status line of a status message edited into the result; the watcher reports in a
         task of its own: a drained queue may still be telling the chat)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
             for call in self.where(method, fragment):
-                if (call.json or {}).get("content") == text:
+                # a status line, alone or above the result's credits
+                if ((call.json or {}).get("content") or "").split("\n")[0] == text:
                     return call
             if loop.time() > deadline:
                 said = [(c.json or {}).get("content") for c in self.where(method, fragment)]

@@ -30,7 +30,7 @@ def contents(calls: list) -> list[str]:
     return [(c.json or {}).get("content", "") for c in calls]
 
 
-async def test_render_edits_one_status_message_and_uploads_the_page_with_credits(
+async def test_a_render_is_one_message_edited_in_place_into_the_page_with_credits(
     running: Running, fake: FakeDiscord
 ) -> None:
     await ask(running, fake, slash("new", THREAD, ANN, title="Lighthouse"))
@@ -41,16 +41,17 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
     await running.jobs.drain()
     [result] = await fake.wait_for_uploads(POSTS)
 
-    # what the thread sees of a render: one status message, then the result (the
-    # requester's "queued" is private: three public messages were one too many)
-    status, posted = fake.job_posts(POSTS)
-    assert posted is result
+    # what the thread sees of a render: one message, the status message, which ends as the
+    # result (the requester's "queued" is private)
+    [status] = fake.job_posts(POSTS)
     assert (status.json or {})["content"] == "⏳ page job #1 queued — next in line"
     edits = [c for c in fake.where("PATCH", "/messages/")]
     assert {c.path for c in edits} == {f"{POSTS}/{status.answer['id']}"}  # only that message
+    assert result is edits[-1]  # the last word on it is the outcome, files and all
     texts = contents(edits)
-    assert texts[0] == "🎨 page job #1 running" and texts[-1] == "✅ page job #1 done"
-    assert buttons(edits[0]) == ["story:cancel:1"] and buttons(edits[-1]) == []
+    assert texts[0] == "🎨 page job #1 running"
+    assert buttons(edits[0]) == ["story:cancel:1"]
+    assert not any(c.files for c in edits[:-1])
 
     names = [name for name, _ in result.files]
     assert names == ["story-page-01.png", "story.pdf", "story.zip"]
@@ -61,7 +62,11 @@ async def test_render_edits_one_status_message_and_uploads_the_page_with_credits
         'Comic page of “Lighthouse”, 2 panels: 1. Mira waves: Mira: "Hi!"; 2. Mira sleeps'
     }
     content = (result.json or {})["content"]
-    assert content.splitlines() == ["**Lighthouse** — page for Bob · job #1", "beats by Ann, Mo"]
+    assert content.splitlines() == [
+        "✅ page job #1 done",
+        "**Lighthouse** — page for Bob · job #1",
+        "beats by Ann, Mo",
+    ]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
     assert buttons(result) == [
         "story:again:j1",
@@ -243,7 +248,8 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
         assert re.fullmatch(
             r"🎨 page job #1 running — [▰▱]{10} panel [1-3] of 3, \d+%(, about \d+ s left)?", text
         )
-    assert texts[0] == "🎨 page job #1 running" and texts[-1] == "✅ page job #1 done"
+    assert texts[0] == "🎨 page job #1 running"
+    assert texts[-1].splitlines()[0] == "✅ page job #1 done"
 
 
 async def test_two_presses_at_once_post_one_status_message(

@@ -101,13 +101,14 @@ async def test_a_result_finished_while_the_bot_was_down_is_posted_once_with_its_
     assert "@\u200beveryone" in (result.json or {})["content"]
     assert (result.json or {})["allowed_mentions"]["parse"] == []
     assert buttons(result) == ["story:again:j1", "story:clip:j1", "story:redraw:b1"]
-    posts = fake.job_posts(POSTS)
-    page_posts = [c for c in posts if any(n == "story-page-01.png" for n, _ in c.files)]
+    uploads = fake.uploads_to(POSTS)
+    page_posts = [c for c in uploads if any(n == "story-page-01.png" for n, _ in c.files)]
     assert page_posts == [result]  # once, though two more processes started
     status_edits = [
         (c.json or {})["content"] for c in fake.where("PATCH", f"{POSTS}/{status.answer['id']}")
     ]
-    assert status_edits[-1] == "✅ page job #1 done"
+    assert status_edits[-1].splitlines()[0] == "✅ page job #1 done"
+    assert result.path == f"{POSTS}/{status.answer['id']}"  # the status message carries it
     assert (await job_row(db, 1)).posted
 
 

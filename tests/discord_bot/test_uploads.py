@@ -63,8 +63,32 @@ async def result_post(
 
     owed = Owed(job, files, frozenset(), frozenset(), recorded, recorded)
     await running.bot.notifier.settle(owed)
-    posts = fake.job_posts(f"/channels/{THREAD_ID}/messages")
-    return posts[-1]
+    # the status message (123) edited into the result: one message per render
+    return fake.where("PATCH", f"/channels/{THREAD_ID}/messages/123")[-1]
+
+
+async def test_a_deleted_status_message_gets_the_result_posted_once_even_after_a_crash(
+    running: Running, fake: FakeDiscord, db: SqlDatabase, tmp_path: Path
+) -> None:
+    job = await finished_job(running, fake, db, JobKind.PAGE)
+    job = dataclasses.replace(job, status_ref=StatusRef(THREAD_ID, 123, 10_000_000).encode())
+    page = tmp_path / "story-page-01.png"
+    noise(64, 64).save(page)
+    fake.deleted.add("123")  # a moderator deleted the status message while it rendered
+    made: list[str] = []
+
+    async def recorded(step: str) -> None:
+        made.append(step)
+
+    await running.bot.notifier.settle(Owed(job, (page,), frozenset(), frozenset(), *[recorded] * 2))
+    posts = f"/channels/{THREAD_ID}/messages"
+    [post] = [c for c in fake.where("POST", posts) if c.files]
+    assert f"job #{job.id}" in (post.json or {})["content"]
+    assert made == ["outcome", "outcome"]  # begun, then made
+    # a crash after the post but before it was recorded: the retry finds it, posts nothing
+    retried = Owed(job, (page,), frozenset(), frozenset({"outcome"}), recorded, recorded)
+    await running.bot.notifier.settle(retried)
+    assert [c for c in fake.where("POST", posts) if c.files] == [post]
 
 
 async def test_an_over_limit_page_is_sent_as_a_smaller_jpeg_within_the_limit(

@@ -41,6 +41,17 @@ async def said(slack: Chat, text: str, thread_ts: str | None, replies: int = 1, 
     return str((await slack.fake.wait_for("chat.postMessage", before + replies))[-1].params["text"])
 
 
+def outcome_actions(slack: Chat, action: str) -> list[dict[str, Any]]:
+    """The buttons (or menu) of the bot's last edit whose first action is `action`: what a
+    finished job's status message offers next (redraw a panel, lock a look)."""
+    edited = slack.fake.named("chat.update")[-1].params["blocks"]
+    for block in edited:
+        elements = block.get("elements") or []
+        if block["type"] == "actions" and elements[0]["action_id"].startswith(action):
+            return list(elements)
+    raise AssertionError(f"no {action} in the last edit: {edited}")
+
+
 async def pressed(slack: Chat, action: str, value: str, **kw: Any) -> str:
     """Press a button; return the private answer."""
     before = len(slack.fake.named("chat.postEphemeral"))

@@ -8,7 +8,7 @@ from storyloom.story.model import JobKind
 
 from . import worker_rows as worker
 from .conftest import Slack
-from .helpers import command, job, new_story, pressed, said, story_of
+from .helpers import command, job, new_story, outcome_actions, pressed, said, story_of
 
 
 async def _variants(slack: Slack) -> list[int]:
@@ -63,7 +63,7 @@ async def test_a_page_offers_a_redraw_button_per_panel(slack: Slack, tmp_path: P
     (page,) = slack.queue.submitted
     await worker.finish(slack.db, tmp_path / "out", page, {"page-1.png": b"\x89PNG"})
     await slack.watcher.poll()
-    buttons = slack.fake.named("chat.postMessage")[-1].params["blocks"][0]["elements"]
+    buttons = outcome_actions(slack, "story_redraw")
     assert [b["text"]["text"] for b in buttons] == [f"Redraw panel {n}" for n in (1, 2, 3)]
     two = buttons[1]
     answer = await pressed(slack, two["action_id"].removeprefix("story_"), two["value"])
@@ -79,9 +79,7 @@ async def test_a_page_offers_a_redraw_button_per_panel(slack: Slack, tmp_path: P
     status = slack.fake.named("chat.update")[-1].params  # its own status message, over
     assert status["text"] == "✅ panel 2 redraw job #2 done"
     assert "Redraw panel 2 again" in str(status["blocks"]) and "story_clip" not in str(status)
-    after = slack.fake.named("chat.postMessage")[-1].params
-    assert after["text"] == "Panel 2 drawn again."
-    again, render = after["blocks"][0]["elements"]
+    again, render = outcome_actions(slack, "story_redraw")
     assert (
         again["text"]["text"] == "Redraw panel 2 again" and again["value"] == f"{ts}|b2"
     )  # beat ids
@@ -96,7 +94,7 @@ async def test_a_long_page_offers_its_panels_in_a_menu(slack: Slack, tmp_path: P
     (page,) = slack.queue.submitted
     await worker.finish(slack.db, tmp_path / "out", page, {"page-1.png": b"\x89PNG"})
     await slack.watcher.poll()
-    (menu,) = slack.fake.named("chat.postMessage")[-1].params["blocks"][0]["elements"]
+    (menu,) = outcome_actions(slack, "story_redraw")
     assert menu["type"] == "static_select" and len(menu["options"]) == 26
     picked = menu["options"][25]["value"]
     assert picked == f"{ts}|b26"  # the beat, by id
@@ -114,7 +112,7 @@ async def test_a_panel_button_redraws_its_beat_after_a_move_and_says_when_it_is_
     (page,) = slack.queue.submitted
     await worker.finish(slack.db, tmp_path / "out", page, {"page-1.png": b"\x89PNG"})
     await slack.watcher.poll()
-    buttons = slack.fake.named("chat.postMessage")[-1].params["blocks"][0]["elements"]
+    buttons = outcome_actions(slack, "story_redraw")
     first = buttons[0]  # "Redraw panel 1": beat 1 as the page drew it
     await command(slack, "move 1 3")  # now at place 3
     answer = await pressed(slack, "redraw", first["value"])

@@ -10,7 +10,7 @@ from storyloom.jobs.progress import JobProgress
 
 from . import worker_rows as worker
 from .conftest import Slack
-from .helpers import Chat, command, job, new_story
+from .helpers import Chat, command, job, new_story, outcome_actions
 
 OUT = "out"  # the watcher's output folder, under tmp_path (conftest)
 
@@ -115,11 +115,13 @@ async def test_the_page_is_uploaded_into_the_thread_once(slack: Slack, tmp_path:
     # the image says what it shows, from the beats (Slack's alt_txt)
     [asked] = slack.fake.named("files.getUploadURLExternal")
     assert str(asked.params["alt_txt"]).startswith("Comic page of “Harbour”, 3 panels: 1. ")
-    # under the page: a Redraw button per panel
-    redraw = slack.fake.named("chat.postMessage")[-1].params
-    assert redraw["thread_ts"] == ts
-    ids = [e["action_id"] for e in redraw["blocks"][0]["elements"]]
+    # the status message, above the page, offers a Redraw button per panel: the thread
+    # holds two messages of this render (the status message and the upload), no third
+    assert slack.fake.named("chat.update")[-1].params["ts"] == status_ts
+    ids = [e["action_id"] for e in outcome_actions(slack, "story_redraw")]
     assert ids == ["story_redraw:b1", "story_redraw:b2", "story_redraw:b3"]
+    in_thread = [c for c in slack.fake.named("chat.postMessage") if c.params.get("thread_ts")]
+    assert [c.answer["ts"] for c in in_thread] == [status_ts]
     # the watcher reports each outcome once: later polls post nothing more
     await slack.watcher.poll()
     await slack.watcher.poll()
@@ -166,9 +168,10 @@ async def test_a_job_this_process_did_not_queue_is_shown_from_its_row(
     assert _edits(slack, status_ts) == [f"✅ sheet job #{job_id} done"]
     complete = slack.fake.named("files.completeUploadExternal")[-1].params
     assert complete["thread_ts"] == _anchor(slack)
-    follow_up = slack.fake.named("chat.postMessage")[-1].params
-    assert follow_up["thread_ts"] == _anchor(slack) and "Keep Mira's look?" in follow_up["text"]
-    assert "story_lock" in str(follow_up["blocks"]) and "story_reroll" in str(follow_up["blocks"])
+    # the status message offers what comes next: lock this look, or try another
+    assert slack.fake.named("chat.update")[-1].params["ts"] == status_ts
+    lock, reroll = outcome_actions(slack, "story_lock")
+    assert (lock["action_id"], reroll["action_id"]) == ("story_lock", "story_reroll")
 
 
 async def test_a_deleted_status_message_does_not_stop_the_result(
@@ -181,6 +184,10 @@ async def test_a_deleted_status_message_does_not_stop_the_result(
     assert slack.fake.named("chat.update")[-1].answer["error"] == "message_not_found"
     complete = slack.fake.named("files.completeUploadExternal")[-1].params
     assert complete["thread_ts"] == _anchor(slack)
+    # the buttons it would have carried go under the upload
+    offer = slack.fake.named("chat.postMessage")[-1].params
+    assert offer["thread_ts"] == _anchor(slack) and "story_again" not in str(offer["blocks"])
+    assert "story_redraw" in str(offer["blocks"])
 
 
 async def test_a_job_that_ends_before_its_message_is_posted_still_shows_its_end(

@@ -160,14 +160,11 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         super().__init__()
 
     # -- the story ---------------------------------------------------------------------
+    # `new TITLE` as in the console and on Slack: the style is `/story style NAME` after
     @app_commands.command(description="Start a story (in a channel: in a new thread)")
-    @app_commands.describe(title="The story's title", style="A style preset, e.g. comic")
-    @app_commands.autocomplete(style=style_names)
+    @app_commands.describe(title="The story's title")
     async def new(
-        self,
-        interaction: discord.Interaction[Any],
-        title: app_commands.Range[str, 1, 100],
-        style: str | None = None,
+        self, interaction: discord.Interaction[Any], title: app_commands.Range[str, 1, 100]
     ) -> None:
         await interaction.response.defer(ephemeral=True)
         actor = actor_of(interaction)
@@ -179,14 +176,14 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
                 name=title[:100], type=discord.ChannelType.public_thread
             )
             actor = dataclasses.replace(actor, channel_id=str(channel.id), thread_id=str(thread.id))
-            story = await service.new_story(self.bot.deps, actor, title, style)
+            story = await service.new_story(self.bot.deps, actor, title)
             await thread.send(
                 f"📖 **{quote(story.title)}** — add beats here with `/story add`",
                 allowed_mentions=NO_PINGS,
             )
             await reply(interaction, f"new story in {thread.mention}")
             return
-        story = await service.new_story(self.bot.deps, actor, title, style)
+        story = await service.new_story(self.bot.deps, actor, title)
         await _public(
             interaction, f"📖 **{quote(story.title)}** — add beats here with `/story add`"
         )

@@ -1,10 +1,12 @@
-"""Job events on Discord: one status message edited in place, then the result post.
+"""Job events on Discord: one status message edited in place, at last into the result.
 
 This is Discord's courier for the outbox (`storyloom.jobs.delivery`): `show` edits the
 status message with a passing change (its place in the fair line, its start, its
 progress), `settle` delivers an outcome in steps each made once: the status message's last
-word, then the result post. A post begun before a crash is looked for in the channel (the
-bot's message naming the job) before it is made again, so it is never posted twice.
+word, which carries the result's files, credits and buttons (one message per render). Only
+a job without a status message (or whose message was deleted) gets a post of its own; a
+post begun before a crash is looked for in the channel (the bot's message naming the job,
+not the status message) before it is made again, so it is never posted twice.
 Where the status message is comes from this process's memory or the job row
 (`RenderJob.status_ref`), so a restarted bot still edits it.
 
@@ -100,10 +102,15 @@ class DiscordNotifier:
         await self._show_running(event, shown)
 
     async def settle(self, owed: Owed) -> None:
-        """The outcome: the status line's last word, then the result post."""
+        """The outcome: the status message's last word, carrying the result when there is
+        one (one message per render); a post of its own where there is no status message."""
         job = owed.job
         self.shown.pop(job.id, None)
         ref = StatusRef.parse(job.status_ref)  # the row, read for this delivery
+        result = job.status == JobStatus.DONE and bool(owed.files) and self.db is not None
+        if result and ref is not None and "result" not in owed.done:
+            await owed.step("outcome", lambda retried: self._outcome(owed, ref, retried))
+            return
 
         async def final_edit(retried: bool) -> None:
             if ref is not None:
@@ -111,20 +118,37 @@ class DiscordNotifier:
                 await self._edit(Shown(ref), job, job.status, text)
 
         await owed.step("status", final_edit)
-        if job.status == JobStatus.DONE and owed.files and self.db is not None:
-            db = self.db
+        if result:
+            await owed.step("result", lambda retried: self._post(owed, None, retried))
 
-            async def post(retried: bool) -> None:
-                if retried and await self._posted(job, ref):
-                    return  # it got there before the crash
-                try:
-                    await post_result(self.client, db, job, owed.files, ref)
-                except discord.HTTPException as error:
-                    raise _platform_error(error) from error
-                except discord.RateLimited as error:
-                    raise _platform_error(error) from error
+    async def _outcome(self, owed: Owed, ref: StatusRef, retried: bool) -> None:
+        """The status message edited into the result. An edit needs no look-up after a
+        crash (made twice, it ends the same); a message deleted meanwhile gets a post."""
+        job, db = owed.job, self.db
+        assert db is not None
+        line = status_text(job, job.status)
+        try:
+            if not await post_result(self.client, db, job, owed.files, ref, status_line=line):
+                await self._edit(Shown(ref), job, job.status, line)  # its story is gone
+        except discord.NotFound as error:
+            if error.code != UNKNOWN_MESSAGE:
+                raise _platform_error(error) from error
+            log.warning("job %s: its status message %s is gone", job.id, ref.encode())
+            await self._post(owed, ref, retried)
+        except (discord.HTTPException, discord.RateLimited) as error:
+            raise _platform_error(error) from error
 
-            await owed.step("result", post)
+    async def _post(self, owed: Owed, gone: StatusRef | None, retried: bool) -> None:
+        """The result as a post of its own (in the status message's channel, if it had one)."""
+        job, db = owed.job, self.db
+        assert db is not None
+        ref = gone or StatusRef.parse(job.status_ref)
+        if retried and await self._posted(job, ref):
+            return  # it got there before the crash
+        try:
+            await post_result(self.client, db, job, owed.files, ref)
+        except (discord.HTTPException, discord.RateLimited) as error:
+            raise _platform_error(error) from error
 
     async def _posted(self, job: RenderJob, ref: StatusRef | None) -> bool:
         """Whether the bot's result post for this job is in its channel already."""
@@ -136,7 +160,8 @@ class DiscordNotifier:
         me = self.client.user.id if self.client.user is not None else None
         try:
             async for message in channel.history(limit=HISTORY_SEARCH_LIMIT):
-                if message.author.id == me and marker in message.content:
+                status = ref is not None and message.id == ref.message_id  # names it too
+                if message.author.id == me and marker in message.content and not status:
                     return True
         except discord.HTTPException as error:
             raise _platform_error(error) from error

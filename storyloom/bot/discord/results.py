@@ -1,7 +1,8 @@
-"""A finished job's result post: its files within the upload limit, the credits, its buttons.
+"""A finished job's result: its files within the upload limit, the credits, its buttons.
 
-It goes through the bot token into the channel of the job's status message (or, for a job
-without one, its story's thread): the interaction token would have died after 15 minutes.
+It goes into the job's status message (an edit: one message per render), or, for a job
+without one (or whose message was deleted), into a post of its own in the story's thread.
+Either way through the bot token: the interaction token would have died after 15 minutes.
 """
 
 from __future__ import annotations
@@ -71,8 +72,11 @@ async def post_result(
     job: RenderJob,
     files: tuple[Path, ...],
     ref: StatusRef | None,
+    status_line: str | None = None,
 ) -> bool:
-    """Post the job's files with credits and buttons; False if its story is gone."""
+    """The job's files with credits and buttons, False if its story is gone. With a
+    `status_line` they go into the status message itself (`ref`'s message, its text the
+    status line above the credits): one message per render. Without, a post of their own."""
     async with db.reading() as uow:
         story = await uow.stories.by_id(job.story_id)
         if story is None:
@@ -92,13 +96,20 @@ async def post_result(
     with tempfile.TemporaryDirectory(prefix="storyloom-upload-") as work_dir:
         fitted = await fit_files(files, limit, Path(work_dir))
         lines = credit_lines(story.title, job, authors) + fit_lines(fitted, limit)
+        attached = [
+            discord.File(a.path, filename=a.path.name, description=alt) for a in fitted.attachments
+        ]
+        view = result_buttons(job, character)
+        if status_line is not None and ref is not None:
+            # an edit's attachments replace the message's (a progress preview goes): made
+            # again after a crash, it ends the same
+            content = "\n".join([status_line, *lines])[:MAX_CONTENT]
+            message = channel.get_partial_message(ref.message_id)
+            await message.edit(
+                content=content, attachments=attached, allowed_mentions=NO_PINGS, view=view
+            )
+            return True
         await channel.send(
-            "\n".join(lines)[:MAX_CONTENT],
-            files=[
-                discord.File(a.path, filename=a.path.name, description=alt)
-                for a in fitted.attachments
-            ],
-            allowed_mentions=NO_PINGS,
-            view=result_buttons(job, character),
+            "\n".join(lines)[:MAX_CONTENT], files=attached, allowed_mentions=NO_PINGS, view=view
         )
     return True

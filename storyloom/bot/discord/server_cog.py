@@ -13,6 +13,7 @@ from discord.ext import commands
 from storyloom.bot.discord.bot import StoryBot, reply
 from storyloom.bot.discord.context import actor_of, quote
 from storyloom.story import server_admin
+from storyloom.story.command_words import AUDIT_COUNT
 from storyloom.story.server import KEYS, describe
 
 SETTING_CHOICES = [app_commands.Choice(name=key, value=key) for key in KEYS]
@@ -52,7 +53,7 @@ async def settings(
 @app_commands.command(name="audit", description="Recent actions on this server (moderators)")
 @app_commands.describe(count="How many entries, newest first")
 async def audit(
-    interaction: discord.Interaction[Any], count: app_commands.Range[int, 1, 25] = 10
+    interaction: discord.Interaction[Any], count: app_commands.Range[int, 1, 25] = AUDIT_COUNT
 ) -> None:
     await interaction.response.defer(ephemeral=True)
     entries = await server_admin.audit_log(_bot(interaction).deps, actor_of(interaction), count)

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from storyloom.story import service
+from storyloom.story.command_words import beat_range
 from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
 from storyloom.story.model import Actor, Beat, JobKind, RenderJob
@@ -128,14 +129,14 @@ async def _style(deps: service.Deps, actor: Actor, args: str, key: str | None) -
 
 
 async def _render(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    numbers = _ints(args, 2)
-    job = await service.render(deps, actor, *numbers, request_key=key)
+    first, last = beat_range("render", args)  # the same words on every front end
+    job = await service.render(deps, actor, first, last, request_key=key)
     return Reply(f"page job #{job.id} queued", job)
 
 
 async def _clip(deps: service.Deps, actor: Actor, args: str, key: str | None) -> Reply:
-    numbers = _ints(args, 2)
-    job = await service.clip(deps, actor, *numbers, request_key=key)
+    first, last = beat_range("clip", args)
+    job = await service.clip(deps, actor, first, last, request_key=key)
     return Reply(f"clip job #{job.id} queued", job)
 
 

@@ -2,11 +2,14 @@
 
 This is Slack's courier for the outbox (`storyloom.jobs.delivery`): `show` edits a status
 message with a passing change (its place in line, its start, its progress), `settle`
-delivers an outcome in steps that are each made once: the status message's final edit,
-the result's upload, the buttons under it. An upload begun before a crash is looked for in
-the thread (its comment names the job) before it is made again, so it is never posted
-twice. A rate limit is handed back to the lane (`Retry`), which waits alone; a channel
-the bot lost, or a workspace that removed the app, is `Undeliverable` (logged once).
+delivers an outcome in steps that are each made once: the result's upload, then the status
+message's final edit, which carries the buttons for what comes next. A render is two
+messages: a file goes up with the upload API as a message of its own, and a message of
+files cannot carry buttons. A job with no status message (or whose message was deleted)
+gets its buttons in a message under the upload. An upload begun before a crash is looked
+for in the thread (its comment names the job) before it is made again, so it is never
+posted twice. A rate limit is handed back to the lane (`Retry`), which waits alone; a
+channel the bot lost, or a workspace that removed the app, is `Undeliverable` (logged once).
 
 A job queued by this process is tracked in memory (its status message, its story's
 title); any other is found from its row: `status_ref` names its status message, its story
@@ -143,33 +146,44 @@ class SlackNotifier:
             )
             await self.edit(client, where.ref, text, status_blocks)
 
-        await owed.step("status", final_edit)
-        if job.status == JobStatus.DONE and owed.files:
+        if not (job.status == JobStatus.DONE and owed.files):
+            await owed.step("status", final_edit)
+            self.tracked.pop(job.id, None)
+            return
 
-            async def upload(retried: bool) -> None:
-                if retried and await self.in_thread(client, where.ref, upload_marker(job)):
-                    return  # it got there before the crash
-                await self.post(client, where, owed.event)
+        async def upload(retried: bool) -> None:
+            if retried and await self.in_thread(client, where.ref, upload_marker(job)):
+                return  # it got there before the crash
+            await self.post(client, where, owed.event)
 
-            await owed.step("result", upload)
-            follow_up = self.follow_up(where, job)
-            if follow_up is not None:
-                text, buttons = follow_up
+        # files cannot be added by chat.update: the result is uploaded once, then the
+        # status message, above it, becomes its last word and carries what comes next (its
+        # buttons); a render is two messages, the status message and the upload
+        await owed.step("result", upload)
+        follow_up = self.follow_up(where, job)
 
-                async def offer(retried: bool) -> None:
-                    marker = upload_marker(job)
-                    if retried and await self.in_thread(client, where.ref, marker, text):
-                        return
-                    await self.call(
-                        client.chat_postMessage(
-                            channel=where.ref.channel_id,
-                            thread_ts=where.ref.thread_ts,
-                            text=text,
-                            blocks=buttons,
-                        )
-                    )
+        async def outcome(retried: bool) -> None:
+            text, status_blocks = blocks.status(job, job.status, where.ref.thread_ts)
+            extra = [] if follow_up is None or job.kind == JobKind.PANEL else follow_up[1]
+            edited = bool(where.ref.message_ts) and await self.edit(
+                client, where.ref, text, [*status_blocks, *extra]
+            )
+            if edited or follow_up is None:
+                return
+            # no status message (or it was deleted): the buttons go under the upload
+            offer, buttons = follow_up
+            if retried and await self.in_thread(client, where.ref, upload_marker(job), offer):
+                return
+            await self.call(
+                client.chat_postMessage(
+                    channel=where.ref.channel_id,
+                    thread_ts=where.ref.thread_ts,
+                    text=offer,
+                    blocks=buttons,
+                )
+            )
 
-                await owed.step("follow_up", offer)
+        await owed.step("outcome", outcome)
         self.tracked.pop(job.id, None)  # nothing more will happen to this message
 
     async def locate(self, job: RenderJob) -> SlackTracked | None:
@@ -198,9 +212,9 @@ class SlackNotifier:
 
     async def edit(
         self, client: AsyncWebClient, ref: StatusRef, text: str, status_blocks: list[blocks.Block]
-    ) -> None:
-        """Edit a status message in place. A message someone deleted is logged and skipped:
-        the result is still posted into the thread."""
+    ) -> bool:
+        """Edit a status message in place; False for a message someone deleted (logged and
+        skipped: the result is still posted into the thread)."""
         try:
             await client.chat_update(
                 channel=ref.channel_id, ts=ref.message_ts, text=text, blocks=status_blocks
@@ -210,8 +224,9 @@ class SlackNotifier:
                 log.warning(
                     "status message %s not edited: %s", ref.encode(), error.response["error"]
                 )
-                return
+                return False
             raise _platform_error(error) from error
+        return True
 
     async def in_thread(
         self, client: AsyncWebClient, ref: StatusRef, marker: str, text: str | None = None

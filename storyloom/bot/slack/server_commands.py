@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from storyloom.bot.slack.commands import Handler, Reply
 from storyloom.story import server_admin, service
+from storyloom.story.command_words import AUDIT_COUNT
 from storyloom.story.errors import InvalidInput
 from storyloom.story.escaping import escape_slack as esc
 from storyloom.story.model import Actor
@@ -25,7 +26,8 @@ async def _audit(deps: service.Deps, actor: Actor, args: str, key: str | None) -
     words = args.split()
     if len(words) > 1 or (words and not words[0].isdigit()):
         raise InvalidInput("Give how many entries to show, e.g. `audit 10`.")
-    entries = await server_admin.audit_log(deps, actor, int(words[0]) if words else 20)
+    count = int(words[0]) if words else AUDIT_COUNT
+    entries = await server_admin.audit_log(deps, actor, count)
     return Reply("\n".join(esc(entry.describe()) for entry in entries) or "No entries yet.")
 
 

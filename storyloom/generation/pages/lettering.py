@@ -2,10 +2,11 @@
 
 The bundled DejaVu Sans covers Latin, Greek, Cyrillic, Arabic and Hebrew; the Noto families
 from Debian's `fonts-noto-core` and `fonts-noto-cjk` (installed in CI and in both images)
-add Devanagari, Thai, Chinese, Japanese and Korean; `fonts-symbola` adds emoji. A line is cut into runs of one font
-each (spaces and combining marks stay with the run they follow, so shaping and bidi still
-see whole words) and the runs are drawn on one baseline. A character no font has is drawn
-as U+FFFD, a visible replacement, and logged once: text never silently vanishes.
+add Devanagari, Thai, Chinese, Japanese and Korean; `fonts-symbola` adds emoji. A line is
+cut into runs of one font each (spaces and combining marks stay with the run they follow,
+so shaping and bidi still see whole words) and the runs are drawn on one baseline. A
+character no font has is drawn as U+FFFD, a visible replacement, and logged once: text
+never silently vanishes.
 """
 
 from __future__ import annotations
