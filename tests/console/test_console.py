@@ -58,7 +58,7 @@ async def test_a_session_adds_beats_enforces_rules_and_renders_a_page(
     assert "beat 1 added by host" in text and "beat 2 added by Tom" in text
     assert "✗ Beat 1 is host's" in text  # Tom may not edit host's beat
     assert re.search(r"✗ .*Zed.*Mira", text)  # the error lists the cast
-    assert "usage: /story move N M" in text
+    assert "usage: /story move BEAT TO" in text
     assert "usage: /story new|add" in text
     assert "unknown command; type /help" in text
     assert "  1. [Mira] walks on a beach" in text  # the edit was refused: text unchanged
