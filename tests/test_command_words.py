@@ -124,7 +124,7 @@ async def test_one_session_typed_in_the_console_and_sent_to_slack_leaves_the_sam
         await SUBCOMMANDS[sub](slack, actor, args, None)  # raises on words it refuses
     state = await story_state(slack, actor)
     assert await story_state(console.deps, console.actor) == state
-    _, beats, cast, jobs = state  # type: ignore[misc]
+    _, beats, _cast, jobs = state  # type: ignore[misc]
     assert [text for _, text, _ in beats] == ["a storm", "a sunken boat"]
     pages = [(kind.value, first, last) for _, kind, first, last, _ in jobs]
     assert [p for p in pages if p[0] in ("page", "clip")] == [
