@@ -159,4 +159,8 @@ async def run_slack(
                 # imported here: HTTP mode starts (and acks) sooner without it
                 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
-                await AsyncSocketModeHandler(app, app_token).start_async()
+                handler = AsyncSocketModeHandler(app, app_token)
+                try:
+                    await handler.start_async()
+                finally:  # its websocket's session, else left open at exit (and logged so)
+                    await handler.close_async()
