@@ -113,6 +113,8 @@ class Progress:
     steps: int
     done: int
     total: int
+    # the batch's latents after this step (for a preview: generation/preview.py), or None
+    latents: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass
@@ -154,7 +156,10 @@ class StepTracker:
                 finished = now
                 self.done += 1
                 if self.on_progress is not None:
-                    self.on_progress(Progress(phase, panels, now, steps, self.done, self.total))
+                    latents = kwargs.get("latents")
+                    self.on_progress(
+                        Progress(phase, panels, now, steps, self.done, self.total, latents)
+                    )
             if self.should_cancel is not None and self.should_cancel():
                 raise RenderCancelled("render cancelled")
             return kwargs

@@ -84,4 +84,5 @@ def _as_queued(entries: Sequence[LineEntry]) -> list[QueuedJob]:
 
 async def store_progress(uow: UnitOfWork, job_id: int, progress: JobProgress) -> None:
     """Write a running job's progress to its row (`LocalWorker.store_progress`)."""
-    await write_progress(session_of(uow), job_id, progress.percent, progress.to_json())
+    text = progress.to_json()
+    await write_progress(session_of(uow), job_id, progress.percent, text, progress.preview)

@@ -22,6 +22,7 @@ from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
+from storyloom.generation.preview import latent_preview
 from storyloom.generation.renderer import Progress, RenderCancelled, StoryRenderer
 from storyloom.generation.safety import Detector, ImageGuard, SafetyAction
 from storyloom.jobs.artifacts import JobInput, render_job
@@ -94,6 +95,8 @@ class LocalWorker:
     # job sends one message, so every waiting job still gets one. None: the job named.
     pick_next: Callable[[UnitOfWork, datetime], Awaitable[int | None]] | None = None
     progress_every_s: float = 3.0  # at most one progress report (event, row write) this often
+    # at most one preview image (decoded from the latents) this often; None: no previews
+    preview_every_s: float | None = 10.0
     # Writes a report to the job row (jobs/admission.store_progress), so a chat side in
     # another process can show it. None: reports go to `notify` only.
     store_progress: Callable[[UnitOfWork, int, JobProgress], Awaitable[None]] | None = None
@@ -386,7 +389,14 @@ class LocalWorker:
             asyncio.run_coroutine_threadsafe(self._report(work.job, progress), loop)
 
         panels = 0 if sheet else len(work.beats)
-        return ProgressMeter(panels, emit, first_panel=first, every_s=self.progress_every_s)
+        return ProgressMeter(
+            panels,
+            emit,
+            first_panel=first,
+            every_s=self.progress_every_s,
+            make_preview=None if self.preview_every_s is None else latent_preview,
+            preview_every_s=self.preview_every_s or 0.0,
+        )
 
     async def _report(self, job: RenderJob, progress: JobProgress) -> None:
         async with self._reporting:

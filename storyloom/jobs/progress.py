@@ -3,19 +3,24 @@
 A render reports every denoising step; chat messages may be edited only every few seconds,
 and every report written to the job row is a database write. `ProgressMeter` turns the
 renderer's step reports into at most one `JobProgress` every `every_s` seconds (and always
-the last one), with an estimate of the time left from the pace so far.
+the last one), with an estimate of the time left from the pace so far, and, at most every
+`preview_every_s` seconds, a small preview image of the batch being denoised (decoded from
+its latents by `make_preview`; a chat platform limits edits with files more than text).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the renderer needs torch; the chat side only reads progress
     from storyloom.generation.renderer import Progress
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,9 @@ class JobProgress:
     panel: int  # 1-based: the first panel of the batch being denoised
     panels: int  # 0 for a character sheet (its images are not panels of the story)
     eta_s: float | None  # None until the pace is known
+    # a small JPEG of the batch being denoised, now and then (not in the row's JSON: the
+    # row keeps it in a column of its own)
+    preview: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def percent(self) -> int:
@@ -36,7 +44,9 @@ class JobProgress:
     def to_json(self) -> str:
         """The compact form kept on the job row (well under its 200 characters)."""
         eta = None if self.eta_s is None else round(self.eta_s, 1)
-        return json.dumps(asdict(self) | {"eta_s": eta}, separators=(",", ":"))
+        fields: dict[str, object] = {"done": self.done, "total": self.total}
+        fields |= {"panel": self.panel, "panels": self.panels, "eta_s": eta}
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> JobProgress:
@@ -66,8 +76,12 @@ class ProgressMeter:
     first_panel: int = 1  # the renderer numbers panels by beat position; shown from 1
     every_s: float = 3.0
     clock: Callable[[], float] = time.monotonic
+    # latents → preview image bytes (generation/preview.latent_preview); None: no previews
+    make_preview: Callable[[Any], bytes] | None = None
+    preview_every_s: float = 10.0
     _start: tuple[float, int] | None = field(default=None, init=False)  # (time, done)
     _last: float | None = field(default=None, init=False)
+    _previewed: float | None = field(default=None, init=False)
 
     def __call__(self, report: Progress) -> None:
         """Take one step report (the renderer's `on_progress`)."""
@@ -84,4 +98,19 @@ class ProgressMeter:
         steps = report.done - done_then
         eta = (now - since) / steps * (report.total - report.done) if steps > 0 else None
         panel = report.panels[0] - self.first_panel + 1 if report.panels else 1
-        self.emit(JobProgress(report.done, report.total, panel, self.panels, eta))
+        preview = None if finished else self._preview(now, report.latents)
+        self.emit(JobProgress(report.done, report.total, panel, self.panels, eta, preview))
+
+    def _preview(self, now: float, latents: Any) -> bytes | None:
+        """A preview when one is due; a preview that fails ends previews, never the render."""
+        if self.make_preview is None or latents is None:
+            return None
+        if self._previewed is not None and now - self._previewed < self.preview_every_s:
+            return None
+        self._previewed = now
+        try:
+            return self.make_preview(latents)
+        except Exception:
+            log.warning("progress previews stopped: the latents could not be drawn", exc_info=True)
+            self.make_preview = None
+            return None

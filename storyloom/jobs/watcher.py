@@ -126,7 +126,7 @@ class JobWatcher:
         elif before is None or before[0] != JobStatus.RUNNING or item.progress is None:
             await self._tell(item, JobEvent(job, JobStatus.RUNNING))
         else:
-            progress = JobProgress.from_json(item.progress)
+            progress = replace(JobProgress.from_json(item.progress), preview=item.preview)
             await self._tell(item, JobEvent(job, JobStatus.RUNNING, progress=progress))
 
     async def _tell(self, item: WatchedJob, event: JobEvent) -> None:

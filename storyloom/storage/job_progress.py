@@ -9,12 +9,18 @@ from storyloom.storage.tables import RenderJobRow
 from storyloom.story.model import JobStatus
 
 
-async def write_progress(session: AsyncSession, job_id: int, percent: int, text: str) -> None:
-    """Record progress, only while the job runs (a late report must not touch a cancel)."""
+async def write_progress(
+    session: AsyncSession, job_id: int, percent: int, text: str, preview: bytes | None = None
+) -> None:
+    """Record progress, only while the job runs (a late report must not touch a cancel);
+    a preview image replaces the last one (a report without one keeps it)."""
+    values: dict[str, object] = {"progress_percent": percent, "progress_text": text[:200]}
+    if preview is not None:
+        values["progress_preview"] = preview
     await session.execute(
         update(RenderJobRow)
         .where(RenderJobRow.id == job_id, RenderJobRow.status == JobStatus.RUNNING.value)
-        .values(progress_percent=percent, progress_text=text[:200])
+        .values(**values)
     )
 
 

@@ -27,6 +27,7 @@ class WatchedJob:
     workspace_id: str
     progress: str | None  # the worker's last report (JobProgress.to_json), while running
     channel_id: str = ""
+    preview: bytes | None = None  # the worker's last preview image, while running
 
     @property
     def lane(self) -> str:
@@ -50,12 +51,14 @@ async def watched_jobs(session: AsyncSession) -> Sequence[WatchedJob]:
         .order_by(RenderJobRow.id)
     )
     rows = (await session.execute(query)).all()
+    running = JobStatus.RUNNING.value
     return [
         WatchedJob(
             job_value(row),
             workspace,
-            row.progress_text if row.status == JobStatus.RUNNING.value else None,
+            row.progress_text if row.status == running else None,
             channel,
+            row.progress_preview if row.status == running else None,
         )
         for row, workspace, channel in rows
     ]

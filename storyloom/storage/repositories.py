@@ -451,6 +451,7 @@ class SqlJobs:
                 updated_at=updated_at,
                 progress_percent=None,
                 progress_text=None,
+                progress_preview=None,
             )
         )
         return cast(CursorResult[Any], result).rowcount == 1

@@ -142,6 +142,8 @@ class RenderJobRow(Base):
     # a running job's progress, written by its worker (throttled) for the chat side to show
     progress_percent: Mapped[int | None] = mapped_column(Integer, nullable=True)
     progress_text: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # a small JPEG of the render so far (jobs/progress.py), replaced now and then
+    progress_preview: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     # where the chat side shows this job's status message (the adapter's own format), so
     # a restarted bot can still edit it
     status_ref: Mapped[str | None] = mapped_column(String(200), nullable=True)

@@ -220,6 +220,7 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     one_by_one = replace(renderer.settings, max_batch=1)
     jobs.worker.load_renderer = lambda: StoryRenderer(renderer.loaded, one_by_one, None)
     jobs.worker.progress_every_s = 0
+    jobs.worker.preview_every_s = 0  # a preview with every report; the notifier throttles
     heard: list[JobEvent] = []
     notifier = running.bot.notifier
 
@@ -250,6 +251,18 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
         )
     assert texts[0] == "🎨 page job #1 running"
     assert texts[-1].splitlines()[0] == "✅ page job #1 done"
+
+    # a preview of the latents rides on the throttled edits, each a new image; the outcome
+    # replaces it with the page
+    edits = fake.where("PATCH", "/messages/")
+    previews = [c for c in edits[:-1] if c.files]
+    assert previews and all(c.files[0][0] == "preview.jpg" for c in previews)
+    assert all(c.uploads[0][1].startswith(b"\xff\xd8") for c in previews)  # JPEG
+    assert len({c.uploads[0][1] for c in previews}) == len(previews)  # never the same twice
+    assert set(previews) <= {c for c in edits if "%" in (c.json or {}).get("content", "")}
+    [alt] = [a["description"] for a in (previews[0].json or {})["attachments"]]
+    assert alt == "Preview of page job #1 while it renders"
+    assert [name for name, _ in edits[-1].files][0] == "story-page-01.png"
 
 
 async def test_two_presses_at_once_post_one_status_message(
@@ -283,33 +296,28 @@ async def test_a_repeated_interaction_adds_its_beat_once(
         assert await uow.beats.count(story.id) == 1
 
 
-async def _as_if_cut_short_after_posting(db: SqlDatabase, job_id: int) -> None:
-    """As if the bot died after the result post began, before it was recorded as made."""
+async def _as_if_cut_short(db: SqlDatabase, job_id: int, started: str) -> None:
+    """As if the bot died after a step began, before it was recorded as made."""
     async with db.writing() as uow:
         await session_of(uow).execute(
             update(OwedMessageRow)
             .where(OwedMessageRow.job_id == job_id)
-            .values(state="pending", done="status", started="result,status")
+            .values(state="pending", done="", started=started)
         )
 
 
-async def test_a_result_post_begun_before_a_crash_is_made_once(
+async def test_a_result_edit_begun_before_a_crash_is_made_again_and_ends_the_same(
     running: Running, fake: FakeDiscord, db: SqlDatabase
 ) -> None:
     await ask(running, fake, slash("new", THREAD, ANN, title="T"))
     await ask(running, fake, slash("add", THREAD, ANN, text="a beach"))
     await ask(running, fake, slash("render", THREAD, ANN))
     await running.jobs.drain()
-    assert len(await fake.wait_for_uploads(POSTS)) == 1
-    await _as_if_cut_short_after_posting(db, 1)  # Discord had taken it
+    [first] = await fake.wait_for_uploads(POSTS)
+    await _as_if_cut_short(db, 1, "outcome")  # Discord may or may not have taken the edit
     await running.jobs.watcher.poll()
-    assert fake.where("GET", POSTS)  # it looked in the channel first
-    assert len([c for c in fake.where("POST", POSTS) if c.files]) == 1
+    first_again, again = fake.uploads_to(POSTS)
+    assert first_again is first and again.method == "PATCH" and again.path == first.path
+    assert again.files == first.files and again.json == first.json  # the same message
+    assert not [c for c in fake.where("POST", POSTS) if c.files]  # never a second post
     assert await owed_state(db, 1) == "delivered"
-    fake.posted.clear()  # this time the post never reached Discord
-    await _as_if_cut_short_after_posting(db, 1)
-    await running.jobs.watcher.poll()
-    assert len([c for c in fake.where("POST", POSTS) if c.files]) == 2
-    assert [m["content"].splitlines()[0] for m in fake.posted[THREAD["id"]]] == [
-        "**T** — page for Ann · job #1"
-    ]

@@ -80,7 +80,8 @@ async def test_bad_arguments_get_an_exact_answer_and_change_nothing(slack: Slack
     await command(slack, "add a beat")
     moved = (await command(slack, "move 1")).replace("\u200b", "")  # the escaped backticks
     assert moved == "✗ Give the beat and its new place, e.g. `move 5 2`."
-    assert (await command(slack, "render one")).startswith("✗ Expected up to 2 whole numbers")
+    refused = (await command(slack, "render one")).replace("\u200b", "")
+    assert refused == "✗ Give the first and last beat, e.g. `render 2 5`, or none for all."
     assert (await command(slack, "edit x y")).startswith("✗ Give a beat number")
     assert (await command(slack, "style neon-noir")).startswith("✗ Unknown style 'neon-noir'")
     assert (await command(slack, "render 1 9")).startswith("✗ Pick beats within 1–1")

@@ -19,6 +19,7 @@ lane's); a wait longer than its limit comes back as `Retry` for the lane.
 
 from __future__ import annotations
 
+import io
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +39,7 @@ from storyloom.story.ports import Database
 log = logging.getLogger(__name__)
 
 UNKNOWN_MESSAGE = 10008  # Discord's code for a message that is gone
+PREVIEW_NAME = "preview.jpg"  # the progress preview's attachment
 HISTORY_SEARCH_LIMIT = 100  # messages read when looking for a post begun before a crash
 
 
@@ -48,6 +50,7 @@ class Shown:
     ref: StatusRef
     place: int | None = None
     edited_at: float | None = None  # of the last progress edit (clock seconds)
+    preview: bytes | None = None  # the preview image the message shows now
 
 
 def _platform_error(error: Exception) -> Exception:
@@ -181,17 +184,39 @@ class DiscordNotifier:
             shown.edited_at = now
         shown.place = None
         text = status_text(event.job, event.status, progress=event.progress)
-        await self._edit(shown, event.job, event.status, text)
+        preview = event.progress.preview if event.progress is not None else None
+        new = preview if preview is not None and preview != shown.preview else None
+        await self._edit(shown, event.job, event.status, text, new)
+        if new is not None:
+            shown.preview = new
 
-    async def _edit(self, shown: Shown, job: RenderJob, status: JobStatus, text: str) -> None:
-        """Edit the status message; one that is gone (deleted by a moderator) is logged, and
-        the result is still posted."""
+    async def _edit(
+        self,
+        shown: Shown,
+        job: RenderJob,
+        status: JobStatus,
+        text: str,
+        preview: bytes | None = None,
+    ) -> None:
+        """Edit the status message (with a new preview image, or none once the job is over;
+        otherwise its attachments stay); one that is gone (deleted by a moderator) is
+        logged, and the result is still posted."""
         channel = self.client.get_partial_messageable(shown.ref.channel_id)
         message = channel.get_partial_message(shown.ref.message_id)
+        view = job_buttons(job, status)
         try:
-            await message.edit(
-                content=text, allowed_mentions=NO_PINGS, view=job_buttons(job, status)
-            )
+            if preview is not None:
+                alt = f"Preview of {job.kind.value} job #{job.id} while it renders"
+                image = discord.File(io.BytesIO(preview), PREVIEW_NAME, description=alt)
+                await message.edit(
+                    content=text, allowed_mentions=NO_PINGS, view=view, attachments=[image]
+                )
+            elif not status.active:  # the outcome shows no preview
+                await message.edit(
+                    content=text, allowed_mentions=NO_PINGS, view=view, attachments=[]
+                )
+            else:  # its attachments (the last preview) stay
+                await message.edit(content=text, allowed_mentions=NO_PINGS, view=view)
         except discord.NotFound as error:
             if error.code != UNKNOWN_MESSAGE:
                 raise _platform_error(error) from error
