@@ -50,6 +50,7 @@ MAX_THREAD_NAME = 100
 MAX_DESCRIPTION = 1024  # an attachment's alt text
 EPHEMERAL = 1 << 6
 STORY_POST = re.compile(r"beat \d+ by |📖 ")
+PREVIEW = "preview.jpg"  # a status message's progress preview, not a result
 
 
 def refusal(body: dict[str, Any] | None, files: list[tuple[str, int]], upload_limit: int) -> str:
@@ -244,9 +245,16 @@ class FakeDiscord:
         return [c for c in self.calls if c.method == method and fragment in c.path]
 
     def uploads_to(self, fragment: str) -> list[Call]:
-        """Posts and edits that carried files, in order."""
+        """Posts and edits that carried result files, in order (not a progress preview)."""
         sent = ("POST", "PATCH")
-        return [c for c in self.calls if c.method in sent and fragment in c.path and c.files]
+        return [
+            c
+            for c in self.calls
+            if c.method in sent
+            and fragment in c.path
+            and c.files
+            and any(name != PREVIEW for name, _ in c.files)
+        ]
 
     def job_posts(self, fragment: str) -> list[Call]:
         """The bot's posts apart from the story's own lines (a new beat, a story's opening):

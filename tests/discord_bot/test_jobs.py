@@ -51,7 +51,8 @@ async def test_a_render_is_one_message_edited_in_place_into_the_page_with_credit
     texts = contents(edits)
     assert texts[0] == "🎨 page job #1 running"
     assert buttons(edits[0]) == ["story:cancel:1"]
-    assert not any(c.files for c in edits[:-1])
+    # before it: at most a progress preview, never a result
+    assert all(name == "preview.jpg" for c in edits[:-1] for name, _ in c.files)
 
     names = [name for name, _ in result.files]
     assert names == ["story-page-01.png", "story.pdf", "story.zip"]
@@ -258,8 +259,8 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     previews = [c for c in edits[:-1] if c.files]
     assert previews and all(c.files[0][0] == "preview.jpg" for c in previews)
     assert all(c.uploads[0][1].startswith(b"\xff\xd8") for c in previews)  # JPEG
-    assert len({c.uploads[0][1] for c in previews}) == len(previews)  # never the same twice
-    assert set(previews) <= {c for c in edits if "%" in (c.json or {}).get("content", "")}
+    assert len({bytes(c.uploads[0][1]) for c in previews}) == len(previews)  # each new
+    assert all("%" in (c.json or {}).get("content", "") for c in previews)  # progress edits
     [alt] = [a["description"] for a in (previews[0].json or {})["attachments"]]
     assert alt == "Preview of page job #1 while it renders"
     assert [name for name, _ in edits[-1].files][0] == "story-page-01.png"
