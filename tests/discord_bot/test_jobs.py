@@ -263,7 +263,7 @@ async def test_progress_shows_panel_percent_and_time_left_at_most_every_few_seco
     assert all("%" in (c.json or {}).get("content", "") for c in previews)  # progress edits
     [alt] = [a["description"] for a in (previews[0].json or {})["attachments"]]
     assert alt == "Preview of page job #1 while it renders"
-    assert [name for name, _ in edits[-1].files][0] == "story-page-01.png"
+    assert edits[-1].files[0][0] == "story-page-01.png"
 
 
 async def test_two_presses_at_once_post_one_status_message(
