@@ -3,9 +3,11 @@ progress while it renders, its end; results uploaded into the story thread once;
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from storyloom.jobs import status_refs
 from storyloom.jobs.progress import JobProgress
 
 from . import worker_rows as worker
@@ -211,3 +213,24 @@ async def test_a_job_that_ends_before_its_message_is_posted_still_shows_its_end(
     assert _edits(slack, _status_message(slack, 1)) == ["✅ page job #1 done"]
     assert slack.fake.named("files.completeUploadExternal")[-1].params["thread_ts"] == ts
     assert slack.adapter.notifier.tracked == {}
+
+
+async def test_a_status_message_known_only_during_the_upload_still_ends_in_the_outcome(
+    slack: Slack, tmp_path: Path
+) -> None:
+    job_id = await _one_job(slack)
+    status_ts = _status_message(slack, job_id)
+    ref = (await job(slack, job_id)).status_ref
+    assert ref is not None
+    async with slack.db.writing() as uow:  # as if its message were still being posted
+        await uow.jobs.set_status_ref(job_id, status_refs.CLAIMED)
+    slack.adapter.notifier.tracked.clear()
+    slack.fake.delay_s["files.completeUploadExternal"] = 0.5  # an upload takes its time
+    await worker.finish(slack.db, tmp_path / OUT, job_id, {"page-1.png": b"\x89PNG"})
+    delivering = asyncio.create_task(slack.watcher.poll())
+    await slack.fake.wait_for("files.getUploadURLExternal")  # the upload has begun
+    await status_refs.remember(slack.db, job_id, ref)  # the message is known now
+    await delivering
+    await slack.watcher.poll()
+    assert _edits(slack, status_ts)[-1] == f"✅ page job #{job_id} done"
+    assert len(slack.fake.named("files.completeUploadExternal")) == 1

@@ -163,10 +163,14 @@ class SlackNotifier:
         follow_up = self.follow_up(where, job)
 
         async def outcome(retried: bool) -> None:
-            text, status_blocks = blocks.status(job, job.status, where.ref.thread_ts)
+            # read again: the status message may have become known during the upload (its
+            # reopened step would not show in this delivery's steps)
+            now = await self.locate(job)
+            ref = where.ref if now is None else now.ref
+            text, status_blocks = blocks.status(job, job.status, ref.thread_ts)
             extra = [] if follow_up is None or job.kind == JobKind.PANEL else follow_up[1]
-            edited = bool(where.ref.message_ts) and await self.edit(
-                client, where.ref, text, [*status_blocks, *extra]
+            edited = bool(ref.message_ts) and await self.edit(
+                client, ref, text, [*status_blocks, *extra]
             )
             if edited or follow_up is None:
                 return
