@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -247,6 +249,14 @@ class StoryRenderer:
             )
         except SchedulerError as error:  # a scheduler CSA cannot key by step: a setting too
             raise ModelLoadError(str(error)) from None
+
+    def with_identity_mode(self, mode: str) -> StoryRenderer:
+        """This renderer (same pipeline, stores and lock) with another identity mode."""
+        if mode == self.settings.identity_mode:
+            return self
+        sibling = copy.copy(self)
+        sibling.settings = dataclasses.replace(self.settings, identity_mode=mode)
+        return sibling
 
     @property
     def scheduler_name(self) -> str:
