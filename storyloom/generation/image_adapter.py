@@ -18,7 +18,7 @@ prompt, so a batch whose images have different pictures would mix them across ro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,24 +119,36 @@ class ImageAdapter:
 def load_adapter(pipe: Any, family: str, source: AdapterSource, cache_dir: Path) -> ImageAdapter:
     """Load ``source`` into ``pipe`` with ``load_ip_adapter``, then lift it back out (see the
     module docstring); a missing or mismatched adapter fails with one sentence."""
+    location, local = _locate(pipe, family, source, cache_dir)
+
+    def load() -> None:
+        try:
+            _load(pipe, location, source, local_files_only=True)
+        except OSError as error:
+            if local or not hub_reachable():
+                raise ModelLoadError(
+                    f"could not load the image adapter {source.name}: {_reason(error)}; "
+                    "download it first or set STORYLOOM_ADAPTER_MODEL to a local folder."
+                ) from None
+            _load(pipe, location, source, local_files_only=False)
+        except (ValueError, RuntimeError, KeyError) as error:
+            raise ModelLoadError(
+                f"the image adapter {source.name} does not fit the {family} model "
+                f"{_reason(error)}; set STORYLOOM_ADAPTER_WEIGHT_{family.upper()} to its weights."
+            ) from None
+
+    return lift_adapter(pipe, load, source)
+
+
+def lift_adapter(pipe: Any, load: Callable[[], None], source: AdapterSource) -> ImageAdapter:
+    """Run ``load`` (which puts an adapter into ``pipe.unet`` the way diffusers' loaders
+    do), then take its processors and projection out and restore the UNet as it was,
+    whether or not ``load`` succeeded."""
     unet = pipe.unet
     original: dict[str, Any] = dict(unet.attn_processors)
     hid_proj, hid_type = unet.encoder_hid_proj, unet.config.encoder_hid_dim_type
-    location, local = _locate(pipe, family, source, cache_dir)
     try:
-        _load(pipe, location, source, local_files_only=True)
-    except OSError as error:
-        if local or not hub_reachable():
-            raise ModelLoadError(
-                f"could not load the image adapter {source.name}: {_reason(error)}; "
-                "download it first or set STORYLOOM_ADAPTER_MODEL to a local folder."
-            ) from None
-        _load(pipe, location, source, local_files_only=False)
-    except (ValueError, RuntimeError, KeyError) as error:
-        raise ModelLoadError(
-            f"the image adapter {source.name} does not fit the {family} model "
-            f"{_reason(error)}; set STORYLOOM_ADAPTER_WEIGHT_{family.upper()} to its weights."
-        ) from None
+        load()
     finally:
         processors = {
             name: proc
