@@ -134,7 +134,7 @@ def _tensor(output: Any) -> torch.Tensor:
     """Newer transformers return a model output from get_*_features; older ones a tensor."""
     if isinstance(output, torch.Tensor):
         return output
-    return output.pooler_output  # type: ignore[no-any-return]
+    return output.pooler_output
 
 
 def _pretrained(kind: Any, model: str, cache_dir: Path) -> Any:
