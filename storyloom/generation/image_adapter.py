@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
 from storyloom.generation.models import ModelLoadError, hub_reachable, library_renames_quiet
@@ -147,6 +148,9 @@ def lift_adapter(pipe: Any, load: Callable[[], None], source: AdapterSource) -> 
     unet = pipe.unet
     original: dict[str, Any] = dict(unet.attn_processors)
     hid_proj, hid_type = unet.encoder_hid_proj, unet.config.encoder_hid_dim_type
+    # the loader re-creates each installed processor's class with no arguments, which ours
+    # (CSA's, bound to a state) refuse: it sees stock processors, whatever is installed
+    unet.set_attn_processor({name: AttnProcessor2_0() for name in original})
     try:
         load()
     finally:

@@ -15,8 +15,13 @@ from diffusers.models.attention_processor import IPAdapterAttnProcessor2_0
 from PIL import Image
 from safetensors import safe_open
 
-from storyloom.generation.consistent_attention import RoutedProcessor
-from storyloom.generation.image_adapter import AdapterSource
+from storyloom.generation.consistent_attention import (
+    CSARoutes,
+    RoutedProcessor,
+    routed_attention,
+    select_csa_layers,
+)
+from storyloom.generation.image_adapter import AdapterSource, load_adapter
 from storyloom.generation.models import LoadedModel, ModelLoadError, load_pipeline
 from storyloom.generation.renderer import (
     CharacterSpec,
@@ -298,3 +303,18 @@ def test_a_reference_without_an_adapter_or_a_readable_picture_is_refused(
     (tmp_path / "text.png").write_text("not a picture")
     with pytest.raises(RenderInputError, match="PNG, JPEG or WebP"):
         renderer.render_panels(WAVES, {"Mira": mira(tmp_path / "text.png")}, style="comic", seed=5)
+
+
+def test_loading_the_adapter_while_csa_is_installed_keeps_csa_and_the_unet_as_it_was(
+    sd15: LoadedModel, model_cache: Path
+) -> None:
+    # diffusers' load_ip_adapter replaces every processor; ours must put them all back
+    unet: Any = sd15.pipeline.unet  # type: ignore[attr-defined]
+    layers = select_csa_layers(unet)
+    with routed_attention(unet, CSARoutes(), layers):
+        installed = dict(unet.attn_processors)
+        adapter = load_adapter(sd15.pipeline, "sd15", SOURCES["sd15"], model_cache)
+        assert dict(unet.attn_processors) == installed  # the very same objects
+        assert unet.encoder_hid_proj is None
+    assert set(adapter.processors) == {n for n in installed if n.endswith("attn2.processor")}
+    assert all(isinstance(p, IPAdapterAttnProcessor2_0) for p in adapter.processors.values())
