@@ -72,6 +72,8 @@ def test_eval_renders_the_story_and_reports_scores_as_a_table_and_json(tmp_path:
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "scores" / "eval.json").read_text())
     assert result["model"] == "tiny-sd15" and result["identity_mode"] == "csa+reference"
+    # the story file's mode reached the renderer: both sheets were kept as references
+    assert len(list((tmp_path / "stores").glob("*.sheet.png"))) == 2
     assert set(result["characters"]) == {"Mira", "Tom"}
     assert result["characters"]["Mira"]["panels"] == 2
     assert result["characters"]["Tom"]["clip_i_panels"] is None  # one panel: no pairs

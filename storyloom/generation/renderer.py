@@ -227,13 +227,11 @@ class StoryRenderer:
             )
         except ValueError as error:  # an unknown scheduler name: a setting to fix
             raise ModelLoadError(str(error)) from None
-        family = loaded.family
+        sdxl = loaded.family == "sdxl"  # the adapter's weights are per family
         source = AdapterSource(
             settings.adapter_model,
-            settings.adapter_subfolder_sdxl
-            if family == "sdxl"
-            else settings.adapter_subfolder_sd15,
-            settings.adapter_weight_sdxl if family == "sdxl" else settings.adapter_weight_sd15,
+            settings.adapter_subfolder_sdxl if sdxl else settings.adapter_subfolder_sd15,
+            settings.adapter_weight_sdxl if sdxl else settings.adapter_weight_sd15,
             settings.adapter_image_encoder,
             settings.adapter_scale,
         )
