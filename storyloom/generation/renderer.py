@@ -91,6 +91,7 @@ class CharacterSpec:
     description: str
     seed: int
     identity_prompts: tuple[str, ...] = ()
+    reference: Path | None = None
 
 
 @dataclass(frozen=True)
