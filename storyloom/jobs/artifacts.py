@@ -36,6 +36,9 @@ def character_specs(
 ) -> dict[str, CharacterSpec]:
     """The renderer's view of the cast: the look is locked by name, description and seed,
     and by the member's reference picture (kept in `character_dir`) where there is one."""
+    if character_dir is None and any(c.reference for c in cast):
+        # drawing such a character without its picture would be another identity, silently
+        raise ValueError("a character has a reference picture and no character folder is set")
     return {
         c.name: CharacterSpec(
             c.name,
