@@ -20,7 +20,7 @@ from storyloom.story.library_ports import Library
 from storyloom.story.model import Actor
 from storyloom.story.paging import page_of
 from storyloom.story.service import Deps
-from storyloom.story.wording import cast_args
+from storyloom.story.wording import cast_args, look_state
 
 REFERENCE = "--reference"
 PAGE_ROOM = 2000  # a console page holds what a Discord message would: the same pages
@@ -47,7 +47,8 @@ async def cast(
     picture = await read_file(path, "picture") if flag else None
     name, description = cast_args(text)
     result = await library.cast(deps, lib, actor, name, description, picture)
-    say(library_text.cast(result, escape_plain))
+    look = f" ({look_state(result.character.lock_state)})" if result.entry is None else ""
+    say(library_text.cast(result, escape_plain) + look)
 
 
 async def character_command(

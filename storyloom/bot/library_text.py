@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 
 from storyloom.story.library import Cast
 from storyloom.story.library_ports import LibraryCharacter
-from storyloom.story.wording import look_state
 
 Quote = Callable[[str], str]
 USAGE = "/character save NAME | list [PAGE] | show NAME | delete NAME | export NAME | import FILE"
@@ -51,19 +50,20 @@ def shown(entry: LibraryCharacter, has_sheet: bool, quote: Quote) -> str:
     return line(entry, quote) + f"\nseed {entry.seed}" + sheet
 
 
-def cast(result: Cast, quote: Quote) -> str:
-    """The answer to /story cast, saying where the character came from."""
-    name = quote(result.character.name)
+def cast(result: Cast, quote: Quote, bold: Quote = str) -> str:
+    """The answer to /story cast, saying where the character came from (`bold`: the
+    adapter's bold, for the name)."""
+    name = bold(quote(result.character.name))
     picture = " with a reference picture" if result.character.reference else ""
     if result.entry is None:
-        return f"{name} is in the cast{picture} ({look_state(result.character.lock_state)})"
+        return f"{name} is in the cast{picture}"
     if result.kept_lock:
         library = f"{name} is in the cast from this server's library{picture}"
         return f"{library}: look locked, no sheet to draw."
     why = "it was not locked" if not result.entry.locked else "this story draws in another style"
     return (
         f"{name} is in the cast from this server's library{picture}; {why}, so draw a sheet "
-        f"with `/story look {name}`."
+        f"with `/story look {quote(result.character.name)}`."
     )
 
 

@@ -107,7 +107,7 @@ async def test_the_library_through_discord(
     picture = fake.attachment("mira.jpg", photo(), "image/jpeg")
     cast = await ask(bot, fake, story("cast", THREAD, ANN, {"picture": picture}, name="Mira",
                                       description="a girl with red hair"))  # fmt: skip
-    assert cast.startswith("Mira is in the cast with a reference picture (no sheet yet")
+    assert cast == "**Mira** is in the cast with a reference picture"
     (kept,) = (tmp_path / "characters").iterdir()
     assert Image.open(kept).format == "PNG" and not Image.open(kept).getexif()
 
@@ -130,7 +130,10 @@ async def test_the_library_through_discord(
 
     await ask(bot, fake, slash("new", OTHER, BOB, title="Two"))
     reused = await ask(bot, fake, slash("cast", OTHER, BOB, name="Mira"))
-    assert reused.endswith("with a reference picture: look locked, no sheet to draw.")
+    assert reused == (
+        "**Mira** is in the cast from this server's library with a reference picture: look "
+        "locked, no sheet to draw."
+    )
     assert await lock_state(db, OTHER["id"]) is LockState.LOCKED
 
     token = (export := character("export", OTHER, BOB, name="Mira"))["token"]

@@ -274,7 +274,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
             self.bot.deps, self.bot.library, actor_of(interaction), name, description or "",
             await reference_of(picture),
         )  # fmt: skip
-        await reply(interaction, library_text.cast(result, quote))
+        await reply(interaction, library_text.cast(result, quote, lambda name: f"**{name}**"))
 
     @app_commands.command(description="Render a character sheet, lock it, or try another look")
     @app_commands.describe(name="A character of the cast", action="What to do with their look")
