@@ -9,6 +9,11 @@ name = "Mira"
 description = "a girl with short red hair and a green raincoat"
 identity_prompts = ["..."]   # optional: the K identity poses, explicit
 
+[[characters]]
+from = "ada.storyloom-character"  # a character exported from a server's library (the path
+                                  # is relative to this file): its name, description, seed
+                                  # and poses; fields given here override the file's
+
 [[panels]]
 scene = "[Mira] walks along a stormy beach"
 caption = 'Mira: "Someone has to keep the light on."'
@@ -23,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from storyloom.generation.prompts import derive_seed
+from storyloom.story.character_file import CharacterFile, unpack
+from storyloom.story.errors import StoryError
 from storyloom.story.grammar import tagged_names
 from storyloom.story.limits import name_key
 
@@ -73,10 +80,36 @@ def _text(table: dict[str, Any], key: str, where: str, required: bool = True) ->
     return value.strip()
 
 
-def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None = None) -> StoryFile:
+def _character_file(raw: dict[str, Any], where: str, base: Path | None) -> CharacterFile | None:
+    """The `.storyloom-character` file a character table names with `from`, if it does."""
+    name = raw.get("from")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise StoryFileError(f"{where}: 'from' must be the path of a .storyloom-character file")
+    path = (base or Path.cwd()) / name.strip()
+    try:
+        loaded = unpack(path.read_bytes())
+    except OSError:
+        raise StoryFileError(f"{where}: {name} could not be read") from None
+    except StoryError as error:
+        raise StoryFileError(f"{where}: {name}: {error.message}") from None
+    if loaded.reference is not None:
+        # drawn without it, the character would silently be another identity
+        raise StoryFileError(
+            f"{where}: {name} carries a reference picture, which story files cannot use yet"
+        )
+    return loaded
+
+
+def parse_story(
+    data: dict[str, Any], styles: frozenset[str], seed: int | None = None, base: Path | None = None
+) -> StoryFile:
     """Check a decoded story file and build a StoryFile; raise StoryFileError on the first problem.
 
-    ``seed`` overrides the file's seed (character and panel seeds derive from it).
+    ``seed`` overrides the file's seed (character and panel seeds derive from it, except a
+    character from a `.storyloom-character` file, which keeps its own); ``base`` is the
+    folder `from` paths are relative to.
     """
     title = _text(data, "title", "story")
     if not title:
@@ -101,6 +134,10 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
     keys: dict[str, str] = {}  # name key (case/spacing-free) → name as cast
     for i, raw in enumerate(raw_characters, 1):
         where = f"character {i}"
+        loaded = _character_file(raw, where, base)
+        if loaded is not None:
+            raw = {"name": loaded.name, "description": loaded.description,
+                   "identity_prompts": list(loaded.identity_prompts), **raw}  # fmt: skip
         name = _text(raw, "name", where)
         if not NAME.match(name):
             raise StoryFileError(f"{where}: name '{name}' must be 1–32 letters, digits or spaces")
@@ -115,7 +152,8 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
         characters[name] = StoryCharacter(
             name=name,
             description=_text(raw, "description", where),
-            seed=derive_seed(seed, "character", name),
+            # a saved character keeps its seed: the same spec, the same locked look
+            seed=loaded.seed if loaded is not None else derive_seed(seed, "character", name),
             identity_prompts=tuple(p.strip() for p in prompts),
         )
 
@@ -161,4 +199,4 @@ def load_story(path: Path, styles: frozenset[str], seed: int | None = None) -> S
         raise StoryFileError(f"{path}: could not be read ({reason})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise StoryFileError(f"{path}: not valid TOML ({error})") from None
-    return parse_story(data, styles, seed)
+    return parse_story(data, styles, seed, base=path.parent)
