@@ -46,7 +46,7 @@ def deleted(entry: LibraryCharacter, quote: Quote) -> str:
 
 def shown(entry: LibraryCharacter, has_sheet: bool, quote: Quote) -> str:
     """The text of /character show (the sheet picture goes with it, if any)."""
-    sheet = "" if has_sheet else "\nNo sheet was drawn for this character yet."
+    sheet = "" if has_sheet else "\nNo sheet picture is kept for this character."
     return line(entry, quote) + f"\nseed {entry.seed}" + sheet
 
 

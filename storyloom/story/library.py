@@ -184,7 +184,7 @@ async def import_character(deps: Deps, lib: Library, actor: Actor, data: bytes) 
         await lib.files.put(file, picture)
     entry = LibraryCharacter(
         0, actor.workspace_id, loaded.name, loaded.description, loaded.style, loaded.seed,
-        loaded.identity_prompts, loaded.locked and sheet is not None,
+        loaded.identity_prompts, loaded.locked,
         lib.file_name(reference) if reference else None,
         lib.file_name(sheet) if sheet else None, actor.member_id, actor.display_name,
         deps.clock(),

@@ -112,6 +112,7 @@ async def test_the_library_through_slack(chat: Chat, tmp_path: Path) -> None:
         "*Mira* is in the cast from this server's library with a reference picture: look "
         "locked, no sheet to draw."
     )
+    assert (await command(chat, "cast Mira", user="U2")).startswith("*Mira* is in the cast from")
     await character(chat, "export Mira")
     exported = chat.fake.uploads[-1]
     assert exported.startswith(b"PK")  # a zip

@@ -127,9 +127,16 @@ class SlackStoryAdapter:
             thread = await channel_story(
                 self.stories, where.team_id, where.channel_id, command.story_id
             )
-            reply = await self.subcommands[command.sub](
-                self.deps, where.actor(thread.thread_id), command.args, command.key
-            )
+            actor = where.actor(thread.thread_id)
+            if command.sub == "cast" and self.library is not None:  # a library character too
+                reply = await library_commands.cast(
+                    self.deps, self.library, actor, command.args, (),
+                    fetcher(client.token, client.base_url),
+                )  # fmt: skip
+            else:
+                reply = await self.subcommands[command.sub](
+                    self.deps, actor, command.args, command.key
+                )
             await self.deliver(client, where, thread.thread_id, reply, answer)
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"/story {command.sub}", answer)
