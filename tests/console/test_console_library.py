@@ -48,19 +48,26 @@ async def test_a_library_character_travels_between_threads_and_files(
     exif[0x010F] = "PhoneMaker"
     Image.new("RGB", (80, 60), (180, 60, 60)).save(photo, "JPEG", exif=exif.tobytes())
 
-    first = await session(tmp_path, models, f"""\
+    first = await session(
+        tmp_path,
+        models,
+        f"""\
 /story new One
 /story cast Mira: a girl with red hair --reference {photo}
 /story cast Ada: a pilot --reference {tmp_path / "missing.png"}
 /story look Mira
-""")
+""",
+    )
     assert "Mira is in the cast with a reference picture (no sheet yet" in first
     assert "✗ There is no picture at" in first
     assert re.search(r"job #\d+ sheet done", first)
     (kept,) = (tmp_path / "characters").iterdir()
     assert not Image.open(kept).getexif()  # stored clean
 
-    second = await session(tmp_path, models, """\
+    second = await session(
+        tmp_path,
+        models,
+        """\
 /story look Mira lock
 /character save Mira
 /character list
@@ -75,7 +82,8 @@ async def test_a_library_character_travels_between_threads_and_files(
 /character export Mira
 /character delete Mira
 /character list
-""")
+""",
+    )
     assert "Mira: look locked" in second
     assert "Mira is in this server's library (look locked)" in second
     assert "Mira (comic, look locked, reference picture): a girl with red hair" in second
@@ -92,13 +100,42 @@ async def test_a_library_character_travels_between_threads_and_files(
     assert second.rstrip().endswith("save a story's character with /character save NAME.")
     assert sorted(p.name for p in (tmp_path / "characters").iterdir()) == [kept.name]  # in use
 
-    third = await session(tmp_path, models, f"""\
+    third = await session(
+        tmp_path,
+        models,
+        f"""\
 /character import {exported.group(1)}
 /character import {photo}
 /thread three
 /story new Three
 /story cast Mira
-""")
+""",
+    )
     assert "Imported Mira into this server's library (look locked)." in third
     assert "✗ That file is not a storyloom character file" in third
     assert "look locked, no sheet to draw." in third
+
+
+async def test_deleting_the_story_deletes_a_reference_nothing_else_uses(
+    tmp_path: Path, models: Path
+) -> None:
+    photo = tmp_path / "ada.png"
+    Image.new("RGB", (40, 40), (20, 90, 160)).save(photo)
+    text = await session(
+        tmp_path,
+        models,
+        f"""\
+/story new One
+/story cast Ada: a pilot --reference {photo}
+/story cast Bea: a pilot's twin --reference {photo}
+/thread two
+/story new Two
+/story cast Cy: a mechanic --reference {photo}
+/story delete
+""",
+    )
+    assert "story “Two” deleted" in text
+    assert len(list((tmp_path / "characters").iterdir())) == 1  # Ada and Bea still use it
+    text = await session(tmp_path, models, "/story delete\n")
+    assert "story “One” deleted" in text
+    assert list((tmp_path / "characters").iterdir()) == []
