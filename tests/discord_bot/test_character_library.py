@@ -168,3 +168,25 @@ async def test_a_long_library_is_listed_in_pages_within_discords_limit(
     assert f"page {pages}/{pages} · 30 characters" in last and "next" not in last
     listed = first + last
     assert "Hero 0 (comic, look not locked)" in listed
+
+    # autocomplete offers the library's names, at most Discord's 25
+    assert len(await suggested(bot, fake, "")) == 25
+    assert sorted(await suggested(bot, fake, "hero 1")) == sorted(
+        ["Hero 1", *(f"Hero {n}" for n in range(10, 20))]
+    )
+
+
+async def suggested(bot: Running, fake: FakeDiscord, typed: str) -> list[str]:
+    """The names `/character show name:` suggests for what was typed."""
+    payload = character("show", THREAD, ANN)
+    payload["type"] = 4
+    payload["data"]["options"][0]["options"] = [
+        {"type": 3, "name": "name", "value": typed, "focused": True}
+    ]
+    bot.send(payload)
+    for _ in range(1000):
+        for call in fake.where("POST", f"/interactions/{payload['id']}/"):
+            if (call.json or {}).get("type") == 8:  # an autocomplete answer
+                return [choice["value"] for choice in (call.json or {})["data"]["choices"]]
+        await asyncio.sleep(0.02)
+    raise AssertionError("no autocomplete answer")

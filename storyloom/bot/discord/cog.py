@@ -27,7 +27,7 @@ from storyloom.bot.discord.bot import MAX_CONTENT, StoryBot, reply, report
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
-from storyloom.bot.discord.library_cog import reference_of
+from storyloom.bot.discord.library_cog import cast_or_library_names, reference_of
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
 from storyloom.jobs import status_refs
 from storyloom.story import library, service
@@ -253,7 +253,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         description="How they look (none: the server library's character of that name)",
         picture="A reference picture of the character (PNG, JPEG or WebP)",
     )
-    @app_commands.autocomplete(name=cast_names)
+    @app_commands.autocomplete(name=cast_or_library_names)
     async def cast(
         self,
         interaction: discord.Interaction[Any],

@@ -16,6 +16,7 @@ from discord.ext import commands
 
 from storyloom.bot import library_text
 from storyloom.bot.discord.bot import MAX_CONTENT, StoryBot, reply
+from storyloom.bot.discord.choices import MAX_CHOICES, cast_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT
 from storyloom.generation.reference_image import MAX_UPLOAD_BYTES
@@ -66,6 +67,28 @@ async def _send_file(
     )  # fmt: skip
 
 
+async def library_names(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
+    """The server library's names containing what was typed (none without a library)."""
+    lib = _bot(interaction).library
+    if lib is None:
+        return []
+    entries = await library.listing(_bot(interaction).deps, lib, actor_of(interaction))
+    names = [e.name for e in entries if current.casefold() in e.name.casefold()]
+    return [app_commands.Choice(name=n, value=n) for n in names[:MAX_CHOICES]]
+
+
+async def cast_or_library_names(
+    interaction: discord.Interaction[Any], current: str
+) -> list[app_commands.Choice[str]]:
+    """For /story cast: the story's cast, then the library's other names."""
+    cast = await cast_names(interaction, current)
+    known = {c.name.casefold() for c in cast}
+    saved = [c for c in await library_names(interaction, current) if c.name.casefold() not in known]
+    return [*cast, *saved][:MAX_CHOICES]
+
+
 class CharacterGroup(app_commands.Group):
     """The /character commands."""
 
@@ -100,6 +123,7 @@ class CharacterGroup(app_commands.Group):
         await reply(interaction, "\n".join([*shown.lines, footer]))
 
     @app_commands.command(description="A saved character and their sheet")
+    @app_commands.autocomplete(name=library_names)
     async def show(self, interaction: discord.Interaction[Any], name: Name) -> None:
         await interaction.response.defer(ephemeral=True)
         entry, sheet = await library.show(
@@ -113,6 +137,7 @@ class CharacterGroup(app_commands.Group):
             await _send_file(interaction, text, f"{stem}-sheet.png", sheet)
 
     @app_commands.command(description="Remove a saved character (who saved it, or a moderator)")
+    @app_commands.autocomplete(name=library_names)
     async def delete(self, interaction: discord.Interaction[Any], name: Name) -> None:
         await interaction.response.defer(ephemeral=True)
         entry = await library.delete(
@@ -121,6 +146,7 @@ class CharacterGroup(app_commands.Group):
         await reply(interaction, library_text.deleted(entry, quote))
 
     @app_commands.command(description="A saved character as a file for another server")
+    @app_commands.autocomplete(name=library_names)
     async def export(self, interaction: discord.Interaction[Any], name: Name) -> None:
         await interaction.response.defer(ephemeral=True)
         file, data = await library.export(
