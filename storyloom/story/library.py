@@ -17,13 +17,14 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 
 from storyloom.story import rules, service
+from storyloom.story.audit import AuditAction
 from storyloom.story.character_file import CharacterFile, file_name, pack, unpack
 from storyloom.story.errors import Conflict, Forbidden, InvalidInput, LimitExceeded, NotFound
 from storyloom.story.library_ports import Library, LibraryCharacter
 from storyloom.story.limits import clean_name
 from storyloom.story.model import Actor, Character, DeletedStory, LockState
 from storyloom.story.ports import Database
-from storyloom.story.service import Deps, moderate, server_settings
+from storyloom.story.service import Deps, audit, moderate, server_settings
 
 MAX_LIBRARY = 200  # characters per server
 FLAGGED = "That picture was refused by this server's image safety check."
@@ -90,15 +91,22 @@ async def save(deps: Deps, lib: Library, actor: Actor, name: str) -> LibraryChar
         character.seed, (), character.lock_state is LockState.LOCKED, character.reference,
         sheet, actor.member_id, actor.display_name, deps.clock(),
     )  # fmt: skip
-    saved, old = await _put(deps, lib, actor, entry, replace_ok=True)
+    saved, old = await _put(deps, lib, actor, entry, AuditAction.LIBRARY_SAVED, replace_ok=True)
     await _forget(deps, lib, old)
     return saved
 
 
 async def _put(
-    deps: Deps, lib: Library, actor: Actor, entry: LibraryCharacter, *, replace_ok: bool
+    deps: Deps,
+    lib: Library,
+    actor: Actor,
+    entry: LibraryCharacter,
+    action: AuditAction,
+    *,
+    replace_ok: bool,
 ) -> tuple[LibraryCharacter, tuple[str, ...]]:
-    """Store the entry; the files the entry it replaced kept (to forget once unused)."""
+    """Store the entry, audited; the files the entry it replaced kept (to forget once
+    unused)."""
     async with deps.db.writing() as uow:
         repo = lib.of(uow)
         existing = await repo.get(actor.workspace_id, entry.name)
@@ -114,6 +122,7 @@ async def _put(
         elif len(await repo.list(actor.workspace_id)) >= MAX_LIBRARY:
             raise LimitExceeded(f"A server's library holds at most {MAX_LIBRARY} characters.")
         saved = await repo.put(entry)
+        await audit(deps, uow, actor, action, target=entry.name, detail=entry.description)
     return saved, existing.files() if existing is not None else ()
 
 
@@ -151,6 +160,7 @@ async def delete(deps: Deps, lib: Library, actor: Actor, name: str) -> LibraryCh
         if not _may_change(actor, entry):
             raise _forbidden(entry, "delete")
         await repo.delete(entry.id)
+        await audit(deps, uow, actor, AuditAction.LIBRARY_DELETED, target=entry.name)
     await _forget(deps, lib, entry.files())
     return entry
 
@@ -190,7 +200,9 @@ async def import_character(deps: Deps, lib: Library, actor: Actor, data: bytes) 
         deps.clock(),
     )  # fmt: skip
     try:
-        saved, _ = await _put(deps, lib, actor, entry, replace_ok=False)
+        saved, _ = await _put(
+            deps, lib, actor, entry, AuditAction.LIBRARY_IMPORTED, replace_ok=False
+        )
     except Exception:
         await _forget(deps, lib, kept)
         raise

@@ -130,6 +130,14 @@ async def test_only_the_saver_or_a_moderator_replaces_or_deletes_an_entry(
     await library.save(deps, lib, ANN, "Mira")  # the saver may replace it
     await library.delete(deps, lib, MOD, "Mira")  # a moderator may delete it
     assert await library.listing(deps, lib, ANN) == ()
+    async with deps.db.reading() as uow:
+        entries = await uow.audit.recent("g1", 100)
+    trail = [(e.action.value, e.actor_name, e.target) for e in entries]
+    assert [t for t in trail if t[0].startswith("library.")] == [  # newest first; the
+        ("library.deleted", "Mo", "Mira"),  # refusals changed nothing, so left no entry
+        ("library.saved", "Ann", "Mira"),
+        ("library.saved", "Ann", "Mira"),
+    ]
     assert kept(tmp_path) == set()  # its sheet went with it
 
 
