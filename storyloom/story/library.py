@@ -91,7 +91,11 @@ async def save(deps: Deps, lib: Library, actor: Actor, name: str) -> LibraryChar
         character.seed, (), character.lock_state is LockState.LOCKED, character.reference,
         sheet, actor.member_id, actor.display_name, deps.clock(),
     )  # fmt: skip
-    saved, old = await _put(deps, lib, actor, entry, AuditAction.LIBRARY_SAVED, replace_ok=True)
+    try:
+        saved, old = await _put(deps, lib, actor, entry, AuditAction.LIBRARY_SAVED, replace_ok=True)
+    except Exception:  # refused: the sheet just kept goes, unless something else uses it
+        await _forget(deps, lib, [sheet] if sheet else [])
+        raise
     await _forget(deps, lib, old)
     return saved
 

@@ -62,16 +62,20 @@ def kept(tmp_path: Path) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.exists() else set()
 
 
-async def locked_character(deps: Deps, actor: Actor, tmp_path: Path, name: str = "Mira") -> None:
-    """A story in the actor's thread whose character has a drawn, locked sheet (the job's
-    file written where the worker writes it)."""
+async def locked_character(
+    deps: Deps, actor: Actor, tmp_path: Path, description: str = "a girl with short red hair",
+    color: tuple[int, int, int] = (10, 120, 200),
+) -> None:  # fmt: skip
+    """A story in the actor's thread whose Mira has a drawn, locked sheet (the job's file
+    written where the worker writes it)."""
+    name = "Mira"
     await service.new_story(deps, actor, "One")
-    await service.cast_character(deps, actor, name, "a girl with short red hair")
+    await service.cast_character(deps, actor, name, description)
     result = await service.lock_look(deps, actor, name)
     assert result.job is not None
     folder = job_folder((tmp_path / "out").resolve(), result.job.id)
     folder.mkdir(parents=True)
-    Image.new("RGB", (128, 64), (10, 120, 200)).save(folder / "sheet-mira.png")
+    Image.new("RGB", (128, 64), color).save(folder / "sheet-mira.png")
     async with deps.db.writing() as uow:
         await uow.jobs.set_status(
             result.job.id, JobStatus.DONE, deps.clock(), files=["sheet-mira.png"]
@@ -119,10 +123,11 @@ async def test_only_the_saver_or_a_moderator_replaces_or_deletes_an_entry(
 ) -> None:
     await locked_character(deps, ANN, tmp_path)
     await library.save(deps, lib, ANN, "Mira")
-    await service.new_story(deps, BO, "Two")
-    await service.cast_character(deps, BO, "Mira", "a tall knight")
+    await locked_character(deps, BO, tmp_path, "a tall knight", (200, 10, 10))  # Bo's own Mira
+    before = kept(tmp_path)
     with pytest.raises(Forbidden, match="saved by Ann; only they or a moderator"):
         await library.save(deps, lib, BO, "Mira")
+    assert kept(tmp_path) == before  # the refused save keeps no sheet
     with pytest.raises(Forbidden, match="saved by Ann"):
         await library.delete(deps, lib, BO, "Mira")
     (entry,) = await library.listing(deps, lib, BO)
