@@ -97,6 +97,7 @@ class CharacterGroup(app_commands.Group):
 
     @app_commands.command(description="Save a character of this story in the server's library")
     @app_commands.describe(name="A character of this story's cast")
+    @app_commands.autocomplete(name=cast_names)
     async def save(self, interaction: discord.Interaction[Any], name: Name) -> None:
         await interaction.response.defer(ephemeral=True)
         entry = await library.save(
