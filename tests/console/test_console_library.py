@@ -25,6 +25,7 @@ def settings(tmp_path: Path, models: Path) -> Settings:
         store_dir=tmp_path / "stores",
         output_dir=tmp_path / "out",
         character_dir=tmp_path / "characters",
+        adapter_model="tiny-ip-adapter",  # characters from a picture need an image adapter
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'console.db'}",
     )
 

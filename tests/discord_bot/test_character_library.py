@@ -62,14 +62,15 @@ def _command(
 
 
 @pytest.fixture
-async def bot(
-    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
-) -> AsyncIterator[Running]:
+async def bot(fake: FakeDiscord, db: SqlDatabase, tmp_path: Path) -> AsyncIterator[Running]:
     settings = load_settings(
-        output_dir=tmp_path / "out", character_dir=tmp_path / "characters", queue="embedded"
-    )
+        output_dir=tmp_path / "out", character_dir=tmp_path / "characters", queue="embedded",
+        model="tiny-sdxl", model_cache_dir=tmp_path / "models", width=64, height=64, steps=2,
+        adapter_model="tiny-ip-adapter",  # characters from a picture need an image adapter
+    )  # fmt: skip
     async with story_bot(
-        settings, db, load_renderer=lambda: renderer, detector=lambda: lambda image: [],
+        settings, db, load_renderer=lambda: StoryRenderer.from_settings(settings),
+        detector=lambda: lambda image: [],
         watch_every_s=0.05,
     ) as started:  # fmt: skip
         await started.login("fake-bot-token")
