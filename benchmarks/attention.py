@@ -14,7 +14,9 @@ so machine noise hits both alike.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -193,6 +195,77 @@ def flop_ratio(unet: UNet2DConditionModel, shape: Shape, panels: int) -> float:
     return flops(unet, shape, panels, True) / flops(unet, shape, panels, False)
 
 
+def library_reuse(work: Path) -> dict[str, float]:
+    """Seconds of lock pass (identity store writes) when a new story casts a character from
+    a server's library, on a worker that did not lock it (its store on the shared disk),
+    beside the lock pass the same character cost the first time. Through the real service,
+    library, SQLite database and tiny-model renderer: the target is 0, no lock pass."""
+    return asyncio.run(_library_reuse(work))
+
+
+async def _library_reuse(work: Path) -> dict[str, float]:
+    from storyloom.config import Settings
+    from storyloom.generation.models import load_pipeline
+    from storyloom.generation.renderer import PanelSpec, RenderSettings, StoryRenderer
+    from storyloom.generation.styles import STYLE_NAMES
+    from storyloom.jobs.artifacts import character_specs
+    from storyloom.library_setup import character_library
+    from storyloom.storage import open_database, upgrade_database
+    from storyloom.story import library, service
+    from storyloom.story.model import Actor, LockState
+
+    class NoQueue:
+        async def submit(self, job_id: int) -> None:
+            """Nothing renders through a queue here: the benchmark drives the renderer."""
+
+    url = f"sqlite+aiosqlite:///{work / 'bench.db'}"
+    settings = Settings(character_dir=work / "characters", output_dir=work / "out")
+    loaded = load_pipeline("tiny-sdxl", cache_dir=work / "models")
+    render = RenderSettings(width=64, height=64, steps=4)
+    await upgrade_database(url)
+    async with open_database(url) as db:
+        deps = service.Deps(db, NoQueue(), STYLE_NAMES, "comic")
+        lib = character_library(settings, db, detector=lambda: lambda image: [])
+        first, second = (Actor("bench", "c", t, "ann", "Ann") for t in ("one", "two"))
+
+        # 1. story one: Mira cast and locked (the lock pass a worker runs), then saved
+        await service.new_story(deps, first, "One")
+        mira = await service.cast_character(deps, first, "Mira", "a girl with red hair")
+        story = (await service.status(deps, first)).story
+        worker = StoryRenderer(loaded, render, work / "stores")
+        t0 = time.perf_counter()
+        worker.lock_character(character_specs([mira])["Mira"], story.style)
+        fresh = time.perf_counter() - t0
+        async with db.writing() as uow:
+            await uow.characters.update(mira.id, service.utc_now(), lock_state=LockState.LOCKED)
+        await library.save(deps, lib, first, "Mira")
+
+        # 2. story two: Mira from the library, drawn by another worker sharing the disk
+        await service.new_story(deps, second, "Two")
+        cast = await library.cast(deps, lib, second, "Mira")
+        assert cast.kept_lock, "the library character lost its lock"
+        overview = await service.status(deps, second)
+        other = StoryRenderer(loaded, render, work / "stores")
+        spent: list[float] = []
+        write = other._write
+
+        def timed_write(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return write(*args, **kwargs)
+            finally:
+                spent.append(time.perf_counter() - start)
+
+        other._write = timed_write  # type: ignore[method-assign]
+        other.render_panels(
+            [PanelSpec(1, "[Mira] waves from a boat", ("Mira",))],
+            character_specs(overview.characters, work / "characters"),
+            style=overview.story.style,
+            seed=overview.story.seed,
+        )
+    return {"library_reuse_lock_seconds": sum(spent, 0.0), "library_first_lock_seconds": fresh}
+
+
 def reference_read(
     unet: UNet2DConditionModel, shape: Shape, store: IdentityStore, panels: int, repeats: int
 ) -> dict[str, float]:
@@ -291,6 +364,8 @@ def main() -> None:
         "sdxl_1024_reprojecting_flop_ratio": sdxl_reproject,
     }
     results.update(reference_read(unet, mid, store, panels, args.repeats))
+    with tempfile.TemporaryDirectory(prefix="storyloom-bench-") as work:
+        results.update(library_reuse(Path(work)))
     targets = {
         "read_panel_time_ratio": ("≤ 1.5", results["read_panel_time_ratio"] <= 1.5),
         "time_over_flop_ratio": ("≤ 1.15", results["time_over_flop_ratio"] <= 1.15),
@@ -300,6 +375,7 @@ def main() -> None:
             "≤ 1.3",
             results["reference_read_panel_time_ratio"] <= 1.3,
         ),
+        "library_reuse_lock_seconds": ("= 0", results["library_reuse_lock_seconds"] == 0),
     }
     width = max(map(len, results))
     for key, value in results.items():

@@ -170,6 +170,13 @@ class Settings(BaseSettings):
     output_dir: Path = Field(
         Path("storyloom-out"), description="Where pages, panels and clips are written."
     )
+    character_dir: Path = Field(
+        Path("storyloom-characters"),
+        description="Where the character library's sheet pictures and members' reference "
+        "pictures are kept (clean PNGs named by their SHA-256; a picture is deleted once no "
+        "character or library entry uses it). Workers read references from here: share it "
+        "with them in the distributed mode.",
+    )
 
     # --- clips ------------------------------------------------------------------------
     clip_budget_mib: float = Field(

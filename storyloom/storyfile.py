@@ -12,6 +12,11 @@ identity_prompts = ["..."]   # optional: the K identity poses, explicit
 reference = "mira.png"       # optional: a picture the look is conditioned on (PNG, JPEG,
                              # WebP; relative to the story file)
 
+[[characters]]
+from = "ada.storyloom-character"  # a character exported from a server's library (the path
+                                  # is relative to this file): its name, description, seed
+                                  # and poses; fields given here override the file's
+
 [[panels]]
 scene = "[Mira] walks along a stormy beach"
 caption = 'Mira: "Someone has to keep the light on."'
@@ -27,7 +32,8 @@ from typing import Any
 
 from storyloom.generation.prompts import derive_seed
 from storyloom.generation.reference_image import clean_reference
-from storyloom.story.errors import InvalidInput, LimitExceeded
+from storyloom.story.character_file import CharacterFile, unpack
+from storyloom.story.errors import InvalidInput, LimitExceeded, StoryError
 from storyloom.story.grammar import tagged_names
 from storyloom.story.limits import name_key
 
@@ -81,6 +87,28 @@ def _text(table: dict[str, Any], key: str, where: str, required: bool = True) ->
     return value.strip()
 
 
+def _character_file(raw: dict[str, Any], where: str, base: Path | None) -> CharacterFile | None:
+    """The `.storyloom-character` file a character table names with `from`, if it does."""
+    name = raw.get("from")
+    if name is None:
+        return None
+    if not isinstance(name, str) or not name.strip():
+        raise StoryFileError(f"{where}: 'from' must be the path of a .storyloom-character file")
+    path = (base or Path.cwd()) / name.strip()
+    try:
+        loaded = unpack(path.read_bytes())
+    except OSError:
+        raise StoryFileError(f"{where}: {name} could not be read") from None
+    except StoryError as error:
+        raise StoryFileError(f"{where}: {name}: {error.message}") from None
+    if loaded.reference is not None:
+        # drawn without it, the character would silently be another identity
+        raise StoryFileError(
+            f"{where}: {name} carries a reference picture, which story files cannot use yet"
+        )
+    return loaded
+
+
 def _reference(raw: dict[str, Any], where: str, base: Path) -> Path | None:
     """The character's reference picture, read and checked now (a bad one fails the file)."""
     value = raw.get("reference")
@@ -106,8 +134,9 @@ def parse_story(
 ) -> StoryFile:
     """Check a decoded story file and build a StoryFile; raise StoryFileError on the first problem.
 
-    ``seed`` overrides the file's seed (character and panel seeds derive from it);
-    ``base`` is the folder reference pictures are relative to (the story file's).
+    ``seed`` overrides the file's seed (character and panel seeds derive from it, except a
+    character from a `.storyloom-character` file, which keeps its own); ``base`` is the
+    folder reference pictures and character files are relative to (the story file's).
     """
     title = _text(data, "title", "story")
     if not title:
@@ -135,6 +164,10 @@ def parse_story(
     keys: dict[str, str] = {}  # name key (case/spacing-free) → name as cast
     for i, raw in enumerate(raw_characters, 1):
         where = f"character {i}"
+        loaded = _character_file(raw, where, base)
+        if loaded is not None:
+            raw = {"name": loaded.name, "description": loaded.description,
+                   "identity_prompts": list(loaded.identity_prompts), **raw}  # fmt: skip
         name = _text(raw, "name", where)
         if not NAME.match(name):
             raise StoryFileError(f"{where}: name '{name}' must be 1–32 letters, digits or spaces")
@@ -149,7 +182,8 @@ def parse_story(
         characters[name] = StoryCharacter(
             name=name,
             description=_text(raw, "description", where),
-            seed=derive_seed(seed, "character", name),
+            # a saved character keeps its seed: the same spec, the same locked look
+            seed=loaded.seed if loaded is not None else derive_seed(seed, "character", name),
             identity_prompts=tuple(p.strip() for p in prompts),
             reference=_reference(raw, where, base or Path(".")),
         )

@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from storyloom.bot import console_share
+from storyloom.bot import console_library, console_share
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.story import server_admin, service
+from storyloom.story import library, server_admin, service
 from storyloom.story.command_words import AUDIT_COUNT, COMMANDS, beat_range
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
+from storyloom.story.library_ports import Library
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.server import describe
 from storyloom.story.service import Deps
@@ -32,7 +33,7 @@ HELP = """commands (the same words as on Discord and Slack):
   /story new TITLE             start a story in this thread
   /story add TEXT              add a beat: [Name] tags, then ` # ` and a caption
   /story edit BEAT TEXT | remove BEAT | move BEAT TO | undo | list [PAGE]
-  /story cast NAME: DESCRIPTION
+  /story cast NAME: DESCRIPTION [--reference PICTURE]   or  /story cast NAME  (from the library)
   /story look NAME [lock|reroll]   render a character sheet, then lock it (or try another)
   /story redraw BEAT           draw the beat's panel again (later pages keep it)
   /story render [FIRST] [LAST] | clip [FIRST] [LAST]   a page (a clip) of those beats
@@ -40,6 +41,8 @@ HELP = """commands (the same words as on Discord and Slack):
   /story share | unshare [LINK] | links   a web link to the comic (STORYLOOM_OPS_PORT serves it)
   /story settings [SETTING] [VALUE]   this room's settings (the host moderates)
   /story audit [COUNT]         who did what, newest first (the host)
+  /character save NAME | list [PAGE] | show NAME | delete NAME | export NAME | import FILE
+                               this room's character library (sheets and files: output folder)
   /as NAME      speak as another member       /thread NAME   move to another thread
   /help  /quit
 A line starting with #, and the rest of a line after two spaces and a #, is a comment
@@ -75,6 +78,8 @@ class Console:
     # each waiting job's place in the fair line (jobs/admission.positions); None: not shown
     places: Callable[[], Awaitable[dict[int, int]]] | None = None
     public_base_url: str | None = None  # where share links point (settings)
+    library: Library | None = None  # the character library (None: /character is off)
+    out_dir: Path = Path("storyloom-out")  # where /character show and export write files
 
     @property
     def actor(self) -> Actor:
@@ -122,6 +127,10 @@ class Console:
         elif word == "/story":
             sub, _, text = rest.partition(" ")
             await self._story(sub, text.strip())
+        elif word == "/character" and self.library is not None:
+            await console_library.character_command(
+                self.deps, self.library, self.actor, self.out_dir, rest, self.write
+            )
         else:
             self.write("unknown command; type /help")
         return True
@@ -158,6 +167,8 @@ class Console:
                 author = escape_plain(beat.author_name)
                 say(f"{beat.position:>3}. {escape_plain(beat.text)} — {author}")
             say(f"page {page.page} of {page.pages} ({page.total} beats)")
+        elif sub == "cast" and self.library is not None:
+            await console_library.cast(d, self.library, a, text, say)
         elif sub == "cast":
             name, description = cast_args(text)
             if not description:
@@ -230,6 +241,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     from storyloom.jobs.admission import JobAdmission, render_limits
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
+    from storyloom.library_setup import character_library
     from storyloom.ops.server import ops_server
     from storyloom.server_defaults import server_defaults
     from storyloom.storage import open_database, upgrade_database
@@ -259,6 +271,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         job_runtime(settings, db, notify) as jobs,
         ops_server(settings, "console"),  # the reader of shared stories, when a port is set
     ):
+        lib = character_library(settings, db)
         deps = Deps(
             db=db,
             queue=jobs.queue,
@@ -267,9 +280,12 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             admit_job=JobAdmission.from_settings(settings),
             render_limits=render_limits(settings),
             server_defaults=server_defaults(settings),
-            forget_files=jobs.forget_files(),
+            forget_files=library.forgetting(db, lib, jobs.forget_files()),
         )
-        console = Console(deps, write, places=jobs.places, public_base_url=settings.public_base_url)
+        console = Console(
+            deps, write, places=jobs.places, public_base_url=settings.public_base_url,
+            library=lib, out_dir=out_dir,
+        )  # fmt: skip
         write(f"storyloom console — outputs go to {out_dir}; type /help")
         read: Callable[[], Awaitable[str]] = lambda: asyncio.to_thread(stdin.readline)  # noqa: E731
         while line := await read():

@@ -31,9 +31,23 @@ class JobInput:
     cast: Sequence[Character]
 
 
-def character_specs(cast: Sequence[Character]) -> dict[str, CharacterSpec]:
-    """The renderer's view of the cast: the look is locked by name, description and seed."""
-    return {c.name: CharacterSpec(c.name, c.description, c.seed) for c in cast}
+def character_specs(
+    cast: Sequence[Character], character_dir: Path | None = None
+) -> dict[str, CharacterSpec]:
+    """The renderer's view of the cast: the look is locked by name, description and seed,
+    and by the member's reference picture (kept in `character_dir`) where there is one."""
+    if character_dir is None and any(c.reference for c in cast):
+        # drawing such a character without its picture would be another identity, silently
+        raise ValueError("a character has a reference picture and no character folder is set")
+    return {
+        c.name: CharacterSpec(
+            c.name,
+            c.description,
+            c.seed,
+            reference=character_dir / c.reference if c.reference and character_dir else None,
+        )
+        for c in cast
+    }
 
 
 def beat_panels(beats: Sequence[Beat], cast: Sequence[Character]) -> list[PanelSpec]:
@@ -59,6 +73,7 @@ def render_job(
     on_progress: Callable[[Progress], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     guard: ImageGuard | None = None,
+    character_dir: Path | None = None,
 ) -> list[Path]:
     """Render the job into ``out`` and return the files written, main result first. A job
     over the ``limits`` (queued before the operator lowered them) fails before any work.
@@ -68,7 +83,7 @@ def render_job(
     if limits is not None:
         limits.check(job.kind, len(work.beats))
     out.mkdir(parents=True, exist_ok=True)
-    characters = character_specs(work.cast)
+    characters = character_specs(work.cast, character_dir)
 
     if job.kind in (JobKind.SHEET, JobKind.REROLL):
         character = next(c for c in work.cast if c.id == job.character_id)

@@ -116,6 +116,9 @@ class LocalWorker:
     # The image safety check (generation/safety.py), loaded with the renderer; every job's
     # panels and sheets pass it at the job's level. None: no check (unit tests of the line).
     detector: Callable[[], Detector] | None = None
+    # where members' reference pictures are kept (Settings.character_dir): a character's
+    # picture reaches the renderer from here. None: references are not passed on.
+    character_dir: Path | None = None
     _finished: set[int] = field(default_factory=set)  # so a late progress report is dropped
     # reports are written and told in the order the render made them, one at a time
     _reporting: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -370,6 +373,7 @@ class LocalWorker:
             on_progress=on_progress,
             should_cancel=should_cancel,
             guard=guard,
+            character_dir=self.character_dir,
         )
         if guard is None:
             return files, []

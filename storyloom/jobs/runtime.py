@@ -257,6 +257,7 @@ def _local_worker(
         take_over_after=timedelta(seconds=HEARTBEAT_LOST_S),
         pick_next=head_of_line,  # the fair line: each workspace gets its turn
         time_limit_s=settings.job_time_limit_s,
+        character_dir=Path(settings.character_dir).resolve(),
         store_progress=store_progress,
         # the process is stopping: the render in hand stops at its next step and its job
         # goes back in line, for the next start (which sends every waiting job)

@@ -92,6 +92,7 @@ async def run_worker(
             stopping=stopping.requested,  # ops: a stop interrupts the render, and the job
             hand_back=stopping.hand_back,  # goes back to the line
             time_limit_s=settings.job_time_limit_s,
+            character_dir=Path(settings.character_dir).resolve(),  # references (shared)
             on_abandoned=restart,
             detector=check,
         )

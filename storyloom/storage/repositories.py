@@ -64,7 +64,7 @@ def beat_by_request(story_id: int, request_key: str) -> Select[Any]:
 def _character(row: CharacterRow) -> Character:
     return Character(
         row.id, row.story_id, row.name, row.description, LockState(row.lock_state), row.seed,
-        row.created_by, row.created_at, row.updated_at,
+        row.created_by, row.created_at, row.updated_at, row.reference,
     )  # fmt: skip
 
 

@@ -111,6 +111,8 @@ class CharacterRow(Base):
     created_by: Mapped[str] = mapped_column(ChatId)
     created_at: Mapped[datetime] = mapped_column(Timestamp())
     updated_at: Mapped[datetime] = mapped_column(Timestamp())
+    # the clean reference picture's file name (sha256 + .png), if any (0012)
+    reference: Mapped[str | None] = mapped_column(String(80), nullable=True)
 
 
 class RenderJobRow(Base):
@@ -169,6 +171,28 @@ class JobArtifactRow(Base):
     job_id: Mapped[int] = mapped_column(ForeignKey("render_jobs.id", ondelete="CASCADE"))
     name: Mapped[str] = mapped_column(String(200))
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LibraryCharacterRow(Base):
+    """A server's saved character: its identity spec, and the files it keeps (0012)."""
+
+    __tablename__ = "library_characters"
+    __table_args__ = (UniqueConstraint("workspace_id", "name_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[str] = mapped_column(ChatId)
+    name: Mapped[str] = mapped_column(String(64))
+    name_key: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text)
+    style: Mapped[str] = mapped_column(String(64))
+    seed: Mapped[int] = mapped_column(BigInteger)
+    identity_prompts: Mapped[str] = mapped_column(Text)  # a JSON list of texts
+    locked: Mapped[bool] = mapped_column(Boolean)
+    reference: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    sheet: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    saved_by: Mapped[str] = mapped_column(ChatId)
+    saved_by_name: Mapped[str] = mapped_column(String(200))
+    saved_at: Mapped[datetime] = mapped_column(Timestamp())
 
 
 class ShareLinkRow(Base):

@@ -22,6 +22,9 @@ class AuditAction(StrEnum):
     BEAT_EDITED = "beat.edited"
     BEAT_REMOVED = "beat.removed"
     CHARACTER_CAST = "character.cast"
+    LIBRARY_SAVED = "library.saved"  # a character saved (or replaced) in the server's library
+    LIBRARY_IMPORTED = "library.imported"
+    LIBRARY_DELETED = "library.deleted"
     JOB_REQUESTED = "job.requested"
     JOB_CANCELLED = "job.cancelled"
     SETTINGS_CHANGED = "settings.changed"

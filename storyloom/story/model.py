@@ -126,6 +126,9 @@ class Character:
     created_by: str
     created_at: datetime
     updated_at: datetime
+    # the clean reference picture's file name (sha256, in Settings.character_dir), if a
+    # member gave one: part of the character's identity
+    reference: str | None = None
 
 
 @dataclass(frozen=True)

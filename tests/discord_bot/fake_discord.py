@@ -99,7 +99,18 @@ class FakeDiscord:
     forbidden: set[str] = field(default_factory=set)  # path fragments answered 403 / 50013
     deleted: set[str] = field(default_factory=set)  # message ids answered 404 / 10008
     posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
+    # files members attached, served as Discord's CDN serves them (path → bytes)
+    cdn: dict[str, bytes] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
+
+    def attachment(self, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
+        """A member's attachment as an interaction resolves it, its bytes on the fake CDN."""
+        number = next(self.ids)
+        path = f"/attachments/{GUILD_ID}/{number}/{filename}"
+        self.cdn[path] = data
+        url = f"http://127.0.0.1:{self.port}{path}"
+        return {"id": str(number), "filename": filename, "size": len(data), "url": url,
+                "proxy_url": url, "content_type": content_type}  # fmt: skip
 
     def message(self, channel_id: str, content: str | None) -> dict[str, Any]:
         return {
@@ -122,6 +133,11 @@ class FakeDiscord:
         }
 
     async def handle(self, request: web.Request) -> web.Response:
+        if request.method == "GET" and request.path.startswith("/attachments/"):
+            self.calls.append(Call("GET", request.path, None, []))
+            if request.path not in self.cdn:
+                return web.Response(status=404)
+            return web.Response(body=self.cdn[request.path])
         body: dict[str, Any] | None = None
         uploads: list[tuple[str, bytes]] = []
         if request.content_type.startswith("multipart/"):

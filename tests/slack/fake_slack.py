@@ -86,6 +86,7 @@ class FakeSlack:
 
     calls: list[Call] = field(default_factory=list)
     uploads: list[bytes] = field(default_factory=list)
+    shared: dict[str, bytes] = field(default_factory=dict)  # files members shared, by id
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to a response_url
     base: str = ""
     rate_limit_once: set[str] = field(default_factory=set)  # methods answered 429 once
@@ -117,6 +118,7 @@ class FakeSlack:
         app.router.add_get("/socket", self.socket_mode)
         app.router.add_route("*", "/api/{method}", self.api)
         app.router.add_post("/upload/{file_id}", self.upload)
+        app.router.add_get("/files/{file_id}/{name}", self.download)
         app.router.add_post("/respond/{command}", self.respond)
         return app
 
@@ -159,6 +161,27 @@ class FakeSlack:
     async def respond(self, request: web.Request) -> web.Response:
         self.responses.append(await request.json())
         return web.Response(text="ok")
+
+    def share_file(self, name: str, data: bytes, mimetype: str) -> dict[str, Any]:
+        """A file a member shares with a message, as the event lists it; its bytes are
+        served at its private URL."""
+        self._ts += 1
+        file_id = f"F{self._ts:06d}"
+        self.shared[file_id] = data
+        url = f"{self.base}files/{file_id}/{name}"
+        return {"id": file_id, "name": name, "size": len(data), "mimetype": mimetype,
+                "url_private": url, "url_private_download": url}  # fmt: skip
+
+    async def download(self, request: web.Request) -> web.Response:
+        """A private file: with a bot token of the workspace its bytes; without, Slack's
+        sign-in page (HTML, status 200), as Slack answers a request without the token."""
+        self.calls.append(Call("download", dict(request.match_info), ""))
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if token not in self.teams:
+            sign_in = "<!DOCTYPE html><html>Sign in</html>"
+            return web.Response(text=sign_in, content_type="text/html")
+        data = self.shared.get(request.match_info["file_id"])
+        return web.Response(status=404) if data is None else web.Response(body=data)
 
     async def upload(self, request: web.Request) -> web.Response:
         self.uploads.append(await request.read())
@@ -320,10 +343,11 @@ class Sender:
             return response.status
 
     async def command(
-        self, text: str, *, team: str = "T1", channel: str = "C1", user: str = "U1", **kw: Any
-    ) -> int:
+        self, text: str, *, team: str = "T1", channel: str = "C1", user: str = "U1",
+        slash: str = "/story", **kw: Any,
+    ) -> int:  # fmt: skip
         form = {
-            "command": "/story",
+            "command": slash,
             "text": text,
             "team_id": team,
             "channel_id": channel,
@@ -343,9 +367,11 @@ class Sender:
         channel: str = "C1",
         user: str = "U1",
         event_id: str | None = None,
+        files: list[dict[str, Any]] | None = None,
         **kw: Any,
     ) -> int:
-        """An app_mention event; the same `event_id` twice is Slack retrying a delivery."""
+        """An app_mention event (`files`: shared with the message); the same `event_id`
+        twice is Slack retrying a delivery."""
         event: dict[str, Any] = {
             "type": "app_mention",
             "user": user,
@@ -353,6 +379,8 @@ class Sender:
             "ts": "1700000999.000001",
             "channel": channel,
         }
+        if files:
+            event["files"] = files
         if thread_ts is not None:
             event["thread_ts"] = thread_ts
         body = {

@@ -16,8 +16,9 @@ MANIFEST = Path(__file__).resolve().parents[2] / "deploy" / "slack-manifest.yml"
 def test_the_manifest_matches_the_bot() -> None:
     manifest = yaml.safe_load(MANIFEST.read_text())
     assert manifest["oauth_config"]["scopes"]["bot"] == BOT_SCOPES
-    (command,) = manifest["features"]["slash_commands"]
-    assert command["command"] == "/story"
+    command, library = manifest["features"]["slash_commands"]
+    assert (command["command"], library["command"]) == ("/story", "/character")
+    assert library["url"] == command["url"]
     settings = manifest["settings"]
     assert settings["event_subscriptions"]["bot_events"] == ["app_mention"]
     urls = [

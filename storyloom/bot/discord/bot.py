@@ -14,6 +14,7 @@ from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.bot.discord.posting import DiscordNotifier
 from storyloom.ops.trouble import trouble
 from storyloom.story.errors import StoryError
+from storyloom.story.library_ports import Library
 from storyloom.story.paging import clip
 from storyloom.story.service import Deps
 
@@ -48,6 +49,7 @@ class StoryBot(commands.Bot):
         self.on_press: PressHandler | None = None
         self._deps: Deps | None = None
         self.public_base_url: str | None = None  # where share links point (settings)
+        self.library: Library | None = None  # the character library (set by the root)
         if deps is not None:
             self.deps = deps
 
@@ -66,6 +68,7 @@ class StoryBot(commands.Bot):
         await self.load_extension("storyloom.bot.discord.cog")
         await self.load_extension("storyloom.bot.discord.sharing")
         await self.load_extension("storyloom.bot.discord.server_cog")  # settings, audit
+        await self.load_extension("storyloom.bot.discord.library_cog")  # /character
         self.add_dynamic_items(StoryButton)
         self.tree.error(self.on_app_command_error)
 

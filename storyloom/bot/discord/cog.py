@@ -22,13 +22,15 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from storyloom.bot import library_text
 from storyloom.bot.discord.bot import MAX_CONTENT, StoryBot, reply, report
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
 from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
+from storyloom.bot.discord.library_cog import cast_or_library_names, reference_of
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
 from storyloom.jobs import status_refs
-from storyloom.story import service
+from storyloom.story import library, service
 from storyloom.story.errors import InvalidInput
 from storyloom.story.limits import MAX_BEATS
 from storyloom.story.model import Actor, Beat, JobKind, JobStatus, RenderJob
@@ -243,19 +245,33 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
 
     # -- characters and style ------------------------------------------------------------
     @app_commands.command(description="Add a character or change their description")
-    @app_commands.describe(name="The name used in [Name] tags", description="How they look")
-    @app_commands.autocomplete(name=cast_names)
+    @app_commands.describe(
+        name="The name used in [Name] tags",
+        description="How they look (none: the server library's character of that name)",
+        picture="A reference picture of the character (PNG, JPEG or WebP)",
+    )
+    @app_commands.autocomplete(name=cast_or_library_names)
     async def cast(
         self,
         interaction: discord.Interaction[Any],
         name: Name,
-        description: app_commands.Range[str, 1, 300],
+        description: app_commands.Range[str, 1, 300] | None = None,
+        picture: discord.Attachment | None = None,
     ) -> None:
         await interaction.response.defer(ephemeral=True)
-        character = await service.cast_character(
-            self.bot.deps, actor_of(interaction), name, description
-        )
-        await reply(interaction, f"**{quote(character.name)}** is in the cast")
+        if self.bot.library is None:  # no library: a description, as before
+            if not description:
+                raise InvalidInput("Describe the character: /story cast NAME DESCRIPTION.")
+            character = await service.cast_character(
+                self.bot.deps, actor_of(interaction), name, description
+            )
+            await reply(interaction, f"**{quote(character.name)}** is in the cast")
+            return
+        result = await library.cast(
+            self.bot.deps, self.bot.library, actor_of(interaction), name, description or "",
+            await reference_of(picture),
+        )  # fmt: skip
+        await reply(interaction, library_text.cast(result, quote, lambda name: f"**{name}**"))
 
     @app_commands.command(description="Render a character sheet, lock it, or try another look")
     @app_commands.describe(name="A character of the cast", action="What to do with their look")

@@ -21,8 +21,10 @@ from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
+from storyloom.library_setup import character_library
 from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.story import library
 from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
@@ -68,6 +70,7 @@ async def story_bot(
         watch_every_s=watch_every_s,
         on_ready=on_ready,
     ) as jobs:
+        lib = character_library(settings, db, detector)
         bot.deps = Deps(
             db,
             jobs.queue,
@@ -76,8 +79,9 @@ async def story_bot(
             admit_job=JobAdmission.from_settings(settings),
             render_limits=render_limits(settings),
             server_defaults=server_defaults(settings),
-            forget_files=jobs.forget_files(),
+            forget_files=library.forgetting(db, lib, jobs.forget_files()),
         )
+        bot.library = lib
         bot.notifier.places = jobs.places
         bot.public_base_url = settings.public_base_url
         bot.jobs = jobs

@@ -16,8 +16,9 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from storyloom.bot.slack import blocks
+from storyloom.bot.slack import blocks, library_commands
 from storyloom.bot.slack.commands import HELP, MAX_TEXT, SUBCOMMANDS, Handler, Reply, by_id
+from storyloom.bot.slack.library_commands import fetcher, shared_files
 from storyloom.bot.slack.members import Members
 from storyloom.bot.slack.notifier import SlackNotifier, SlackTracked
 from storyloom.bot.slack.refs import StatusRef
@@ -34,6 +35,7 @@ from storyloom.ops.trouble import trouble
 from storyloom.story import service
 from storyloom.story.errors import InvalidInput, StoryError
 from storyloom.story.escaping import escape_slack
+from storyloom.story.library_ports import Library
 from storyloom.story.limits import MAX_TITLE_CHARS, clean_text
 from storyloom.story.lookup import ChannelStories, channel_story
 from storyloom.story.model import JobStatus
@@ -68,6 +70,7 @@ class SlackStoryAdapter:
         members: Members,
         queue_place: QueuePlace | None = None,
         subcommands: Mapping[str, Handler] = SUBCOMMANDS,
+        library: Library | None = None,
     ) -> None:
         self.deps = deps
         # what `/story SUB` offers: SUBCOMMANDS and more (share links); mentions offer
@@ -77,10 +80,12 @@ class SlackStoryAdapter:
         self.members = members
         self.queue_place = queue_place  # shown on a new job's status message
         self.subcommands = subcommands
+        self.library = library  # the character library (None: no /character, cast as before)
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners to a bolt app."""
         app.command("/story")(self.on_command)
+        app.command("/character")(self.on_character_command)
         app.event("app_mention")(self.on_mention)
         app.action(re.compile(r"^story_"))(self.on_button)
         app.view(blocks.ADD_BEAT_VIEW)(self.on_add_beat_view)
@@ -122,12 +127,55 @@ class SlackStoryAdapter:
             thread = await channel_story(
                 self.stories, where.team_id, where.channel_id, command.story_id
             )
-            reply = await self.subcommands[command.sub](
-                self.deps, where.actor(thread.thread_id), command.args, command.key
-            )
+            actor = where.actor(thread.thread_id)
+            if command.sub == "cast" and self.library is not None:  # a library character too
+                reply = await library_commands.cast(
+                    self.deps, self.library, actor, command.args, (),
+                    fetcher(client.token, client.base_url),
+                )  # fmt: skip
+            else:
+                reply = await self.subcommands[command.sub](
+                    self.deps, actor, command.args, command.key
+                )
             await self.deliver(client, where, thread.thread_id, reply, answer)
         except Exception as error:  # every failure gets a short answer
             await self.report(error, where, f"/story {command.sub}", answer)
+
+    async def on_character_command(
+        self, ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, respond: AsyncRespond
+    ) -> None:
+        """`/character …` in a channel: the workspace's library (`save` takes the channel's
+        latest open story's character), answered privately; a sheet or file is shared in
+        the channel."""
+        await ack()
+        command = slash_command({**body, "text": f"character {body.get('text', '')}"})
+        where = command.where
+
+        async def answer(text: str) -> None:
+            await client.chat_postEphemeral(channel=where.channel_id, user=where.user_id, text=text)
+
+        try:
+            if self.library is None:
+                raise InvalidInput("The character library is not set up on this bot.")
+            where = await self.identify(client, where)
+            thread_ts = ""
+            if command.args.split(" ", 1)[0] == "save":
+                thread = await channel_story(
+                    self.stories, where.team_id, where.channel_id, command.story_id
+                )
+                thread_ts = thread.thread_id
+            reply = await library_commands.character(
+                self.deps, self.library, where.actor(thread_ts), command.args, None,
+                fetcher(client.token, client.base_url),
+            )  # fmt: skip
+            if reply.file is not None:
+                name, content = reply.file
+                await client.files_upload_v2(
+                    channel=where.channel_id, filename=name, content=content
+                )
+            await answer(clip(reply.text, MAX_TEXT))
+        except Exception as error:  # every failure gets a short answer
+            await self.report(error, where, f"/character {command.args[:20]}", answer)
 
     async def on_mention(
         self, ack: AsyncAck, event: dict[str, Any], body: dict[str, Any], client: AsyncWebClient
@@ -142,7 +190,7 @@ class SlackStoryAdapter:
             await client.chat_postMessage(channel=where.channel_id, thread_ts=thread_ts, text=text)
 
         try:
-            if said.sub not in SUBCOMMANDS:
+            if said.sub not in SUBCOMMANDS and not (self.library and said.sub == "character"):
                 await answer(HELP)
                 return
             if said.args and "<@" in str(event.get("text", "")):
@@ -154,7 +202,19 @@ class SlackStoryAdapter:
                 )
             where = await self.identify(client, where)
             actor = where.actor(thread_ts)
-            reply = await SUBCOMMANDS[said.sub](self.deps, actor, said.args, said.key)
+            if self.library is not None and said.sub in ("cast", "character"):
+                fetch = fetcher(client.token, client.base_url)
+                files = shared_files(event)
+                if said.sub == "cast":
+                    reply = await library_commands.cast(
+                        self.deps, self.library, actor, said.args, files, fetch
+                    )
+                else:
+                    reply = await library_commands.character(
+                        self.deps, self.library, actor, said.args, files, fetch
+                    )
+            else:
+                reply = await SUBCOMMANDS[said.sub](self.deps, actor, said.args, said.key)
             await self.deliver(client, where, thread_ts, reply, answer, in_thread=True)
         except Refused as refused:  # the member's own text: told privately, not the thread
             await client.chat_postEphemeral(

@@ -34,6 +34,7 @@ BOT_SCOPES = [
     "channels:history",
     "chat:write",
     "commands",
+    "files:read",
     "files:write",
     "users:read",
 ]

@@ -35,9 +35,12 @@ from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
+from storyloom.library_setup import character_library
 from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
+from storyloom.story import library as story_library
+from storyloom.story.library_ports import Library
 from storyloom.story.model import DeletedStory
 from storyloom.story.ports import JobQueue
 from storyloom.story.render_limits import RenderLimits
@@ -78,6 +81,7 @@ def story_adapter(
     public_base_url: str | None = None,
     defaults: ServerSettings | None = None,
     forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None,
+    library: Library | None = None,
 ) -> SlackStoryAdapter:
     """The adapter over the story service, with the caps on waiting jobs (`admission`, by
     default the default caps) and on one job (`limits`), and each new job's place in the
@@ -97,7 +101,9 @@ def story_adapter(
         return (await places()).get(job_id)
 
     offered = {**SUBCOMMANDS, **share_subcommands(public_base_url)}
-    return SlackStoryAdapter(deps, SqlChannelStories(db), notifier, Members(), queue_place, offered)
+    return SlackStoryAdapter(
+        deps, SqlChannelStories(db), notifier, Members(), queue_place, offered, library
+    )
 
 
 async def _nothing(event: JobEvent) -> None:
@@ -142,10 +148,12 @@ async def run_slack(
             settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
         ) as jobs:
             caps = JobAdmission.from_settings(settings)
+            lib = character_library(settings, db)
             adapter = story_adapter(
                 db, jobs.queue, notifier, jobs.places, settings.style, caps,
                 render_limits(settings), settings.public_base_url,
-                server_defaults(settings), jobs.forget_files(),
+                server_defaults(settings),
+                story_library.forgetting(db, lib, jobs.forget_files()), lib,
             )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http:
