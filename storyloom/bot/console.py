@@ -33,7 +33,7 @@ HELP = """commands (the same words as on Discord and Slack):
   /story new TITLE             start a story in this thread
   /story add TEXT              add a beat: [Name] tags, then ` # ` and a caption
   /story edit BEAT TEXT | remove BEAT | move BEAT TO | undo | list [PAGE]
-  /story cast NAME: DESCRIPTION [--reference PICTURE]   or  /story cast NAME  (from the library)
+  /story cast NAME: [DESCRIPTION] [--reference PICTURE]   no description: the library's NAME
   /story look NAME [lock|reroll]   render a character sheet, then lock it (or try another)
   /story redraw BEAT           draw the beat's panel again (later pages keep it)
   /story render [FIRST] [LAST] | clip [FIRST] [LAST]   a page (a clip) of those beats

@@ -50,7 +50,16 @@ COMMANDS: dict[str, Command] = {
         Command("move", (Word("beat"), Word("to"))),
         Command("undo"),
         Command("list", (Word("page", optional=True),)),
-        Command("cast", (Word("name", shown="NAME:"), Word("description"))),
+        Command(
+            "cast",
+            (
+                Word("name", shown="NAME:"),
+                # Left out: the server library's character of that name.
+                Word("description", optional=True),
+                # Discord's attachment option; the console's file; Slack: a file shared along.
+                Word("picture", optional=True, shown="--reference PICTURE"),
+            ),
+        ),
         Command("look", (Word("name"), Word("action", optional=True, shown="lock|reroll"))),
         Command("style", (Word("name"),)),
         Command("render", _RANGE),
