@@ -324,7 +324,8 @@ class CSARoutes:
     """Which CSA state (and scheduler) serves the UNet calls made by each thread.
 
     One pipeline call runs per thread; with the recompute policy, write passes of the
-    shown characters run in their own threads beside the read pass, on the same UNet.
+    shown characters run in their own threads beside the read pass, on the same UNet, and
+    the read pass's thread runs their UNet calls bound to their states for the call.
     """
 
     def __init__(self) -> None:
@@ -336,6 +337,10 @@ class CSARoutes:
 
     def current(self) -> tuple[CSAState, Any | None] | None:
         return getattr(self._local, "route", None)
+
+    def restore(self, route: tuple[CSAState, Any | None] | None) -> None:
+        """Put back what ``current()`` returned before a call served for another thread."""
+        self._local.route = route
 
 
 class RoutedProcessor:
