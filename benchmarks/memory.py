@@ -216,7 +216,7 @@ def read_pass(renderer: StoryRenderer, store: IdentityStore) -> tuple[list[list[
         module = modules[name.removesuffix(".processor")]
         hook: Callable[..., None] = lambda m, a, o, i=i: outputs[i].append(o.float().clone())  # noqa: E731
         hooks.append(module.register_forward_hook(hook))
-    state = renderer.read_state({"Mira": store}, [("Mira",)])
+    state = renderer.read_state({"Mira": store}, [("Mira",)], [7])
     try:
         with consistent_attention(pipe.unet, state, pipe.scheduler), torch.inference_mode():
             result = pipe(

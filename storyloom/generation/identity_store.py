@@ -57,6 +57,9 @@ class IdentitySpec:
     rate: float
     store_dtype: str = "float16"
     bank_fraction: float = 1.0
+    # when the write pass uses consistent attention (see csa_schedule); it changes the
+    # banked tokens, so it is part of the look
+    csa_schedule: str = "every-step"
 
     @property
     def images(self) -> int:
@@ -69,8 +72,12 @@ class IdentitySpec:
         return max(1, round(self.steps * self.bank_fraction))
 
     def key(self) -> str:
-        """Stable hash of the spec: the store's file name."""
-        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        """Stable hash of the spec: the store's file name. A spec on the every-step schedule
+        hashes as it did before schedules existed, so the stores saved then still serve it."""
+        fields = asdict(self)
+        if fields["csa_schedule"] == "every-step":
+            del fields["csa_schedule"]
+        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
     def to_json(self) -> str:
@@ -124,10 +131,22 @@ class IdentityStore:
         return self.tokens.get(step)
 
     def check_compatible(
-        self, *, model: str, steps: int, width: int, height: int, scheduler: str
+        self,
+        *,
+        model: str,
+        steps: int,
+        width: int,
+        height: int,
+        scheduler: str,
+        csa_schedule: str | None = None,
     ) -> None:
         """Raise a clear StoreMismatchError unless a read pass with these settings can use it."""
         spec = self.spec
+        if csa_schedule is not None and spec.csa_schedule != csa_schedule:
+            raise StoreMismatchError(
+                f"the look of {spec.name} was locked on the {spec.csa_schedule} CSA schedule, "
+                f"but this render uses {csa_schedule}; lock the character again"
+            )
         theirs = f"{spec.steps} steps at {spec.width}×{spec.height} with {spec.scheduler}"
         ours = f"{steps} steps at {width}×{height} with {scheduler}"
         if (spec.steps, spec.width, spec.height, spec.scheduler) != (

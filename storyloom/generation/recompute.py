@@ -126,6 +126,10 @@ class StepRelay:
         self.error: BaseException | None = None
         self._held: list[Item] = []  # handed on during a UNet call, sent after it
 
+    def has_started(self) -> bool:
+        """Whether the write pass handed on its first step (or ended before it could)."""
+        return self.started.is_set() or self.finished.is_set()
+
     def hold(self, step: int, timestep: float, tokens: list[torch.Tensor] | None) -> None:
         """Keep a step handed on during a UNet call, for ``flush`` to send after it."""
         self._held.append((step, timestep, tokens))
@@ -273,7 +277,7 @@ def identity_passes(
         # long prompts come out untruncated (measured: 104 tokens for a 77-token encoder)
         for thread, relay in threads:
             thread.start()
-            desk.serve_until(lambda r=relay: r.started.is_set() or r.finished.is_set())
+            desk.serve_until(relay.has_started)
         yield stores
     finally:
         desk.close()

@@ -23,6 +23,7 @@ from storyloom.generation.consistent_attention import (
     routed_attention,
     select_csa_layers,
 )
+from storyloom.generation.csa_schedule import schedule_for
 from storyloom.generation.identity_store import (
     STORE_DTYPES,
     IdentitySpec,
@@ -65,6 +66,7 @@ class RenderSettings:
     store_dtype: str = "float16"
     bank_fraction: float = 1.0
     max_batch: int = 4
+    csa_schedule: str = "reference"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RenderSettings:
@@ -80,6 +82,7 @@ class RenderSettings:
             store_dtype=settings.store_dtype,
             bank_fraction=settings.store_bank_fraction,
             max_batch=settings.max_batch,
+            csa_schedule=settings.csa_schedule,
         )
 
 
@@ -250,6 +253,7 @@ class StoryRenderer:
             rate=s.rate,
             store_dtype=s.store_dtype,
             bank_fraction=s.bank_fraction,
+            csa_schedule=s.csa_schedule,
         )
 
     def lock_character(
@@ -371,6 +375,7 @@ class StoryRenderer:
             rate=spec.rate,
             generator=torch.Generator().manual_seed(derive_seed(spec.seed, "csa")),
             writer=writer,
+            schedule=schedule_for(spec.csa_schedule, [derive_seed(spec.seed, "schedule")]),
         )
         prompts = [style.apply(p) for p in spec.identity_prompts]
         inputs = {
@@ -473,7 +478,7 @@ class StoryRenderer:
             "panels", tuple(p.index for p in batch), self.settings.steps
         )
         if resolved is not None:
-            state = self.read_state(resolved, [p.characters for p in batch])
+            state = self.read_state(resolved, [p.characters for p in batch], seeds)
             images = self._call(prompts, look, seeds, state, callback)
         else:
             shown = sorted({n for p in batch for n in p.characters})
@@ -484,7 +489,7 @@ class StoryRenderer:
             )
             with routed_attention(self.pipe.unet, routes, self.layer_names), passes as relayed:
                 state = self.read_state(
-                    dict(zip(shown, relayed, strict=True)), [p.characters for p in batch]
+                    dict(zip(shown, relayed, strict=True)), [p.characters for p in batch], seeds
                 )
                 state.routes = routes  # the processors are installed for all threads
                 images = self._call(prompts, look, seeds, state, callback)
@@ -531,14 +536,19 @@ class StoryRenderer:
                 width=s.width,
                 height=s.height,
                 scheduler=self.scheduler_name,
+                csa_schedule=s.csa_schedule,
             )
             resolved[name] = store
         return resolved
 
     def read_state(
-        self, resolved: Mapping[str, IdentityStore], shown: Sequence[tuple[str, ...]]
+        self,
+        resolved: Mapping[str, IdentityStore],
+        shown: Sequence[tuple[str, ...]],
+        seeds: Sequence[int],
     ) -> CSAState:
-        """Read-mode CSA state for a batch whose panel i shows the characters ``shown[i]``."""
+        """Read-mode CSA state for a batch whose panel i shows the characters ``shown[i]`` and
+        is rendered from ``seeds[i]`` (its schedule's draws derive from it)."""
         order = list(resolved)
         return CSAState(
             mode="read",
@@ -546,6 +556,9 @@ class StoryRenderer:
             panels=len(shown),
             stores=[resolved[n] for n in order],
             panel_stores=[tuple(order.index(n) for n in names) for names in shown],
+            schedule=schedule_for(
+                self.settings.csa_schedule, [derive_seed(seed, "schedule") for seed in seeds]
+            ),
         )
 
     def missing_stores(
