@@ -63,7 +63,7 @@ class RenderSettings:
     scheduler: str = "default"
     rate: float = 0.5
     identity_images: int = 2
-    store_dtype: str = "float16"
+    store_dtype: str = "float8"
     bank_fraction: float = 1.0
     max_batch: int = 4
     csa_schedule: str = "reference"

@@ -46,6 +46,9 @@ def stores_in(folder: Path) -> list[str]:
 def test_a_page_is_byte_identical_whichever_policy_served_its_identities(
     sdxl: LoadedModel, tmp_path: Path
 ) -> None:
+    # under the defaults: float8 tokens (the recompute policy rounds its tokens through
+    # float8 as a saved store does) and the reference schedule (read and write draw alike)
+    assert (SMALL.store_dtype, SMALL.csa_schedule) == ("float8", "reference")
     whole_ram = StoryRenderer(sdxl, SMALL, tmp_path / "a")
     expected = page_bytes(whole_ram)
     assert whole_ram.last_policy == "store"
