@@ -36,6 +36,16 @@ def _host(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.pin_memory() if torch.cuda.is_available() else tensor
 
 
+_KEEP = object()
+# fields added after stores were first saved, with the value that leaves a key unchanged
+_KEYLESS_DEFAULTS: dict[str, object] = {
+    "csa_schedule": "every-step",
+    "reference": "",
+    "identity_mode": "csa",
+    "adapter": "",
+}
+
+
 class StoreMismatchError(ValueError):
     """A store cannot serve this read pass (other steps, size, scheduler or model)."""
 
@@ -61,6 +71,11 @@ class IdentitySpec:
     # when the write pass uses consistent attention (see csa_schedule); it changes the
     # banked tokens, so it is part of the look
     csa_schedule: str = "every-step"
+    # a reference picture (its sha256 file name), the identity mode and the image adapter;
+    # at their defaults they are left out of the key, so older stores keep their names
+    reference: str = ""
+    identity_mode: str = "csa"
+    adapter: str = ""
 
     @property
     def images(self) -> int:
@@ -73,11 +88,13 @@ class IdentitySpec:
         return max(1, round(self.steps * self.bank_fraction))
 
     def key(self) -> str:
-        """Stable hash of the spec: the store's file name. A spec on the every-step schedule
-        hashes as it did before schedules existed, so the stores saved then still serve it."""
-        fields = asdict(self)
-        if fields["csa_schedule"] == "every-step":
-            del fields["csa_schedule"]
+        """Stable hash of the spec: the store's file name. Fields added later are left out at
+        their defaults (every-step schedule, no picture), so older stores keep their names."""
+        fields = {
+            name: value
+            for name, value in asdict(self).items()
+            if _KEYLESS_DEFAULTS.get(name, _KEEP) != value
+        }
         canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
