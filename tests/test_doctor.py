@@ -134,6 +134,7 @@ def test_doctor_shows_each_budget_and_names_the_one_that_is_exceeded(tmp_path: P
         STORYLOOM_WIDTH="1024",
         STORYLOOM_HEIGHT="1024",
         STORYLOOM_STEPS="30",
+        STORYLOOM_STORE_DTYPE="float16",  # the exact setting (the default, float8, halves it)
     )
     out = done.stdout
     assert "✗ outputs    0.00 GiB of 0.00 GiB used" in out and "over budget" in out

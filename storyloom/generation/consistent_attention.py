@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from storyloom.generation.accounting import sampled_count
+from storyloom.generation.csa_schedule import SkipSchedule
 from storyloom.generation.identity_store import IdentityStore, StoreWriter
 from storyloom.generation.steps import starts_step
 
@@ -81,6 +82,9 @@ class CSAState:
     panel_stores: Sequence[tuple[int, ...]] = ()
     # set when the processors serve several threads' calls at once (the recompute policy)
     routes: CSARoutes | None = None
+    # the reference schedule's skips (one unit in write mode, one per panel in read mode);
+    # None: consistent attention at every layer call of every step
+    schedule: SkipSchedule | None = None
     step: int = -1
     unet_calls: int = 0
     last_timestep: float | None = None
@@ -101,10 +105,24 @@ class CSAState:
             raise ValueError("write mode needs a generator and a store writer")
         if self.mode == "read" and len(self.panel_stores) != self.panels:
             raise ValueError("read mode needs the stores of every panel")
+        units = 1 if self.mode == "write" else self.panels
+        if self.schedule is not None and len(self.schedule.generators) != units:
+            raise ValueError(f"the schedule has {len(self.schedule.generators)} units, not {units}")
+        self._groups = self.groups(self.panel_stores)
+
+    @staticmethod
+    def groups(panel_stores: Sequence[tuple[int, ...]]) -> list[tuple[tuple[int, ...], list[int]]]:
+        """Panels grouped by the set of stores they read."""
         groups: dict[tuple[int, ...], list[int]] = {}
-        for panel, shown in enumerate(self.panel_stores):
+        for panel, shown in enumerate(panel_stores):
             groups.setdefault(tuple(sorted(set(shown))), []).append(panel)
-        self._groups = list(groups.items())
+        return list(groups.items())
+
+    def skips(self) -> list[bool] | None:
+        """For the layer call about to run: which units use plain attention (None: none)."""
+        if self.schedule is None:
+            return None
+        return self.schedule.skips(self.step)
 
     # -- step bookkeeping, driven by a forward pre-hook on the UNet --------------------
     def begin_call(
@@ -243,8 +261,10 @@ class ConsistentAttnProcessor:
         sampled = grid.gather(2, index[None, :, :, None].expand(copies, images, picked, channels))
         state.writer.record(self.layer, sampled)
 
-        # 2. each image attends to [the other images' subsets, its own tokens]
-        if images > 1:
+        # 2. each image attends to [the other images' subsets, its own tokens], or, where
+        # the schedule skips this call, to its own tokens only (the subsets are banked still)
+        skips = state.skips()
+        if images > 1 and not (skips and skips[0]):
             others = torch.stack(
                 [
                     torch.cat([sampled[:, j] for j in range(images) if j != i], dim=1)
@@ -269,7 +289,16 @@ class ConsistentAttnProcessor:
         panels = state.panels
         copies = query.shape[0] // panels
         out = torch.empty_like(query)
-        for shown, group in state._groups:
+        groups = state._groups
+        skips = state.skips()
+        if skips is not None and any(skips):  # skipped panels attend to their own tokens only
+            groups = state.groups(
+                [
+                    () if skip else shown
+                    for skip, shown in zip(skips, state.panel_stores, strict=True)
+                ]
+            )
+        for shown, group in groups:
             rows = [copy * panels + p for copy in range(copies) for p in group]
             extra_k, extra_v = self._stored_context(attn, shown, copies, len(group))
             select = torch.tensor(rows, device=query.device)
@@ -324,7 +353,8 @@ class CSARoutes:
     """Which CSA state (and scheduler) serves the UNet calls made by each thread.
 
     One pipeline call runs per thread; with the recompute policy, write passes of the
-    shown characters run in their own threads beside the read pass, on the same UNet.
+    shown characters run in their own threads beside the read pass, on the same UNet, and
+    the read pass's thread runs their UNet calls bound to their states for the call.
     """
 
     def __init__(self) -> None:
@@ -336,6 +366,10 @@ class CSARoutes:
 
     def current(self) -> tuple[CSAState, Any | None] | None:
         return getattr(self._local, "route", None)
+
+    def restore(self, route: tuple[CSAState, Any | None] | None) -> None:
+        """Put back what ``current()`` returned before a call served for another thread."""
+        self._local.route = route
 
 
 class RoutedProcessor:

@@ -23,7 +23,7 @@ from diffusers.utils.torch_utils import randn_tensor
 from PIL import Image
 
 from storyloom.generation.motion import PanelFrame
-from storyloom.generation.prompts import panel_prompt
+from storyloom.generation.prompts import derive_seed, panel_prompt
 from storyloom.generation.renderer import (
     CharacterSpec,
     Progress,
@@ -84,7 +84,9 @@ def render_inbetweens(
                 for name, pair in embeds.items()
             }
             latents = torch.cat([slerp(noise[0], noise[1], t) for t in batch])
-            state = renderer.read_state(resolved, [shown] * len(batch))
+            # one schedule seed per frame, from both panels' seeds and where the frame lies
+            seeds = [derive_seed(a.seed, b.seed, "between", f"{t:.6f}") for t in batch]
+            state = renderer.read_state(resolved, [shown] * len(batch), seeds)
             callback = tracker.step_callback("in-betweens", (a.index, b.index), s.steps)
             images += renderer.pipeline_call(
                 state,

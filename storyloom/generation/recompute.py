@@ -6,11 +6,15 @@ UNet, in lockstep with the read pass: a write pass hands each finished step's to
 the read pass through a one-slot relay and waits until it is taken, so about one step per
 character is resident. The write passes are the lock passes themselves (same spec, same
 seeds, same generator), so the panels are identical to those read from a saved store.
-The write passes take turns on the UNet: one write pass's UNet call runs at a time, so
-one pass's activations are resident rather than every character's at once (measured
-before: 327 MiB of peak RSS above a plain page for 8 characters, against a 21 MiB budget).
-A pass hands its step on only after its UNet call returned and its turn was given back,
-so a pass waiting for the read pass never holds the turn another pass needs.
+The write passes' UNet calls run on the read pass's own thread, one at a time, while it
+waits for their tokens (a `UNetDesk`): the write pass threads only encode prompts and step
+their schedulers. glibc gives every thread that allocates its own heap ("arena") and
+keeps what a thread freed in that arena, so UNet calls made on 8 threads kept 8 calls'
+activations resident (measured: 293 MiB of peak RSS above a plain page for 8 characters,
+against a 21 MiB budget; taking turns on the UNet did not help, since each arena still
+grew to one call's size). On one thread the write and read passes reuse the same memory.
+A pass hands its step on only after its UNet call returned, from its own thread, so the
+read pass never waits on a call it has not run.
 Cost: K identity images per character per batch, at every step.
 """
 
@@ -20,6 +24,7 @@ import copy
 import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
@@ -41,11 +46,79 @@ class RelayClosed(Exception):
     """The read pass is over (done, failed or cancelled): the write pass stops."""
 
 
+class UNetDesk:
+    """UNet calls handed over by write pass threads, run by the read pass's thread while it
+    waits for their tokens (so every UNet call's memory comes from that one thread)."""
+
+    def __init__(self, routes: CSARoutes):
+        self.routes = routes
+        self.owner = threading.get_ident()  # the thread that serves the calls
+        self._inbox: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
+        self.closed = threading.Event()
+
+    def call(self, state: CSAState, scheduler: Any, unet: Any, *args: Any, **kwargs: Any) -> Any:
+        """From a write pass thread: run ``unet`` on the serving thread, routed to ``state``;
+        raise RelayClosed if the read pass ended before the call ran."""
+
+        def run() -> Any:
+            before = self.routes.current()
+            self.routes.bind(state, scheduler)
+            try:  # grad mode is per thread: the serving thread may not be in inference mode
+                with torch.inference_mode():
+                    return unet(*args, **kwargs)
+            finally:
+                self.routes.restore(before)
+
+        done: Future[Any] = Future()
+        self._inbox.put((run, done))
+        while True:
+            try:
+                return done.result(timeout=POLL_S)
+            except TimeoutError:
+                # nobody serves a closed desk; a call already running is finished first
+                if self.closed.is_set() and done.cancel():
+                    raise RelayClosed from None
+
+    def nudge(self) -> None:
+        """Wake the serving thread: a step was handed on, or a pass ended."""
+        self._inbox.put(None)
+
+    def serve(self, timeout: float = POLL_S) -> None:
+        """Run the calls waiting, or wait up to ``timeout`` for one (or for a nudge)."""
+        try:
+            item = self._inbox.get(timeout=timeout)
+        except queue.Empty:
+            return
+        while item is not None:
+            run, done = item
+            if done.set_running_or_notify_cancel():
+                try:
+                    done.set_result(run())
+                except BaseException as error:  # the write pass raises it in its thread
+                    done.set_exception(error)
+                    if not isinstance(error, Exception):
+                        raise
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+
+    def serve_until(self, ready: Callable[[], bool]) -> None:
+        """Serve calls until ``ready()``."""
+        while not ready():
+            self.serve()
+
+    def close(self) -> None:
+        """No more calls are served; waiting write passes give up."""
+        self.closed.set()
+
+
 class StepRelay:
     """One finished step at a time, from a write pass to the read pass."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, desk: UNetDesk):
         self.name = name
+        self.desk = desk
         self._slot: queue.Queue[Item] = queue.Queue(maxsize=1)
         self.closed = threading.Event()  # set by the read side
         self.started = threading.Event()  # the write pass handed on its first step
@@ -53,12 +126,16 @@ class StepRelay:
         self.error: BaseException | None = None
         self._held: list[Item] = []  # handed on during a UNet call, sent after it
 
+    def has_started(self) -> bool:
+        """Whether the write pass handed on its first step (or ended before it could)."""
+        return self.started.is_set() or self.finished.is_set()
+
     def hold(self, step: int, timestep: float, tokens: list[torch.Tensor] | None) -> None:
         """Keep a step handed on during a UNet call, for ``flush`` to send after it."""
         self._held.append((step, timestep, tokens))
 
     def flush(self) -> None:
-        """Send the held steps, in order, waiting on the read pass (outside any turn)."""
+        """Send the held steps, in order, waiting on the read pass (after the UNet call)."""
         while self._held:
             self.put(*self._held.pop(0))
 
@@ -68,21 +145,24 @@ class StepRelay:
             try:
                 self._slot.put((step, timestep, tokens), timeout=POLL_S)
                 self.started.set()
+                self.desk.nudge()
                 return
             except queue.Full:
                 continue
         raise RelayClosed
 
     def get(self) -> Item:
-        """The next step; raise if the write pass failed or ended without it."""
+        """The next step (running write passes' UNet calls meanwhile); raise if the write
+        pass failed or ended without it."""
         while True:
             try:
-                return self._slot.get(timeout=POLL_S)
+                return self._slot.get_nowait()
             except queue.Empty:
                 if self.error is not None:
                     raise RuntimeError(f"the identity pass of {self.name} failed") from self.error
                 if self.finished.is_set() and self._slot.empty():
                     raise RuntimeError(f"the identity pass of {self.name} ended early") from None
+            self.desk.serve()
 
 
 class RelayedStore(IdentityStore):
@@ -115,22 +195,22 @@ class RelayedStore(IdentityStore):
 WriteInputs = Callable[[IdentitySpec, StoreWriter], tuple[CSAState, dict[str, Any]]]
 
 
-class TurnTakingUNet:
-    """The shared UNet as one write pass sees it: each call waits for the turn, which the
-    write passes of a batch share, and hands the call's finished step to the read pass
-    only after the turn is given back (holding the turn while waiting on the read pass
-    could deadlock: the read pass may be waiting on another pass that waits for the turn)."""
+class DeskUNet:
+    """The shared UNet as one write pass sees it: each call is run by the read pass's
+    thread (see `UNetDesk`); the call's finished step is handed to the read pass after it
+    returned, from the write pass's own thread."""
 
-    def __init__(self, unet: Any, turn: threading.Lock, relay: StepRelay):
+    def __init__(self, unet: Any, desk: UNetDesk, relay: StepRelay, state: CSAState):
         self.unet = unet
-        self.turn = turn
+        self.desk = desk
         self.relay = relay
+        self.state = state
+        self.scheduler: Any = None  # the write pass's own scheduler, set with its pipeline
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with self.turn:
-            if self.relay.closed.is_set():
-                raise RelayClosed
-            out = self.unet(*args, **kwargs)
+        if self.relay.closed.is_set():
+            raise RelayClosed
+        out = self.desk.call(self.state, self.scheduler, self.unet, *args, **kwargs)
         self.relay.flush()
         return out
 
@@ -158,6 +238,7 @@ def _write_pass(
         relay.error = error
     finally:
         relay.finished.set()
+        relay.desk.nudge()
 
 
 @contextmanager
@@ -168,17 +249,20 @@ def identity_passes(
     layer_names: tuple[str, ...],
     write_inputs: WriteInputs,
 ) -> Iterator[list[IdentityStore]]:
-    """Start one write pass per spec beside the caller's read pass; stop them on exit."""
+    """Start one write pass per spec beside the caller's read pass, whose thread runs their
+    UNet calls while it waits for their tokens; stop them on exit."""
     stores: list[IdentityStore] = []
     threads: list[tuple[threading.Thread, StepRelay]] = []
-    turn = threading.Lock()  # one write pass's UNet call at a time
+    desk = UNetDesk(routes)
     for spec in specs:
-        relay = StepRelay(spec.name)
+        relay = StepRelay(spec.name, desk)
         state, inputs = write_inputs(spec, StoreWriter(spec, layer_names, relay=relay.hold))
         own = copy.copy(pipe)  # own scheduler and per-call attributes, shared modules
         own.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+        unet = DeskUNet(pipe.unet, desk, relay, state)
+        unet.scheduler = own.scheduler
         # not through the pipeline's __setattr__, which would rewrite its config
-        object.__setattr__(own, "unet", TurnTakingUNet(pipe.unet, turn, relay))
+        object.__setattr__(own, "unet", unet)
         thread = threading.Thread(
             target=_write_pass,
             args=(own, routes, state, inputs, relay),
@@ -193,10 +277,10 @@ def identity_passes(
         # long prompts come out untruncated (measured: 104 tokens for a 77-token encoder)
         for thread, relay in threads:
             thread.start()
-            while not (relay.started.wait(POLL_S) or relay.finished.is_set()):
-                continue
+            desk.serve_until(relay.has_started)
         yield stores
     finally:
+        desk.close()
         for _, relay in threads:
             relay.closed.set()
         for thread, _ in threads:

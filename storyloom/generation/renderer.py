@@ -25,6 +25,7 @@ from storyloom.generation.consistent_attention import (
     routed_attention,
     select_csa_layers,
 )
+from storyloom.generation.csa_schedule import schedule_for
 from storyloom.generation.identity_pictures import IdentityPictures, PictureError
 from storyloom.generation.identity_store import (
     STORE_DTYPES,
@@ -66,9 +67,10 @@ class RenderSettings:
     scheduler: str = "default"
     rate: float = 0.5
     identity_images: int = 2
-    store_dtype: str = "float16"
+    store_dtype: str = "float8"
     bank_fraction: float = 1.0
     max_batch: int = 4
+    csa_schedule: str = "reference"
     identity_mode: str = "csa"  # or "csa+reference": panels also see the first sheet image
 
     @classmethod
@@ -85,6 +87,7 @@ class RenderSettings:
             store_dtype=settings.store_dtype,
             bank_fraction=settings.store_bank_fraction,
             max_batch=settings.max_batch,
+            csa_schedule=settings.csa_schedule,
             identity_mode=settings.identity_mode,
         )
 
@@ -289,6 +292,7 @@ class StoryRenderer:
             rate=s.rate,
             store_dtype=s.store_dtype,
             bank_fraction=s.bank_fraction,
+            csa_schedule=s.csa_schedule,
             reference=reference[0] if reference is not None else "",
             identity_mode=s.identity_mode,
             adapter=self._adapter_name() if pictured else "",
@@ -417,6 +421,7 @@ class StoryRenderer:
             rate=spec.rate,
             generator=torch.Generator().manual_seed(derive_seed(spec.seed, "csa")),
             writer=writer,
+            schedule=schedule_for(spec.csa_schedule, [derive_seed(spec.seed, "schedule")]),
         )
         prompts = [style.apply(p) for p in spec.identity_prompts]
         inputs = {
@@ -535,7 +540,7 @@ class StoryRenderer:
             )
             with routed_attention(self.pipe.unet, routes, self.layer_names), passes as relayed:
                 state = self.read_state(
-                    dict(zip(shown, relayed, strict=True)), [p.characters for p in batch]
+                    dict(zip(shown, relayed, strict=True)), [p.characters for p in batch], seeds
                 )
                 state.routes = routes  # the processors are installed for all threads
                 images = self._call(prompts, look, seeds, state, callback)
@@ -568,7 +573,9 @@ class StoryRenderer:
             callback = tracker.step_callback(
                 "panels", tuple(batch[i].index for i in rows), self.settings.steps
             )
-            state = self.read_state(resolved, [batch[i].characters for i in rows])
+            state = self.read_state(
+                resolved, [batch[i].characters for i in rows], [seeds[i] for i in rows]
+            )
             drawn = self._call(
                 [prompts[i] for i in rows],
                 look,
@@ -681,14 +688,19 @@ class StoryRenderer:
                 width=s.width,
                 height=s.height,
                 scheduler=self.scheduler_name,
+                csa_schedule=s.csa_schedule,
             )
             resolved[name] = store
         return resolved
 
     def read_state(
-        self, resolved: Mapping[str, IdentityStore], shown: Sequence[tuple[str, ...]]
+        self,
+        resolved: Mapping[str, IdentityStore],
+        shown: Sequence[tuple[str, ...]],
+        seeds: Sequence[int],
     ) -> CSAState:
-        """Read-mode CSA state for a batch whose panel i shows the characters ``shown[i]``."""
+        """Read-mode CSA state for a batch whose panel i shows the characters ``shown[i]`` and
+        is rendered from ``seeds[i]`` (its schedule's draws derive from it)."""
         order = list(resolved)
         return CSAState(
             mode="read",
@@ -696,6 +708,9 @@ class StoryRenderer:
             panels=len(shown),
             stores=[resolved[n] for n in order],
             panel_stores=[tuple(order.index(n) for n in names) for names in shown],
+            schedule=schedule_for(
+                self.settings.csa_schedule, [derive_seed(seed, "schedule") for seed in seeds]
+            ),
         )
 
     def missing_stores(

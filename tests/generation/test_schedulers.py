@@ -20,7 +20,10 @@ from storyloom.generation.renderer import (
 from storyloom.generation.steps import SchedulerError, check_scheduler
 
 STEPS = 4
-SMALL = RenderSettings(width=64, height=64, steps=STEPS, guidance=5.0, max_batch=2)
+# every layer call of every step reads stored tokens, so a call that finds none shows
+SMALL = RenderSettings(
+    width=64, height=64, steps=STEPS, guidance=5.0, max_batch=2, csa_schedule="every-step"
+)
 MIRA = CharacterSpec("Mira", "a girl with short red hair", seed=11)
 
 # (family, scheduler, config changes, UNet calls for 4 steps)
