@@ -415,9 +415,7 @@ class SqlJobs:
             RenderJobRow.status_ref.is_(None) if seen is None else RenderJobRow.status_ref == seen
         )
         result = await self._session.execute(
-            update(RenderJobRow)
-            .where(RenderJobRow.id == job_id, current)
-            .values(status_ref=claim)
+            update(RenderJobRow).where(RenderJobRow.id == job_id, current).values(status_ref=claim)
         )
         return cast(CursorResult[Any], result).rowcount == 1
 
