@@ -252,27 +252,15 @@ def slack(
     """Run the Slack bot (Socket Mode by default) with an in-process worker."""
     import asyncio
 
-    from storyloom.bot.slack.run import MissingSlackSetting, SlackOAuth, run_slack
+    # only what opens Slack's port: the bot's modules are imported once it answers
+    from storyloom.bot.slack.start import MissingSlackSetting, start_slack
     from storyloom.config import load_settings
     from storyloom.ops.logs import setup_logging
-    from storyloom.ops.process import run_service
 
     settings = load_settings()
     setup_logging(settings)  # ops: text or JSON lines, secrets masked
-    oauth = None
-    if http and settings.slack_client_id and settings.slack_client_secret:
-        oauth = SlackOAuth(
-            settings.slack_client_id, settings.slack_client_secret.get_secret_value()
-        )
     try:
-        asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
-            run_service(
-                settings,
-                "slack",
-                lambda ops: run_slack(settings, http, port, oauth, ops),
-                ready_at_start=False,  # ready once its renderer is loaded (in the background)
-            )
-        )
+        asyncio.run(start_slack(settings, http, port))
     except MissingSlackSetting as error:
         raise fail(str(error)) from None
 

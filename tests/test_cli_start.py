@@ -34,3 +34,9 @@ def test_render_loads_the_renderer_but_not_the_database_layer() -> None:
     found = loaded_by("import storyloom.cli, storyloom.render_story")
     assert {"torch", "diffusers"} <= found  # the probe sees what it imports
     assert not found & {"sqlalchemy", "alembic", "aiosqlite"}
+
+
+def test_the_slack_port_opens_before_the_database_layer_or_bolt_load() -> None:
+    # what `storyloom slack --http` imports before its port answers (bot/slack/start.py)
+    code = "import storyloom.cli, storyloom.config, storyloom.ops.logs, storyloom.bot.slack.start"
+    assert loaded_by(code) == set()

@@ -32,6 +32,7 @@ from storyloom.jobs.retention import result_posted
 from storyloom.jobs.waits import wait_event
 from storyloom.storage import owed as sql
 from storyloom.storage.engine import SqlDatabase
+from storyloom.storage.outage import is_outage
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.service import utc_now
 
@@ -102,13 +103,23 @@ class Delivery:
 
     # -- the loops --------------------------------------------------------------------
     async def run(self) -> None:
-        """Read the due rows every `every_s` (or when poked) until cancelled."""
+        """Read the due rows every `every_s` (or when poked) until cancelled. A database
+        outage is logged once, when it begins, not with a traceback at every read."""
+        failures = 0
         while True:
             self._wake.clear()
             try:
                 await self.collect()
-            except Exception:
-                log.exception("reading owed messages failed; trying again")
+            except Exception as error:
+                failures += 1
+                if not is_outage(error):
+                    log.exception("reading owed messages failed; trying again")
+                elif failures == 1:
+                    log.warning("reading owed messages: the database is unavailable (%s)", error)
+            else:
+                if failures:
+                    log.info("reading owed messages again after %d failed reads", failures)
+                failures = 0
             await wait_event(self._wake, self.every_s)
 
     async def collect(self) -> None:

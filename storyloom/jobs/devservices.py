@@ -188,7 +188,10 @@ class WorkerProcess:
     def text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 240) -> None:
+        """Wait until the worker says it is ready (it imports torch and loads the model:
+        on a loaded machine that has taken over a minute)."""
+
         def ready() -> bool:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker exited early:\n{self.text()}")

@@ -51,6 +51,8 @@ MAX_CLAIM_ROUNDS = 1000
 # Pauses between tries of a database step during an outage (the last one repeats until
 # `outage_patience_s` is spent).
 OUTAGE_PAUSES_S = (0.5, 1.0, 2.0, 5.0)
+# Pause before another try of a heartbeat that failed.
+HEARTBEAT_RETRY_S = 0.5
 T = TypeVar("T")
 
 # Why a worker stops a render it is running (besides a failure of the render itself).
@@ -143,8 +145,19 @@ class LocalWorker:
         job, work = started
         await self.notify(JobEvent(job, JobStatus.RUNNING))
 
-        # 2. render on a thread of its own; the loop keeps answering chat commands meanwhile
+        # 2. render on a thread of its own; the loop keeps answering chat commands meanwhile.
+        # The heartbeat goes on until the outcome is recorded: a render that ended during a
+        # database outage waits to record it, and must not look dead meanwhile (another
+        # worker would take the job over and render it again)
         beating = asyncio.create_task(self._heartbeat(job.id))
+        try:
+            await self._run(job, work)
+        finally:
+            beating.cancel()
+            await asyncio.wait([beating])
+
+    async def _run(self, job: RenderJob, work: JobInput) -> None:
+        """Render the claimed job and record its outcome."""
         started_at = time.perf_counter()
         try:
             files, flagged = await self._supervise(job, work)
@@ -168,8 +181,6 @@ class LocalWorker:
             log.exception("job %s failed (ref %s)", job.id, ref)
             await self._finish(job, JobStatus.FAILED, error=failed_sentence(ref))
             return
-        finally:
-            beating.cancel()
         log.info("job %s rendered in %.1f ms", job.id, (time.perf_counter() - started_at) * 1000)
 
         # 3. record the outcome (and what the image check did, for the audit trail)
@@ -344,14 +355,25 @@ class LocalWorker:
         )
 
     async def _heartbeat(self, job_id: int) -> None:
-        """Touch the running job's row so a redelivery can tell a live worker from a dead one."""
+        """Touch the running job's row so a redelivery can tell a live worker from a dead one.
+        A beat that fails (an outage) is tried again within `HEARTBEAT_RETRY_S`, not a whole
+        interval later: the first beat after an outage lands as soon as the database is
+        back, before anyone judges the job's worker dead by the gap the outage made."""
+        pause, failures = self.heartbeat_seconds, 0
         while True:
-            await asyncio.sleep(self.heartbeat_seconds)
+            await asyncio.sleep(pause)
             try:
                 async with self.db.writing() as uow:
                     await uow.jobs.heartbeat(job_id, utc_now())
-            except Exception:  # a busy database skips one beat; the next one may land
-                log.warning("job %s: heartbeat not recorded", job_id, exc_info=True)
+            except Exception as error:  # the next beat may land
+                failures += 1
+                if failures == 1:
+                    log.warning("job %s: heartbeat not recorded (%s)", job_id, error)
+                pause = min(self.heartbeat_seconds, HEARTBEAT_RETRY_S)
+            else:
+                if failures:
+                    log.info("job %s: heartbeat recorded again after %d failed", job_id, failures)
+                pause, failures = self.heartbeat_seconds, 0
 
     def _render(
         self,

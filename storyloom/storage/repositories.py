@@ -407,13 +407,15 @@ class SqlJobs:
             update(RenderJobRow).where(RenderJobRow.id == job_id).values(status_ref=ref)
         )
 
-    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
-        """Compare-and-set: the job has no status message yet, and now `claim` stands for
-        the one being posted; whether this call set it."""
+    async def claim_status_ref(self, job_id: int, claim: str, seen: str | None = None) -> bool:
+        """Compare-and-set: the job's `status_ref` is still `seen` (None: it has no status
+        message yet), and now `claim` stands for the one being posted; whether this call
+        set it."""
+        current = (
+            RenderJobRow.status_ref.is_(None) if seen is None else RenderJobRow.status_ref == seen
+        )
         result = await self._session.execute(
-            update(RenderJobRow)
-            .where(RenderJobRow.id == job_id, RenderJobRow.status_ref.is_(None))
-            .values(status_ref=claim)
+            update(RenderJobRow).where(RenderJobRow.id == job_id, current).values(status_ref=claim)
         )
         return cast(CursorResult[Any], result).rowcount == 1
 

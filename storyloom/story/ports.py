@@ -197,9 +197,10 @@ class JobRepository(Protocol):
         """Record where the chat side shows the job's status message."""
         ...
 
-    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
-        """Set the job's status reference to `claim` if it has none; whether it did (one
-        status message per job, whatever the number of concurrent requests)."""
+    async def claim_status_ref(self, job_id: int, claim: str, seen: str | None = None) -> bool:
+        """Set the job's status reference to `claim` if it is still `seen` (None: it has
+        none); whether it did (one status message per job, whatever the number of
+        concurrent requests)."""
         ...
 
     async def claim(self, job_id: int, seen: RenderJob, updated_at: datetime) -> bool:

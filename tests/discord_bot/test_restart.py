@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 from storyloom.bot.discord.status import StatusRef
@@ -17,6 +18,7 @@ from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
+from storyloom.story.service import utc_now
 from tests.job_rows import job_row, until_status
 from tests.story.fakes import SentIds
 
@@ -128,3 +130,32 @@ async def test_a_job_that_ended_before_its_status_message_existed_gets_it_edited
     await running.jobs.watcher.poll()  # the outbox's next round: the final edit is owed again
     [edit] = fake.where("PATCH", f"{POSTS}/424242")
     assert (edit.json or {})["content"] == f"✖️ page job #{job.id} cancelled"
+
+
+async def test_a_status_message_claimed_by_a_process_that_died_before_posting_it_is_posted(
+    fake: FakeDiscord, db: SqlDatabase, renderer: StoryRenderer, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    async with started(db, lambda: renderer, out) as first:
+        await ask(first, fake, slash("new", THREAD, ANN, title="T"))
+        await ask(first, fake, slash("add", THREAD, ANN, text="a beach"))
+        offline = dataclasses.replace(first.bot.deps, queue=SentIds())
+    # a render request that claimed the job's status message a minute ago, and whose
+    # process died before posting it (the claim is all it left)
+    actor = Actor(GUILD, THREAD["parent_id"], THREAD["id"], ANN["user"]["id"], "Ann")
+    job = await service.render(offline, actor)
+    async with db.writing() as uow:
+        minute_ago = status_refs.claim_text(utc_now() - timedelta(minutes=1))
+        assert await uow.jobs.claim_status_ref(job.id, minute_ago)
+    assert not await status_refs.claim(db, job.id)  # a second press posts nothing
+
+    async with started(db, lambda: renderer, out) as second:  # sends the waiting job
+        [result] = await fake.wait_for_uploads(POSTS)
+        await second.jobs.drain()
+        await second.jobs.watcher.poll()
+    [status] = [c for c in fake.job_posts(POSTS) if c is not result]
+    message = f"{POSTS}/{status.answer['id']}"
+    texts = [(status.json or {})["content"]]
+    texts += [(c.json or {})["content"] for c in fake.where("PATCH", message)]
+    assert texts[-1] == f"✅ page job #{job.id} done"
+    assert StatusRef.parse((await job_row(db, job.id)).status_ref) is not None

@@ -202,8 +202,8 @@ class FakeJobs:
     async def set_status_ref(self, job_id: int, ref: str) -> None:
         self.s.jobs[job_id] = replace(self.s.jobs[job_id], status_ref=ref)
 
-    async def claim_status_ref(self, job_id: int, claim: str) -> bool:
-        if self.s.jobs[job_id].status_ref is not None:
+    async def claim_status_ref(self, job_id: int, claim: str, seen: str | None = None) -> bool:
+        if self.s.jobs[job_id].status_ref != seen:
             return False
         self.s.jobs[job_id] = replace(self.s.jobs[job_id], status_ref=claim)
         return True

@@ -30,7 +30,8 @@ import discord
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.context import NO_PINGS
 from storyloom.bot.discord.results import post_result, result_marker
-from storyloom.bot.discord.status import StatusRef, status_text
+from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
+from storyloom.jobs import status_refs
 from storyloom.jobs.courier import Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
 from storyloom.story.model import JobStatus, RenderJob
@@ -95,6 +96,10 @@ class DiscordNotifier:
         job = event.job
         shown = self._shown(job)
         if shown is None:
+            text = status_text(job, event.status, place=event.place, progress=event.progress)
+            ref = await self._post_abandoned(job, event.status, text, wait=False)
+            if ref is not None:
+                self.shown[job.id] = Shown(ref, event.place)
             return
         if event.status == JobStatus.QUEUED:
             if event.place is not None and event.place != shown.place:
@@ -116,9 +121,12 @@ class DiscordNotifier:
             return
 
         async def final_edit(retried: bool) -> None:
+            nonlocal ref
+            text = status_text(job, job.status, job.error)
             if ref is not None:
-                text = status_text(job, job.status, job.error)
                 await self._edit(Shown(ref), job, job.status, text)
+            else:  # a claim whose request died before posting: the message, posted now
+                ref = await self._post_abandoned(job, job.status, text, wait=True)
 
         await owed.step("status", final_edit)
         if result:
@@ -169,6 +177,36 @@ class DiscordNotifier:
         except discord.HTTPException as error:
             raise _platform_error(error) from error
         return False
+
+    async def _post_abandoned(
+        self, job: RenderJob, status: JobStatus, text: str, *, wait: bool
+    ) -> StatusRef | None:
+        """Post the status message of a job whose claim's request died before posting it
+        (`status_refs.take_over`), showing `text`; None if there is none to post. A claim
+        still within its lease is waited for (`Retry`) if `wait`, else left alone."""
+        if self.db is None or status_refs.claimed_at(job.status_ref) is None:
+            return None
+        after_s = await status_refs.take_over(self.db, job.id)
+        if after_s is None:
+            return None
+        if after_s > 0:
+            if wait:
+                raise Retry(after_s, "its status message is still being posted")
+            return None
+        channel_id = await self._thread_of(job)
+        if channel_id is None:
+            raise Undeliverable("its story was deleted")
+        channel = self.client.get_partial_messageable(channel_id)
+        try:
+            message = await channel.send(
+                text, allowed_mentions=NO_PINGS, view=job_buttons(job, status)
+            )
+        except (discord.HTTPException, discord.RateLimited) as error:
+            raise _platform_error(error) from error
+        ref = StatusRef(channel_id, message.id, DEFAULT_UPLOAD_LIMIT)
+        log.info("job %s: posted the status message its request died before posting", job.id)
+        await status_refs.posted(self.db, job.id, ref.encode())
+        return ref
 
     async def _thread_of(self, job: RenderJob) -> int | None:
         assert self.db is not None

@@ -9,10 +9,10 @@ from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetry
 from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack.adapter import SlackStoryAdapter
+from storyloom.bot.slack.front import EVENTS_PATH
 
 # Slack allows about one message per second per channel; a busy thread gets 429s.
 RATE_LIMIT_RETRIES = 3
-EVENTS_PATH = "/slack/events"
 
 
 def web_client(token: str | None = None, base_url: str | None = None) -> AsyncWebClient:

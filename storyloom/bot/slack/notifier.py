@@ -27,6 +27,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack import blocks
 from storyloom.bot.slack.refs import StatusRef
+from storyloom.jobs import status_refs
 from storyloom.jobs.courier import Owed, Retry, Undeliverable
 from storyloom.jobs.events import JobEvent
 from storyloom.story.alt_text import alt_text
@@ -70,6 +71,9 @@ class SlackTracked:
     title: str
     character: str | None = None  # a sheet job: whose look its buttons lock
     place: int | None = None  # the place in line the message shows now
+    # its status message was claimed by a request that has not posted it (yet, or ever:
+    # see `status_refs.take_over`)
+    claimed: bool = False
 
 
 def _platform_error(error: SlackApiError) -> Exception:
@@ -104,7 +108,7 @@ class SlackNotifier:
         """A passing change on the status message (nothing if the job has none yet)."""
         job = event.job
         where = self.tracked.get(job.id) or await self.locate(job)
-        if where is None or not where.ref.message_ts:
+        if where is None or not (where.ref.message_ts or where.claimed):
             return
         if event.status == JobStatus.QUEUED and event.place == where.place:
             return  # the message already shows this place
@@ -120,6 +124,11 @@ class SlackNotifier:
             progress=event.progress,
             error=event.error,
         )
+        if not where.ref.message_ts:
+            recovered = await self._post_abandoned(client, where, job, text, status_blocks)
+            if recovered is not None:
+                self.tracked[job.id] = replace(recovered, place=event.place)
+            return
         await self.edit(client, where.ref, text, status_blocks)
         # what this process holds now (never a reference read while it was being tracked)
         if (current := self.tracked.get(job.id)) is not None:
@@ -128,9 +137,10 @@ class SlackNotifier:
     async def settle(self, owed: Owed) -> None:
         """The outcome: the status message's last word, then the result and its buttons."""
         job = owed.job
-        where = await self.locate(job)
-        if where is None:
+        located = await self.locate(job)
+        if located is None:
             raise Undeliverable("its story was deleted")
+        where = located
         if (known := self.tracked.get(job.id)) is not None:
             where = replace(where, character=known.character or where.character)
         try:
@@ -139,12 +149,18 @@ class SlackNotifier:
             raise Undeliverable(str(error)) from error
 
         async def final_edit(retried: bool) -> None:
-            if not where.ref.message_ts:
-                return  # no status message (yet): the thread gets the result
+            nonlocal where
             text, status_blocks = blocks.status(
                 job, job.status, where.ref.thread_ts, error=job.error
             )
-            await self.edit(client, where.ref, text, status_blocks)
+            if where.ref.message_ts:
+                await self.edit(client, where.ref, text, status_blocks)
+            elif where.claimed:  # its request died before posting it: posted now
+                posted = await self._post_abandoned(
+                    client, where, job, text, status_blocks, wait=True
+                )
+                where = posted or where
+            # else no status message at all: the thread gets the result
 
         if not (job.status == JobStatus.DONE and owed.files):
             await owed.step("status", final_edit)
@@ -190,6 +206,40 @@ class SlackNotifier:
         await owed.step("outcome", outcome)
         self.tracked.pop(job.id, None)  # nothing more will happen to this message
 
+    async def _post_abandoned(
+        self,
+        client: AsyncWebClient,
+        where: SlackTracked,
+        job: RenderJob,
+        text: str,
+        status_blocks: list[blocks.Block],
+        *,
+        wait: bool = False,
+    ) -> SlackTracked | None:
+        """Post the status message of a job whose claim's request died before posting it
+        (`status_refs.take_over`); None if there is none to post. A claim still within its
+        lease is waited for (`Retry`) if `wait`, else left alone."""
+        after_s = await status_refs.take_over(self.db, job.id)
+        if after_s is None:
+            return None
+        if after_s > 0:
+            if wait:
+                raise Retry(after_s, "its status message is still being posted")
+            return None
+        try:
+            posted = await client.chat_postMessage(
+                channel=where.ref.channel_id,
+                thread_ts=where.ref.thread_ts,
+                text=text,
+                blocks=status_blocks,
+            )
+        except SlackApiError as error:
+            raise _platform_error(error) from error
+        ref = replace(where.ref, message_ts=str(posted["ts"]))
+        log.info("job %s: posted the status message its request died before posting", job.id)
+        await status_refs.posted(self.db, job.id, ref.encode())
+        return replace(where, ref=ref, claimed=False)
+
     async def locate(self, job: RenderJob) -> SlackTracked | None:
         """Where a job's messages go, from the database: its status message (`status_ref`,
         read afresh), else only its story's thread; None if its story was deleted."""
@@ -205,7 +255,8 @@ class SlackNotifier:
         ref = StatusRef.decode(status_ref) or StatusRef(
             thread.workspace_id, thread.channel_id, thread.thread_id, message_ts=""
         )
-        return SlackTracked(ref, story.title, character)
+        claimed = status_refs.claimed_at(status_ref) is not None
+        return SlackTracked(ref, story.title, character, claimed=claimed)
 
     async def call(self, request: Awaitable[object]) -> None:
         """A Web API call, its errors turned into the outbox's."""

@@ -14,8 +14,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from pydantic import SecretStr
-
 from storyloom.bot.slack.adapter import SlackStoryAdapter
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, serve_http, web_client
 from storyloom.bot.slack.commands import SUBCOMMANDS
@@ -29,6 +27,8 @@ from storyloom.bot.slack.oauth import (
     single_workspace,
 )
 from storyloom.bot.slack.share_commands import share_subcommands
+from storyloom.bot.slack.start import MissingSlackSetting
+from storyloom.bot.slack.start import secret as required
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission, render_limits
@@ -49,19 +49,10 @@ from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
 if TYPE_CHECKING:
+    from storyloom.bot.slack.front import EarlyFront
     from storyloom.ops.server import Ops
 
 __all__ = ["MissingSlackSetting", "SlackOAuth", "run_slack"]
-
-
-class MissingSlackSetting(Exception):
-    """A token or secret the chosen mode needs is not set."""
-
-
-def _secret(value: SecretStr | None, name: str) -> str:
-    if value is None:
-        raise MissingSlackSetting(f"set STORYLOOM_{name.upper()} (see docs/slack.md)")
-    return value.get_secret_value()
 
 
 def slack_workspace(workspace_id: str) -> bool:
@@ -116,19 +107,21 @@ async def run_slack(
     port: int,
     oauth: SlackOAuth | None = None,
     ops: Ops | None = None,
+    front: EarlyFront | None = None,
 ) -> None:
     """Migrate the database, start the jobs side, and serve Slack until stopped (with
-    `ops`, each render's seconds are counted for /metrics)."""
+    `ops`, each render's seconds are counted for /metrics). HTTP mode with a `front`
+    already serving the port (`storyloom slack --http`): the app is handed to it."""
     # every missing setting is named before anything starts
-    token = None if oauth else _secret(settings.slack_bot_token, "slack_bot_token")
+    token = None if oauth else required(settings.slack_bot_token, "slack_bot_token")
     if http:
-        secret, app_token = _secret(settings.slack_signing_secret, "slack_signing_secret"), ""
+        secret, app_token = required(settings.slack_signing_secret, "slack_signing_secret"), ""
     else:
         # Socket Mode requests come over the app-token websocket and are not signed;
         # bolt still wants a secret at construction, which it never uses for them
         secret, app_token = (
             "socket-mode-unused",
-            _secret(settings.slack_app_token, "slack_app_token"),
+            required(settings.slack_app_token, "slack_app_token"),
         )
     await upgrade_database(settings.database_url)
     async with open_database(settings.database_url) as db:
@@ -156,7 +149,11 @@ async def run_slack(
                 story_library.forgetting(db, lib, jobs.forget_files()), lib,
             )  # fmt: skip
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
-            if http:
+            if http and front is not None:
+                front.hand_over(app)
+                log.info("serving Slack events on port %d at %s", port, EVENTS_PATH)
+                await asyncio.Event().wait()  # until the process is stopped
+            elif http:
                 runner = await serve_http(app, port)
                 log.info("serving Slack events on port %d at %s", port, EVENTS_PATH)
                 try:
