@@ -117,7 +117,8 @@ class DiscordNotifier:
         ref = StatusRef.parse(job.status_ref)  # the row, read for this delivery
         result = job.status == JobStatus.DONE and bool(owed.files) and self.db is not None
         if result and ref is not None and "result" not in owed.done:
-            await owed.step("outcome", lambda retried: self._outcome(owed, ref, retried))
+            posted = ref  # `ref` is rebound by final_edit below; the lambda keeps this one
+            await owed.step("outcome", lambda retried: self._outcome(owed, posted, retried))
             return
 
         async def final_edit(retried: bool) -> None:
