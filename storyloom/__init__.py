@@ -1,3 +1,6 @@
 """storyloom: collaborative comics with consistent characters for Discord and Slack."""
 
-__version__ = "0.1.0"
+from importlib.metadata import version
+
+# One version, in pyproject.toml; the installed package's metadata carries it here.
+__version__ = version("storyloom")

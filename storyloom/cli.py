@@ -22,8 +22,24 @@ app = typer.Typer(
 )
 
 
+def print_version(value: bool) -> None:
+    """`--version`: print the installed version and stop."""
+    if value:
+        from storyloom import __version__
+
+        typer.echo(f"storyloom {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def storyloom() -> None:
+def storyloom(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Collaborative comics with consistent characters."""
     # Our own progress bar and one-line messages are the interface: quiet the libraries'
     # download/loading bars and info logs unless the operator asks for them.
