@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -43,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from report import machine, write_json
 
 from storyloom.config import load_settings
 from storyloom.generation.models import load_pipeline
@@ -318,8 +318,7 @@ async def run(folder: Path) -> dict[str, object]:
             "outage_s": OUTAGE_S,
             "backlog": BACKLOG,
         },
-        "cpus": os.cpu_count(),
-        "machine": platform.platform(),
+        "machine": machine(),
     }
 
 
@@ -329,8 +328,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storyloom-chaos-") as tmp:
         figures = asyncio.run(run(Path(tmp)))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(args.json, figures)
     print(f"{'figure':28} {'measured':>10} {'target':>8}")
     for key, target in TARGETS.items():
         bound = f"<= {target}" if key.endswith("_s") else f"{target}"

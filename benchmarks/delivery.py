@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import aiohttp
+from report import machine, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the loopback fakes live with the tests
@@ -192,10 +191,7 @@ def main() -> None:
         target, ok = TARGETS.get(key, ("", None))
         verdict = "" if ok is None else ("ok" if ok(value) else "MISSED")
         print(f"{key:36} {value!s:>12}  {target} {verdict}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"benchmark": "delivery", "python": platform.python_version(), **result}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(args.json, {"benchmark": "delivery", "machine": machine(), **result})
 
 
 if __name__ == "__main__":
