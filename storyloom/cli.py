@@ -1,4 +1,12 @@
-"""The `storyloom` command: the one composition root of each process."""
+"""The `storyloom` command: each subcommand is the entry point of one process.
+
+A subcommand reads the settings once and hands them to its process's composition root,
+which opens the resources with `async with` and passes them into constructors: the chat
+bots' `run_discord`, `run_slack` and `run_console` (bot/, whose story service is wired by
+one builder, bot/wiring.py), the GPU worker's `run_worker` (jobs/worker_main.py), and the
+story-file jobs `render`/`clip` (render_story.py, clip_story.py). Nothing is created at
+import time, and `--help` loads no heavy library.
+"""
 
 from __future__ import annotations
 

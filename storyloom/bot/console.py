@@ -18,7 +18,6 @@ from typing import TextIO
 
 from storyloom.bot import console_share
 from storyloom.config import Settings
-from storyloom.generation.styles import STYLE_NAMES
 from storyloom.story import server_admin, service
 from storyloom.story.errors import StoryError
 from storyloom.story.escaping import escape_plain
@@ -235,11 +234,10 @@ def _first(args: list[str]) -> str:
 
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
-    from storyloom.jobs.admission import JobAdmission, render_limits
+    from storyloom.bot.wiring import story_deps
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
     from storyloom.ops.server import ops_server
-    from storyloom.server_defaults import server_defaults
     from storyloom.storage import open_database, upgrade_database
 
     def write(text: str) -> None:
@@ -267,16 +265,7 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         job_runtime(settings, db, notify) as jobs,
         ops_server(settings, "console"),  # the reader of shared stories, when a port is set
     ):
-        deps = Deps(
-            db=db,
-            queue=jobs.queue,
-            styles=STYLE_NAMES,
-            default_style=settings.style,
-            admit_job=JobAdmission.from_settings(settings),
-            render_limits=render_limits(settings),
-            server_defaults=server_defaults(settings),
-            forget_files=jobs.forget_files(),
-        )
+        deps = story_deps(settings, db, jobs)
         console = Console(deps, write, places=jobs.places, public_base_url=settings.public_base_url)
         write(f"storyloom console — outputs go to {out_dir}; type /help")
         read: Callable[[], Awaitable[str]] = lambda: asyncio.to_thread(stdin.readline)  # noqa: E731

@@ -16,14 +16,11 @@ from typing import TYPE_CHECKING
 import discord
 
 from storyloom.bot.discord.bot import StoryBot
+from storyloom.bot.wiring import story_deps
 from storyloom.config import Settings
-from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
-from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
-from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.generation.renderer import StoryRenderer
@@ -68,16 +65,7 @@ async def story_bot(
         watch_every_s=watch_every_s,
         on_ready=on_ready,
     ) as jobs:
-        bot.deps = Deps(
-            db,
-            jobs.queue,
-            STYLE_NAMES,
-            settings.style,
-            admit_job=JobAdmission.from_settings(settings),
-            render_limits=render_limits(settings),
-            server_defaults=server_defaults(settings),
-            forget_files=jobs.forget_files(),
-        )
+        bot.deps = story_deps(settings, db, jobs)
         bot.notifier.places = jobs.places
         bot.public_base_url = settings.public_base_url
         bot.jobs = jobs
