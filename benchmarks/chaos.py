@@ -49,7 +49,6 @@ from storyloom.generation.models import load_pipeline
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
 from storyloom.jobs.broker import BrokerOptions
-from storyloom.jobs.devservices import PostgresServer, RedisServer, WorkerProcess, tiny_settings
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.fairness import JobLimits
 from storyloom.jobs.runtime import job_runtime
@@ -58,6 +57,7 @@ from storyloom.story import service
 from storyloom.story.errors import LimitExceeded
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import PostgresServer, RedisServer, WorkerProcess, tiny_settings
 
 STEPS = 6
 SHORT = Actor("w", "c", "short", "ann", "Ann")  # a 2-panel story: a render of a few seconds

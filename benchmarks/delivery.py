@@ -42,7 +42,7 @@ from report import machine, write_json
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the loopback fakes live with the tests
 
-from storyloom.jobs.devservices import RedisServer  # noqa: E402
+from storyloom.testing.devservices import RedisServer  # noqa: E402
 from tests.ops.slack_bots import (  # noqa: E402
     TOKENS,
     JobSeen,

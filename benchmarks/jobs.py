@@ -45,18 +45,18 @@ from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.broker import TaskiqQueue, redis_broker
-from storyloom.jobs.devservices import (
-    RedisServer,
-    WorkerProcess,
-    fast_options,
-    tiny_settings,
-)
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import (
+    RedisServer,
+    WorkerProcess,
+    fast_options,
+    tiny_settings,
+)
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 STEPS = 2

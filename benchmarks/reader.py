@@ -46,13 +46,13 @@ from report import machine, print_table, write_json
 from storyloom.config import load_settings
 from storyloom.generation.export import export_story
 from storyloom.generation.pages.model import PagePanel, PageSpec
-from storyloom.jobs.devservices import free_port
 from storyloom.jobs.result_files import job_folder
 from storyloom.storage import open_database, upgrade_database
 from storyloom.storage.share_links import share_links
 from storyloom.story import grammar, service, sharing
 from storyloom.story.model import Actor, JobStatus
 from storyloom.story.render_limits import RenderLimits
+from storyloom.testing.devservices import free_port
 
 TARGET_P99_MS = 100.0
 TARGET_HTML_BYTES = 50 * 1024

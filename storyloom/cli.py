@@ -4,7 +4,7 @@ A subcommand reads the settings once and hands them to its process's composition
 which opens the resources with `async with` and passes them into constructors: the chat
 bots' `run_discord`, `run_slack` and `run_console` (bot/, whose story service is wired by
 one builder, bot/wiring.py), the GPU worker's `run_worker` (jobs/worker_main.py), and the
-story-file jobs `render`/`clip` (render_story.py, clip_story.py). Nothing is created at
+story-file jobs `render`/`clip` (app/render_story.py, app/clip_story.py). Nothing is created at
 import time, and `--help` loads no heavy library.
 """
 
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from storyloom.app.storyfile import StoryFile
     from storyloom.config import Settings
-    from storyloom.storyfile import StoryFile
 
 app = typer.Typer(
     name="storyloom",
@@ -114,8 +114,8 @@ def render(
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
 
+    from storyloom.app.render_story import render_story_file
     from storyloom.generation.models import ModelLoadError
-    from storyloom.render_story import render_story_file
 
     try:
         result = render_story_file(parsed, settings, out, page=page, formats=formats)  # type: ignore[arg-type]
@@ -152,7 +152,7 @@ def clip(
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
 
-    from storyloom.clip_story import clip_story_file
+    from storyloom.app.clip_story import clip_story_file
 
     try:
         result = clip_story_file(parsed, settings, out, fmt=fmt, motion=motion)  # type: ignore[arg-type]
@@ -296,7 +296,7 @@ def doctor() -> None:
     """Check configuration, database, model, GPU and folders, and say how to fix each problem."""
     import asyncio
 
-    from storyloom.doctor import diagnose, report
+    from storyloom.app.doctor import diagnose, report
 
     text, code = report(asyncio.run(diagnose()))
     typer.echo(text)
@@ -326,7 +326,7 @@ def config_reference() -> None:
 
 
 def _mount_db() -> None:
-    from storyloom.db_commands import db_app
+    from storyloom.app.db_commands import db_app
 
     app.add_typer(db_app, name="db", help="Database migrations.")
 
@@ -340,9 +340,9 @@ def _settings_and_story(
     """Settings with the command's overrides, and the checked story; exit 2 on bad input."""
     from pydantic import ValidationError
 
+    from storyloom.app.storyfile import StoryFileError, load_story
     from storyloom.config import load_settings
     from storyloom.generation.styles import STYLE_NAMES
-    from storyloom.storyfile import StoryFileError, load_story
 
     overrides: dict[str, object] = {}
     if model is not None:

@@ -31,7 +31,7 @@ def test_the_cli_and_its_help_load_no_heavy_library() -> None:
 
 
 def test_render_loads_the_renderer_but_not_the_database_layer() -> None:
-    found = loaded_by("import storyloom.cli, storyloom.render_story")
+    found = loaded_by("import storyloom.cli, storyloom.app.render_story")
     assert {"torch", "diffusers"} <= found  # the probe sees what it imports
     assert not found & {"sqlalchemy", "alembic", "aiosqlite"}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from storyloom.app.storyfile import StoryFileError, parse_story
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.storyfile import StoryFileError, parse_story
 
 
 def story(*scenes: str, names: tuple[str, ...] = ("Old Tom",)) -> dict[str, object]:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from storyloom.bot.server_defaults import server_defaults
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission, render_limits
-from storyloom.server_defaults import server_defaults
 from storyloom.story.service import Deps
 
 if TYPE_CHECKING:

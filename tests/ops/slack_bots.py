@@ -26,11 +26,11 @@ from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select
 
 from storyloom.bot.slack.oauth import SlackOAuth, installation_store
-from storyloom.jobs.devservices import free_port
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.tables import RenderJobRow
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus
+from storyloom.testing.devservices import free_port
 from tests.slack import worker_rows
 from tests.slack.fake_slack import SECRET, FakeSlack, Sender
 

@@ -14,10 +14,10 @@ import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from storyloom.jobs.devservices import REDIS_SERVER, RedisServer
 from storyloom.storage import open_database
 from storyloom.storage.tables import BeatRow, RenderJobRow
 from storyloom.storage.unit_of_work import session_of
+from storyloom.testing.devservices import REDIS_SERVER, RedisServer
 from tests.slack.conftest import fake_web_api
 from tests.slack.fake_slack import FakeSlack, Sender
 from tests.slack.helpers import command, new_story
