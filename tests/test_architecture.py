@@ -7,6 +7,7 @@ a lazy import counts as much as a top-level one.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -125,3 +126,33 @@ def test_the_product_never_imports_the_testing_helpers() -> None:
         if "testing" in parts_imported(p) and where(p).split("/")[0] != "testing"
     }
     assert importers == set()
+
+
+def test_every_path_the_map_names_exists() -> None:
+    """docs/architecture.md names files and folders; after a move, the map moves too. A
+    path is read from the repository, the package, bot/ or tests/; a bare file name (in a
+    row about one part) must exist somewhere in the package."""
+    text = (ROOT / "docs" / "architecture.md").read_text("utf-8")
+    named = {
+        m
+        for m in re.findall(r"`([\w./*-]+)`", text)
+        if (m.endswith((".py", "/")) or "/" in m) and not m.startswith("/")  # not URL paths
+    }
+    assert len(named) > 20  # the reader found the map's paths
+    bases = (ROOT, PACKAGE, PACKAGE / "bot", ROOT / "tests")
+    missing = [
+        name
+        for name in sorted(named)
+        if not (
+            any(glob_exists(base / name) for base in bases)
+            or ("/" not in name and any(PACKAGE.rglob(name)))
+        )
+    ]
+    assert missing == []
+
+
+def glob_exists(path: Path) -> bool:
+    """Whether `path` (which may hold a `*`) names something that exists."""
+    if "*" not in str(path):
+        return path.exists()
+    return any(path.parent.glob(path.name))
