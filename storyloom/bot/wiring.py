@@ -9,6 +9,7 @@ so the three front ends cannot drift apart.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from storyloom.bot.server_defaults import server_defaults
@@ -19,11 +20,19 @@ from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.jobs.runtime import JobRuntime
+    from storyloom.story.model import DeletedStory
     from storyloom.story.ports import Database
 
 
-def story_deps(settings: Settings, db: Database, jobs: JobRuntime) -> Deps:
-    """What every use case needs, for a front end whose jobs run through `jobs`."""
+def story_deps(
+    settings: Settings,
+    db: Database,
+    jobs: JobRuntime,
+    *,
+    forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None,
+) -> Deps:
+    """What every use case needs, for a front end whose jobs run through `jobs`; a deleted
+    story's files are forgotten by `forget_files` (by default the job runtime's)."""
     return Deps(
         db,
         jobs.queue,
@@ -32,5 +41,5 @@ def story_deps(settings: Settings, db: Database, jobs: JobRuntime) -> Deps:
         admit_job=JobAdmission.from_settings(settings),
         render_limits=render_limits(settings),
         server_defaults=server_defaults(settings),
-        forget_files=jobs.forget_files(),
+        forget_files=forget_files or jobs.forget_files(),
     )

@@ -42,3 +42,13 @@ def test_the_operators_settings_reach_every_use_case() -> None:
     defaults = deps.server_defaults
     assert (defaults.default_style, defaults.max_waiting_per_member) == ("noir", 2)
     assert defaults.max_panels_per_job == 5
+
+
+def test_a_front_end_may_forget_more_files_than_the_job_runtime() -> None:
+    async def also_the_library(story: Any) -> None:
+        return None
+
+    deps = story_deps(
+        Settings(), cast(Any, object()), cast(Any, FakeJobs()), forget_files=also_the_library
+    )
+    assert deps.forget_files is also_the_library
