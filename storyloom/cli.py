@@ -167,6 +167,38 @@ def clip(
     )
 
 
+@app.command("eval")
+def eval_(
+    story: Annotated[Path, typer.Argument(help="A story file (TOML).")],
+    model: ModelOption = None,
+    seed: SeedOption = None,
+    steps: StepsOption = None,
+    size: SizeOption = None,
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Also write the scores as JSON here.")
+    ] = None,
+) -> None:
+    """Render a story file and score identity consistency (CLIP-I, DINO, CLIP-T)."""
+    settings, parsed = _settings_and_story(story, model, seed, steps, size)
+    if json_path is not None and json_path.is_dir():
+        raise fail(f"{json_path} is a folder; give a file name for --json")
+
+    from storyloom.app.eval_story import evaluate_story, table, write_json
+    from storyloom.generation.models import ModelLoadError
+    from storyloom.generation.renderer import RenderInputError
+
+    try:
+        result = evaluate_story(parsed, settings)
+    except ModelLoadError as error:
+        raise fail(str(error), code=1) from None
+    except RenderInputError as error:
+        raise fail(str(error)) from None
+    typer.echo(table(result))
+    if json_path is not None:
+        write_json(result, json_path)
+        typer.echo(f"json: {json_path}")
+
+
 @app.command()
 def console(
     model: ModelOption = None,

@@ -116,6 +116,53 @@ class Settings(BaseSettings):
         description="Share of denoising steps whose identity tokens are banked (from the "
         "first step). Below 1.0 is a compact approximation: later steps use plain attention.",
     )
+    identity_mode: Literal["csa", "csa+reference"] = Field(
+        "csa",
+        description="How later panels keep a character's look: 'csa' (Consistent "
+        "Self-Attention on the banked tokens) or 'csa+reference' (also conditioned, through "
+        "the image adapter, on the character's first sheet image; a story file's "
+        "`identity_mode` overrides it).",
+    )
+    adapter_model: str = Field(
+        "h94/IP-Adapter",
+        description="Image adapter (IP-Adapter) for characters from a reference picture: a hub "
+        "id, a local folder in the same layout, or 'tiny-ip-adapter' (random weights built "
+        "for the tiny models, for tests).",
+    )
+    adapter_subfolder_sd15: str = Field(
+        "models", description="Folder of the SD1.5 adapter weights inside adapter_model."
+    )
+    adapter_weight_sd15: str = Field(
+        "ip-adapter_sd15.safetensors", description="SD1.5 adapter weight file."
+    )
+    adapter_subfolder_sdxl: str = Field(
+        "sdxl_models", description="Folder of the SDXL adapter weights inside adapter_model."
+    )
+    adapter_weight_sdxl: str = Field(
+        "ip-adapter_sdxl.safetensors", description="SDXL adapter weight file."
+    )
+    adapter_image_encoder: str = Field(
+        "image_encoder",
+        description="The adapter's CLIP image encoder: a folder name inside the weights' "
+        "folder, or a path inside adapter_model (with a '/').",
+    )
+    adapter_scale: float = Field(
+        0.6,
+        gt=0.0,
+        le=2.0,
+        description="How strongly a reference picture conditions the image (the adapter's "
+        "cross-attention scale).",
+    )
+    eval_clip_model: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="CLIP model `storyloom eval` scores with (CLIP-I, CLIP-T): a hub id, a "
+        "local folder, or 'tiny-clip' (random weights, for tests).",
+    )
+    eval_dino_model: str = Field(
+        "",
+        description="DINO model for `storyloom eval`'s DINO score (e.g. facebook/dinov2-small, "
+        "or 'tiny-dino' for tests); empty: no DINO score.",
+    )
     store_dir: Path = Field(
         Path("storyloom-data") / "stores",
         description="Where identity stores (safetensors) are saved and found again.",

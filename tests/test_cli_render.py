@@ -255,3 +255,28 @@ def test_a_path_that_is_not_a_readable_story_file_is_one_sentence(
     assert "Traceback" not in done.stderr
     [line] = done.stderr.strip().splitlines()
     assert line.startswith(f"storyloom: {path}")
+
+
+def test_a_character_from_a_reference_picture_renders_and_a_missing_adapter_is_one_line(
+    tmp_path: Path, cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (48, 64), "teal").save(tmp_path / "mira.jpg", format="JPEG")
+    story = tmp_path / "story.toml"
+    story.write_text(
+        GOOD.replace(
+            'description = "a girl with red hair"',
+            ('description = "a girl with red hair"\nreference = "mira.jpg"'),
+        )
+    )
+    args = ("render", str(story), "--model", "tiny-sd15", "--steps", "2", "--size", "64")
+    monkeypatch.setenv("STORYLOOM_ADAPTER_MODEL", "tiny-ip-adapter")
+    done = storyloom(*args, "--out", str(tmp_path / "out"), cache=cache, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((tmp_path / "out" / "panels").glob("*.png"))) == 1
+    monkeypatch.setenv("STORYLOOM_ADAPTER_MODEL", str(tmp_path / "no-adapter"))
+    done = storyloom(*args, "--out", str(tmp_path / "out2"), cache=cache, cwd=tmp_path)
+    assert done.returncode == 1
+    [line] = done.stderr.strip().splitlines()[-1:]
+    assert line.startswith("storyloom: the image adapter folder") and "does not exist" in line

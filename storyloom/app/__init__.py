@@ -1,1 +1,2 @@
-"""The CLI's jobs: story files, render and clip them, the doctor, the database commands."""
+"""The CLI's jobs: story files, render, clip and evaluate them, the doctor, the database
+commands."""

@@ -80,9 +80,11 @@ def render_story(
 ) -> RenderedStory:
     """Lock every character (its sheet and store), then render every panel against them."""
     characters = {
-        c.name: CharacterSpec(c.name, c.description, c.seed, c.identity_prompts)
+        c.name: CharacterSpec(c.name, c.description, c.seed, c.identity_prompts, c.reference)
         for c in story.characters
     }
+    if story.identity_mode is not None:
+        renderer = renderer.with_identity_mode(story.identity_mode)
     timings: dict[str, float] = {}
     sheets = {}
     for name, character in characters.items():

@@ -3,11 +3,14 @@
 title = "The Lighthouse"
 style = "comic"          # optional, a style preset
 seed = 42                # optional
+identity_mode = "csa"    # optional: "csa" or "csa+reference" (default: the setting)
 
 [[characters]]
 name = "Mira"
 description = "a girl with short red hair and a green raincoat"
 identity_prompts = ["..."]   # optional: the K identity poses, explicit
+reference = "mira.png"       # optional: a picture the look is conditioned on (PNG, JPEG,
+                             # WebP; relative to the story file)
 
 [[panels]]
 scene = "[Mira] walks along a stormy beach"
@@ -23,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from storyloom.generation.prompts import derive_seed
+from storyloom.generation.reference_image import clean_reference
+from storyloom.story.errors import InvalidInput, LimitExceeded
 from storyloom.story.grammar import tagged_names
 from storyloom.story.limits import name_key
 
@@ -31,6 +36,7 @@ MAX_CHARACTERS = 8
 MAX_PER_PANEL = 4
 MAX_TEXT = 500
 NAME = re.compile(r"^[^\W_](?:[^\W_]| ){0,31}$")
+IDENTITY_MODES = ("csa", "csa+reference")
 
 
 class StoryFileError(ValueError):
@@ -43,6 +49,7 @@ class StoryCharacter:
     description: str
     seed: int
     identity_prompts: tuple[str, ...] = ()
+    reference: Path | None = None  # checked: a picture clean_reference accepts
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,7 @@ class StoryFile:
     seed: int
     characters: tuple[StoryCharacter, ...]
     panels: tuple[StoryPanel, ...]
+    identity_mode: str | None = None  # None: the identity_mode setting
 
 
 def _text(table: dict[str, Any], key: str, where: str, required: bool = True) -> str:
@@ -73,10 +81,33 @@ def _text(table: dict[str, Any], key: str, where: str, required: bool = True) ->
     return value.strip()
 
 
-def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None = None) -> StoryFile:
+def _reference(raw: dict[str, Any], where: str, base: Path) -> Path | None:
+    """The character's reference picture, read and checked now (a bad one fails the file)."""
+    value = raw.get("reference")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        raise StoryFileError(f"{where}: 'reference' must be the path of a picture")
+    path = base / value.strip()
+    try:
+        clean_reference(path.read_bytes())
+    except OSError:
+        raise StoryFileError(f"{where}: reference {value} cannot be read") from None
+    except (InvalidInput, LimitExceeded) as error:
+        raise StoryFileError(f"{where}: reference {value}: {error}") from None
+    return path
+
+
+def parse_story(
+    data: dict[str, Any],
+    styles: frozenset[str],
+    seed: int | None = None,
+    base: Path | None = None,
+) -> StoryFile:
     """Check a decoded story file and build a StoryFile; raise StoryFileError on the first problem.
 
-    ``seed`` overrides the file's seed (character and panel seeds derive from it).
+    ``seed`` overrides the file's seed (character and panel seeds derive from it);
+    ``base`` is the folder reference pictures are relative to (the story file's).
     """
     title = _text(data, "title", "story")
     if not title:
@@ -89,6 +120,9 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
     seed = data.get("seed", 0) if seed is None else seed
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise StoryFileError("story: 'seed' must be a whole number ≥ 0")
+    identity_mode = data.get("identity_mode")
+    if identity_mode is not None and identity_mode not in IDENTITY_MODES:
+        raise StoryFileError('story: \'identity_mode\' must be "csa" or "csa+reference"')
 
     raw_characters = data.get("characters", [])
     if not isinstance(raw_characters, list):
@@ -117,6 +151,7 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
             description=_text(raw, "description", where),
             seed=derive_seed(seed, "character", name),
             identity_prompts=tuple(p.strip() for p in prompts),
+            reference=_reference(raw, where, base or Path(".")),
         )
 
     raw_panels = data.get("panels", [])
@@ -143,7 +178,7 @@ def parse_story(data: dict[str, Any], styles: frozenset[str], seed: int | None =
         panels.append(
             StoryPanel(number, scene, _text(raw, "caption", where, required=False), names)
         )
-    return StoryFile(title, style, seed, tuple(characters.values()), tuple(panels))
+    return StoryFile(title, style, seed, tuple(characters.values()), tuple(panels), identity_mode)
 
 
 def load_story(path: Path, styles: frozenset[str], seed: int | None = None) -> StoryFile:
@@ -161,4 +196,4 @@ def load_story(path: Path, styles: frozenset[str], seed: int | None = None) -> S
         raise StoryFileError(f"{path}: could not be read ({reason})") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise StoryFileError(f"{path}: not valid TOML ({error})") from None
-    return parse_story(data, styles, seed)
+    return parse_story(data, styles, seed, base=path.parent)

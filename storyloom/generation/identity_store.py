@@ -35,6 +35,11 @@ def _host(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.pin_memory() if torch.cuda.is_available() else tensor
 
 
+_KEEP = object()
+# fields added after stores were first saved, with the value that leaves a key unchanged
+_KEYLESS_DEFAULTS: dict[str, object] = {"reference": "", "identity_mode": "csa", "adapter": ""}
+
+
 class StoreMismatchError(ValueError):
     """A store cannot serve this read pass (other steps, size, scheduler or model)."""
 
@@ -57,6 +62,11 @@ class IdentitySpec:
     rate: float
     store_dtype: str = "float16"
     bank_fraction: float = 1.0
+    # a reference picture (its sha256 file name), the identity mode and the image adapter;
+    # at their defaults they are left out of the key, so older stores keep their names
+    reference: str = ""
+    identity_mode: str = "csa"
+    adapter: str = ""
 
     @property
     def images(self) -> int:
@@ -70,7 +80,12 @@ class IdentitySpec:
 
     def key(self) -> str:
         """Stable hash of the spec: the store's file name."""
-        canonical = json.dumps(asdict(self), sort_keys=True, ensure_ascii=False)
+        fields = {
+            name: value
+            for name, value in asdict(self).items()
+            if _KEYLESS_DEFAULTS.get(name, _KEEP) != value
+        }
+        canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False)
         return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
     def to_json(self) -> str:

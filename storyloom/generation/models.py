@@ -287,3 +287,8 @@ def _checkpoint_keys(path: Path) -> list[str]:
     # Original LDM .ckpt files wrap the weights in {"state_dict": ...}.
     state = state.get("state_dict", state)
     return list(state)
+
+
+# The image adapter loads through the same offline-first rules (storyloom.generation.image_adapter).
+hub_reachable = _hub_reachable
+library_renames_quiet = _library_renames_quiet

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import threading
 import time
 from collections import OrderedDict
@@ -23,12 +25,14 @@ from storyloom.generation.consistent_attention import (
     routed_attention,
     select_csa_layers,
 )
+from storyloom.generation.identity_pictures import IdentityPictures, PictureError
 from storyloom.generation.identity_store import (
     STORE_DTYPES,
     IdentitySpec,
     IdentityStore,
     StoreWriter,
 )
+from storyloom.generation.image_adapter import AdapterSource, ImageAdapter, load_adapter
 from storyloom.generation.models import LoadedModel, ModelLoadError, load_pipeline
 from storyloom.generation.prompts import (
     default_identity_prompts,
@@ -65,6 +69,7 @@ class RenderSettings:
     store_dtype: str = "float16"
     bank_fraction: float = 1.0
     max_batch: int = 4
+    identity_mode: str = "csa"  # or "csa+reference": panels also see the first sheet image
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RenderSettings:
@@ -80,6 +85,7 @@ class RenderSettings:
             store_dtype=settings.store_dtype,
             bank_fraction=settings.store_bank_fraction,
             max_batch=settings.max_batch,
+            identity_mode=settings.identity_mode,
         )
 
 
@@ -91,6 +97,7 @@ class CharacterSpec:
     description: str
     seed: int
     identity_prompts: tuple[str, ...] = ()
+    reference: Path | None = None  # a picture the look is conditioned on (image adapter)
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,8 @@ class StoryRenderer:
         store_dir: Path | None = None,
         identity_ram_bytes: int = 2 * 1024**3,
         store_disk_bytes: int | None = None,
+        adapter_source: AdapterSource | None = None,
+        adapter_cache: Path | None = None,
     ):
         self.loaded = loaded
         self.pipe: Any = cast(Any, loaded.pipeline)  # diffusers pipelines are untyped
@@ -189,6 +198,11 @@ class StoryRenderer:
         self.oom_splits = 0  # batches halved after running out of accelerator memory
         # one pipeline serves one call at a time: processors are swapped per call
         self._lock = threading.RLock()
+        # the image adapter is loaded on the first picture a render needs, not before
+        self.adapter_source = adapter_source
+        self._adapter_cache = adapter_cache or Path(".")
+        self._adapter: ImageAdapter | None = None
+        self.pictures = IdentityPictures(store_dir)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoryRenderer:
@@ -213,6 +227,14 @@ class StoryRenderer:
             )
         except ValueError as error:  # an unknown scheduler name: a setting to fix
             raise ModelLoadError(str(error)) from None
+        sdxl = loaded.family == "sdxl"  # the adapter's weights are per family
+        source = AdapterSource(
+            settings.adapter_model,
+            settings.adapter_subfolder_sdxl if sdxl else settings.adapter_subfolder_sd15,
+            settings.adapter_weight_sdxl if sdxl else settings.adapter_weight_sd15,
+            settings.adapter_image_encoder,
+            settings.adapter_scale,
+        )
         try:
             return cls(
                 loaded,
@@ -220,9 +242,19 @@ class StoryRenderer:
                 settings.store_dir,
                 identity_ram_bytes=settings.identity_ram_mib * 1024**2,
                 store_disk_bytes=int(settings.store_disk_gib * 1024**3),
+                adapter_source=source,
+                adapter_cache=settings.model_cache_dir,
             )
         except SchedulerError as error:  # a scheduler CSA cannot key by step: a setting too
             raise ModelLoadError(str(error)) from None
+
+    def with_identity_mode(self, mode: str) -> StoryRenderer:
+        """This renderer (same pipeline, stores and lock) with another identity mode."""
+        if mode == self.settings.identity_mode:
+            return self
+        sibling = copy.copy(self)
+        sibling.settings = dataclasses.replace(self.settings, identity_mode=mode)
+        return sibling
 
     @property
     def scheduler_name(self) -> str:
@@ -235,6 +267,8 @@ class StoryRenderer:
         prompts = character.identity_prompts or default_identity_prompts(
             character.description or character.name, s.identity_images
         )
+        reference = self._reference(character)
+        pictured = reference is not None or s.identity_mode != "csa"
         return IdentitySpec(
             name=character.name,
             description=character.description,
@@ -250,6 +284,9 @@ class StoryRenderer:
             rate=s.rate,
             store_dtype=s.store_dtype,
             bank_fraction=s.bank_fraction,
+            reference=reference[0] if reference is not None else "",
+            identity_mode=s.identity_mode,
+            adapter=self._adapter_name() if pictured else "",
         )
 
     def lock_character(
@@ -331,6 +368,8 @@ class StoryRenderer:
         images = self.pipeline_call(state, callback, **inputs)
         seeds = [g.initial_seed() for g in inputs["generator"]]
         store = writer.finish()
+        if spec.identity_mode == "csa+reference":
+            self.pictures.keep_sheet(spec.key(), images[0])
         if self.shelf is not None:
             self.shelf.put(store)
         if keep:
@@ -351,6 +390,8 @@ class StoryRenderer:
             spool.discard()
             raise
         path = spool.finish(writer.timesteps)
+        if spec.identity_mode == "csa+reference":
+            self.pictures.keep_sheet(spec.key(), images[0])
         store = StreamedStore(path)  # its open file stays readable if the shelf drops it
         if shelf.budget_bytes is not None and store.nbytes > shelf.budget_bytes:
             path.unlink()  # larger than the whole disk budget: used once, rebuilt next time
@@ -378,6 +419,9 @@ class StoryRenderer:
             "negative_prompt": [style.negative] * len(prompts),
             "generator": [torch.Generator().manual_seed(seed) for seed in seeds],
         }
+        if spec.reference:  # the K identity images are all conditioned on the reference
+            picture = self.pictures.named(spec.reference)
+            inputs.update(self._picture_inputs([[picture]] * len(prompts)))
         return state, inputs
 
     def _remember(self, store: IdentityStore) -> None:
@@ -418,7 +462,10 @@ class StoryRenderer:
         batches = [panels[i : i + s.max_batch] for i in range(0, len(panels), s.max_batch)]
         given = set(stores or {})
         specs = [self.identity_spec(characters[n], style) for n in shown if n not in given]
-        recompute = not given and self.choose_policy(specs) == "recompute"
+        # write passes beside a read pass share the UNet; an adapter installed for one would
+        # reach the others, so characters with pictures always use stores
+        pictured = any(spec.adapter for spec in specs)
+        recompute = not given and not pictured and self.choose_policy(specs) == "recompute"
         missing = (
             0
             if recompute
@@ -469,13 +516,12 @@ class StoryRenderer:
             look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
             for p in batch
         ]
-        callback = tracker.step_callback(
-            "panels", tuple(p.index for p in batch), self.settings.steps
-        )
         if resolved is not None:
-            state = self.read_state(resolved, [p.characters for p in batch])
-            images = self._call(prompts, look, seeds, state, callback)
+            images = self._read_batch(batch, characters, look, prompts, seeds, resolved, tracker)
         else:
+            callback = tracker.step_callback(
+                "panels", tuple(p.index for p in batch), self.settings.steps
+            )
             shown = sorted({n for p in batch for n in p.characters})
             specs = [self.identity_spec(characters[n], look.name) for n in shown]
             routes = CSARoutes()
@@ -492,6 +538,105 @@ class StoryRenderer:
             RenderedPanel(p.index, image, seed_, p.characters)
             for p, image, seed_ in zip(batch, images, seeds, strict=True)
         ]
+
+    def _read_batch(
+        self,
+        batch: Sequence[PanelSpec],
+        characters: Mapping[str, CharacterSpec],
+        look: Style,
+        prompts: list[str],
+        seeds: list[int],
+        resolved: Mapping[str, IdentityStore],
+        tracker: StepTracker,
+    ) -> list[Image.Image]:
+        """One read pass per number of pictures the panels are conditioned on (an adapter's
+        batch needs the same number in every row); panels without pictures run as before."""
+        pictures = [
+            self.panel_pictures(p.characters, characters, look.name, tracker) for p in batch
+        ]
+        groups: dict[int, list[int]] = {}
+        for row, shown in enumerate(pictures):
+            groups.setdefault(len(shown), []).append(row)
+        tracker.total += self.settings.steps * (len(groups) - 1)
+        images: list[Image.Image | None] = [None] * len(batch)
+        for rows in groups.values():
+            callback = tracker.step_callback(
+                "panels", tuple(batch[i].index for i in rows), self.settings.steps
+            )
+            state = self.read_state(resolved, [batch[i].characters for i in rows])
+            drawn = self._call(
+                [prompts[i] for i in rows],
+                look,
+                [seeds[i] for i in rows],
+                state,
+                callback,
+                self._picture_inputs([pictures[i] for i in rows]),
+            )
+            for row, image in zip(rows, drawn, strict=True):
+                images[row] = image
+        return [image for image in images if image is not None]
+
+    # -- pictures (image adapter) -----------------------------------------------------
+    def adapter(self) -> ImageAdapter:
+        """The image adapter, loaded into the pipeline on first use."""
+        with self._lock:
+            if self._adapter is None:
+                self._adapter_name()  # refuse before loading when none is configured
+                assert self.adapter_source is not None
+                self._adapter = load_adapter(
+                    self.pipe, self.loaded.family, self.adapter_source, self._adapter_cache
+                )
+            return self._adapter
+
+    def _adapter_name(self) -> str:
+        if self.adapter_source is None:
+            raise RenderInputError(
+                "characters from a reference picture need an image adapter; "
+                "set STORYLOOM_ADAPTER_MODEL"
+            )
+        return self.adapter_source.name
+
+    def _reference(self, character: CharacterSpec) -> tuple[str, Image.Image] | None:
+        if character.reference is None:
+            return None
+        try:
+            return self.pictures.reference(character.name, character.reference)
+        except PictureError as error:
+            raise RenderInputError(str(error)) from None
+
+    def panel_pictures(
+        self,
+        names: Sequence[str],
+        characters: Mapping[str, CharacterSpec],
+        style: str,
+        tracker: StepTracker,
+    ) -> list[Image.Image]:
+        """The pictures a panel showing ``names`` is conditioned on: in csa+reference mode
+        each character's first sheet image, else its reference picture where it has one."""
+        pictures = []
+        for name in names:
+            spec = self.identity_spec(characters[name], style)
+            if spec.identity_mode == "csa+reference":
+                pictures.append(self._sheet_picture(spec, tracker))
+            elif spec.reference:
+                pictures.append(self.pictures.named(spec.reference))
+        return pictures
+
+    def _sheet_picture(self, spec: IdentitySpec, tracker: StepTracker) -> Image.Image:
+        picture = self.pictures.sheet(spec.key())
+        if picture is None:  # the store came without its sheet: draw it again (deterministic)
+            tracker.total += spec.steps
+            self._write(spec, tracker)
+            picture = self.pictures.sheet(spec.key())
+        if picture is None:
+            raise RuntimeError(f"the sheet of {spec.name} was not kept")
+        return picture
+
+    def _picture_inputs(self, pictures: Sequence[Sequence[Image.Image]]) -> dict[str, Any]:
+        """Pipeline inputs conditioning each image on its pictures (none: no inputs)."""
+        if not pictures or not pictures[0]:
+            return {}
+        return {"image_embeds": self.adapter().image_embeds(pictures, self.settings.guidance > 1)}
 
     def _thread_inputs(
         self, spec: IdentitySpec, writer: StoreWriter
@@ -565,6 +710,7 @@ class StoryRenderer:
         seeds: list[int],
         state: CSAState | None,
         callback: Callable[..., dict[str, Any]],
+        extra: Mapping[str, Any] | None = None,
     ) -> list[Image.Image]:
         """One pipeline call from prompt texts, one seed per image."""
         return self.pipeline_call(
@@ -574,6 +720,7 @@ class StoryRenderer:
             negative_prompt=[style.negative] * len(prompts),
             # CPU generators: the same seed gives the same panel on any device
             generator=[torch.Generator().manual_seed(seed) for seed in seeds],
+            **(extra or {}),
         )
 
     def run_args(self) -> dict[str, Any]:
@@ -587,16 +734,26 @@ class StoryRenderer:
         }
 
     def pipeline_call(
-        self, state: CSAState | None, callback: Callable[..., dict[str, Any]], **inputs: Any
+        self,
+        state: CSAState | None,
+        callback: Callable[..., dict[str, Any]],
+        image_embeds: torch.Tensor | None = None,
+        **inputs: Any,
     ) -> list[Image.Image]:
         """Run the pipeline with this renderer's settings, CSA installed for this call only
-        (or, where ``state.routes`` is set, already installed for this and other threads)."""
+        (or, where ``state.routes`` is set, already installed for this and other threads);
+        with ``image_embeds``, the image adapter too."""
         csa: AbstractContextManager[Any] = nullcontext()
         if state is not None and state.routes is not None:
             state.routes.bind(state, self.pipe.scheduler)
         elif state is not None:
             csa = consistent_attention(self.pipe.unet, state, self.pipe.scheduler)
-        with self._lock, csa, torch.inference_mode():
+        # the adapter's cross-attention goes in first; CSA then swaps only self-attention
+        # and puts back exactly what it found, adapter included
+        pictures: AbstractContextManager[Any] = nullcontext()
+        if image_embeds is not None:
+            pictures = self.adapter().installed(image_embeds)
+        with self._lock, pictures, csa, torch.inference_mode():
             result = self.pipe(
                 **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
             )
