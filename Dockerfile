@@ -22,7 +22,7 @@ FROM python:${PYTHON_VERSION}-slim AS bot-build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/storyloom
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE THIRD_PARTY.md ./
 COPY storyloom ./storyloom
 # No `render` extra: no torch, diffusers or transformers in this image.
 RUN /opt/storyloom/bin/pip install ".[discord,slack,distributed,postgres]"
@@ -71,7 +71,7 @@ RUN python3 -m venv /opt/storyloom
 # `torch>=2.6,<3`, so this torch is kept (from PyPI it could be another build).
 RUN /opt/storyloom/bin/pip install --index-url "${TORCH_INDEX_URL}" "${TORCH_SPEC}"
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE THIRD_PARTY.md ./
 COPY storyloom ./storyloom
 # `safety`: the image check runs on the worker, beside the renderer (the bot image needs
 # none of it in the distributed mode)

@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
 import shutil
 import tempfile
@@ -44,12 +42,13 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from report import machine, write_json
+
 from storyloom.config import load_settings
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.admission import JobAdmission
 from storyloom.jobs.broker import BrokerOptions
-from storyloom.jobs.devservices import PostgresServer, RedisServer, WorkerProcess, tiny_settings
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.fairness import JobLimits
 from storyloom.jobs.runtime import job_runtime
@@ -58,6 +57,7 @@ from storyloom.story import service
 from storyloom.story.errors import LimitExceeded
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import PostgresServer, RedisServer, WorkerProcess, tiny_settings
 
 STEPS = 6
 SHORT = Actor("w", "c", "short", "ann", "Ann")  # a 2-panel story: a render of a few seconds
@@ -318,8 +318,7 @@ async def run(folder: Path) -> dict[str, object]:
             "outage_s": OUTAGE_S,
             "backlog": BACKLOG,
         },
-        "cpus": os.cpu_count(),
-        "machine": platform.platform(),
+        "machine": machine(),
     }
 
 
@@ -329,8 +328,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storyloom-chaos-") as tmp:
         figures = asyncio.run(run(Path(tmp)))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(args.json, figures)
     print(f"{'figure':28} {'measured':>10} {'target':>8}")
     for key, target in TARGETS.items():
         bound = f"<= {target}" if key.endswith("_s") else f"{target}"

@@ -30,37 +30,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
+from report import machine, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the loopback fakes live with the tests
 
-from storyloom.jobs.devservices import RedisServer  # noqa: E402
 from tests.ops.slack_bots import (  # noqa: E402
     TOKENS,
+    Chat,
     JobSeen,
-    SlackBot,
     first_ack,
-    install,
     row_worker,
     seen,
+    slack_bot_on_redis,
 )
-from tests.slack.conftest import fake_web_api  # noqa: E402
-from tests.slack.fake_slack import FakeSlack, Sender  # noqa: E402
+from tests.slack.fake_slack import FakeSlack  # noqa: E402
 from tests.slack.helpers import command, new_story  # noqa: E402
-
-
-class Chat:
-    def __init__(self, fake: FakeSlack, send: Sender) -> None:
-        self.fake, self.send = fake, send
 
 
 def p95(values: list[float]) -> float:
@@ -89,64 +80,51 @@ async def renders(chat: Chat, count: int, ids: dict[int, str]) -> None:
 
 
 async def run(folder: Path, total: int, render_s: float) -> dict[str, object]:
-    redis = RedisServer(folder / "redis")
-    redis.start()
-    db_url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
-    await install(db_url)
-    bot: SlackBot | None = None
-    try:
-        async with fake_web_api() as fake, aiohttp.ClientSession() as http:
-            fake.teams = {token: team for team, token in TOKENS.items()}
-            bot = SlackBot(folder, db_url, redis.url, fake.base + "api/")
-            chat = Chat(fake, Sender(http, bot.url, fake.base + "respond/story"))
+    async with slack_bot_on_redis(folder) as bench:
+        db_url, fake, chat, bot = bench.db_url, bench.fake, bench.chat, bench.bot
+        acks = [await first_ack(bot, fake, chat.send)]
+        for team in TOKENS:
+            await new_story(chat, team=team)
+            await command(chat, "add the fog lifts", team=team)
+        ids: dict[int, str] = {}
+        async with row_worker(db_url, folder / "out", render_s) as worker:
+            fake.throttled = {TOKENS["TA"]}  # a third of A's calls: 429, Retry-After 1
+            await renders(chat, total - 10, ids)
+            await until_delivered(fake, list(ids), 300)
+            before_kill = dict(ids)
+            await renders(chat, 10, ids)
+            while len(worker.done_at) < len(ids) - 5:  # some done, some still rendering
+                await asyncio.sleep(0.02)
+            bot.kill()
+            killed_at = time.monotonic()
             bot.start()
-            acks = [await first_ack(bot, fake, chat.send)]
-            for team in TOKENS:
-                await new_story(chat, team=team)
-                await command(chat, "add the fog lifts", team=team)
-            ids: dict[int, str] = {}
-            async with row_worker(db_url, folder / "out", render_s) as worker:
-                fake.throttled = {TOKENS["TA"]}  # a third of A's calls: 429, Retry-After 1
-                await renders(chat, total - 10, ids)
-                await until_delivered(fake, list(ids), 300)
-                before_kill = dict(ids)
-                await renders(chat, 10, ids)
-                while len(worker.done_at) < len(ids) - 5:  # some done, some still rendering
-                    await asyncio.sleep(0.02)
-                bot.kill()
-                killed_at = time.monotonic()
-                bot.start()
-                acks.append(await first_ack(bot, fake, chat.send))
-                await until_delivered(fake, list(ids), 300)
-                recovery_s = time.monotonic() - killed_at
-                fake.throttled.clear()
-                await asyncio.sleep(2.0)  # anything late (a second upload) would show now
-                shown = [seen(fake, job) for job in ids]
-                b_delays = [
-                    (s.delivered_at - worker.done_at[s.job_id]) * 1000
-                    for s in shown
-                    if s.job_id in before_kill and ids[s.job_id] == "TB" and s.delivered_at
-                ]
-                a_delays = [
-                    (s.delivered_at - worker.done_at[s.job_id]) * 1000
-                    for s in shown
-                    if s.job_id in before_kill and ids[s.job_id] == "TA" and s.delivered_at
-                ]
-            throttled = sum(c.method.endswith("(429)") for c in fake.calls)
-            if "--debug" in sys.argv:
-                for s in shown:
-                    if ids[s.job_id] == "TB" and s.delivered_at:
-                        calls = [
-                            (round(c.at - worker.done_at[s.job_id], 2), c.method)
-                            for c in fake.calls
-                            if f"#{s.job_id}" in str(c.params)
-                        ]
-                        print(s.job_id, round(s.delivered_at - worker.done_at[s.job_id], 2), calls)
-        assert bot.stop() == 0, bot.logs()[-2000:]
-    finally:
-        if bot is not None and bot.process is not None and bot.process.poll() is None:
-            bot.process.kill()
-        redis.stop()
+            acks.append(await first_ack(bot, fake, chat.send))
+            await until_delivered(fake, list(ids), 300)
+            recovery_s = time.monotonic() - killed_at
+            fake.throttled.clear()
+            await asyncio.sleep(2.0)  # anything late (a second upload) would show now
+            shown = [seen(fake, job) for job in ids]
+            b_delays = [
+                (s.delivered_at - worker.done_at[s.job_id]) * 1000
+                for s in shown
+                if s.job_id in before_kill and ids[s.job_id] == "TB" and s.delivered_at
+            ]
+            a_delays = [
+                (s.delivered_at - worker.done_at[s.job_id]) * 1000
+                for s in shown
+                if s.job_id in before_kill and ids[s.job_id] == "TA" and s.delivered_at
+            ]
+        throttled = sum(c.method.endswith("(429)") for c in fake.calls)
+        if "--debug" in sys.argv:
+            for s in shown:
+                if ids[s.job_id] == "TB" and s.delivered_at:
+                    calls = [
+                        (round(c.at - worker.done_at[s.job_id], 2), c.method)
+                        for c in fake.calls
+                        if f"#{s.job_id}" in str(c.params)
+                    ]
+                    print(s.job_id, round(s.delivered_at - worker.done_at[s.job_id], 2), calls)
+    assert bench.exit_code == 0, bench.bot.logs()[-2000:]
     return {
         "jobs": len(shown),
         "stale_status_messages": sum(
@@ -192,10 +170,7 @@ def main() -> None:
         target, ok = TARGETS.get(key, ("", None))
         verdict = "" if ok is None else ("ok" if ok(value) else "MISSED")
         print(f"{key:36} {value!s:>12}  {target} {verdict}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        payload = {"benchmark": "delivery", "python": platform.python_version(), **result}
-        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(args.json, {"benchmark": "delivery", "machine": machine(), **result})
 
 
 if __name__ == "__main__":

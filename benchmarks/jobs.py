@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
 import re
 import statistics
 import tempfile
@@ -39,6 +37,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from report import machine, write_json
 
 from storyloom.config import load_settings
 from storyloom.generation.models import load_pipeline
@@ -46,18 +45,18 @@ from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.artifacts import JobInput, render_job
 from storyloom.jobs.broker import TaskiqQueue, redis_broker
-from storyloom.jobs.devservices import (
-    RedisServer,
-    WorkerProcess,
-    fast_options,
-    tiny_settings,
-)
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import (
+    RedisServer,
+    WorkerProcess,
+    fast_options,
+    tiny_settings,
+)
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 STEPS = 2
@@ -251,8 +250,7 @@ async def run(folder: Path) -> dict[str, object]:
         "backlog_jobs_per_worker": shares,
         "render_ms_two_side_by_side": round(side_by_side, 1),
         "settings": {"model": "tiny-sdxl", "px": 64, "steps": STEPS, "threads_per_worker": 1},
-        "cpus": os.cpu_count(),
-        "machine": platform.platform(),
+        "machine": machine(),
     }
 
 
@@ -262,8 +260,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="storyloom-jobs-") as tmp:
         figures = asyncio.run(run(Path(tmp)))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(args.json, figures)
     for key in ("queue_overhead_ms", "queue_overhead_unpaired_ms", "through_queue_ms",
                 "direct_render_ms", "worker_running_to_done_ms",
                 "bot_told_after_done_ms"):  # fmt: skip

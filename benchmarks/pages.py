@@ -17,9 +17,6 @@ target, as an upper bound for very detailed renders.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -30,6 +27,7 @@ from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from report import load_line, machine, write_json
 
 from storyloom.generation.clip import ClipSpec, MiB, build_clip
 from storyloom.generation.layout import PagePanel, PageSpec, render_pages
@@ -107,8 +105,7 @@ def main() -> int:
         print(f"{name:<14}{value:>10.3f}{target:>10.3f}  {'yes' if ok else 'NO'}")
     print(f"clip: {clip.width}×{clip.height}, {clip.frames} frames, {len(clip.attempts)} encode(s)")
     print(f"grainy panels (no target): {grainy_seconds:.3f} s, {grainy_clip.bytes / MiB:.3f} MiB")
-    load = os.getloadavg()
-    print(f"cpu: {os.cpu_count()} cores, load average {load[0]:.2f} (shared machines skew timings)")
+    print(load_line())
 
     report = {
         "page_seconds": page_seconds,
@@ -124,16 +121,9 @@ def main() -> int:
         },
         "ok": all(ok for *_, ok in rows),
         "repeat": args.repeat,
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1m": load[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     return 0 if report["ok"] else 1
 
 

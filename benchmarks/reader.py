@@ -25,9 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -43,17 +41,18 @@ from urllib.parse import urljoin
 import aiohttp
 import numpy as np
 from PIL import Image
+from report import machine, print_table, write_json
 
 from storyloom.config import load_settings
 from storyloom.generation.export import export_story
 from storyloom.generation.pages.model import PagePanel, PageSpec
-from storyloom.jobs.devservices import free_port
 from storyloom.jobs.result_files import job_folder
 from storyloom.storage import open_database, upgrade_database
 from storyloom.storage.share_links import share_links
 from storyloom.story import grammar, service, sharing
 from storyloom.story.model import Actor, JobStatus
 from storyloom.story.render_limits import RenderLimits
+from storyloom.testing.devservices import free_port
 
 TARGET_P99_MS = 100.0
 TARGET_HTML_BYTES = 50 * 1024
@@ -262,10 +261,7 @@ def main() -> int:
         "export_html_bytes": html_bytes,
         "targets": {"reader_p99_ms": TARGET_P99_MS, "export_html_bytes": TARGET_HTML_BYTES},
         "database": url.split(":", 1)[0],
-        "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+        "machine": machine(),
     }
     rows = [
         ("readers at once", result["readers"], ""),
@@ -278,14 +274,14 @@ def main() -> int:
         ("full read p99 ms", result["full_read_p99_ms"], ""),
         ("full read bytes", result["full_read_bytes"], ""),
         ("export html bytes", result["export_html_bytes"], f"<= {TARGET_HTML_BYTES}"),
-        ("load average (1m)", result["load_average_1m"], f"({result['cpus']} CPUs)"),
+        (
+            "load average (1m)",
+            result["machine"]["load_average_1m"],
+            f"({result['machine']['cpu_count']} CPUs)",
+        ),
     ]
-    print(f"{'metric':<19} {'value':>10}  target")
-    for name, value, target in rows:
-        print(f"{name:<19} {value!s:>10}  {target}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print_table(("metric", "value", "target"), rows, 19, 10)
+    write_json(args.json, result)
     return 0
 
 

@@ -19,15 +19,13 @@ does not (onnxruntime may use more than one thread, so its CPU time can exceed t
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 from pages import panel
+from report import load_line, machine, write_json
 
 from storyloom.generation.safety import NudeNetDetector
 from storyloom.story.moderation import default_words
@@ -91,8 +89,7 @@ def main() -> int:
         f"detector load {load_s:.2f} s; per panel min {min(times):.1f} ms, "
         f"max {max(times):.1f} ms over {len(times)} panels"
     )
-    load = os.getloadavg()
-    print(f"cpu: {os.cpu_count()} cores, load average {load[0]:.2f} (shared machines skew timings)")
+    print(load_line())
 
     report = {
         "safety_ms_per_panel": safety_ms,
@@ -107,16 +104,9 @@ def main() -> int:
             "text_check_us_per_beat": TARGET_TEXT_US,
         },
         "ok": all(value <= target for _, value, _, target in rows),
-        "machine": {
-            "python": platform.python_version(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1m": load[0],
-            "platform": platform.platform(),
-        },
+        "machine": machine(),
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
+    write_json(args.json, report)
     return 0 if report["ok"] else 1
 
 

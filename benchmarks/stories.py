@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from report import machine, print_table, write_json
 
 from storyloom.storage import open_database, upgrade_database
 from storyloom.story import service
@@ -105,8 +105,7 @@ async def run(members: int, beats: int, threads: int, db_path: Path) -> dict[str
         "lost_beats": lost,
         "misplaced_positions": misplaced,
         "targets": {"beats_per_second": TARGET_BEATS_PER_SECOND, "p99_add_ms": TARGET_P99_MS},
-        "python": platform.python_version(),
-        "machine": platform.machine(),
+        "machine": machine(),
     }
 
 
@@ -132,12 +131,9 @@ def main() -> int:
         ("lost beats", result["lost_beats"], "0"),
         ("misplaced", result["misplaced_positions"], "0"),
     ]
-    print(f"{'metric':<12} {'value':>10}  target")
-    for name, value, target in rows:
-        print(f"{name:<12} {value!s:>10}  {target}")
+    print_table(("metric", "value", "target"), rows, 12, 10)
+    write_json(args.json, result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
         print(f"wrote {args.json}")
     return 0
 

@@ -1,4 +1,12 @@
-"""The `storyloom` command: the one composition root of each process."""
+"""The `storyloom` command: each subcommand is the entry point of one process.
+
+A subcommand reads the settings once and hands them to its process's composition root,
+which opens the resources with `async with` and passes them into constructors: the chat
+bots' `run_discord`, `run_slack` and `run_console` (bot/, whose story service is wired by
+one builder, bot/wiring.py), the GPU worker's `run_worker` (jobs/worker_main.py), and the
+story-file jobs `render`/`clip` (app/render_story.py, app/clip_story.py). Nothing is created at
+import time, and `--help` loads no heavy library.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from storyloom.app.storyfile import StoryFile
     from storyloom.config import Settings
-    from storyloom.storyfile import StoryFile
 
 app = typer.Typer(
     name="storyloom",
@@ -22,8 +30,24 @@ app = typer.Typer(
 )
 
 
+def print_version(value: bool) -> None:
+    """`--version`: print the installed version and stop."""
+    if value:
+        from storyloom import __version__
+
+        typer.echo(f"storyloom {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def storyloom() -> None:
+def storyloom(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """Collaborative comics with consistent characters."""
     # Our own progress bar and one-line messages are the interface: quiet the libraries'
     # download/loading bars and info logs unless the operator asks for them.
@@ -90,8 +114,8 @@ def render(
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
 
+    from storyloom.app.render_story import render_story_file
     from storyloom.generation.models import ModelLoadError
-    from storyloom.render_story import render_story_file
 
     try:
         result = render_story_file(parsed, settings, out, page=page, formats=formats)  # type: ignore[arg-type]
@@ -128,7 +152,7 @@ def clip(
     if out.exists() and not out.is_dir():
         raise fail(f"{out} exists and is not a folder")
 
-    from storyloom.clip_story import clip_story_file
+    from storyloom.app.clip_story import clip_story_file
 
     try:
         result = clip_story_file(parsed, settings, out, fmt=fmt, motion=motion)  # type: ignore[arg-type]
@@ -159,7 +183,7 @@ def eval_(
     if json_path is not None and json_path.is_dir():
         raise fail(f"{json_path} is a folder; give a file name for --json")
 
-    from storyloom.eval_story import evaluate_story, table, write_json
+    from storyloom.app.eval_story import evaluate_story, table, write_json
     from storyloom.generation.models import ModelLoadError
     from storyloom.generation.renderer import RenderInputError
 
@@ -292,7 +316,7 @@ def doctor() -> None:
     """Check configuration, database, model, GPU and folders, and say how to fix each problem."""
     import asyncio
 
-    from storyloom.doctor import diagnose, report
+    from storyloom.app.doctor import diagnose, report
 
     text, code = report(asyncio.run(diagnose()))
     typer.echo(text)
@@ -322,7 +346,7 @@ def config_reference() -> None:
 
 
 def _mount_db() -> None:
-    from storyloom.db_commands import db_app
+    from storyloom.app.db_commands import db_app
 
     app.add_typer(db_app, name="db", help="Database migrations.")
 
@@ -336,9 +360,9 @@ def _settings_and_story(
     """Settings with the command's overrides, and the checked story; exit 2 on bad input."""
     from pydantic import ValidationError
 
+    from storyloom.app.storyfile import StoryFileError, load_story
     from storyloom.config import load_settings
     from storyloom.generation.styles import STYLE_NAMES
-    from storyloom.storyfile import StoryFileError, load_story
 
     overrides: dict[str, object] = {}
     if model is not None:

@@ -1,5 +1,5 @@
 """Real databases for every test folder that asks for `db`: a SQLite file per test, and a
-throwaway PostgreSQL cluster per test run (jobs/devservices.PostgresServer). Without the
+throwaway PostgreSQL cluster per test run (testing/devservices.PostgresServer). Without the
 PostgreSQL binaries the Postgres cases are skipped, unless STORYLOOM_TEST_REQUIRE_SERVICES=1
 (CI), where that is a failure."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from storyloom.jobs.devservices import PostgresServer, postgres_bindir
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
+from storyloom.testing.devservices import PostgresServer, postgres_bindir
 
 _names = itertools.count()
 

@@ -30,8 +30,20 @@ def test_the_cli_and_its_help_load_no_heavy_library() -> None:
     assert loaded_by(code) == set()
 
 
+def test_version_is_the_installed_packages_and_loads_no_heavy_library() -> None:
+    code = (
+        "from importlib.metadata import version\n"
+        "from typer.testing import CliRunner\n"
+        "from storyloom.cli import app\n"
+        "result = CliRunner().invoke(app, ['--version'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "assert result.output == f\"storyloom {version('storyloom')}\\n\", result.output"
+    )
+    assert loaded_by(code) == set()
+
+
 def test_render_loads_the_renderer_but_not_the_database_layer() -> None:
-    found = loaded_by("import storyloom.cli, storyloom.render_story")
+    found = loaded_by("import storyloom.cli, storyloom.app.render_story")
     assert {"torch", "diffusers"} <= found  # the probe sees what it imports
     assert not found & {"sqlalchemy", "alembic", "aiosqlite"}
 

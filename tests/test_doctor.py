@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from storyloom.config import Settings, reference_markdown
-from storyloom.jobs.devservices import REDIS_SERVER, RedisServer, free_port
+from storyloom.testing.devservices import REDIS_SERVER, RedisServer, free_port
 
 ROOT = Path(__file__).parent.parent
 

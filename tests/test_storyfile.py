@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from storyloom.app.storyfile import StoryFileError, load_story, parse_story
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.storyfile import StoryFileError, load_story, parse_story
 
 
 def story(*scenes: str, names: tuple[str, ...] = ("Old Tom",)) -> dict[str, object]:

@@ -18,7 +18,6 @@ from typing import TextIO
 
 from storyloom.bot import console_library, console_share
 from storyloom.config import Settings
-from storyloom.generation.styles import STYLE_NAMES
 from storyloom.story import library, server_admin, service
 from storyloom.story.command_words import AUDIT_COUNT, COMMANDS, beat_range
 from storyloom.story.errors import StoryError
@@ -238,12 +237,11 @@ def _first(args: list[str]) -> str:
 
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
-    from storyloom.jobs.admission import JobAdmission, render_limits
+    from storyloom.bot.wiring import story_deps
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
     from storyloom.library_setup import character_library
     from storyloom.ops.server import ops_server
-    from storyloom.server_defaults import server_defaults
     from storyloom.storage import open_database, upgrade_database
 
     def write(text: str) -> None:
@@ -272,16 +270,8 @@ async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
         ops_server(settings, "console"),  # the reader of shared stories, when a port is set
     ):
         lib = character_library(settings, db)
-        deps = Deps(
-            db=db,
-            queue=jobs.queue,
-            styles=STYLE_NAMES,
-            default_style=settings.style,
-            admit_job=JobAdmission.from_settings(settings),
-            render_limits=render_limits(settings),
-            server_defaults=server_defaults(settings),
-            forget_files=library.forgetting(db, lib, jobs.forget_files()),
-        )
+        forget = library.forgetting(db, lib, jobs.forget_files())
+        deps = story_deps(settings, db, jobs, forget_files=forget)
         console = Console(
             deps, write, places=jobs.places, public_base_url=settings.public_base_url,
             library=lib, out_dir=out_dir,

@@ -24,6 +24,7 @@ from moviepy import VideoClip
 from PIL import Image
 
 from storyloom.generation.motion import MotionBackend, PanelFrame, collect_inbetweens
+from storyloom.generation.mp4_ladder import INLINE_H264, SCALES, max_bitrate, rungs
 from storyloom.generation.pages.captions import printable
 from storyloom.generation.pages.draw import placeholder
 from storyloom.generation.pages.frames import FrameMaker, Timeline
@@ -35,9 +36,8 @@ CLIP_FORMATS: tuple[ClipFormat, ...] = ("mp4", "webp", "gif")
 MiB = 1024 * 1024
 DEFAULT_BUDGET = 10 * MiB  # Discord's default bot upload limit
 ProgressCallback = Callable[[float, str], None]
-# Each rung shrinks the frame; MP4 keeps its bitrate cap, WebP/GIF also drop quality/fps.
-SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)
-MIN_SIDE = 64
+# Each rung (mp4_ladder.py) shrinks the frame; MP4 lowers its bitrate cap, WebP/GIF drop
+# quality and frame rate.
 
 
 class ClipError(ValueError):
@@ -110,10 +110,6 @@ class ClipResult:
     attempts: tuple[Attempt, ...]
 
 
-def _even(value: float) -> int:
-    return max(2, int(value) // 2 * 2)
-
-
 def _clip_format(path: Path) -> ClipFormat:
     suffix = path.suffix.lower().lstrip(".")
     for fmt in CLIP_FORMATS:
@@ -128,9 +124,7 @@ FrameFn = Callable[[int], np.ndarray]
 def _encode_mp4(
     frame: FrameFn, frames: int, fps: int, spec: ClipSpec, rung: int, tmp: Path
 ) -> None:
-    # Cap the bitrate so that the whole clip fits the budget with room for the container;
-    # each retry lowers the cap too, since a smaller frame alone may not fit a tiny budget.
-    maxrate = int(spec.budget_bytes * 8 * 0.85 * 0.8**rung / (frames / fps))
+    maxrate = max_bitrate(spec.budget_bytes, frames / fps, rung)
     # moviepy writes int(duration × fps) frames; half a frame of slack keeps the count exact.
     clip = VideoClip(
         lambda t: frame(min(frames - 1, round(t * fps))), duration=(frames + 0.5) / fps
@@ -144,7 +138,7 @@ def _encode_mp4(
         logger=None,
         ffmpeg_params=[
             *("-crf", str(spec.crf), "-maxrate", str(maxrate), "-bufsize", str(maxrate)),
-            *("-pix_fmt", "yuv420p", "-movflags", "+faststart"),
+            *INLINE_H264,
         ],
     )
     clip.close()
@@ -252,10 +246,7 @@ def build_clip(
     # GIF is ~10× larger than H.264 per pixel: start it small and slow.
     fps = min(spec.fps, 12) if fmt == "gif" else spec.fps
     first = min(1.0, 480 / spec.width) if fmt == "gif" else 1.0
-    for rung, scale in enumerate(s * first for s in SCALES):
-        width, height = _even(spec.width * scale), _even(spec.height * scale)
-        if min(width, height) < MIN_SIDE:
-            break
+    for rung, width, height in rungs(spec.width, spec.height, first):
         frames = max(1, round(seconds * fps))
         timeline = Timeline.build(len(panels), frames, round(spec.transition * fps))
         maker = FrameMaker(

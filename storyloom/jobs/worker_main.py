@@ -13,11 +13,13 @@ import logging
 import signal
 from collections.abc import Callable
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
+from tenacity import AsyncRetrying, RetryCallState, wait_chain, wait_fixed
 
 from storyloom.config import Settings
 from storyloom.jobs.admission import head_of_line, render_limits, store_progress
@@ -131,22 +133,34 @@ async def run_worker(
 
 async def receive(broker: AsyncBroker, stop: asyncio.Event) -> None:
     """Run taskiq's receiver with one job at a time; reconnect when Redis goes away."""
-    failures = 0
     while not stop.is_set():
-        receiver = Receiver(
-            broker,
-            max_async_tasks=1,  # one render per GPU
-            max_prefetch=0,  # and no message held back for later: idle workers take it
-            run_startup=True,  # (re)declares the consumer group, lost if Redis lost its data
+        # a fresh schedule after each clean return: the next loss starts at the first delay
+        reconnecting = AsyncRetrying(
+            wait=wait_chain(*(wait_fixed(delay) for delay in RECONNECT_DELAYS_S)),
+            sleep=partial(_pause, stop),  # a stop cuts the wait short
+            before_sleep=_log_reconnect,
         )
-        try:
-            await receiver.listen(stop)
-            failures = 0
-        except Exception as error:
-            delay = RECONNECT_DELAYS_S[min(failures, len(RECONNECT_DELAYS_S) - 1)]
-            failures += 1
-            log.warning("lost the broker (%s); reconnecting in %.1f s", error, delay)
-            await wait_event(stop, delay)
+        async for attempt in reconnecting:
+            if stop.is_set():
+                return
+            with attempt:
+                receiver = Receiver(
+                    broker,
+                    max_async_tasks=1,  # one render per GPU
+                    max_prefetch=0,  # and no message held back for later: idle workers take it
+                    run_startup=True,  # (re)declares the consumer group, lost with Redis's data
+                )
+                await receiver.listen(stop)
+
+
+async def _pause(stop: asyncio.Event, delay_s: float) -> None:
+    await wait_event(stop, delay_s)
+
+
+def _log_reconnect(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome else None
+    delay = state.next_action.sleep if state.next_action else 0.0
+    log.warning("lost the broker (%s); reconnecting in %.1f s", error, delay)
 
 
 def _without_password(options: BrokerOptions) -> str:

@@ -13,7 +13,7 @@ import pytest
 
 from storyloom.bot.console import run_console
 from storyloom.config import Settings
-from storyloom.jobs.devservices import free_port
+from storyloom.testing.devservices import free_port
 
 TIMEOUT_S = 300.0  # one tiny render on a loaded CPU, with room to spare
 

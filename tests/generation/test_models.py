@@ -21,7 +21,6 @@ from diffusers import (
 from safetensors.torch import load_file
 
 from storyloom.generation import models as models_module
-from storyloom.generation.ldm_checkpoint import export_ldm_checkpoint
 from storyloom.generation.models import (
     LoadedModel,
     ModelLoadError,
@@ -29,6 +28,7 @@ from storyloom.generation.models import (
     detect_checkpoint_family,
     load_pipeline,
 )
+from storyloom.testing.ldm_checkpoint import export_ldm_checkpoint
 
 FAMILIES = [
     ("tiny-sdxl", "tiny_sdxl_dir", StableDiffusionXLPipeline, "sdxl"),

@@ -18,13 +18,6 @@ import pytest
 from storyloom.config import load_settings
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.devservices import (
-    REDIS_SERVER,
-    RedisServer,
-    WorkerProcess,
-    fast_options,
-    tiny_settings,
-)
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
@@ -33,6 +26,13 @@ from storyloom.storage.unit_of_work import SqlUnitOfWork
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import (
+    REDIS_SERVER,
+    RedisServer,
+    WorkerProcess,
+    fast_options,
+    tiny_settings,
+)
 from tests.job_rows import job_row, until_status
 from tests.story.fakes import SentIds
 

@@ -18,13 +18,13 @@ import pytest
 from storyloom.generation.safety import SafetyAction
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.artifacts import JobInput
-from storyloom.jobs.devservices import PostgresServer, postgres_bindir
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.local import LocalWorker
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import PostgresServer, postgres_bindir
 from tests.job_rows import job_row
 from tests.story.fakes import SentIds
 

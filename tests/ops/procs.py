@@ -13,7 +13,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from storyloom.jobs.devservices import free_port, wait_until
+from storyloom.testing.devservices import free_port, wait_until
 
 # In the environment of every worker: the tests prove they never reach a log line.
 DISCORD_TOKEN = "discord-token-that-must-never-be-logged"

@@ -26,12 +26,13 @@ from slack_sdk.oauth.installation_store import Installation
 from sqlalchemy import select
 
 from storyloom.bot.slack.oauth import SlackOAuth, installation_store
-from storyloom.jobs.devservices import free_port
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.tables import RenderJobRow
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus
+from storyloom.testing.devservices import RedisServer, free_port
 from tests.slack import worker_rows
+from tests.slack.conftest import fake_web_api
 from tests.slack.fake_slack import SECRET, FakeSlack, Sender
 
 CLIENT = SlackOAuth("cid-123", "client-secret-that-must-never-be-logged")
@@ -127,6 +128,51 @@ class SlackBot:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/slack/events"
+
+
+@dataclass
+class Chat:
+    """The fake Slack (what members see) and the sender of their requests to the bot."""
+
+    fake: FakeSlack
+    send: Sender
+
+
+@dataclass
+class SlackRun:
+    """A running bot with its database, the fake Slack it talks to, and a chat on it."""
+
+    db_url: str
+    fake: FakeSlack
+    chat: Chat
+    bot: SlackBot
+    exit_code: int | None = None  # the bot's, once it was stopped at the end
+
+
+@asynccontextmanager
+async def slack_bot_on_redis(folder: Path) -> AsyncIterator[SlackRun]:
+    """A started bot (HTTP, OAuth in both workspaces, a real redis-server, SQLite) and the
+    fake Slack Web API on loopback. On a clean exit the bot is stopped once the fake is
+    gone (`exit_code`); whatever happens, it is killed if still running and Redis stops."""
+    redis = RedisServer(folder / "redis")
+    redis.start()
+    bot: SlackBot | None = None
+    try:
+        db_url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
+        await install(db_url)
+        async with fake_web_api() as fake, aiohttp.ClientSession() as http:
+            fake.teams = {token: team for team, token in TOKENS.items()}
+            bot = SlackBot(folder, db_url, redis.url, fake.base + "api/")
+            run = SlackRun(
+                db_url, fake, Chat(fake, Sender(http, bot.url, fake.base + "respond/story")), bot
+            )
+            bot.start()
+            yield run
+        run.exit_code = bot.stop()
+    finally:
+        if bot is not None and bot.process is not None and bot.process.poll() is None:
+            bot.process.kill()
+        redis.stop()
 
 
 async def first_ack(

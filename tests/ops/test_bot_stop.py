@@ -12,7 +12,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from storyloom.jobs.devservices import free_port, wait_until
+from storyloom.testing.devservices import free_port, wait_until
 
 BOT_TOKEN = "xoxb-bot-token-that-must-never-be-logged"
 SIGNING_SECRET = "signing-secret-that-must-never-be-logged"

@@ -16,7 +16,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from storyloom.config import Settings, load_settings
-from storyloom.jobs.devservices import free_port
 from storyloom.jobs.local import JobEvent
 from storyloom.jobs.progress import JobProgress
 from storyloom.ops.server import Ops, ops_server
@@ -27,6 +26,7 @@ from storyloom.storage.unit_of_work import session_of
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps, utc_now
+from storyloom.testing.devservices import free_port
 
 ANN = Actor("w", "c", "t", "ann", "Ann")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from storyloom.jobs.devservices import free_port
+from storyloom.testing.devservices import free_port
 from tests.slack.conftest import fake_web_api
 from tests.slack.fake_slack import SECRET, FakeSlack, Sender
 from tests.slack.helpers import command, new_story

@@ -7,30 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
 from sqlalchemy import func, select
 
-from storyloom.jobs.devservices import REDIS_SERVER, RedisServer
 from storyloom.storage import open_database
 from storyloom.storage.tables import BeatRow, RenderJobRow
 from storyloom.storage.unit_of_work import session_of
-from tests.slack.conftest import fake_web_api
-from tests.slack.fake_slack import FakeSlack, Sender
+from storyloom.testing.devservices import REDIS_SERVER
 from tests.slack.helpers import command, new_story
 
-from .slack_bots import TOKENS, SlackBot, first_ack, install, row_worker, seen
+from .slack_bots import TOKENS, first_ack, row_worker, seen, slack_bot_on_redis
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-
-
-@dataclass
-class Chat:
-    fake: FakeSlack
-    send: Sender
 
 
 async def _job_ids(db_url: str) -> list[int]:
@@ -46,66 +36,52 @@ async def _beats(db_url: str) -> int:
 async def test_every_job_ends_in_its_outcome_once_through_throttling_and_a_kill(
     tmp_path: Path,
 ) -> None:
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    db_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
-    await install(db_url)
-    bot: SlackBot | None = None
-    try:
-        async with fake_web_api() as fake, aiohttp.ClientSession() as http:
-            fake.teams = {token: team for team, token in TOKENS.items()}
-            bot = SlackBot(tmp_path, db_url, redis.url, fake.base + "api/")
-            chat = Chat(fake, Sender(http, bot.url, fake.base + "respond/story"))
+    async with slack_bot_on_redis(tmp_path) as run:
+        db_url, fake, chat, bot = run.db_url, run.fake, run.chat, run.bot
+        assert await first_ack(bot, fake, chat.send) < 30  # acks long before any model loads
+        anchors = {}
+        for team in TOKENS:
+            anchors[team] = await new_story(chat, team=team)
+            assert "beat 1" in await command(chat, "add the fog lifts", team=team)
+        async with row_worker(db_url, tmp_path / "out", render_s=0.05) as worker:
+            fake.throttled = {TOKENS["TA"]}  # every third call of workspace A: 429
+            for _ in range(10):  # 20 renders, back to back
+                for team in TOKENS:
+                    assert "queued" in await command(chat, "render", team=team)
+            on = "1700000000.999999"  # one member's double click on one message
+            clicks = [
+                chat.send.button("again", f"{anchors['TB']}|1-1", team="TB", message_ts=on)
+                for _ in range(2)
+            ]
+            assert await asyncio.gather(*clicks) == [200, 200]
+            for _ in range(2):  # the same event, redelivered
+                status = await chat.send.mention(
+                    "add a gull cries", anchors["TA"], team="TA", event_id="Ev0AGAIN"
+                )
+                assert status == 200
+            # help, 2 new, 2 adds, 20 renders, 2 presses: all answered; the mentions too
+            await fake.wait_for("chat.postEphemeral", 1 + 2 + 2 + 20 + 2, timeout=60)
+            while (
+                sum("gull" in str(c.params.get("text")) for c in fake.named("chat.postMessage")) < 2
+            ):
+                await asyncio.sleep(0.05)
+            bot.kill()  # in the middle of delivering
             bot.start()
-            assert await first_ack(bot, fake, chat.send) < 30  # acks long before any model loads
-            anchors = {}
-            for team in TOKENS:
-                anchors[team] = await new_story(chat, team=team)
-                assert "beat 1" in await command(chat, "add the fog lifts", team=team)
-            async with row_worker(db_url, tmp_path / "out", render_s=0.05) as worker:
-                fake.throttled = {TOKENS["TA"]}  # every third call of workspace A: 429
-                for _ in range(10):  # 20 renders, back to back
-                    for team in TOKENS:
-                        assert "queued" in await command(chat, "render", team=team)
-                on = "1700000000.999999"  # one member's double click on one message
-                clicks = [
-                    chat.send.button("again", f"{anchors['TB']}|1-1", team="TB", message_ts=on)
-                    for _ in range(2)
-                ]
-                assert await asyncio.gather(*clicks) == [200, 200]
-                for _ in range(2):  # the same event, redelivered
-                    status = await chat.send.mention(
-                        "add a gull cries", anchors["TA"], team="TA", event_id="Ev0AGAIN"
-                    )
-                    assert status == 200
-                # help, 2 new, 2 adds, 20 renders, 2 presses: all answered; the mentions too
-                await fake.wait_for("chat.postEphemeral", 1 + 2 + 2 + 20 + 2, timeout=60)
-                while (
-                    sum("gull" in str(c.params.get("text")) for c in fake.named("chat.postMessage"))
-                    < 2
-                ):
-                    await asyncio.sleep(0.05)
-                bot.kill()  # in the middle of delivering
-                bot.start()
-                assert await first_ack(bot, fake, chat.send) < 30
-                jobs = await _job_ids(db_url)
-                assert len(jobs) == 21  # 20 renders and one for the double click
-                deadline = time.monotonic() + 120
-                while True:
-                    shown = [seen(fake, job) for job in jobs]
-                    finals = [s.final_texts == [f"✅ page job #{s.job_id} done"] for s in shown]
-                    if all(finals) and all(s.results == 1 for s in shown):
-                        break
-                    assert time.monotonic() < deadline, (shown, bot.logs()[-3000:])
-                    await asyncio.sleep(0.2)
-                fake.throttled.clear()
-                assert set(worker.done_at) == set(jobs)
-            assert [s.status_messages for s in shown] == [1] * len(jobs)
-            await asyncio.sleep(1.0)  # nothing more arrives later: no second upload
-            assert [seen(fake, job).results for job in jobs] == [1] * len(jobs)
-            assert await _beats(db_url) == 3  # one per workspace, and the redelivered one once
-        assert bot.stop() == 0
-    finally:
-        if bot is not None and bot.process is not None and bot.process.poll() is None:
-            bot.process.kill()
-        redis.stop()
+            assert await first_ack(bot, fake, chat.send) < 30
+            jobs = await _job_ids(db_url)
+            assert len(jobs) == 21  # 20 renders and one for the double click
+            deadline = time.monotonic() + 120
+            while True:
+                shown = [seen(fake, job) for job in jobs]
+                finals = [s.final_texts == [f"✅ page job #{s.job_id} done"] for s in shown]
+                if all(finals) and all(s.results == 1 for s in shown):
+                    break
+                assert time.monotonic() < deadline, (shown, bot.logs()[-3000:])
+                await asyncio.sleep(0.2)
+            fake.throttled.clear()
+            assert set(worker.done_at) == set(jobs)
+        assert [s.status_messages for s in shown] == [1] * len(jobs)
+        await asyncio.sleep(1.0)  # nothing more arrives later: no second upload
+        assert [seen(fake, job).results for job in jobs] == [1] * len(jobs)
+        assert await _beats(db_url) == 3  # one per workspace, and the redelivered one once
+    assert run.exit_code == 0

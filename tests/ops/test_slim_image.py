@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from storyloom.jobs.devservices import REDIS_SERVER, RedisServer
+from storyloom.testing.devservices import REDIS_SERVER, RedisServer
 from tests.ops.slim import import_without_render_packages, run_cli_without_render_packages
 
 # What a bot with STORYLOOM_QUEUE=redis, `storyloom db upgrade`, `storyloom health` and
@@ -17,9 +17,9 @@ from tests.ops.slim import import_without_render_packages, run_cli_without_rende
 SLIM_MODULES = [
     "storyloom.cli",
     "storyloom.config",
-    "storyloom.doctor",
+    "storyloom.app.doctor",
     "storyloom.storage",
-    "storyloom.db_commands",
+    "storyloom.app.db_commands",
     "storyloom.jobs.broker",
     "storyloom.jobs.admission",
     "storyloom.jobs.recovery",

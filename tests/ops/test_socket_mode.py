@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from storyloom.jobs.devservices import REDIS_SERVER, RedisServer
+from storyloom.testing.devservices import REDIS_SERVER, RedisServer
 from tests.slack.conftest import fake_web_api
 from tests.slack.fake_slack import FakeSlack
 

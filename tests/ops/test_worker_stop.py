@@ -16,11 +16,11 @@ import pytest
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs.broker import BrokerOptions, TaskiqQueue, redis_broker
-from storyloom.jobs.devservices import REDIS_SERVER, RedisServer
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import service
 from storyloom.story.model import Actor, JobStatus, RenderJob
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import REDIS_SERVER, RedisServer
 from tests.job_rows import job_row, until_status
 from tests.ops.procs import DISCORD_TOKEN, CliWorker, worker_env
 

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from storyloom.config import Settings, load_settings
-from storyloom.jobs.devservices import free_port
 from storyloom.ops.server import ops_server
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.share_links import share_links
 from storyloom.story import service, sharing
 from storyloom.story.model import Actor
 from storyloom.story.service import Deps
+from storyloom.testing.devservices import free_port
 from tests.reader.stories import (
     EVIL_AUTHOR,
     EVIL_BEAT,

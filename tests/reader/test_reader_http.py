@@ -12,7 +12,6 @@ from pathlib import Path
 import aiohttp
 from markupsafe import escape
 
-from storyloom.jobs.devservices import free_port
 from storyloom.jobs.result_files import job_folder
 from storyloom.jobs.retention import sweep_outputs
 from storyloom.ops.server import ops_server
@@ -23,6 +22,7 @@ from storyloom.storage.share_links import share_links
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story import service, sharing
 from storyloom.story.model import Actor, JobStatus
+from storyloom.testing.devservices import free_port
 from tests.reader.conftest import MODERATOR, OWNER, Shared
 from tests.reader.stories import (
     EVIL_AUTHOR,

@@ -10,8 +10,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Connection, inspect
 from typer.testing import CliRunner
 
+from storyloom.app.db_commands import db_app
 from storyloom.bot.slack.oauth import oauth_tables
-from storyloom.db_commands import db_app
 from storyloom.storage import create_engine, upgrade_database
 from storyloom.storage.migrate import downgrade_database
 from storyloom.storage.tables import Base

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 import tomllib
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from storyloom.story import service
 from storyloom.story.escaping import escape_discord, escape_plain, escape_slack
-from storyloom.story.export import toml_string
+from storyloom.story.export import StoryExport
+from storyloom.story.model import Beat, Character, LockState, Story, StoryStatus, ThreadKey
 from storyloom.story.service import Deps
 
 from .conftest import member
@@ -39,9 +41,18 @@ def test_plain_escaping_shows_control_characters() -> None:
     assert escape_plain("a\x1b[31mb\nc") == "a\\u001b[31mb\nc"
 
 
-@given(st.text())
-def test_toml_string_round_trips(text: str) -> None:
-    assert tomllib.loads(f"v = {toml_string(text)}")["v"] == text
+@given(st.text(), st.text(), st.text())
+def test_any_member_text_survives_the_story_file(title: str, description: str, author: str) -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    story = Story(1, ThreadKey("w", "c", "t"), title, "comic", 7, "u", "Ann", StoryStatus.OPEN, now)
+    character = Character(1, 1, "Mira", description, LockState.DRAFT, 3, "u", now, now)
+    beat = Beat(1, 1, 1, "u", author, "[Mira] waves # hello", now)
+
+    data = tomllib.loads(StoryExport(story, (character,), (beat,)).to_toml())
+
+    assert data["title"] == title
+    assert data["characters"][0]["description"] == description
+    assert data["panels"][0]["author"] == author
 
 
 async def test_export_is_a_story_file_with_tags_spelled_as_cast(deps: Deps) -> None:

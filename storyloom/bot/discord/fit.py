@@ -21,11 +21,11 @@ from pathlib import Path
 
 from PIL import Image
 
+from storyloom.generation.mp4_ladder import INLINE_H264, max_bitrate, rungs
+
 log = logging.getLogger(__name__)
 MAX_ATTACHMENTS = 10  # Discord's limit per message
-SCALES = (1.0, 0.75, 0.5, 0.35, 0.25)  # of a video's width and height, tried in order
 MIN_IMAGE_SIDE = 256  # a page smaller than this is not worth posting
-MIN_VIDEO_SIDE = 64
 IMAGE_TYPES = {".png", ".jpg", ".jpeg"}  # stills only: a WebP or GIF may be a clip
 
 
@@ -150,25 +150,19 @@ def _reencode(ffmpeg: str, path: Path, limit: int, work_dir: Path) -> Path | Non
     width, height, seconds = video_facts(path)
     out = work_dir / path.name
     work_dir.mkdir(parents=True, exist_ok=True)
-    for rung, scale in enumerate(SCALES):
-        w, h = _even(width * scale), _even(height * scale)
-        if min(w, h) < MIN_VIDEO_SIDE:
-            break
-        # room for the container's overhead, and lower on every try: x264 overshoots a cap
-        kbits = max(8, int(limit * 8 * 0.85 * 0.8**rung / max(seconds, 0.1) / 1000))
+    for rung, w, h in rungs(width, height):
+        # the shared ladder's cap, for the room left; at least 8 kbit/s for a 0-second file
+        kbits = max(8, max_bitrate(limit, max(seconds, 0.1), rung) // 1000)
         command = [
             ffmpeg,
             *("-y", "-loglevel", "error", "-i", str(path), "-an"),
             *("-vf", f"scale={w}:{h}", "-c:v", "libx264", "-preset", "superfast"),
             *("-crf", "28", "-maxrate", f"{kbits}k", "-bufsize", f"{kbits}k"),
-            *("-pix_fmt", "yuv420p", "-movflags", "+faststart", str(out)),
+            *INLINE_H264,
+            str(out),
         ]
         subprocess.run(command, check=True, capture_output=True, timeout=300)
         if out.stat().st_size <= limit:
             return out
     out.unlink(missing_ok=True)
     return None
-
-
-def _even(value: float) -> int:
-    return max(2, int(value) // 2 * 2)

@@ -16,16 +16,13 @@ from typing import TYPE_CHECKING
 import discord
 
 from storyloom.bot.discord.bot import StoryBot
+from storyloom.bot.wiring import story_deps
 from storyloom.config import Settings
-from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission, render_limits
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
 from storyloom.library_setup import character_library
-from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import library
-from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.generation.renderer import StoryRenderer
@@ -71,16 +68,8 @@ async def story_bot(
         on_ready=on_ready,
     ) as jobs:
         lib = character_library(settings, db, detector)
-        bot.deps = Deps(
-            db,
-            jobs.queue,
-            STYLE_NAMES,
-            settings.style,
-            admit_job=JobAdmission.from_settings(settings),
-            render_limits=render_limits(settings),
-            server_defaults=server_defaults(settings),
-            forget_files=library.forgetting(db, lib, jobs.forget_files()),
-        )
+        forget = library.forgetting(db, lib, jobs.forget_files())
+        bot.deps = story_deps(settings, db, jobs, forget_files=forget)
         bot.library = lib
         bot.notifier.places = jobs.places
         bot.public_base_url = settings.public_base_url

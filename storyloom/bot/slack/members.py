@@ -10,10 +10,10 @@ the right within that minute.
 from __future__ import annotations
 
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cachetools import TTLCache
 from slack_sdk.web.async_client import AsyncWebClient
 
 CACHE_SECONDS = 60.0
@@ -43,18 +43,19 @@ class Members:
 
     ttl_s: float = CACHE_SECONDS
     clock: Callable[[], float] = time.monotonic
-    _cache: OrderedDict[tuple[str, str], tuple[float, Member]] = field(default_factory=OrderedDict)
+    _cache: TTLCache[tuple[str, str], Member] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Bounded: the least recently used members are forgotten first. The clock is read
+        # through self, so a test may swap it after construction.
+        self._cache = TTLCache(maxsize=CACHE_SIZE, ttl=self.ttl_s, timer=lambda: self.clock())
 
     async def get(self, client: AsyncWebClient, team_id: str, user_id: str) -> Member:
         """The member `user_id` of workspace `team_id`, asked of Slack at most every ttl_s."""
         key = (team_id, user_id)
-        now = self.clock()
         cached = self._cache.get(key)
-        if cached is not None and now - cached[0] < self.ttl_s:
-            return cached[1]
+        if cached is not None:
+            return cached
         member = member_from((await client.users_info(user=user_id))["user"])
-        self._cache[key] = (now, member)
-        self._cache.move_to_end(key)
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+        self._cache[key] = member
         return member

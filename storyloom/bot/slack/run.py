@@ -29,14 +29,14 @@ from storyloom.bot.slack.oauth import (
 from storyloom.bot.slack.share_commands import share_subcommands
 from storyloom.bot.slack.start import MissingSlackSetting
 from storyloom.bot.slack.start import secret as required
+from storyloom.bot.wiring import story_deps
 from storyloom.config import Settings
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs.admission import JobAdmission, render_limits
+from storyloom.jobs.admission import JobAdmission
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.runtime import job_runtime
 from storyloom.jobs.watcher import Places
 from storyloom.library_setup import character_library
-from storyloom.server_defaults import server_defaults
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.storage.lookup_repo import SqlChannelStories
 from storyloom.story import library as story_library
@@ -74,9 +74,9 @@ def story_adapter(
     forget_files: Callable[[DeletedStory], Awaitable[None]] | None = None,
     library: Library | None = None,
 ) -> SlackStoryAdapter:
-    """The adapter over the story service, with the caps on waiting jobs (`admission`, by
-    default the default caps) and on one job (`limits`), and each new job's place in the
-    fair line (`places`) shown on its status message."""
+    """The adapter over a story service wired from parts (tests, tools), with the caps on
+    waiting jobs (`admission`, by default the default caps) and on one job (`limits`);
+    `storyloom slack` wires it from the settings (bot/wiring.py) and calls adapter_over."""
     deps = Deps(
         db,
         queue,
@@ -87,6 +87,19 @@ def story_adapter(
         server_defaults=defaults or ServerSettings(default_style=style),
         forget_files=forget_files,
     )
+    return adapter_over(deps, db, notifier, places, public_base_url)
+
+
+def adapter_over(
+    deps: Deps,
+    db: SqlDatabase,
+    notifier: SlackNotifier,
+    places: Places,
+    public_base_url: str | None = None,
+    library: Library | None = None,
+) -> SlackStoryAdapter:
+    """The Slack adapter over a wired story service, each new job's place in the fair
+    line (`places`) shown on its status message, and the workspace's `library`."""
 
     async def queue_place(job_id: int) -> int | None:
         return (await places()).get(job_id)
@@ -140,14 +153,12 @@ async def run_slack(
         async with job_runtime(
             settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
         ) as jobs:
-            caps = JobAdmission.from_settings(settings)
             lib = character_library(settings, db)
-            adapter = story_adapter(
-                db, jobs.queue, notifier, jobs.places, settings.style, caps,
-                render_limits(settings), settings.public_base_url,
-                server_defaults(settings),
-                story_library.forgetting(db, lib, jobs.forget_files()), lib,
-            )  # fmt: skip
+            forget = story_library.forgetting(db, lib, jobs.forget_files())
+            deps = story_deps(settings, db, jobs, forget_files=forget)
+            adapter = adapter_over(
+                deps, db, notifier, jobs.places, settings.public_base_url, library=lib
+            )
             app = build_app(adapter, client=client, signing_secret=secret, oauth_settings=installs)
             if http and front is not None:
                 front.hand_over(app)

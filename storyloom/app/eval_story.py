@@ -9,11 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from storyloom.app.render_story import render_story
+from storyloom.app.storyfile import StoryFile
 from storyloom.config import Settings
 from storyloom.generation.identity_eval import Encoders, StoryScores, score_story
 from storyloom.generation.renderer import StoryRenderer
-from storyloom.render_story import render_story
-from storyloom.storyfile import StoryFile
 
 
 def evaluate_story(

@@ -200,8 +200,8 @@ def check_secrets(settings: Settings) -> list[Finding]:
 
 
 def check_budgets(settings: Settings) -> list[Finding]:
-    """Each budget with what is used against it (storyloom/budgets.py)."""
-    from storyloom import budgets
+    """Each budget with what is used against it (storyloom/app/budgets.py)."""
+    from storyloom.app import budgets
 
     return [
         Finding("identity", *budgets.identity_ram_report(settings)),

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import torch
 
+from storyloom.app.render_story import progress_bar, render_story, story_page_panels
+from storyloom.app.storyfile import StoryFile
 from storyloom.config import Settings
 from storyloom.generation.clip import ClipFormat, ClipResult, ClipSpec, build_clip
 from storyloom.generation.inbetween import KeyframeVideoMotion, RendererMotion
 from storyloom.generation.motion import MotionBackend
 from storyloom.generation.renderer import CharacterSpec, StoryRenderer
-from storyloom.render_story import progress_bar, render_story, story_page_panels
-from storyloom.storyfile import StoryFile
 
 
 def motion_backend(

@@ -15,6 +15,7 @@ from pathlib import Path
 from PIL import Image
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from storyloom.app.storyfile import StoryFile
 from storyloom.config import Settings
 from storyloom.generation.export import ExportFormat, export_story
 from storyloom.generation.layout import PagePanel, PageSpec
@@ -26,7 +27,6 @@ from storyloom.generation.renderer import (
     StoryRenderer,
 )
 from storyloom.generation.renderer import Progress as RenderProgress
-from storyloom.storyfile import StoryFile
 
 
 @dataclass
