@@ -294,12 +294,12 @@ def library_reuse(work: Path) -> dict[str, float]:
 
 
 async def _library_reuse(work: Path) -> dict[str, float]:
+    from storyloom.bot.library_setup import character_library
     from storyloom.config import Settings
     from storyloom.generation.models import load_pipeline
     from storyloom.generation.renderer import PanelSpec, RenderSettings, StoryRenderer
     from storyloom.generation.styles import STYLE_NAMES
     from storyloom.jobs.artifacts import character_specs
-    from storyloom.library_setup import character_library
     from storyloom.storage import open_database, upgrade_database
     from storyloom.story import library, service
     from storyloom.story.model import Actor, LockState

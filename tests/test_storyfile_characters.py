@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from storyloom.app.render_story import CharacterSpec
+from storyloom.app.storyfile import StoryFileError, load_story
 from storyloom.jobs.artifacts import character_specs
-from storyloom.render_story import CharacterSpec
 from storyloom.story.character_file import CharacterFile, pack
 from storyloom.story.model import Character, LockState
-from storyloom.storyfile import StoryFileError, load_story
 
 STYLES = frozenset({"comic", "manga"})
 MIRA = CharacterFile("Mira", "a girl with short red hair", "comic", 123456, locked=True)

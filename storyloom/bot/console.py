@@ -237,10 +237,10 @@ def _first(args: list[str]) -> str:
 
 async def run_console(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
     """Serve the room until /quit or the end of input, then finish the queued jobs."""
+    from storyloom.bot.library_setup import character_library
     from storyloom.bot.wiring import story_deps
     from storyloom.jobs.events import JobEvent
     from storyloom.jobs.runtime import job_runtime
-    from storyloom.library_setup import character_library
     from storyloom.ops.server import ops_server
     from storyloom.storage import open_database, upgrade_database
 

@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from PIL import Image
 
+from storyloom.bot.library_setup import character_library
 from storyloom.bot.slack import run
 from storyloom.bot.slack.app import EVENTS_PATH, build_app, web_client
 from storyloom.bot.slack.notifier import SlackNotifier
@@ -19,7 +20,6 @@ from storyloom.bot.slack.oauth import single_workspace
 from storyloom.config import Settings
 from storyloom.jobs.admission import positions
 from storyloom.jobs.result_files import job_folder
-from storyloom.library_setup import character_library
 from storyloom.storage import open_database, upgrade_database
 from storyloom.story.model import JobKind, JobStatus, LockState
 from storyloom.story.service import utc_now

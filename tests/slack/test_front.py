@@ -15,7 +15,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from storyloom.bot.slack.app import web_client
 from storyloom.bot.slack.front import EVENTS_PATH, EarlyFront
-from storyloom.jobs.devservices import free_port
+from storyloom.testing.devservices import free_port
 
 from .conftest import fake_web_api
 from .fake_slack import SECRET, Sender

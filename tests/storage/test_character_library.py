@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from storyloom.bot.library_setup import character_library
 from storyloom.config import Settings
 from storyloom.generation.safety import Finding
 from storyloom.jobs.artifacts import character_specs
 from storyloom.jobs.result_files import job_folder
-from storyloom.library_setup import character_library
 from storyloom.storage import SqlDatabase
 from storyloom.story import character_file, library, service
 from storyloom.story.errors import Forbidden, InvalidInput, LimitExceeded, StoryError

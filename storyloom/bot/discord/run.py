@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import discord
 
 from storyloom.bot.discord.bot import StoryBot
+from storyloom.bot.library_setup import character_library
 from storyloom.bot.wiring import story_deps
 from storyloom.config import Settings
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.runtime import job_runtime
-from storyloom.library_setup import character_library
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.story import library
 
