@@ -157,5 +157,6 @@ async def test_a_status_message_claimed_by_a_process_that_died_before_posting_it
     message = f"{POSTS}/{status.answer['id']}"
     texts = [(status.json or {})["content"]]
     texts += [(c.json or {})["content"] for c in fake.where("PATCH", message)]
-    assert texts[-1] == f"✅ page job #{job.id} done"
+    # the status message, posted late, still became the result (one message per render)
+    assert texts[-1].startswith(f"✅ page job #{job.id} done\n")
     assert StatusRef.parse((await job_row(db, job.id)).status_ref) is not None

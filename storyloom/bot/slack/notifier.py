@@ -182,12 +182,19 @@ class SlackNotifier:
             # read again: the status message may have become known during the upload (its
             # reopened step would not show in this delivery's steps)
             now = await self.locate(job)
-            ref = where.ref if now is None else now.ref
+            current = where if now is None else now
+            ref = current.ref
             text, status_blocks = blocks.status(job, job.status, ref.thread_ts)
             extra = [] if follow_up is None or job.kind == JobKind.PANEL else follow_up[1]
             edited = bool(ref.message_ts) and await self.edit(
                 client, ref, text, [*status_blocks, *extra]
             )
+            if not ref.message_ts and current.claimed:
+                # its request died before posting it: posted now, already the last word
+                posted = await self._post_abandoned(
+                    client, current, job, text, [*status_blocks, *extra], wait=True
+                )
+                edited = posted is not None
             if edited or follow_up is None:
                 return
             # no status message (or it was deleted): the buttons go under the upload
