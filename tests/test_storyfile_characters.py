@@ -3,13 +3,17 @@ relative to the story file, keeping the character's own seed (so the same identi
 
 from __future__ import annotations
 
+import dataclasses
+import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from storyloom.app.render_story import CharacterSpec
 from storyloom.app.storyfile import StoryFileError, load_story
+from storyloom.generation.reference_image import clean_reference, reference_name
 from storyloom.jobs.artifacts import character_specs
 from storyloom.story.character_file import CharacterFile, pack
 from storyloom.story.model import Character, LockState
@@ -55,7 +59,7 @@ def test_fields_in_the_story_file_override_the_character_files(tmp_path: Path) -
         (b"not a zip", "character 1: gone.storyloom-character: That file is not a storyloom"),
         (
             pack(CharacterFile("Mira", "a girl", "comic", 1, reference=b"\x89PNG")),
-            "carries a reference picture, which story files cannot use yet",
+            "gone.storyloom-character: its reference picture: The reference must be a PNG",
         ),
     ],
 )
@@ -68,3 +72,21 @@ def test_a_bad_character_file_names_the_character_and_the_problem(
     path = story(tmp_path, '[[characters]]\nfrom = "gone.storyloom-character"\n')
     with pytest.raises(StoryFileError, match=message):
         load_story(path, STYLES)
+
+
+def test_a_character_files_reference_picture_is_drawn_as_the_same_identity(
+    tmp_path: Path,
+) -> None:
+    picture = io.BytesIO()
+    Image.new("RGB", (32, 48), (200, 40, 40)).save(picture, format="JPEG")
+    clean = clean_reference(picture.getvalue())  # as the library kept it
+    (tmp_path / "stories").mkdir()
+    saved = dataclasses.replace(MIRA, reference=clean)
+    (tmp_path / "stories" / "mira.storyloom-character").write_bytes(pack(saved))
+    lines = '[[characters]]\nfrom = "mira.storyloom-character"\n'
+    (mira,) = load_story(story(tmp_path, lines), STYLES).characters
+    assert mira.reference is not None
+    # the renderer names the identity by the clean bytes: the library's name, wherever it is
+    assert reference_name(clean_reference(mira.reference.read_bytes())) == reference_name(clean)
+    (again,) = load_story(story(tmp_path, lines), STYLES).characters
+    assert again.reference == mira.reference

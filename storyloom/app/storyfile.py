@@ -24,14 +24,16 @@ caption = 'Mira: "Someone has to keep the light on."'
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from storyloom.generation.prompts import derive_seed
-from storyloom.generation.reference_image import clean_reference
+from storyloom.generation.reference_image import clean_reference, reference_name
 from storyloom.story.character_file import CharacterFile, unpack
 from storyloom.story.errors import InvalidInput, LimitExceeded, StoryError
 from storyloom.story.grammar import tagged_names
@@ -101,12 +103,25 @@ def _character_file(raw: dict[str, Any], where: str, base: Path | None) -> Chara
         raise StoryFileError(f"{where}: {name} could not be read") from None
     except StoryError as error:
         raise StoryFileError(f"{where}: {name}: {error.message}") from None
-    if loaded.reference is not None:
-        # drawn without it, the character would silently be another identity
-        raise StoryFileError(
-            f"{where}: {name} carries a reference picture, which story files cannot use yet"
-        )
     return loaded
+
+
+def _unpacked_reference(picture: bytes, where: str, name: str) -> Path:
+    """A character file's reference picture as a file the renderer reads: kept by its hash
+    in the temporary folder (the identity is named by the clean bytes, not the path, so it
+    is the same identity as the library character's the file was exported from)."""
+    try:
+        clean = clean_reference(picture)
+    except (InvalidInput, LimitExceeded) as error:
+        raise StoryFileError(f"{where}: {name}: its reference picture: {error}") from None
+    folder = Path(tempfile.gettempdir()) / "storyloom-references"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / reference_name(clean)
+    if not path.is_file():
+        partial = path.with_suffix(f".{os.getpid()}.part")
+        partial.write_bytes(clean)
+        partial.replace(path)  # whole or absent, if two renders unpack it at once
+    return path
 
 
 def _reference(raw: dict[str, Any], where: str, base: Path) -> Path | None:
@@ -185,7 +200,11 @@ def parse_story(
             # a saved character keeps its seed: the same spec, the same locked look
             seed=loaded.seed if loaded is not None else derive_seed(seed, "character", name),
             identity_prompts=tuple(p.strip() for p in prompts),
-            reference=_reference(raw, where, base or Path(".")),
+            reference=(
+                _unpacked_reference(loaded.reference, where, str(raw.get("from")))
+                if "reference" not in raw and loaded is not None and loaded.reference is not None
+                else _reference(raw, where, base or Path("."))
+            ),
         )
 
     raw_panels = data.get("panels", [])
