@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import diffusers
 import huggingface_hub.constants
 import torch
+import transformers
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 
 from storyloom.generation.tiny_models import TINY_MODEL_NAMES, build_tiny_model
@@ -72,6 +73,7 @@ def load_pipeline(
     path = Path(model).expanduser()
     # renders report their own progress; the loader's per-component bar is noise in chat logs
     diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()  # its text encoders' "Loading weights"
     if model in TINY_MODEL_NAMES:
         pipe, found = _load_folder(build_tiny_model(model, cache_dir), model, wanted, dtype)
     elif path.is_dir():

@@ -385,3 +385,20 @@ def test_a_hub_id_with_no_route_to_the_hub_fails_fast_naming_the_offline_choices
 
 def refuse(*args: object, **kwargs: object) -> None:
     raise ConnectionRefusedError(111, "Connection refused")
+
+
+def test_a_fresh_process_loading_a_model_writes_nothing_to_stderr(tmp_path: Path) -> None:
+    """Library notices printed at import (transformers' torchvision fallback) reach an
+    operator's terminal on every render; a fresh process is where they show."""
+    import subprocess
+    import sys
+
+    load_pipeline("tiny-sd15", cache_dir=tmp_path)  # built here; the child only loads it
+    child = (
+        "from pathlib import Path; from storyloom.generation.models import load_pipeline; "
+        f"load_pipeline('tiny-sd15', cache_dir=Path({str(tmp_path)!r}))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", child], capture_output=True, text=True, timeout=300, check=True
+    )
+    assert done.stderr == ""
