@@ -36,7 +36,7 @@ def latent_preview(latents: object, longest: int = PREVIEW_PX) -> bytes:
         raise ValueError(f"expected latents of shape [batch, 4, h, w], got {array.shape}")
     rgb = np.einsum("chw,cr->hwr", array[0], LATENT_RGB)
     pixels = np.clip((rgb + 1.0) * 127.5, 0, 255).astype(np.uint8)
-    image = Image.fromarray(pixels, "RGB")
+    image = Image.fromarray(pixels)  # uint8 (h, w, 3): RGB
     scale = max(1, longest // max(image.size))
     image = image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
     out = io.BytesIO()

@@ -7,10 +7,10 @@ name from a database row or a file can never reach outside the folder.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import threading
 from pathlib import Path
-
-from storyloom.generation.export import write_bytes
 
 FILE_NAME = re.compile(r"[0-9a-f]{64}\.png")
 
@@ -31,7 +31,7 @@ class CharacterFolder:
         """Write the picture (atomically: a reader never sees half a file)."""
         path = self.path(name)
         if not path.is_file():
-            await asyncio.to_thread(write_bytes, path, data)
+            await asyncio.to_thread(_write_whole, path, data)
 
     async def read(self, name: str) -> bytes | None:
         """The picture's bytes, or None if it is not here."""
@@ -43,3 +43,12 @@ class CharacterFolder:
     async def remove(self, name: str) -> None:
         """Delete the picture (gone already: nothing to do)."""
         self.path(name).unlink(missing_ok=True)
+
+
+def _write_whole(path: Path, data: bytes) -> None:
+    """Through a temporary file beside it, renamed over: a reader never sees half a picture.
+    (Here rather than generation/export's writer: storage imports no generation code.)"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.part")
+    partial.write_bytes(data)
+    os.replace(partial, path)

@@ -87,7 +87,7 @@ def story_adapter(
         server_defaults=defaults or ServerSettings(default_style=style),
         forget_files=forget_files,
     )
-    return adapter_over(deps, db, notifier, places, public_base_url)
+    return adapter_over(deps, db, notifier, places, public_base_url, library)
 
 
 def adapter_over(
