@@ -4,6 +4,9 @@ PY := $(VENV)/bin/python
 # A CPU machine takes the local CPU wheel; GPU users may set TORCH_SPEC to their build.
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
+# Test processes (pytest-xdist), a file to each: most tests wait on loopback servers and
+# child processes, so two share even a 2-core machine well. PYTEST_WORKERS=0: one process.
+PYTEST_WORKERS ?= 2
 
 .PHONY: install demo test lint typecheck pytest bench clean
 
@@ -29,7 +32,7 @@ typecheck: install
 	$(VENV)/bin/mypy
 
 pytest: install
-	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
+	HF_HUB_OFFLINE=1 $(PY) -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
