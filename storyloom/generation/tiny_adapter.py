@@ -11,9 +11,7 @@ it is built for; seeded, so a rebuild gives identical weights.
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +19,9 @@ import torch
 from safetensors.torch import save_file
 from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 
+from storyloom.generation.tiny_models import build_once
+
 TINY_ADAPTER = "tiny-ip-adapter"
-_COMPLETE_MARKER = ".storyloom-complete"
 _IMAGE_EMBED_DIM = 16  # the encoder's projection width (real ones: 768 or 1280)
 
 
@@ -31,28 +30,19 @@ def build_tiny_adapter(
 ) -> Path:
     """Build (once) a tiny adapter for ``unet`` under cache_dir and return its folder."""
     target = Path(cache_dir) / f"{TINY_ADAPTER}-{family}"
-    if (target / subfolder / weight_name).is_file() and (target / _COMPLETE_MARKER).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{TINY_ADAPTER}-", dir=target.parent))
-    try:
-        folder = work / "adapter" / subfolder
+    if not (target / subfolder / weight_name).is_file():
+        shutil.rmtree(target, ignore_errors=True)  # built for other weight names: again
+
+    def build(root: Path) -> None:
+        folder = root / subfolder
         folder.mkdir(parents=True)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             encoder = CLIPVisionModelWithProjection(_encoder_config())
         encoder.save_pretrained(folder / "image_encoder", safe_serialization=True)
         save_file(adapter_weights(unet), str(folder / weight_name))
-        (work / "adapter" / _COMPLETE_MARKER).write_text("ok\n")
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.rename(work / "adapter", target)
-        except OSError:  # another builder won the race: its folder is identical
-            if not (target / _COMPLETE_MARKER).is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+
+    return build_once(target, build)
 
 
 def adapter_weights(unet: Any, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -8,9 +8,6 @@ nothing; they exist so the evaluation's code path runs in CI.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -24,39 +21,25 @@ from transformers import (
     Dinov2Model,
 )
 
-from storyloom.generation.tiny_models import write_tiny_tokenizer
+from storyloom.generation.tiny_models import build_once, write_tiny_tokenizer
 
 TINY_ENCODERS = ("tiny-clip", "tiny-dino")
-_COMPLETE_MARKER = ".storyloom-complete"
 
 
 def build_tiny_encoder(name: str, cache_dir: Path) -> Path:
     """Build (once) the tiny encoder ``name`` under cache_dir/<name> and return the folder."""
-    target = Path(cache_dir) / name
-    if (target / _COMPLETE_MARKER).is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
-        folder = work / "model"
+    if name not in ("tiny-clip", "tiny-dino"):
+        raise ValueError(f"unknown tiny encoder {name!r}")
+
+    def build(folder: Path) -> None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             if name == "tiny-clip":
-                _save_clip(folder, work / "tokenizer-src")
-            elif name == "tiny-dino":
-                _save_dino(folder)
+                _save_clip(folder, folder.parent / "tokenizer-src")
             else:
-                raise ValueError(f"unknown tiny encoder {name!r}")
-        (folder / _COMPLETE_MARKER).write_text("ok\n")
-        shutil.rmtree(target, ignore_errors=True)
-        try:
-            os.rename(folder, target)
-        except OSError:  # another builder won the race: its folder is identical
-            if not (target / _COMPLETE_MARKER).is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+                _save_dino(folder)
+
+    return build_once(Path(cache_dir) / name, build)
 
 
 def _save_clip(folder: Path, tokenizer_src: Path) -> None:

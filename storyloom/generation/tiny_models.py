@@ -18,6 +18,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,23 +85,33 @@ def build_tiny_model(name: str, cache_dir: Path) -> Path:
     """Build (once; reuse if already complete) tiny model ``name`` under cache_dir/<name>."""
     if name not in TINY_MODEL_NAMES:
         raise UnknownTinyModelError(name)
-    target = Path(cache_dir) / name
+
+    def build(folder: Path) -> None:
+        with _SEEDED_BUILD:
+            pipe = _make_tiny_pipeline(name, folder.parent / "tokenizer-src")
+        pipe.save_pretrained(folder, safe_serialization=True)
+
+    return build_once(Path(cache_dir) / name, build)
+
+
+def build_once(target: Path, build: Callable[[Path], None]) -> Path:
+    """``target``, built by ``build(folder)`` unless a complete one is there already.
+
+    Built beside the target and renamed into place: a crash leaves only a temp folder, and
+    of two concurrent builders the loser sees the winner's folder and drops its own."""
     if (target / _COMPLETE_MARKER).is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename into place: a crash leaves only a temp folder,
-    # and of two concurrent builders the loser sees the winner's folder and drops its own.
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        with _SEEDED_BUILD:
-            pipe = _make_tiny_pipeline(name, work / "tokenizer-src")
-        pipe.save_pretrained(work / "model", safe_serialization=True)
-        (work / "model" / _COMPLETE_MARKER).write_text("ok\n")
+        folder = work / "built"
+        build(folder)
+        (folder / _COMPLETE_MARKER).write_text("ok\n")
         if target.exists() and not (target / _COMPLETE_MARKER).is_file():
             # A half folder from an older, non-atomic writer: replace it.
             shutil.rmtree(target, ignore_errors=True)
         try:
-            os.rename(work / "model", target)
+            os.rename(folder, target)
         except OSError:
             if not (target / _COMPLETE_MARKER).is_file():
                 raise
