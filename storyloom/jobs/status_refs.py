@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+from storyloom.jobs.courier import Retry
 from storyloom.storage.owed import reopen
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.ports import Database
@@ -75,6 +76,20 @@ async def take_over(db: Database, job_id: int, lease_s: float | None = None) -> 
             return max(0.1, lease - age)
         taken = await uow.jobs.claim_status_ref(job_id, claim_text(now), seen=seen)
     return 0.0 if taken else None
+
+
+async def take_over_to_post(db: Database, job_id: int, *, wait: bool) -> bool:
+    """Whether a courier should post the status message of a job whose claim's request
+    died (`take_over` won); a claim still within its lease is waited for (`Retry`) if
+    `wait`, else left alone (False)."""
+    after_s = await take_over(db, job_id)
+    if after_s is None:
+        return False
+    if after_s > 0:
+        if wait:
+            raise Retry(after_s, "its status message is still being posted")
+        return False
+    return True
 
 
 async def posted(db: Database, job_id: int, ref: str) -> None:

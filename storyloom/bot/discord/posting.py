@@ -187,12 +187,7 @@ class DiscordNotifier:
         still within its lease is waited for (`Retry`) if `wait`, else left alone."""
         if self.db is None or status_refs.claimed_at(job.status_ref) is None:
             return None
-        after_s = await status_refs.take_over(self.db, job.id)
-        if after_s is None:
-            return None
-        if after_s > 0:
-            if wait:
-                raise Retry(after_s, "its status message is still being posted")
+        if not await status_refs.take_over_to_post(self.db, job.id, wait=wait):
             return None
         channel_id = await self._thread_of(job)
         if channel_id is None:

@@ -226,12 +226,7 @@ class SlackNotifier:
         """Post the status message of a job whose claim's request died before posting it
         (`status_refs.take_over`); None if there is none to post. A claim still within its
         lease is waited for (`Retry`) if `wait`, else left alone."""
-        after_s = await status_refs.take_over(self.db, job.id)
-        if after_s is None:
-            return None
-        if after_s > 0:
-            if wait:
-                raise Retry(after_s, "its status message is still being posted")
+        if not await status_refs.take_over_to_post(self.db, job.id, wait=wait):
             return None
         try:
             posted = await client.chat_postMessage(
