@@ -2,7 +2,7 @@
 
 A subcommand reads the settings once and hands them to its process's composition root,
 which opens the resources with `async with` and passes them into constructors: the chat
-bots' `run_discord`, `run_slack` and `run_console` (bot/, whose story service is wired by
+bots' `start_discord`, `run_slack` and `run_console` (bot/, whose story service is wired by
 one builder, bot/wiring.py), the GPU worker's `run_worker` (jobs/worker_main.py), and the
 story-file jobs `render`/`clip` (app/render_story.py, app/clip_story.py). Nothing is created at
 import time, and `--help` loads no heavy library.
@@ -246,22 +246,15 @@ def discord(
     unless STORYLOOM_QUEUE=redis."""
     import asyncio
 
-    from storyloom.bot.discord.run import MissingToken, run_discord
+    # only what connects to the gateway: the bot's modules are imported once it is connected
+    from storyloom.bot.discord.start import MissingToken, start_discord
     from storyloom.config import load_settings
     from storyloom.ops.logs import setup_logging
-    from storyloom.ops.process import run_service
 
     settings = load_settings()
     setup_logging(settings)  # ops: text or JSON lines, secrets masked
     try:
-        asyncio.run(  # ops: /healthz and /metrics beside the bot, a clean stop on SIGTERM
-            run_service(
-                settings,
-                "discord",
-                lambda ops: run_discord(settings, sync, sync_guild, ops),
-                ready_at_start=False,  # ready once its renderer is loaded (in the background)
-            )
-        )
+        asyncio.run(start_discord(settings, sync, sync_guild))
     except MissingToken as error:
         raise fail(str(error)) from None
 

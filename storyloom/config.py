@@ -315,6 +315,12 @@ class Settings(BaseSettings):
 
     # --- chat platforms (secrets: environment only) ---------------------------------
     discord_token: SecretStr | None = Field(None, description="Discord bot token.")
+    discord_api_url: str | None = Field(
+        None,
+        description="Base URL of Discord's REST API (default: https://discord.com/api/v10); "
+        "for a proxy in front of Discord, or a test double of it. The gateway's address is "
+        "then asked of it (GET /gateway/bot).",
+    )
     slack_bot_token: SecretStr | None = Field(None, description="Slack bot token (xoxb-…).")
     slack_app_token: SecretStr | None = Field(
         None, description="Slack app-level token (xapp-…) for Socket Mode."

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from .fake_gateway import FakeGateway
 
 APP_ID = 555
 GUILD_ID = 777
@@ -35,6 +39,8 @@ class Call:
     # (the first follow-up after a deferral takes the deferral's visibility, DESIGN §5)
     private: bool | None = None
     refused: str | None = None  # why the fake answered 400, as Discord's error says
+    throttled: bool = False  # answered 429: it did not happen
+    at: float = 0.0  # when it arrived (monotonic seconds)
 
 
 # Discord's limits on what one message may carry (the API answers 400 / 50035 otherwise)
@@ -101,6 +107,20 @@ class FakeDiscord:
     posted: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by channel
     # files members attached, served as Discord's CDN serves them (path → bytes)
     cdn: dict[str, bytes] = field(default_factory=dict)
+    # the bot token REST calls must carry (`Authorization: Bot …`); None: not checked
+    token: str | None = None
+    gateway: FakeGateway | None = None  # served at /gateway, named by GET /gateway/bot
+    # channels whose every third call is answered 429 (Discord's per-route rate limit)
+    throttled: set[str] = field(default_factory=set)
+    retry_after_s: float = 1.0
+    # calls made while a 429's retry_after had not passed yet (Discord refuses those too)
+    too_early: list[Call] = field(default_factory=list)
+    acknowledged: set[str] = field(default_factory=set)  # interactions answered once
+    acknowledged_twice: list[str] = field(default_factory=list)  # answered 40060
+    # every message as it reads now (message id → content and result files)
+    messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _counts: dict[tuple[str, str], int] = field(default_factory=dict)
+    _blocked: dict[tuple[str, str], float] = field(default_factory=dict)
     _runner: web.AppRunner | None = None
 
     def attachment(self, filename: str, data: bytes, content_type: str) -> dict[str, Any]:
@@ -152,6 +172,32 @@ class FakeDiscord:
             body = await request.json()
         path = request.path.removeprefix("/api/v10")
         files = [(name, len(data)) for name, data in uploads]
+        parts = path.strip("/").split("/")
+        # interaction callbacks and follow-ups go by the interaction's token instead
+        open_path = parts[0] in ("interactions", "webhooks")
+        signed = request.headers.get("Authorization") == f"Bot {self.token}"
+        if self.token is not None and not open_path and not signed:
+            error = {"code": 0, "message": "401: Unauthorized"}
+            self.calls.append(Call(request.method, path, body, files, uploads, error))
+            return json_response(401, error)
+        if parts[0] == "channels" and parts[1] in self.throttled:
+            limited = self.rate_limit(request.method, parts[1])
+            if limited is not None:
+                call = Call(request.method, path, body, files, uploads, None, throttled=True)
+                call.at = time.monotonic()
+                self.calls.append(call)
+                if limited[1]:
+                    self.too_early.append(call)
+                return limited[0]
+        if parts[0] == "interactions" and parts[-1] == "callback":
+            if parts[1] in self.acknowledged:
+                # Discord's answer, which the bot takes as "acknowledged already" (a repeated
+                # delivery): not a refusal that leaves the member without an answer
+                error = {"code": 40060, "message": "Interaction has already been acknowledged."}
+                self.calls.append(Call(request.method, path, body, files, uploads, error))
+                self.acknowledged_twice.append(parts[1])
+                return json_response(400, error)
+            self.acknowledged.add(parts[1])
         if any(fragment in path for fragment in self.forbidden):
             error = {"code": 50013, "message": "Missing Permissions"}
             self.calls.append(Call(request.method, path, body, files, uploads, error))
@@ -173,10 +219,58 @@ class FakeDiscord:
         answer = self.answer(request.method, path, body)
         call = Call(request.method, path, body, files, uploads, answer)
         call.private = self.visibility(request.method, path, body)
+        call.at = time.monotonic()
         self.calls.append(call)
+        self.keep(request.method, parts, body, files, answer)
         # discord.py reads a body as JSON only for exactly this content type (no charset)
         data = json.dumps(answer).encode()
         return web.Response(body=data, headers={"Content-Type": "application/json"})
+
+    def rate_limit(self, method: str, channel: str) -> tuple[web.Response, bool] | None:
+        """Every third call of a bucket (method, channel) is answered 429 as Discord answers
+        it, and so is any call before its retry_after passed: (the answer, was it early)."""
+        bucket = (method, channel)
+        now = time.monotonic()
+        early = now < self._blocked.get(bucket, 0.0)
+        if not early:
+            self._counts[bucket] = self._counts.get(bucket, 0) + 1
+            if self._counts[bucket] % 3:
+                return None
+            self._blocked[bucket] = now + self.retry_after_s
+        wait = max(self._blocked[bucket] - now, 0.0)
+        body = {"message": "You are being rate limited.", "retry_after": round(wait, 3),
+                "global": False}  # fmt: skip
+        headers = {
+            "Via": "1.1 google",  # discord.py takes a 429 without it for Cloudflare's ban
+            "Retry-After": str(max(1, round(wait))),
+            "X-RateLimit-Limit": "5",
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Reset": f"{time.time() + wait:.3f}",
+            "X-RateLimit-Reset-After": f"{wait:.3f}",
+            "X-RateLimit-Bucket": hashlib.md5(method.encode()).hexdigest()[:16],
+            "X-RateLimit-Scope": "user",
+        }
+        return json_response(429, body, headers), early
+
+    def keep(
+        self, method: str, parts: list[str], body: dict[str, Any] | None,
+        files: list[tuple[str, int]], answer: Any,
+    ) -> None:  # fmt: skip
+        """Remember a channel message as it reads after this post or edit."""
+        if parts[0] != "channels" or len(parts) < 3 or parts[2] != "messages":
+            return
+        if method == "POST" and len(parts) == 3:
+            message_id = str(answer["id"])
+        elif method == "PATCH" and len(parts) == 4:
+            message_id = parts[3]
+        else:
+            return
+        kept = self.messages.setdefault(message_id, {"channel": parts[1], "files": []})
+        if body is not None and "content" in body:
+            kept["content"] = body["content"] or ""
+        results = [name for name, _ in files if name != PREVIEW]
+        if results:
+            kept["files"] = results
 
     def visibility(self, method: str, path: str, body: dict[str, Any] | None) -> bool | None:
         """Who sees an interaction's answer: a deferral sets it for the first follow-up,
@@ -202,6 +296,9 @@ class FakeDiscord:
         parts = path.strip("/").split("/")
         if path == "/users/@me":
             return BOT_USER
+        if path == "/gateway/bot" and self.gateway is not None:
+            limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
+            return {"url": self.gateway.url, "shards": 1, "session_start_limit": limit}
         if path == "/oauth2/applications/@me":
             return {
                 "id": str(APP_ID),
@@ -246,19 +343,31 @@ class FakeDiscord:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)  # uploads are pages and PDFs
+        if self.gateway is not None:
+            self.gateway.route(app)
         app.router.add_route("*", "/{tail:.*}", self.handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)  # a free port
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        if self.gateway is not None:
+            self.gateway.url = f"ws://127.0.0.1:{self.port}/gateway"
+
+    @property
+    def api_url(self) -> str:
+        """The base of the REST API, as `STORYLOOM_DISCORD_API_URL` names it."""
+        return f"http://127.0.0.1:{self.port}/api/v10"
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
 
     def where(self, method: str, fragment: str) -> list[Call]:
-        return [c for c in self.calls if c.method == method and fragment in c.path]
+        """The calls that happened (a 429 did not) with this method and path fragment."""
+        return [
+            c for c in self.calls if c.method == method and fragment in c.path and not c.throttled
+        ]
 
     def uploads_to(self, fragment: str) -> list[Call]:
         """Posts and edits that carried result files, in order (not a progress preview)."""
@@ -326,6 +435,17 @@ class FakeDiscord:
             await asyncio.sleep(0.02)
 
 
+def json_response(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    """An error as Discord answers it (discord.py reads JSON only for exactly this type)."""
+    return web.Response(
+        status=status,
+        body=json.dumps(body).encode(),
+        headers={**(headers or {}), "Content-Type": "application/json"},
+    )
+
+
 _ids = itertools.count(900_000)
 
 
@@ -347,11 +467,11 @@ def member(user_id: int, name: str, permissions: int = 0) -> dict[str, Any]:
     }
 
 
-def thread(thread_id: int, parent_id: int = 4242) -> dict[str, Any]:
+def thread(thread_id: int, parent_id: int = 4242, guild_id: int = GUILD_ID) -> dict[str, Any]:
     return {
         "id": str(thread_id),
         "type": 11,
-        "guild_id": str(GUILD_ID),
+        "guild_id": str(guild_id),
         "parent_id": str(parent_id),
         "owner_id": "1000",
         "name": "story",
@@ -369,11 +489,11 @@ def thread(thread_id: int, parent_id: int = 4242) -> dict[str, Any]:
     }
 
 
-def text_channel(channel_id: int) -> dict[str, Any]:
+def text_channel(channel_id: int, guild_id: int = GUILD_ID) -> dict[str, Any]:
     return {
         "id": str(channel_id),
         "type": 0,
-        "guild_id": str(GUILD_ID),
+        "guild_id": str(guild_id),
         "name": "comics",
         "position": 0,
         "permission_overwrites": [],
@@ -381,6 +501,52 @@ def text_channel(channel_id: int) -> dict[str, Any]:
         "parent_id": None,
         "flags": 0,
         "permissions": str((1 << 53) - 1),
+    }
+
+
+def guild(guild_id: int, *channels: dict[str, Any]) -> dict[str, Any]:
+    """A GUILD_CREATE payload: the guild with its text channels and active threads."""
+    listed = [{k: v for k, v in c.items() if k != "permissions"} for c in channels]
+    return {
+        "id": str(guild_id),
+        "name": f"guild {guild_id}",
+        "icon": None,
+        "owner_id": "1",
+        "unavailable": False,
+        "member_count": 3,
+        "large": False,
+        "roles": [
+            {
+                "id": str(guild_id),
+                "name": "@everyone",
+                "permissions": "0",
+                "position": 0,
+                "color": 0,
+                "hoist": False,
+                "managed": False,
+                "mentionable": False,
+                "flags": 0,
+            }
+        ],
+        "emojis": [],
+        "stickers": [],
+        "features": [],
+        "members": [],
+        "voice_states": [],
+        "presences": [],
+        "channels": [c for c in listed if c["type"] != 11],
+        "threads": [c for c in listed if c["type"] == 11],
+        "stage_instances": [],
+        "guild_scheduled_events": [],
+        "premium_tier": 0,
+        "preferred_locale": "en-US",
+        "joined_at": "2026-01-01T00:00:00+00:00",
+        "mfa_level": 0,
+        "verification_level": 0,
+        "default_message_notifications": 0,
+        "explicit_content_filter": 0,
+        "nsfw_level": 0,
+        "system_channel_flags": 0,
     }
 
 
@@ -392,7 +558,7 @@ def _base(kind: int, channel: dict[str, Any], who: dict[str, Any], limit: int) -
         "type": kind,
         "token": f"interaction-token-{number}",
         "version": 1,
-        "guild_id": str(GUILD_ID),
+        "guild_id": channel["guild_id"],
         "channel_id": channel["id"],
         "channel": channel,
         "member": who,

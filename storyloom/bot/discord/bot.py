@@ -1,4 +1,8 @@
-"""The Discord bot: a `commands.Bot` whose `setup_hook` loads the /story cog and buttons."""
+"""The Discord bot: a `commands.Bot` whose `setup_hook` loads the /story cog and buttons.
+
+This module is imported before the gateway connects (start.py), so it imports only what
+connecting needs: the notifier (storage, SQLAlchemy) and the cogs come later.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ from discord.ext import commands
 
 from storyloom.bot.discord.buttons import StoryButton
 from storyloom.bot.discord.context import NO_PINGS, quote
-from storyloom.bot.discord.posting import DiscordNotifier
 from storyloom.ops.trouble import trouble
 from storyloom.story.errors import StoryError
 from storyloom.story.library_ports import Library
@@ -20,10 +23,17 @@ from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.bot.discord.buttons import PressHandler
+    from storyloom.bot.discord.posting import DiscordNotifier
     from storyloom.jobs.runtime import JobRuntime
 
 log = logging.getLogger(__name__)
 MAX_CONTENT = 2000  # Discord's limit on a message's text
+FEATURES = (  # the extensions `load_features` loads
+    "storyloom.bot.discord.cog",
+    "storyloom.bot.discord.sharing",
+    "storyloom.bot.discord.server_cog",  # settings, audit
+    "storyloom.bot.discord.library_cog",  # /character
+)
 MISSING_PERMISSION = (
     "I'm not allowed to do that in this channel. Ask a moderator to let me view it, send "
     "messages, create public threads and attach files."
@@ -33,7 +43,9 @@ MISSING_PERMISSION = (
 class StoryBot(commands.Bot):
     """Holds the service's dependencies; adapters below it hold no business rules."""
 
-    def __init__(self, deps: Deps | None = None, **options: Any) -> None:
+    def __init__(self, deps: Deps | None = None, *, lazy: bool = False, **options: Any) -> None:
+        """`lazy`: logging in loads no features; the composition root loads them once the
+        gateway is connected (`load_features`)."""
         intents = discord.Intents.none()
         intents.guilds = True  # slash commands and threads need no privileged intents
         super().__init__(
@@ -42,7 +54,8 @@ class StoryBot(commands.Bot):
             allowed_mentions=NO_PINGS,
             **options,
         )
-        self.notifier = DiscordNotifier(self)
+        self.lazy = lazy
+        self._notifier: DiscordNotifier | None = None
         self.jobs: JobRuntime | None = None  # set by the composition root (run.story_bot)
         # what a button press runs: set by the /story cog when it loads (the buttons module
         # cannot import the cog, which imports the bot)
@@ -52,6 +65,16 @@ class StoryBot(commands.Bot):
         self.library: Library | None = None  # the character library (set by the root)
         if deps is not None:
             self.deps = deps
+
+    @property
+    def notifier(self) -> DiscordNotifier:
+        """What edits status messages and posts results (built on first use: it brings the
+        storage layer, which a lazily started bot imports after it connected)."""
+        if self._notifier is None:
+            from storyloom.bot.discord.posting import DiscordNotifier
+
+            self._notifier = DiscordNotifier(self)
+        return self._notifier
 
     @property
     def deps(self) -> Deps:
@@ -64,11 +87,14 @@ class StoryBot(commands.Bot):
         self.notifier.db = value.db  # results are marked posted in the same database
 
     async def setup_hook(self) -> None:
+        """Load the features at login, unless the composition root loads them later."""
+        if not self.lazy:
+            await self.load_features()
+
+    async def load_features(self) -> None:
         """Load the /story cog, the restart-proof buttons and the global error handler."""
-        await self.load_extension("storyloom.bot.discord.cog")
-        await self.load_extension("storyloom.bot.discord.sharing")
-        await self.load_extension("storyloom.bot.discord.server_cog")  # settings, audit
-        await self.load_extension("storyloom.bot.discord.library_cog")  # /character
+        for feature in FEATURES:
+            await self.load_extension(feature)
         self.add_dynamic_items(StoryButton)
         self.tree.error(self.on_app_command_error)
 

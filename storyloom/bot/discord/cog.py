@@ -26,7 +26,7 @@ from storyloom.bot import library_text
 from storyloom.bot.discord.bot import MAX_CONTENT, StoryBot, reply, report
 from storyloom.bot.discord.buttons import job_buttons
 from storyloom.bot.discord.choices import beat_numbers, cast_names, open_jobs, style_names
-from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
+from storyloom.bot.discord.context import NO_PINGS, actor_of, defer, quote
 from storyloom.bot.discord.library_cog import cast_or_library_names, reference_of
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT, StatusRef, status_text
 from storyloom.jobs import status_refs
@@ -124,7 +124,7 @@ def press_key(interaction: discord.Interaction[Any], action: str, arg: str) -> s
 
 async def press(interaction: discord.Interaction[Any], action: str, arg: str) -> None:
     """A button press: the same use cases as the slash commands, the same permissions."""
-    await interaction.response.defer(ephemeral=True)
+    await defer(interaction)
     deps, actor = _bot(interaction).deps, actor_of(interaction)
     key = press_key(interaction, action, arg)
     try:
@@ -168,7 +168,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     async def new(
         self, interaction: discord.Interaction[Any], title: app_commands.Range[str, 1, 100]
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         actor = actor_of(interaction)
         channel = interaction.channel
         if isinstance(channel, discord.TextChannel):
@@ -194,7 +194,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.command(description="Add a beat: [Name] tags, then ' # ' and a caption")
     @app_commands.describe(text='e.g. [Mira] opens the door # Mira: "Who is there?"')
     async def add(self, interaction: discord.Interaction[Any], text: Text) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         key = press_key(interaction, "add", "")  # a repeated interaction adds one beat
         beat = await service.add_beat(self.bot.deps, actor_of(interaction), text, key)
         await _public(interaction, beat_post(beat))
@@ -204,7 +204,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(beat="The beat's number", text="Its new text")
     @app_commands.autocomplete(beat=beat_numbers)
     async def edit(self, interaction: discord.Interaction[Any], beat: Position, text: Text) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         changed = await service.edit_beat(self.bot.deps, actor_of(interaction), beat, text)
         await reply(interaction, f"beat {changed.position} edited")
 
@@ -212,7 +212,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(beat="The beat's number")
     @app_commands.autocomplete(beat=beat_numbers)
     async def remove(self, interaction: discord.Interaction[Any], beat: Position) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         removed = await service.remove_beat(self.bot.deps, actor_of(interaction), beat)
         await reply(interaction, f"beat {removed.position} removed")
 
@@ -222,13 +222,13 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     async def move(
         self, interaction: discord.Interaction[Any], beat: Position, to: Position
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         moved = await service.move_beat(self.bot.deps, actor_of(interaction), beat, to)
         await reply(interaction, f"beat moved to {moved.position}")
 
     @app_commands.command(description="Remove your last beat")
     async def undo(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         beat = await service.undo_beat(self.bot.deps, actor_of(interaction))
         await reply(interaction, f"beat {beat.position} removed")
 
@@ -239,7 +239,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         interaction: discord.Interaction[Any],
         page: app_commands.Range[int, 1, MAX_BEATS] = 1,
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         beats = await service.story_beats(self.bot.deps, actor_of(interaction))
         await reply(interaction, listing(beats, page))
 
@@ -258,7 +258,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         description: app_commands.Range[str, 1, 300] | None = None,
         picture: discord.Attachment | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         if self.bot.library is None:  # no library: a description, as before
             if not description:
                 raise InvalidInput("Describe the character: /story cast NAME DESCRIPTION.")
@@ -291,7 +291,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(name="A style preset")
     @app_commands.autocomplete(name=style_names)
     async def style(self, interaction: discord.Interaction[Any], name: str) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         story = await service.set_style(self.bot.deps, actor_of(interaction), name)
         await reply(interaction, f"style is now {story.style}")
 
@@ -305,7 +305,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         first: Position | None = None,
         last: Position | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         actor = actor_of(interaction)
         key = press_key(interaction, "render", "")
         job = await service.render(self.bot.deps, actor, first, last, request_key=key)
@@ -315,7 +315,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(beat="The beat whose panel to draw again")
     @app_commands.autocomplete(beat=beat_numbers)
     async def redraw(self, interaction: discord.Interaction[Any], beat: Position) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         key = press_key(interaction, "redraw", str(beat))
         job = await service.reroll_panel(
             self.bot.deps, actor_of(interaction), beat, request_key=key
@@ -331,7 +331,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
         first: Position | None = None,
         last: Position | None = None,
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         actor = actor_of(interaction)
         key = press_key(interaction, "clip", "")
         job = await service.clip(self.bot.deps, actor, first, last, request_key=key)
@@ -339,7 +339,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
 
     @app_commands.command(description="The story, its cast and its recent jobs")
     async def status(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         overview = await service.status(self.bot.deps, actor_of(interaction))
         lines = [f"**{quote(overview.story.title)}** · {overview.beat_count} beats"]
         lines += [f"{quote(c.name)}: {look_state(c.lock_state)}" for c in overview.characters]
@@ -350,13 +350,13 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
     @app_commands.describe(job="The job's number (default: your newest)")
     @app_commands.autocomplete(job=open_jobs)
     async def cancel(self, interaction: discord.Interaction[Any], job: int | None = None) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         cancelled = await service.cancel(self.bot.deps, actor_of(interaction), job)
         await reply(interaction, f"job #{cancelled.id} cancelled")
 
     @app_commands.command(description="The story as a story file")
     async def export(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         exported = await service.export(self.bot.deps, actor_of(interaction))
         data = io.BytesIO(exported.to_toml().encode())
         await interaction.followup.send(
@@ -365,7 +365,7 @@ class StoryCog(commands.GroupCog, group_name="story", group_description="Build a
 
     @app_commands.command(description="Delete the story (owner or moderators)")
     async def delete(self, interaction: discord.Interaction[Any]) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         story = await service.delete_story(self.bot.deps, actor_of(interaction))
         await reply(interaction, f"story **{quote(story.title)}** deleted")
 

@@ -45,3 +45,24 @@ def _age_restricted(channel: object) -> bool:
 def quote(text: str) -> str:
     """Member text shown literally: markdown escaped, mentions defused."""
     return escape_discord(text)
+
+
+ALREADY_ACKNOWLEDGED = 40060  # Discord's code for a second acknowledgement
+
+
+async def defer(interaction: discord.Interaction[Any]) -> None:
+    """Acknowledge privately (Discord wants it within 3 s), unless the bot already did while
+    it started (early.py). The same interaction delivered twice was acknowledged by its
+    first delivery: Discord refuses the second acknowledgement, and the answer goes on as
+    a follow-up."""
+    if interaction.response.is_done():
+        return
+    try:
+        await interaction.response.defer(ephemeral=True)
+    except discord.HTTPException as error:
+        if error.code != ALREADY_ACKNOWLEDGED:
+            raise
+        # discord.py marks a response done only when its own request succeeded
+        interaction.response._response_type = (
+            discord.InteractionResponseType.deferred_channel_message
+        )

@@ -17,7 +17,7 @@ from discord.ext import commands
 from storyloom.bot import library_text
 from storyloom.bot.discord.bot import MAX_CONTENT, StoryBot, reply
 from storyloom.bot.discord.choices import MAX_CHOICES, cast_names
-from storyloom.bot.discord.context import NO_PINGS, actor_of, quote
+from storyloom.bot.discord.context import NO_PINGS, actor_of, defer, quote
 from storyloom.bot.discord.status import DEFAULT_UPLOAD_LIMIT
 from storyloom.generation.reference_image import MAX_UPLOAD_BYTES
 from storyloom.story import character_file, library
@@ -99,7 +99,7 @@ class CharacterGroup(app_commands.Group):
     @app_commands.describe(name="A character of this story's cast")
     @app_commands.autocomplete(name=cast_names)
     async def save(self, interaction: discord.Interaction[Any], name: Name) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         entry = await library.save(
             _bot(interaction).deps, _library(interaction), actor_of(interaction), name
         )
@@ -109,7 +109,7 @@ class CharacterGroup(app_commands.Group):
     async def list_(
         self, interaction: discord.Interaction[Any], page: app_commands.Range[int, 1, 100] = 1
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         entries = await library.listing(
             _bot(interaction).deps, _library(interaction), actor_of(interaction)
         )
@@ -126,7 +126,7 @@ class CharacterGroup(app_commands.Group):
     @app_commands.command(description="A saved character and their sheet")
     @app_commands.autocomplete(name=library_names)
     async def show(self, interaction: discord.Interaction[Any], name: Name) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         entry, sheet = await library.show(
             _bot(interaction).deps, _library(interaction), actor_of(interaction), name
         )
@@ -140,7 +140,7 @@ class CharacterGroup(app_commands.Group):
     @app_commands.command(description="Remove a saved character (who saved it, or a moderator)")
     @app_commands.autocomplete(name=library_names)
     async def delete(self, interaction: discord.Interaction[Any], name: Name) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         entry = await library.delete(
             _bot(interaction).deps, _library(interaction), actor_of(interaction), name
         )
@@ -149,7 +149,7 @@ class CharacterGroup(app_commands.Group):
     @app_commands.command(description="A saved character as a file for another server")
     @app_commands.autocomplete(name=library_names)
     async def export(self, interaction: discord.Interaction[Any], name: Name) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         file, data = await library.export(
             _bot(interaction).deps, _library(interaction), actor_of(interaction), name
         )
@@ -161,7 +161,7 @@ class CharacterGroup(app_commands.Group):
     async def import_(
         self, interaction: discord.Interaction[Any], file: discord.Attachment
     ) -> None:
-        await interaction.response.defer(ephemeral=True)
+        await defer(interaction)
         data = await download(file, character_file.MAX_FILE_BYTES, "character file")
         entry = await library.import_character(
             _bot(interaction).deps, _library(interaction), actor_of(interaction), data

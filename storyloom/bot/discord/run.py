@@ -8,6 +8,7 @@ happened, also what ended while the bot was down.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +16,9 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from storyloom.bot.discord.bot import StoryBot
+from storyloom.bot.background import imported
+from storyloom.bot.discord.bot import FEATURES, StoryBot
+from storyloom.bot.discord.early import EarlyInteractions
 from storyloom.bot.library_setup import character_library
 from storyloom.bot.wiring import story_deps
 from storyloom.config import Settings
@@ -30,10 +33,6 @@ if TYPE_CHECKING:
     from storyloom.ops.server import Ops
 
 log = logging.getLogger(__name__)
-
-
-class MissingToken(Exception):
-    """The bot cannot start without its token."""
 
 
 def owns_guild(workspace_id: str) -> bool:
@@ -51,11 +50,13 @@ async def story_bot(
     timed: Callable[[Notify], Notify] | None = None,
     watch_every_s: float = 1.0,
     on_ready: Callable[[], None] | None = None,
+    bot: StoryBot | None = None,
 ) -> AsyncIterator[StoryBot]:
-    """The bot (not yet logged in) with its jobs running; on exit the render in hand goes
-    back to the line. `timed` sees the job events (the ops metrics time each render);
-    `on_ready` is called once the renderer is loaded (in the background)."""
-    bot = StoryBot()
+    """The bot (not yet logged in, or `bot`, already connected) with its jobs running; on
+    exit the render in hand goes back to the line. `timed` sees the job events (the ops
+    metrics time each render); `on_ready` is called once the renderer is loaded (in the
+    background)."""
+    bot = StoryBot() if bot is None else bot
     async with job_runtime(
         settings,
         db,
@@ -81,29 +82,30 @@ async def _nothing(event: JobEvent) -> None:
     """The metrics only observe the events; the notifier delivers them."""
 
 
-async def run_discord(
+async def serve_discord(
     settings: Settings,
+    bot: StoryBot,
+    early: EarlyInteractions,
+    connection: asyncio.Task[None],
+    ops: Ops,
     sync: bool = False,
     sync_guild: int | None = None,
-    ops: Ops | None = None,
 ) -> None:
-    """Migrate the database, start the jobs, log in, and serve until stopped.
+    """Build the bot that is already connected (start.py): migrate the database, start the
+    jobs, load the cogs, hand over the interactions kept meanwhile, and serve until stopped.
 
     Commands are synced only on request: to one guild (instant, for development) or
     globally (may take up to an hour to appear).
     """
-    if settings.discord_token is None:
-        raise MissingToken("set STORYLOOM_DISCORD_TOKEN to the bot token from the developer portal")
     await upgrade_database(settings.database_url)
-    timed = ops.metrics.timed if ops is not None else None
+    loaded = asyncio.Event()
     async with (
         open_database(settings.database_url) as db,
-        story_bot(
-            settings, db, timed=timed, on_ready=None if ops is None else ops.set_ready
-        ) as bot,
-        bot,
+        story_bot(settings, db, bot=bot, timed=ops.metrics.timed, on_ready=loaded.set),
     ):
-        await bot.login(settings.discord_token.get_secret_value())
+        for feature in FEATURES:  # imported on a thread: the gateway goes on answering
+            await imported(feature)
+        await bot.load_features()
         if sync_guild is not None:
             guild = discord.Object(sync_guild)
             bot.tree.copy_global_to(guild=guild)
@@ -112,4 +114,16 @@ async def run_discord(
         elif sync:
             synced = await bot.tree.sync()
             log.info("synced %d commands globally", len(synced))
-        await bot.connect()
+        await early.hand_over()
+        log.info("the bot is built")
+        ready = asyncio.create_task(_ready_once(loaded, ops), name="storyloom-ready")
+        try:
+            await connection  # until the bot closes, or the connection fails for good
+        finally:
+            ready.cancel()
+
+
+async def _ready_once(loaded: asyncio.Event, ops: Ops) -> None:
+    """Built, and the renderer loaded (or none to load): /healthz says ready."""
+    await loaded.wait()
+    ops.set_ready()

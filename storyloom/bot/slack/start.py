@@ -9,13 +9,11 @@ what the port needs.
 
 from __future__ import annotations
 
-import asyncio
-import importlib
 import logging
-from types import ModuleType
 
 from pydantic import SecretStr
 
+from storyloom.bot.background import imported
 from storyloom.bot.slack.front import EarlyFront
 from storyloom.config import Settings
 
@@ -31,11 +29,6 @@ def secret(value: SecretStr | None, name: str) -> str:
     if value is None:
         raise MissingSlackSetting(f"set STORYLOOM_{name.upper()} (see docs/slack.md)")
     return value.get_secret_value()
-
-
-async def imported(name: str) -> ModuleType:
-    """Import a module on a thread: the loop goes on answering meanwhile."""
-    return await asyncio.to_thread(importlib.import_module, name)
 
 
 async def start_slack(settings: Settings, http: bool, port: int) -> None:

@@ -1,0 +1,235 @@
+"""Real `storyloom discord` processes for the delivery tests and benchmark.
+
+The bot is the CLI command itself, configured only through STORYLOOM_* variables: its
+token, the loopback fake of Discord (`STORYLOOM_DISCORD_API_URL`: the REST API, which
+names the gateway fake beside it), SQLite, and the distributed queue (a real
+redis-server). Members are in two guilds, each with a story thread. No `storyloom worker`
+runs: the caller plays the workers by writing the job rows (`slack_bots.RowWorker`), so a
+render takes as long as the caller says and the delivery is measured alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storyloom.storage import upgrade_database
+from storyloom.testing.devservices import RedisServer, free_port
+from tests.discord_bot.fake_discord import (
+    APP_ID,
+    BOT_USER,
+    FakeDiscord,
+    guild,
+    member,
+    text_channel,
+    thread,
+)
+from tests.discord_bot.fake_gateway import FakeGateway
+
+TOKEN = "discord-bot-token-that-must-never-be-logged"
+GUILD_A, GUILD_B = 777, 778
+THREADS = {
+    GUILD_A: thread(3001, parent_id=4242, guild_id=GUILD_A),
+    GUILD_B: thread(3002, parent_id=4343, guild_id=GUILD_B),
+}
+CHANNELS = {GUILD_A: text_channel(4242, GUILD_A), GUILD_B: text_channel(4343, GUILD_B)}
+ANN = member(11, "Ann")
+BOB = member(12, "Bob")
+STATUS_LINE = re.compile(r"^\S+ page job #(?P<job>\d+) ")
+
+
+@dataclass
+class DiscordBot:
+    """One `storyloom discord` process; `start` it again after a kill."""
+
+    folder: Path
+    db_url: str
+    redis_url: str
+    api_url: str
+    ops_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    started_at: float = 0.0  # when the last start began (monotonic seconds)
+
+    def env(self) -> dict[str, str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+        return {
+            **clean,
+            "HF_HUB_OFFLINE": "1",
+            "STORYLOOM_CONFIG_FILE": str(self.folder / "none.toml"),
+            "STORYLOOM_DATABASE_URL": self.db_url,
+            "STORYLOOM_QUEUE": "redis",
+            "STORYLOOM_REDIS_URL": self.redis_url,
+            "STORYLOOM_OUTPUT_DIR": str(self.folder / "out"),
+            "STORYLOOM_DISCORD_TOKEN": TOKEN,
+            "STORYLOOM_DISCORD_API_URL": self.api_url,
+            "STORYLOOM_OPS_PORT": str(self.ops_port),
+            "STORYLOOM_LOG_FORMAT": "json",
+            "STORYLOOM_MAX_WAITING_PER_MEMBER": "100",
+            "STORYLOOM_MAX_WAITING_PER_WORKSPACE": "200",
+        }
+
+    @property
+    def log(self) -> Path:
+        return self.folder / f"discord-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        self.started_at = time.monotonic()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "storyloom.cli", "discord"],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=self.env(),
+            cwd=self.folder,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(
+            (self.folder / f"discord-{n}.log").read_text(errors="replace")
+            for n in range(1, self.starts + 1)
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, whatever it was doing."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)
+
+
+@dataclass
+class DiscordRun:
+    """A running bot with its database and the fake Discord (REST and gateway) it uses."""
+
+    db_url: str
+    fake: FakeDiscord
+    gateway: FakeGateway
+    bot: DiscordBot
+    exit_code: int | None = None  # the bot's, once it was stopped at the end
+    connects_before: int = 0  # gateway connections before the bot's last start
+
+    def restart(self) -> None:
+        """Start the bot again (after a kill)."""
+        self.connects_before = self.gateway.identifies + self.gateway.resumes
+        self.bot.start()
+
+    async def send(self, payload: dict[str, Any]) -> None:
+        """A member's interaction, as Discord dispatches it to the connected bot."""
+        assert self.bot.process is not None and self.bot.process.poll() is None, self.bot.logs()
+        await self.gateway.dispatch("INTERACTION_CREATE", payload)
+
+    async def ask(self, payload: dict[str, Any], timeout: float = 60) -> str:
+        """Send one interaction; the text of the follow-up that answers it."""
+        await self.send(payload)
+        calls = await self.fake.wait_for("POST", f"/webhooks/{APP_ID}/{payload['token']}",
+                                         timeout=timeout)  # fmt: skip
+        return str((calls[0].json or {}).get("content", ""))
+
+    async def first_ack(self, payload: dict[str, Any], timeout: float = 120) -> float:
+        """Seconds from the bot's start until it acknowledged `payload` (sent as soon as its
+        gateway connection is up); returns once its answer is there too."""
+        await self.gateway.connected(after=self.connects_before, timeout=timeout)
+        await self.send(payload)
+        token = payload["token"]
+        [ack] = await self.fake.wait_for("POST", f"/interactions/{payload['id']}/{token}/callback",
+                                         timeout=timeout)  # fmt: skip
+        await self.fake.wait_for("POST", f"/webhooks/{APP_ID}/{token}", timeout=timeout)
+        return ack.at - self.bot.started_at
+
+
+@asynccontextmanager
+async def discord_bot_on_redis(
+    folder: Path, heartbeat_ms: int = 41_250
+) -> AsyncIterator[DiscordRun]:
+    """A started bot (its token, both guilds, a real redis-server, SQLite) and the fake
+    Discord on loopback. On a clean exit the bot is stopped once the checks are done
+    (`exit_code`); whatever happens, it is killed if still running and Redis stops."""
+    redis = RedisServer(folder / "redis")
+    redis.start()
+    db_url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
+    await upgrade_database(db_url)  # the row worker reads the database from the start
+    gateway = FakeGateway(
+        TOKEN,
+        user=BOT_USER,
+        application_id=APP_ID,
+        guilds=[guild(g, CHANNELS[g], THREADS[g]) for g in (GUILD_A, GUILD_B)],
+        heartbeat_ms=heartbeat_ms,
+    )
+    fake = FakeDiscord(token=TOKEN, gateway=gateway)
+    await fake.start()
+    bot = DiscordBot(folder, db_url, redis.url, fake.api_url)
+    try:
+        run = DiscordRun(db_url, fake, gateway, bot)
+        run.restart()
+        yield run
+        run.exit_code = bot.stop()
+    finally:
+        if bot.process is not None and bot.process.poll() is None:
+            bot.process.kill()
+        await fake.stop()
+        redis.stop()
+
+
+@dataclass(frozen=True)
+class JobSeen:
+    """What Discord ended up showing of one job."""
+
+    job_id: int
+    status_messages: int  # posted for it (one is right)
+    final_texts: list[str]  # each status message's first line now
+    results: int  # messages carrying its result files (one is right)
+    delivered_at: float | None  # when its last message (final edit or upload) arrived
+
+
+def seen(fake: FakeDiscord, job_id: int) -> JobSeen:
+    """Read the fake's record of a job: its status messages, their text now, its results."""
+    status_ids = [
+        str(c.answer["id"])
+        for c in fake.where("POST", "/messages")
+        if c.path.endswith("/messages")
+        and (found := STATUS_LINE.match((c.json or {}).get("content") or ""))
+        and int(found["job"]) == job_id
+    ]
+    texts = [str(fake.messages[i].get("content", "")).split("\n")[0] for i in status_ids]
+    marker = re.compile(rf"· job #{job_id}(?!\d)")  # not job #10 for job #1
+    results = [
+        m for m in fake.messages.values() if m["files"] and marker.search(str(m.get("content")))
+    ]
+    times = [
+        c.at
+        for c in fake.calls
+        if not c.throttled
+        and c.method in ("POST", "PATCH")
+        and "/messages" in c.path
+        and (
+            c.path.rsplit("/", 1)[-1] in status_ids
+            or marker.search(str((c.json or {}).get("content")))
+        )
+    ]
+    return JobSeen(job_id, len(status_ids), texts, len(results), max(times, default=None))
+
+
+def outcome_shown(s: JobSeen) -> bool:
+    """One status message, ending as the job's outcome, and its result."""
+    return s.final_texts == [f"✅ page job #{s.job_id} done"] and s.results >= 1
