@@ -4,8 +4,9 @@ Discord gives an interaction 3 s to be acknowledged, and building the bot (SQLAl
 Alembic, the cogs, the job runtime) takes longer on a busy host. So from the first
 connection on, an interaction is acknowledged here at once, as its handler would (a
 private deferral; a button press: a deferred update; an autocomplete: no suggestions yet),
-and kept. Once the bot is built (`hand_over`) the kept ones go to their handlers in the
-order they came, marked as acknowledged, and every later one goes straight to discord.py.
+and kept. Once the bot is built (`hand_over`) the kept ones go to their handlers one after
+another, in the order they came, marked as acknowledged; then every later one goes straight
+to discord.py (as Slack's early port does: bot/slack/front.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 import discord
+from discord import app_commands
 from discord.enums import InteractionResponseType
 from discord.http import Route
 
@@ -75,36 +77,42 @@ class EarlyInteractions:
         return True
 
     async def hand_over(self) -> None:
-        """The bot is built: hand the kept interactions to their handlers, in order, once
-        each acknowledgement is through (a follow-up may not overtake it); from then on
-        discord.py handles every interaction itself."""
-        while pending := [acked for _, acked in self._kept if not acked.done()]:
-            await asyncio.wait(pending)  # more may arrive meanwhile: they are kept too
-        kept, self._kept = self._kept, []
-        # no await from here on: nothing arrives between the kept ones and the later ones
+        """The bot is built: run the kept interactions' handlers one after another, in the
+        order they came (a beat added right after `/story new` needs the story), each once
+        its acknowledgement is through (a follow-up may not overtake it). What arrives
+        meanwhile is kept too; from then on discord.py handles every interaction itself."""
+        if self._kept:
+            log.info("handling %d interactions acknowledged while the bot started", self.kept)
+        while self._kept:
+            data, acked = self._kept.pop(0)
+            try:
+                await self._handle_kept(data, await acked)
+            except Exception:  # one member's failure must not leave the bot deaf
+                log.exception("interaction %s, kept while the bot started, failed", data["id"])
+        # no await between the last kept one and this: nothing can overtake it
         self._state.parsers["INTERACTION_CREATE"] = self._handle
-        if kept:
-            log.info("handling %d interactions acknowledged while the bot started", len(kept))
-        for data, acked in kept:
-            kind = int(data["type"])
-            if kind == AUTOCOMPLETE:
-                continue  # answered already (no suggestions); the member types on
-            interaction: discord.Interaction[Any] = discord.Interaction(
-                data=data, state=self._state
-            )
-            if acked.result():
-                answer = InteractionResponseType(early_answer(kind)["type"])
-                interaction.response._response_type = answer
-            self._dispatch(interaction, data)
 
-    def _dispatch(self, interaction: discord.Interaction[Any], data: dict[str, Any]) -> None:
-        """What discord.py does with an INTERACTION_CREATE (`parse_interaction_create`),
-        for an interaction already built and acknowledged."""
-        state = self._state
+    async def _handle_kept(self, data: dict[str, Any], acknowledged: bool) -> None:
+        """What discord.py does with an INTERACTION_CREATE (`parse_interaction_create`), for
+        an interaction acknowledged already; a slash command is awaited to its end."""
         kind = int(data["type"])
-        if kind == APPLICATION_COMMAND and state._command_tree is not None:
-            state._command_tree._from_interaction(interaction)
-        elif kind == COMPONENT:
+        if kind == AUTOCOMPLETE:
+            return  # answered already (no suggestions); the member types on
+        state = self._state
+        interaction: discord.Interaction[Any] = discord.Interaction(
+            data=data,  # type: ignore[arg-type]  # discord.py's own payload, as it came
+            state=state,
+        )
+        if acknowledged:
+            answer = InteractionResponseType(early_answer(kind)["type"])
+            interaction.response._response_type = answer
+        tree = state._command_tree
+        if kind == APPLICATION_COMMAND and tree is not None:
+            try:
+                await tree._call(interaction)
+            except app_commands.AppCommandError as error:
+                await tree._dispatch_error(interaction, error)
+        elif kind == COMPONENT:  # the button's callback runs as a task of its own
             inner = data["data"]
             state._view_store.dispatch_view(inner["component_type"], inner["custom_id"],
                                             interaction)  # fmt: skip
