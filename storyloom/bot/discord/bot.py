@@ -17,14 +17,14 @@ from storyloom.bot.discord.buttons import StoryButton
 from storyloom.bot.discord.context import NO_PINGS, quote
 from storyloom.ops.trouble import trouble
 from storyloom.story.errors import StoryError
-from storyloom.story.library_ports import Library
 from storyloom.story.paging import clip
-from storyloom.story.service import Deps
 
 if TYPE_CHECKING:
     from storyloom.bot.discord.buttons import PressHandler
     from storyloom.bot.discord.posting import DiscordNotifier
     from storyloom.jobs.runtime import JobRuntime
+    from storyloom.story.library_ports import Library
+    from storyloom.story.service import Deps
 
 log = logging.getLogger(__name__)
 MAX_CONTENT = 2000  # Discord's limit on a message's text

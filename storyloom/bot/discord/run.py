@@ -48,7 +48,7 @@ async def story_bot(
     load_renderer: Callable[[], StoryRenderer] | None = None,
     detector: Callable[[], Detector] | None = None,
     timed: Callable[[Notify], Notify] | None = None,
-    watch_every_s: float = 1.0,
+    watch_every_s: float = 0.5,  # as Slack's: a finished job is told within half a second
     on_ready: Callable[[], None] | None = None,
     bot: StoryBot | None = None,
 ) -> AsyncIterator[StoryBot]:
