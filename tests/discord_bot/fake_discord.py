@@ -59,8 +59,37 @@ STORY_POST = re.compile(r"beat \d+ by |📖 ")
 PREVIEW = "preview.jpg"  # a status message's progress preview, not a result
 
 
-def refusal(body: dict[str, Any] | None, files: list[tuple[str, int]], upload_limit: int) -> str:
+MAX_COMMANDS = 100  # per application, globally and per guild
+COMMAND_NAME = re.compile(r"^[-_\w]{1,32}$")  # lowercase where the script has case
+MAX_COMMAND_DESCRIPTION = 100
+MAX_OPTIONS = 25
+
+
+def command_refusal(commands: Any) -> str:
+    """Why Discord would refuse this bulk overwrite of application commands ("" if not)."""
+    if not isinstance(commands, list):
+        return "commands: must be a list"
+    if len(commands) > MAX_COMMANDS:
+        return f"commands: must be {MAX_COMMANDS} or fewer in length"
+    pending = list(commands)
+    while pending:
+        command = pending.pop()
+        name = str(command.get("name", ""))
+        if not COMMAND_NAME.match(name) or name != name.lower():
+            return f"name: invalid command name {name!r}"
+        if len(str(command.get("description", ""))) > MAX_COMMAND_DESCRIPTION:
+            return f"description: must be {MAX_COMMAND_DESCRIPTION} or fewer in length"
+        options = command.get("options") or []
+        if len(options) > MAX_OPTIONS:
+            return f"options: must be {MAX_OPTIONS} or fewer in length"
+        pending += [o for o in options if o.get("type") in (1, 2)]  # sub-commands, groups
+    return ""
+
+
+def refusal(body: Any, files: list[tuple[str, int]], upload_limit: int) -> str:
     """Why Discord would refuse this message body ("" if it would take it)."""
+    if isinstance(body, list):  # only the bulk overwrite of commands sends a list
+        return command_refusal(body)
     body = body or {}
     data = body.get("data") if isinstance(body.get("data"), dict) else body
     content = data.get("content") or ""
@@ -117,6 +146,7 @@ class FakeDiscord:
     too_early: list[Call] = field(default_factory=list)
     acknowledged: set[str] = field(default_factory=set)  # interactions answered once
     acknowledged_twice: list[str] = field(default_factory=list)  # answered 40060
+    synced: list[dict[str, Any]] = field(default_factory=list)  # the commands registered
     # every message as it reads now (message id → content and result files)
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)
     _counts: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -158,7 +188,7 @@ class FakeDiscord:
             if request.path not in self.cdn:
                 return web.Response(status=404)
             return web.Response(body=self.cdn[request.path])
-        body: dict[str, Any] | None = None
+        body: Any = None  # a JSON object, or a list (the commands to register)
         uploads: list[tuple[str, bytes]] = []
         if request.content_type.startswith("multipart/"):
             reader = await request.multipart()
@@ -272,9 +302,11 @@ class FakeDiscord:
         if results:
             kept["files"] = results
 
-    def visibility(self, method: str, path: str, body: dict[str, Any] | None) -> bool | None:
+    def visibility(self, method: str, path: str, body: Any) -> bool | None:
         """Who sees an interaction's answer: a deferral sets it for the first follow-up,
         whatever that follow-up's own flags say; later follow-ups keep their own."""
+        if body is not None and not isinstance(body, dict):
+            return None  # not a message (a list of commands)
         parts = path.strip("/").split("/")
         flags = int(((body or {}).get("data") or body or {}).get("flags") or 0)
         if parts[0] == "interactions" and parts[-1] == "callback":
@@ -292,10 +324,17 @@ class FakeDiscord:
         """Every request the fake refused as Discord would."""
         return [f"{c.method} {c.path}: {c.refused}" for c in self.calls if c.refused]
 
-    def answer(self, method: str, path: str, body: dict[str, Any] | None) -> Any:
+    def answer(self, method: str, path: str, body: Any) -> Any:
         parts = path.strip("/").split("/")
         if path == "/users/@me":
             return BOT_USER
+        if parts[0] == "applications" and parts[-1] == "commands" and method == "PUT":
+            self.synced = [  # as Discord stores them: with ids, its version, the scope
+                {**c, "id": str(next(self.ids)), "application_id": str(APP_ID), "version": "1",
+                 "guild_id": parts[3] if parts[2] == "guilds" else None}
+                for c in body or []
+            ]  # fmt: skip
+            return self.synced
         if path == "/gateway/bot" and self.gateway is not None:
             limit = {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}
             return {"url": self.gateway.url, "shards": 1, "session_start_limit": limit}

@@ -6,7 +6,9 @@ Every job ends with one status message whose text is its outcome, and one result
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,6 +46,20 @@ async def _beats(db_url: str) -> int:
         return int(await session_of(uow).scalar(select(func.count()).select_from(BeatRow)) or 0)
 
 
+async def _ready_within(ops_port: int, timeout: float) -> bool:
+    """Whether /healthz says ready within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{ops_port}/healthz", timeout=5) as r:
+                if json.loads(r.read())["ready"]:
+                    return True
+        except OSError:
+            pass  # not serving yet: the ops server starts with the bot's build
+        await asyncio.sleep(0.1)
+    return False
+
+
 @pytest.mark.timeout(600)
 async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and_a_kill(
     tmp_path: Path,
@@ -53,6 +69,7 @@ async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and
         # acks long before the bot is built (a loaded machine: generous, the benchmark
         # measures it)
         assert await run.first_ack(slash("list", THREADS[GUILD_A], ANN)) < 30, bot.logs()
+        assert await _ready_within(bot.ops_port, 60)  # built: /healthz says so
         for g in (GUILD_A, GUILD_B):
             await run.ask(slash("new", THREADS[g], ANN, title=f"Tale {g}"))
             assert "beat 1" in await run.ask(slash("add", THREADS[g], ANN, text="the fog lifts"))

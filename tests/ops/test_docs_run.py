@@ -20,6 +20,17 @@ import yaml
 from typer.testing import CliRunner
 
 from storyloom.cli import app
+from tests.discord_bot.fake_discord import (
+    APP_ID,
+    BOT_USER,
+    FakeDiscord,
+    guild,
+    member,
+    slash,
+    text_channel,
+    thread,
+)
+from tests.discord_bot.fake_gateway import FakeGateway
 from tests.ops.deployfiles import ROOT
 from tests.slack.conftest import fake_web_api
 from tests.slack.fake_slack import FakeSlack
@@ -30,8 +41,6 @@ NOT_RUN = {
     "network": "downloads from outside PyPI and Debian (CUDA torch, model weights): CI cannot",
     "docker": "needs Docker with the NVIDIA toolkit; the image and compose files are checked "
     "by tests/ops/test_deploy_files.py",
-    "discord": "needs Discord's gateway, which no loopback fake plays yet; the bot's code "
-    "paths run against the REST fake in tests/discord_bot",
 }
 NOTE = re.compile(r"<!-- not run: (?P<reason>[a-z]+) -->")
 PLACEHOLDER = re.compile(r"(?<![<\w])<[a-z][a-z ]*>")
@@ -78,7 +87,15 @@ def blocks() -> list[Block]:
 
 def run_by_tests(block: Block) -> bool:
     """The blocks a test below runs as written."""
+    return slack_run_block(block) or discord_run_block(block)
+
+
+def slack_run_block(block: Block) -> bool:
     return block.doc == "docs/slack.md" and block.body.strip().endswith("storyloom slack")
+
+
+def discord_run_block(block: Block) -> bool:
+    return block.doc == "docs/discord.md" and "storyloom discord --sync-guild" in block.body
 
 
 def test_every_command_block_is_run_or_says_why_not() -> None:
@@ -123,7 +140,7 @@ def _slash(fake: FakeSlack, text: str) -> dict[str, str]:
 async def test_the_slack_run_block_starts_the_bot_as_written(tmp_path: Path) -> None:
     """docs/slack.md step 4 pasted into a shell, Slack being the loopback fake; step 5's
     `/story new The Lighthouse` is answered; SIGTERM stops it cleanly."""
-    [block] = [b for b in blocks() if run_by_tests(b)]
+    [block] = [b for b in blocks() if slack_run_block(b)]
     log = tmp_path / "slack.log"
     async with fake_web_api() as fake:
         # the loopback Slack's install issued the tokens the doc shows (step 3)
@@ -171,3 +188,62 @@ async def test_the_slack_run_block_starts_the_bot_as_written(tmp_path: Path) -> 
     assert "slack stopped" in text  # the bot's own clean stop
     assert "Traceback" not in text and "Unclosed" not in text
     assert "xoxb-…" not in text and "xapp-…" not in text  # the tokens are never logged
+
+
+@pytest.mark.timeout(240)
+async def test_the_discord_run_block_starts_the_bot_as_written(tmp_path: Path) -> None:
+    """docs/discord.md step 2 pasted into a shell, Discord being the loopback fake (its REST
+    API and gateway): the commands are synced to the server the block names, `/story new`
+    in a thread there is answered; SIGTERM stops it cleanly."""
+    [block] = [b for b in blocks() if discord_run_block(b)]
+    server = int(re.findall(r"SERVER_ID=(\d+)", block.body)[0])
+    token = re.findall(r"STORYLOOM_DISCORD_TOKEN=(\S+)", block.body)[0]
+    story_thread = thread(3001, guild_id=server)
+    where = guild(server, text_channel(4242, server), story_thread)
+    gateway = FakeGateway(token, user=BOT_USER, application_id=APP_ID, guilds=[where])
+    fake = FakeDiscord(token=token, gateway=gateway)
+    await fake.start()
+    log = tmp_path / "discord.log"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+    env = {
+        **clean,
+        "HF_HUB_OFFLINE": "1",
+        # the block as written; only where Discord is and how big a render is are the test's
+        "STORYLOOM_CONFIG_FILE": str(tmp_path / "none.toml"),
+        "STORYLOOM_DISCORD_API_URL": fake.api_url,
+        "STORYLOOM_MODEL": "tiny-sdxl",
+        "STORYLOOM_MODEL_CACHE_DIR": str(tmp_path / "models"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    }
+    shell = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", block.body],
+        cwd=tmp_path,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # the shell and the bot: one group to stop
+    )
+    try:
+        try:
+            await gateway.connected(timeout=180)
+            await fake.wait_for("PUT", f"/applications/{APP_ID}/guilds/{server}/commands", 1, 180)
+            assert "story" in [c["name"] for c in fake.synced]
+            new = slash("new", story_thread, member(11, "Ann"), title="The Lighthouse")
+            await gateway.dispatch("INTERACTION_CREATE", new)
+            [answer] = await fake.wait_for("POST", f"/webhooks/{APP_ID}/{new['token']}", 1, 60)
+        except AssertionError as error:
+            raise AssertionError(log.read_text()[-3000:]) from error
+        assert "Lighthouse" in str((answer.json or {}).get("content")), answer.json
+        os.killpg(shell.pid, signal.SIGTERM)
+        code = await asyncio.to_thread(shell.wait, 60)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+            shell.wait(10)
+        await fake.stop()
+    text = log.read_text()
+    assert code in (0, -signal.SIGTERM), text  # the shell itself may take the signal
+    assert "discord stopped" in text  # the bot's own clean stop
+    assert "Traceback" not in text and "Unclosed" not in text
+    assert not fake.refusals(), fake.refusals()
