@@ -89,8 +89,14 @@ async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and
             add = slash("add", THREADS[GUILD_A], ANN, text="a gull cries")
             await run.send(add)
             await run.send(add)
-            for payload in (first, second, add):
-                await fake.wait_for("POST", f"/webhooks/555/{payload['token']}", timeout=60)
+            answers = [
+                (await fake.wait_for("POST", f"/webhooks/555/{p['token']}", timeout=60))[0]
+                for p in (first, second, add)
+            ]
+            texts = [str((a.json or {}).get("content")) for a in answers]
+            assert texts[0] == texts[1] == "page job #21 queued", texts  # one job for both
+            assert "beat 2" in texts[2], texts
+            assert fake.acknowledged_twice == [add["id"]]  # Discord refused the second ack
             bot.kill()  # in the middle of delivering
             run.restart()
             assert await run.first_ack(slash("list", THREADS[GUILD_B], ANN)) < 30, bot.logs()
