@@ -84,6 +84,7 @@ class FakeGateway:
     live: Session | None = None
     closes: list[int] = field(default_factory=list)  # the codes this fake closed with
     identifies: int = 0
+    beats: int = 0  # heartbeats received, all connections together
     resumes: int = 0
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -152,6 +153,7 @@ class FakeGateway:
                     return await self._close(connection, DECODE_ERROR, "Error while decoding.")
                 if op == HEARTBEAT:
                     last_beat = now
+                    self.beats += 1
                     await connection.send({"op": HEARTBEAT_ACK, "d": None, "s": None, "t": None})
                 elif op == IDENTIFY:
                     if session is not None:

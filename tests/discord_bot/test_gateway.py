@@ -40,7 +40,7 @@ async def world() -> AsyncIterator[FakeDiscord]:
         application_id=APP_ID,
         guilds=[guild(GUILD_ID, text_channel(4242), THREAD)],
         heartbeat_ms=500,
-        grace_s=0.5,
+        grace_s=5.0,  # a loaded machine may beat late; Discord is lenient too
     )
     server = FakeDiscord(token=TOKEN, gateway=gateway)
     await server.start()
@@ -103,7 +103,7 @@ async def test_a_client_that_stops_beating_is_closed_with_4009(world: FakeDiscor
     ready = json.loads((await ws.receive(timeout=10)).data)
     assert ready["t"] == "READY" and ready["s"] == 1
     assert ready["d"]["guilds"] == [{"id": str(GUILD_ID), "unavailable": True}]
-    # no heartbeat: closed once the interval and its grace (1 s here) passed
+    # no heartbeat: closed once the interval and its grace passed
     assert await _closed_with(ws, timeout=30) == 4009
     assert world.gateway is not None and world.gateway.closes == [4009]
 
@@ -140,8 +140,10 @@ async def test_the_bot_sees_its_guild_and_resumes_after_a_drop(
     while gateway.resumes == 0:
         await asyncio.sleep(0.02)
     assert gateway.live is session and gateway.identifies == 1
-    assert "RESUMED" in [e["t"] for e in session.events] if session else False
-    await asyncio.sleep(1.5)  # beats go on over the resumed connection (500 ms interval)
+    assert session is not None and session.events[-1]["t"] == "RESUMED"
+    beats = gateway.beats
+    while gateway.beats < beats + 2:  # beats go on over the resumed connection
+        await asyncio.sleep(0.05)
     assert gateway.closes == [] and not connected.is_closed()
 
 

@@ -33,6 +33,7 @@ SLIM_MODULES = [
     "storyloom.ops.server",
     "storyloom.ops.shutdown",
     # the chat bots: jobs through jobs.runtime and jobs.events, never jobs.local
+    "storyloom.bot.discord.start",
     "storyloom.bot.discord.run",
     "storyloom.bot.slack.run",
 ]
