@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -18,7 +19,8 @@ from storyloom.storage import open_database
 from storyloom.storage.tables import BeatRow, RenderJobRow
 from storyloom.storage.unit_of_work import session_of
 from storyloom.testing.devservices import REDIS_SERVER
-from tests.discord_bot.fake_discord import press, slash
+from tests.discord_bot.fake_discord import APP_ID, BOT_USER, FakeDiscord, press, slash
+from tests.discord_bot.fake_gateway import FakeGateway
 
 from .discord_bots import (
     ANN,
@@ -27,6 +29,7 @@ from .discord_bots import (
     GUILD_B,
     THREADS,
     TOKEN,
+    DiscordBot,
     discord_bot_on_redis,
     outcome_shown,
     seen,
@@ -120,3 +123,28 @@ async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and
         assert not fake.refusals(), fake.refusals()
         assert TOKEN not in bot.logs()  # the bot token is never logged
     assert run.exit_code == 0, bot.logs()[-3000:]
+
+
+@pytest.mark.timeout(180)
+async def test_a_refused_token_stops_the_bot_with_one_sentence_and_is_never_logged(
+    tmp_path: Path,
+) -> None:
+    gateway = FakeGateway(TOKEN, user=BOT_USER, application_id=APP_ID)
+    fake = FakeDiscord(token=TOKEN, gateway=gateway)
+    await fake.start()
+    try:
+        bot = DiscordBot(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}", "", fake.api_url)
+        wrong = "wrong-token-that-must-never-be-logged"
+        env = {**bot.env(), "STORYLOOM_DISCORD_TOKEN": wrong, "STORYLOOM_QUEUE": "embedded"}
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "storyloom.cli", "discord", env=env, cwd=tmp_path,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(done.communicate(), 150)
+    finally:
+        await fake.stop()
+    text = out.decode(errors="replace")
+    assert done.returncode != 0
+    assert "Discord refused STORYLOOM_DISCORD_TOKEN" in text, text
+    assert "Traceback" not in text and wrong not in text, text
+    assert gateway.identifies == 0  # it never got as far as the gateway

@@ -26,7 +26,13 @@ log = logging.getLogger(__name__)
 
 
 class MissingToken(Exception):
-    """The bot cannot start without its token."""
+    """The bot cannot start without its token (or with one Discord refuses)."""
+
+
+REFUSED_TOKEN = (
+    "Discord refused STORYLOOM_DISCORD_TOKEN: copy the bot token again from the developer "
+    "portal (Bot → Reset Token)"
+)
 
 
 async def use_named_gateway(bot: discord.Client) -> None:
@@ -47,7 +53,10 @@ async def start_discord(
     try:
         if settings.discord_api_url is not None:  # a proxy of Discord's API, or a double
             discord.http.Route.BASE = settings.discord_api_url.rstrip("/")
-        await bot.login(settings.discord_token.get_secret_value())
+        try:
+            await bot.login(settings.discord_token.get_secret_value())
+        except discord.LoginFailure:
+            raise MissingToken(REFUSED_TOKEN) from None
         if settings.discord_api_url is not None:
             await use_named_gateway(bot)
         connection = asyncio.create_task(bot.connect(), name="storyloom-gateway")
