@@ -170,7 +170,7 @@ async def discord_renders(run: discord_bots.DiscordRun, count: int, ids: dict[in
 
 
 async def run_discord(folder: Path, total: int, render_s: float) -> dict[str, object]:
-    async with discord_bots.discord_bot_on_redis(folder) as bench:
+    async with discord_bots.running_discord_bot(folder) as bench:
         fake, bot = bench.fake, bench.bot
         acks = [await bench.first_ack(slash("list", THREADS[GUILD_A], ANN))]
         for where in (GUILD_A, GUILD_B):

@@ -3,9 +3,10 @@
 The bot is the CLI command itself, configured only through STORYLOOM_* variables: its
 token, the loopback fake of Discord (`STORYLOOM_DISCORD_API_URL`: the REST API, which
 names the gateway fake beside it), SQLite, and the distributed queue (a real
-redis-server). Members are in two guilds, each with a story thread. No `storyloom worker`
-runs: the caller plays the workers by writing the job rows (`slack_bots.RowWorker`), so a
-render takes as long as the caller says and the delivery is measured alone.
+redis-server), or the embedded queue with the tiny model. Members are in two guilds, each
+with a story thread. On Redis no `storyloom worker` runs: the caller plays the workers by
+writing the job rows (`slack_bots.RowWorker`), so a render takes as long as the caller
+says and the delivery is measured alone.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class DiscordBot:
 
     folder: Path
     db_url: str
-    redis_url: str
+    redis_url: str  # "": the embedded queue, rendering in the bot with the tiny model
     api_url: str
     ops_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
@@ -62,13 +63,21 @@ class DiscordBot:
 
     def env(self) -> dict[str, str]:
         clean = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
+        queue = {"STORYLOOM_QUEUE": "redis", "STORYLOOM_REDIS_URL": self.redis_url}
+        if not self.redis_url:
+            queue = {
+                "STORYLOOM_QUEUE": "embedded",
+                "STORYLOOM_MODEL": "tiny-sdxl",
+                "STORYLOOM_MODEL_CACHE_DIR": str(self.folder / "models"),
+                "STORYLOOM_DEVICE": "cpu",
+                "STORYLOOM_STORE_DIR": str(self.folder / "stores"),
+            }
         return {
             **clean,
             "HF_HUB_OFFLINE": "1",
             "STORYLOOM_CONFIG_FILE": str(self.folder / "none.toml"),
             "STORYLOOM_DATABASE_URL": self.db_url,
-            "STORYLOOM_QUEUE": "redis",
-            "STORYLOOM_REDIS_URL": self.redis_url,
+            **queue,
             "STORYLOOM_OUTPUT_DIR": str(self.folder / "out"),
             "STORYLOOM_DISCORD_TOKEN": TOKEN,
             "STORYLOOM_DISCORD_API_URL": self.api_url,
@@ -159,36 +168,42 @@ class DiscordRun:
 
 
 @asynccontextmanager
-async def discord_bot_on_redis(
-    folder: Path, heartbeat_ms: int = 41_250
+async def running_discord_bot(
+    folder: Path, *, embedded: bool = False, heartbeat_ms: int = 41_250
 ) -> AsyncIterator[DiscordRun]:
-    """A started bot (its token, both guilds, a real redis-server, SQLite) and the fake
-    Discord on loopback. On a clean exit the bot is stopped once the checks are done
-    (`exit_code`); whatever happens, it is killed if still running and Redis stops."""
-    redis = RedisServer(folder / "redis")
-    redis.start()
-    db_url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
-    await upgrade_database(db_url)  # the row worker reads the database from the start
-    gateway = FakeGateway(
-        TOKEN,
-        user=BOT_USER,
-        application_id=APP_ID,
-        guilds=[guild(g, CHANNELS[g], THREADS[g]) for g in (GUILD_A, GUILD_B)],
-        heartbeat_ms=heartbeat_ms,
-    )
-    fake = FakeDiscord(token=TOKEN, gateway=gateway)
-    await fake.start()
-    bot = DiscordBot(folder, db_url, redis.url, fake.api_url)
+    """A started bot (its token, both guilds, SQLite; a real redis-server as the queue, or
+    with `embedded` the tiny model rendering in the bot) and the fake Discord on loopback.
+    On a clean exit the bot is stopped once the checks are done (`exit_code`); whatever
+    happens, it is killed if still running and Redis stops."""
+    redis = None if embedded else RedisServer(folder / "redis")
+    bot: DiscordBot | None = None
+    fake: FakeDiscord | None = None
     try:
+        if redis is not None:
+            redis.start()
+        db_url = f"sqlite+aiosqlite:///{folder / 'bot.db'}"
+        await upgrade_database(db_url)  # a row worker reads the database from the start
+        gateway = FakeGateway(
+            TOKEN,
+            user=BOT_USER,
+            application_id=APP_ID,
+            guilds=[guild(g, CHANNELS[g], THREADS[g]) for g in (GUILD_A, GUILD_B)],
+            heartbeat_ms=heartbeat_ms,
+        )
+        fake = FakeDiscord(token=TOKEN, gateway=gateway)
+        await fake.start()
+        bot = DiscordBot(folder, db_url, "" if redis is None else redis.url, fake.api_url)
         run = DiscordRun(db_url, fake, gateway, bot)
         run.restart()
         yield run
         run.exit_code = bot.stop()
     finally:
-        if bot.process is not None and bot.process.poll() is None:
+        if bot is not None and bot.process is not None and bot.process.poll() is None:
             bot.process.kill()
-        await fake.stop()
-        redis.stop()
+        if fake is not None:
+            await fake.stop()
+        if redis is not None:
+            redis.stop()
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,8 @@ from .discord_bots import (
     THREADS,
     TOKEN,
     DiscordBot,
-    discord_bot_on_redis,
     outcome_shown,
+    running_discord_bot,
     seen,
 )
 from .slack_bots import row_worker
@@ -67,7 +67,7 @@ async def _ready_within(ops_port: int, timeout: float) -> bool:
 async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and_a_kill(
     tmp_path: Path,
 ) -> None:
-    async with discord_bot_on_redis(tmp_path) as run:
+    async with running_discord_bot(tmp_path) as run:
         fake, bot = run.fake, run.bot
         # acks long before the bot is built (a loaded machine: generous, the benchmark
         # measures it)
