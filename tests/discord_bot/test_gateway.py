@@ -24,7 +24,16 @@ from storyloom.config import load_settings
 from storyloom.generation.renderer import StoryRenderer
 from storyloom.storage import SqlDatabase
 
-from .fake_discord import APP_ID, BOT_USER, GUILD_ID, FakeDiscord, guild, slash, text_channel
+from .fake_discord import (
+    APP_ID,
+    BOT_USER,
+    GUILD_ID,
+    FakeDiscord,
+    guild,
+    press,
+    slash,
+    text_channel,
+)
 from .fake_gateway import FakeGateway
 from .harness import ANN, THREAD
 
@@ -158,11 +167,20 @@ async def test_interactions_before_the_bot_is_built_are_deferred_at_once_and_ans
     assert gateway is not None
     new = slash("new", THREAD, ANN, title="Lighthouse")
     add = slash("add", THREAD, ANN, text="a lighthouse at dusk")  # needs the story first
-    for payload in (new, add):
+    again = press("story:again:-", THREAD, ANN)  # "render again" (needs a beat)
+    typing = slash("render", THREAD, ANN, first=1)  # an option being typed: autocomplete
+    typing["type"] = 4
+    typing["data"]["options"][0]["options"][0]["focused"] = True
+    for payload in (new, add, again, typing):
         await gateway.dispatch("INTERACTION_CREATE", payload)
-    for payload in (new, add):  # acknowledged privately, with nothing built yet
-        [ack] = await world.wait_for("POST", f"/interactions/{payload['id']}/", timeout=30)
-        assert ack.json == {"type": 5, "data": {"flags": 64}}
+    acks = [
+        (await world.wait_for("POST", f"/interactions/{p['id']}/", timeout=30))[0].json
+        for p in (new, add, again, typing)
+    ]
+    # each as its handler would acknowledge it, with nothing built yet: commands privately,
+    # a press as an update of its message, an autocomplete with no suggestions yet
+    private = {"type": 5, "data": {"flags": 64}}
+    assert acks == [private, private, {"type": 6}, {"type": 8, "data": {"choices": []}}]
     assert not world.where("POST", "/webhooks/")  # no handler ran: none is loaded
     settings = load_settings(output_dir=tmp_path / "out", queue="embedded")
     async with story_bot(settings, db, bot=connected, load_renderer=lambda: renderer):
@@ -170,9 +188,11 @@ async def test_interactions_before_the_bot_is_built_are_deferred_at_once_and_ans
         await connected.early.hand_over()  # type: ignore[attr-defined]
         answers = [
             (await world.wait_for("POST", f"/webhooks/555/{p['token']}", timeout=60))[0]
-            for p in (new, add)
+            for p in (new, add, again)
         ]
         assert "beat 1" in str((answers[1].json or {}).get("content"))  # in order
+        assert (answers[2].json or {}).get("content") == "page job #1 queued"
+        assert not world.where("POST", f"/webhooks/555/{typing['token']}")  # answered already
         assert all(a.private for a in answers)  # the deferral's visibility: private
         assert not world.acknowledged_twice and not world.refusals()
         later = slash("add", THREAD, ANN, text="the lamp turns")  # discord.py's own path now
