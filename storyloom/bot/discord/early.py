@@ -49,7 +49,6 @@ class EarlyInteractions:
         self._kept: list[tuple[dict[str, Any], asyncio.Task[bool]]] = []
         self._handle: Callable[[Any], None] = self._state.parsers["INTERACTION_CREATE"]
         self._state.parsers["INTERACTION_CREATE"] = self._keep
-        self.acknowledged = 0  # interactions acknowledged here (the metrics may read it)
 
     @property
     def kept(self) -> int:
@@ -73,7 +72,6 @@ class EarlyInteractions:
         except discord.HTTPException as error:  # its handler will try again, and report
             log.warning("could not acknowledge interaction %s: %s", data["id"], error.text)
             return False
-        self.acknowledged += 1
         return True
 
     async def hand_over(self) -> None:
