@@ -86,6 +86,7 @@ class FakeGateway:
     identifies: int = 0
     beats: int = 0  # heartbeats received, all connections together
     resumes: int = 0
+    invalidated: int = 0  # RESUMEs answered op 9 (identify anew)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def route(self, app: web.Application) -> None:
@@ -172,6 +173,7 @@ class FakeGateway:
                                                  "Authentication failed.")  # fmt: skip
                     session = await self._resume(connection, data)
                     if session is None:  # unknown session: identify anew (Discord's op 9)
+                        self.invalidated += 1
                         await connection.send({"op": INVALID_SESSION, "d": False, "s": None,
                                                "t": None})  # fmt: skip
                 elif session is None:

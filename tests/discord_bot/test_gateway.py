@@ -199,3 +199,17 @@ async def test_interactions_before_the_bot_is_built_are_deferred_at_once_and_ans
         await gateway.dispatch("INTERACTION_CREATE", later)
         [answer] = await world.wait_for("POST", f"/webhooks/555/{later['token']}", timeout=60)
         assert "beat 2" in str((answer.json or {}).get("content"))
+
+
+async def test_a_resume_of_a_session_the_gateway_forgot_is_refused_and_it_identifies_anew(
+    world: FakeDiscord, connected: StoryBot
+) -> None:
+    gateway = world.gateway
+    assert gateway is not None
+    gateway.sessions.clear()  # as after Discord restarted: the session is gone
+    await gateway.drop()
+    while gateway.identifies < 2:  # op 9 (not resumable): discord.py identifies again
+        await asyncio.sleep(0.02)
+    assert gateway.resumes == 0 and gateway.invalidated == 1  # it tried, and was refused
+    await asyncio.wait_for(connected.wait_until_ready(), 30)
+    assert connected.get_guild(GUILD_ID) is not None  # the new session's GUILD_CREATE
