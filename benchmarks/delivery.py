@@ -155,7 +155,7 @@ async def discord_until_delivered(
     run: discord_bots.DiscordRun, jobs: list[int], timeout: float
 ) -> None:
     deadline = time.monotonic() + timeout
-    while not all(discord_bots.outcome_shown(discord_bots.seen(run.fake, j)) for j in jobs):
+    while not all(map(discord_bots.outcome_shown, discord_bots.seen_all(run.fake, jobs).values())):
         if time.monotonic() > deadline:
             raise TimeoutError("not every Discord job was delivered")
         await asyncio.sleep(0.05)
@@ -193,7 +193,7 @@ async def run_discord(folder: Path, total: int, render_s: float) -> dict[str, ob
             recovery_s = time.monotonic() - killed_at
             fake.throttled.clear()
             await asyncio.sleep(2.0)  # anything late (a second upload) would show now
-            shown = [discord_bots.seen(fake, job) for job in ids]
+            shown = list(discord_bots.seen_all(fake, list(ids)).values())
 
             def delays(where: int) -> list[float]:
                 return [

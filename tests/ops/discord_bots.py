@@ -217,32 +217,49 @@ class JobSeen:
     delivered_at: float | None  # when its last message (final edit or upload) arrived
 
 
-def seen(fake: FakeDiscord, job_id: int) -> JobSeen:
-    """Read the fake's record of a job: its status messages, their text now, its results."""
-    status_ids = [
-        str(c.answer["id"])
-        for c in fake.where("POST", "/messages")
-        if c.path.endswith("/messages")
-        and (found := STATUS_LINE.match((c.json or {}).get("content") or ""))
-        and int(found["job"]) == job_id
-    ]
-    texts = [str(fake.messages[i].get("content", "")).split("\n")[0] for i in status_ids]
-    marker = re.compile(rf"· job #{job_id}(?!\d)")  # not job #10 for job #1
-    results = [
-        m for m in fake.messages.values() if m["files"] and marker.search(str(m.get("content")))
-    ]
-    times = [
-        c.at
-        for c in fake.calls
-        if not c.throttled
-        and c.method in ("POST", "PATCH")
-        and "/messages" in c.path
-        and (
-            c.path.rsplit("/", 1)[-1] in status_ids
-            or marker.search(str((c.json or {}).get("content")))
+RESULT_OF = re.compile(r"· job #(?P<job>\d+)(?!\d)")  # a result's credit line
+
+
+def seen_all(fake: FakeDiscord, job_ids: list[int]) -> dict[int, JobSeen]:
+    """Read the fake's record of these jobs: their status messages, their text now, their
+    results. One pass over the calls for all jobs: a benchmark polls this, and a slow poll
+    would starve the fake it shares a loop with."""
+    status_ids: dict[int, list[str]] = {job: [] for job in job_ids}
+    job_of: dict[str, int] = {}  # status message id → job
+    for call in fake.where("POST", "/messages"):
+        found = STATUS_LINE.match((call.json or {}).get("content") or "")
+        if call.path.endswith("/messages") and found and int(found["job"]) in status_ids:
+            status_ids[int(found["job"])].append(str(call.answer["id"]))
+            job_of[str(call.answer["id"])] = int(found["job"])
+    results = dict.fromkeys(job_ids, 0)
+    for message in fake.messages.values():
+        found = RESULT_OF.search(str(message.get("content")))
+        if message["files"] and found and int(found["job"]) in results:
+            results[int(found["job"])] += 1
+    times: dict[int, float] = {}
+    for call in fake.calls:
+        if call.throttled or call.method not in ("POST", "PATCH") or "/messages" not in call.path:
+            continue
+        job = job_of.get(call.path.rsplit("/", 1)[-1])
+        if job is None and (found := RESULT_OF.search(str((call.json or {}).get("content")))):
+            job = int(found["job"])
+        if job in results:
+            times[job] = max(times.get(job, 0.0), call.at)
+    return {
+        job: JobSeen(
+            job,
+            len(status_ids[job]),
+            [str(fake.messages[i].get("content", "")).split("\n")[0] for i in status_ids[job]],
+            results[job],
+            times.get(job),
         )
-    ]
-    return JobSeen(job_id, len(status_ids), texts, len(results), max(times, default=None))
+        for job in job_ids
+    }
+
+
+def seen(fake: FakeDiscord, job_id: int) -> JobSeen:
+    """What Discord shows of one job (see `seen_all`)."""
+    return seen_all(fake, [job_id])[job_id]
 
 
 def outcome_shown(s: JobSeen) -> bool:

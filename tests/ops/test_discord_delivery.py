@@ -33,6 +33,7 @@ from .discord_bots import (
     outcome_shown,
     running_discord_bot,
     seen,
+    seen_all,
 )
 from .slack_bots import row_worker
 
@@ -107,7 +108,7 @@ async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and
             assert len(jobs) == 21  # 20 renders and one for the double click
             deadline = time.monotonic() + 180
             while True:
-                shown = [seen(fake, job) for job in jobs]
+                shown = list(seen_all(fake, jobs).values())
                 if all(outcome_shown(s) for s in shown):
                     break
                 assert time.monotonic() < deadline, (shown, bot.logs()[-3000:])
