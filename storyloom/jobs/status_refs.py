@@ -32,6 +32,9 @@ _CLAIM = re.compile(r"claimed(?::(?P<at>\d+(?:\.\d+)?))?")
 # Claim to post takes a second or two (a platform's rate limit may add some): a claim this
 # old belongs to a request that died
 CLAIM_LEASE_S = 30.0
+# a lane waiting on a fresh claim looks again this often: its request usually posts within
+# a second or two (a 429 on that post adds its retry_after), not at the end of the lease
+RECHECK_S = 1.0
 # the outbox steps that give a status message its last word: "status" (the outcome's line)
 # or "outcome" (the line with the result in it, or its buttons)
 STATUS_STEPS = ("status", "outcome")
@@ -80,14 +83,14 @@ async def take_over(db: Database, job_id: int, lease_s: float | None = None) -> 
 
 async def take_over_to_post(db: Database, job_id: int, *, wait: bool) -> bool:
     """Whether a courier should post the status message of a job whose claim's request
-    died (`take_over` won); a claim still within its lease is waited for (`Retry`) if
-    `wait`, else left alone (False)."""
+    died (`take_over` won); a claim still within its lease is waited for (`Retry`, looked
+    at again within `RECHECK_S`) if `wait`, else left alone (False)."""
     after_s = await take_over(db, job_id)
     if after_s is None:
         return False
     if after_s > 0:
         if wait:
-            raise Retry(after_s, "its status message is still being posted")
+            raise Retry(min(after_s, RECHECK_S), "its status message is still being posted")
         return False
     return True
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import pytest
+
 from storyloom.generation.styles import STYLE_NAMES
 from storyloom.jobs import status_refs
+from storyloom.jobs.courier import Retry
 from storyloom.storage import SqlDatabase
 from storyloom.story import service
 from storyloom.story.model import Actor
@@ -52,3 +55,17 @@ def test_a_claim_written_before_claims_had_a_time_counts_as_expired() -> None:
     assert at is not None and (utc_now() - at) > timedelta(days=1)
     assert status_refs.claimed_at("discord:1/2/3") is None
     assert status_refs.claimed_at(None) is None
+
+
+async def test_a_lane_waiting_on_a_fresh_claim_looks_again_within_a_second_not_the_lease(
+    db: SqlDatabase,
+) -> None:
+    job_id = await _job(db)
+    assert await status_refs.claim(db, job_id)  # a request is posting the status message
+    with pytest.raises(Retry) as waited:
+        await status_refs.take_over_to_post(db, job_id, wait=True)
+    # its post is usually done in a second or two (429s add their retry_after): a lane that
+    # slept the whole 30 s lease made a throttled guild's results 30 s late
+    assert 0 < waited.value.after_s <= status_refs.RECHECK_S < status_refs.CLAIM_LEASE_S
+    await status_refs.posted(db, job_id, "discord:1/2/3")  # as the request does, meanwhile
+    assert not await status_refs.take_over_to_post(db, job_id, wait=True)  # nothing to post
