@@ -35,7 +35,7 @@ from .fake_discord import (
     text_channel,
 )
 from .fake_gateway import FakeGateway
-from .harness import ANN, THREAD
+from .harness import ANN, MOD, THREAD
 
 TOKEN = "gateway-test-token"
 
@@ -171,16 +171,18 @@ async def test_interactions_before_the_bot_is_built_are_deferred_at_once_and_ans
     typing = slash("render", THREAD, ANN, first=1)  # an option being typed: autocomplete
     typing["type"] = 4
     typing["data"]["options"][0]["options"][0]["focused"] = True
-    for payload in (new, add, again, typing):
+    audit = slash("audit", THREAD, MOD)  # a command of another extension (server_cog)
+    for payload in (new, add, again, typing, audit):
         await gateway.dispatch("INTERACTION_CREATE", payload)
     acks = [
         (await world.wait_for("POST", f"/interactions/{p['id']}/", timeout=30))[0].json
-        for p in (new, add, again, typing)
+        for p in (new, add, again, typing, audit)
     ]
     # each as its handler would acknowledge it, with nothing built yet: commands privately,
     # a press as an update of its message, an autocomplete with no suggestions yet
     private = {"type": 5, "data": {"flags": 64}}
-    assert acks == [private, private, {"type": 6}, {"type": 8, "data": {"choices": []}}]
+    no_choices = {"type": 8, "data": {"choices": []}}
+    assert acks == [private, private, {"type": 6}, no_choices, private]
     assert not world.where("POST", "/webhooks/")  # no handler ran: none is loaded
     settings = load_settings(output_dir=tmp_path / "out", queue="embedded")
     async with story_bot(settings, db, bot=connected, load_renderer=lambda: renderer):
@@ -188,10 +190,11 @@ async def test_interactions_before_the_bot_is_built_are_deferred_at_once_and_ans
         await connected.early.hand_over()  # type: ignore[attr-defined]
         answers = [
             (await world.wait_for("POST", f"/webhooks/555/{p['token']}", timeout=60))[0]
-            for p in (new, add, again)
+            for p in (new, add, again, audit)
         ]
         assert "beat 1" in str((answers[1].json or {}).get("content"))  # in order
         assert (answers[2].json or {}).get("content") == "page job #1 queued"
+        assert not str((answers[3].json or {}).get("content")).startswith("✗"), answers[3].json
         assert not world.where("POST", f"/webhooks/555/{typing['token']}")  # answered already
         assert all(a.private for a in answers)  # the deferral's visibility: private
         assert not world.acknowledged_twice and not world.refusals()

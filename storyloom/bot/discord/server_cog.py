@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot.discord.bot import StoryBot, reply
-from storyloom.bot.discord.context import actor_of, quote
+from storyloom.bot.discord.context import actor_of, defer, quote
 from storyloom.story import server_admin
 from storyloom.story.command_words import AUDIT_COUNT
 from storyloom.story.server import KEYS, describe
@@ -36,7 +36,7 @@ async def settings(
     setting: str | None = None,
     value: app_commands.Range[str, 1, 200] | None = None,
 ) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await defer(interaction)
     deps, actor = _bot(interaction).deps, actor_of(interaction)
     if setting is None:
         shown = await server_admin.view_settings(deps, actor)
@@ -55,7 +55,7 @@ async def settings(
 async def audit(
     interaction: discord.Interaction[Any], count: app_commands.Range[int, 1, 25] = AUDIT_COUNT
 ) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await defer(interaction)
     entries = await server_admin.audit_log(_bot(interaction).deps, actor_of(interaction), count)
     lines = [quote(entry.describe()) for entry in entries] or ["No entries yet."]
     text = "\n".join(lines)

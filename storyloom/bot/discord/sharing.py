@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from storyloom.bot import share_text
 from storyloom.bot.discord.bot import StoryBot, reply
-from storyloom.bot.discord.context import actor_of, quote
+from storyloom.bot.discord.context import actor_of, defer, quote
 from storyloom.storage.share_links import share_links
 from storyloom.story import sharing
 
@@ -27,7 +27,7 @@ def _bot(interaction: discord.Interaction[Any]) -> StoryBot:
 
 @app_commands.command(name="share", description="A link anyone can read the comic at (owner)")
 async def share(interaction: discord.Interaction[Any]) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await defer(interaction)
     bot = _bot(interaction)
     new = await sharing.share(bot.deps, share_links, actor_of(interaction), bot.public_base_url)
     await reply(interaction, share_text.shared(new))
@@ -38,7 +38,7 @@ async def share(interaction: discord.Interaction[Any]) -> None:
 async def unshare(
     interaction: discord.Interaction[Any], link: app_commands.Range[int, 1] | None = None
 ) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await defer(interaction)
     revoked = await sharing.unshare(
         _bot(interaction).deps, share_links, actor_of(interaction), link
     )
@@ -47,7 +47,7 @@ async def unshare(
 
 @app_commands.command(name="links", description="Every live share link of this server (mods)")
 async def links(interaction: discord.Interaction[Any]) -> None:
-    await interaction.response.defer(ephemeral=True)
+    await defer(interaction)
     live = await sharing.server_links(_bot(interaction).deps, share_links, actor_of(interaction))
     await reply(interaction, share_text.listed(live, quote))
 
