@@ -191,6 +191,19 @@ class RelayedStore(IdentityStore):
             return None
         return self._current[1]
 
+    def has_step(self, step: int) -> bool:
+        return self.step_tokens(step) is not None
+
+    def layer_tokens(self, step: int, layer: int) -> torch.Tensor:
+        tokens = self.step_tokens(step)
+        if tokens is None:
+            raise StoreMismatchError(f"the identity pass of {self.spec.name} is out of step")
+        return tokens[layer]
+
+    def release(self) -> None:
+        """Drop the last step's tokens, which nothing reads after the denoising loop."""
+        self._current = None
+
 
 WriteInputs = Callable[[IdentitySpec, StoreWriter], tuple[CSAState, dict[str, Any]]]
 

@@ -773,8 +773,23 @@ class StoryRenderer:
         pictures: AbstractContextManager[Any] = nullcontext()
         if image_embeds is not None:
             pictures = self.adapter().installed(image_embeds)
+        if state is not None:
+            callback = _ending_pass(callback, state)
         with self._lock, pictures, csa, torch.inference_mode():
             result = self.pipe(
                 **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
             )
         return list(result.images)
+
+
+def _ending_pass(callback: Callable[..., dict[str, Any]], state: CSAState) -> Callable[..., Any]:
+    """``callback``, and after the last step the CSA state lets go of its identity data:
+    the VAE decode that follows is a page's peak memory, and needs none of it."""
+
+    def wrapped(pipe: Any, call: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        result = callback(pipe, call, timestep, kwargs)
+        if call + 1 >= pipe.num_timesteps:
+            state.end_pass()
+        return result
+
+    return wrapped
