@@ -26,6 +26,7 @@ from storyloom.generation.consistent_attention import (
     select_csa_layers,
 )
 from storyloom.generation.csa_schedule import schedule_for
+from storyloom.generation.heap import give_back_freed_memory
 from storyloom.generation.identity_pictures import IdentityPictures, PictureError
 from storyloom.generation.identity_store import (
     STORE_DTYPES,
@@ -776,9 +777,12 @@ class StoryRenderer:
         if state is not None:
             callback = _ending_pass(callback, state)
         with self._lock, pictures, csa, torch.inference_mode():
-            result = self.pipe(
-                **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
-            )
+            try:
+                result = self.pipe(
+                    **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
+                )
+            finally:  # what the call freed stays resident otherwise (see heap)
+                give_back_freed_memory()
         return list(result.images)
 
 
