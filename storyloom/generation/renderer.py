@@ -774,8 +774,7 @@ class StoryRenderer:
         pictures: AbstractContextManager[Any] = nullcontext()
         if image_embeds is not None:
             pictures = self.adapter().installed(image_embeds)
-        if state is not None:
-            callback = _ending_pass(callback, state)
+        callback = _at_last_step(callback, state)
         with self._lock, pictures, csa, torch.inference_mode():
             try:
                 result = self.pipe(
@@ -786,14 +785,19 @@ class StoryRenderer:
         return list(result.images)
 
 
-def _ending_pass(callback: Callable[..., dict[str, Any]], state: CSAState) -> Callable[..., Any]:
-    """``callback``, and after the last step the CSA state lets go of its identity data:
-    the VAE decode that follows is a page's peak memory, and needs none of it."""
+def _at_last_step(
+    callback: Callable[..., dict[str, Any]], state: CSAState | None
+) -> Callable[..., dict[str, Any]]:
+    """``callback``, and after the last step the CSA state lets go of its identity data and
+    the heap gives its free pages back: the VAE decode that follows is a page's peak memory,
+    needs none of it, and starts from the same heap whatever the denoising loop freed."""
 
     def wrapped(pipe: Any, call: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
         result = callback(pipe, call, timestep, kwargs)
         if call + 1 >= pipe.num_timesteps:
-            state.end_pass()
+            if state is not None:
+                state.end_pass()
+            give_back_freed_memory()
         return result
 
     return wrapped
