@@ -36,6 +36,7 @@ from storyloom.generation.identity_store import (
 )
 from storyloom.generation.image_adapter import AdapterSource, ImageAdapter, load_adapter
 from storyloom.generation.models import LoadedModel, ModelLoadError, load_pipeline
+from storyloom.generation.prompt_length import note_cut_prompts
 from storyloom.generation.prompts import (
     default_identity_prompts,
     derive_seed,
@@ -425,6 +426,9 @@ class StoryRenderer:
             schedule=schedule_for(spec.csa_schedule, [derive_seed(spec.seed, "schedule")]),
         )
         prompts = [style.apply(p) for p in spec.identity_prompts]
+        note_cut_prompts(
+            self.pipe, [(f"{spec.name}'s identity image {j + 1}", p) for j, p in enumerate(prompts)]
+        )
         inputs = {
             "prompt": prompts,
             "negative_prompt": [style.negative] * len(prompts),
@@ -527,6 +531,11 @@ class StoryRenderer:
             look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
             for p in batch
         ]
+        note_cut_prompts(
+            self.pipe,
+            [(f"panel {p.index}", prompt) for p, prompt in zip(batch, prompts, strict=True)]
+            + [(f"the {look.name} style's negative prompt", look.negative)],
+        )
         if resolved is not None:
             images = self._read_batch(batch, characters, look, prompts, seeds, resolved, tracker)
         else:
