@@ -173,6 +173,7 @@ class RelayedStore(IdentityStore):
         super().__init__(spec, layer_names, [], {})
         self.relay = relay
         self._current: tuple[int, list[torch.Tensor] | None] | None = None
+        self.held_bytes_peak = 0  # the most token bytes of one step this store held
 
     @property
     def nbytes(self) -> int:
@@ -186,6 +187,8 @@ class RelayedStore(IdentityStore):
             raise StoreMismatchError(f"the identity pass of {self.spec.name} is out of step")
         self.timesteps.append(banked_at)
         self._current = (step, tokens)
+        held = sum(t.numel() * t.element_size() for t in tokens or ())
+        self.held_bytes_peak = max(self.held_bytes_peak, held)
         super().check_step(step, timestep)
 
     def step_tokens(self, step: int) -> list[torch.Tensor] | None:
