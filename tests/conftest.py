@@ -13,6 +13,13 @@ from pathlib import Path
 
 import pytest
 
+# One math thread per test process and per process a test starts (bots, workers): the tiny
+# models gain nothing from more, and with several test processes on a 2-core machine torch's
+# spinning thread pools made tests/jobs/test_runtime.py 3x slower (two copies side by side:
+# 211 s with the default threads, 82 s with one), long enough for waits of 60 s to run out.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
 from storyloom.storage import SqlDatabase, open_database, upgrade_database
 from storyloom.testing.devservices import PostgresServer, postgres_bindir
 
