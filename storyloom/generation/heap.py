@@ -1,4 +1,5 @@
-"""Giving the heap memory a render freed back to the system (glibc only).
+"""The heap a render leaves behind: given back to the system, and placed the same way on
+every render (glibc only; other C libraries are left as they are).
 
 glibc keeps the memory a process frees: chunks inside its heaps stay resident, and up to
 twice its mmap threshold (which grows, up to 32 MiB, as large blocks are freed) stays at
@@ -6,7 +7,7 @@ each heap's top. After a render that is tens of MiB that the worker no longer us
 still holds, and how much depends on the renders before, so a render's resident memory
 above its start varied by 30 MiB for the same page (benchmarks/memory.py: 16 to 48 MiB
 above the start, with the same 49 MiB of live allocations at the peak). ``malloc_trim``
-returns the free pages; other C libraries lack it and give memory back on their own.
+returns the free pages; a fixed mmap threshold keeps large blocks out of the heap.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from __future__ import annotations
 import ctypes
 import functools
 from collections.abc import Callable
+
+M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+LARGE_BLOCK = 4 * 1024**2
 
 
 @functools.cache
@@ -28,6 +32,26 @@ def _malloc_trim() -> Callable[[int], int] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return trim
+
+
+@functools.cache
+def map_large_blocks() -> bool:
+    """Have glibc give every block of 4 MiB or more its own mapping, returned when freed,
+    for the rest of the process; False where the C library cannot.
+
+    glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, after
+    which large tensors come from the heap and what they free stays there, placed by the
+    renders before: the same page peaked 16 to 48 MiB above its start. Fixed at 4 MiB,
+    a plain page and the same page with streamed identities peaked within 2 MiB of each
+    other, run after run (benchmarks/memory.py set-up), at 1.7 s more system time for a
+    12 s page on the CPU (page faults of fresh mappings). A GPU worker's host blocks are
+    mostly smaller than that and keep the heap as before."""
+    if _malloc_trim() is None:  # not glibc: its mallopt parameters mean other things
+        return False
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(M_MMAP_THRESHOLD, LARGE_BLOCK))
 
 
 def give_back_freed_memory() -> bool:

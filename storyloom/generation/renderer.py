@@ -26,7 +26,7 @@ from storyloom.generation.consistent_attention import (
     select_csa_layers,
 )
 from storyloom.generation.csa_schedule import schedule_for
-from storyloom.generation.heap import give_back_freed_memory
+from storyloom.generation.heap import give_back_freed_memory, map_large_blocks
 from storyloom.generation.identity_pictures import IdentityPictures, PictureError
 from storyloom.generation.identity_store import (
     STORE_DTYPES,
@@ -213,6 +213,8 @@ class StoryRenderer:
         self._adapter_cache = adapter_cache or Path(".")
         self._adapter: ImageAdapter | None = None
         self.pictures = IdentityPictures(store_dir)
+        # a renderer is its process's heavy allocator: make its peak memory what it uses
+        map_large_blocks()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoryRenderer:
