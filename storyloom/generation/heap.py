@@ -42,10 +42,10 @@ def map_large_blocks() -> bool:
     glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, after
     which large tensors come from the heap and what they free stays there, placed by the
     renders before: the same page peaked 16 to 48 MiB above its start. Fixed at 4 MiB,
-    a plain page and the same page with streamed identities peaked within 2 MiB of each
-    other, run after run (benchmarks/memory.py set-up), at 1.7 s more system time for a
-    12 s page on the CPU (page faults of fresh mappings). A GPU worker's host blocks are
-    mostly smaller than that and keep the heap as before."""
+    plain and streamed pages peaked within 2 MiB of each other over four renders (the
+    benchmarks/memory.py set-up; its own run: 6.7 and 9.9 MiB, blocks under 4 MiB still
+    come from the heap), at 1.7 s more system time for a 12 s page on the CPU (page faults
+    of fresh mappings). A GPU worker's host blocks are mostly smaller than that."""
     if _malloc_trim() is None:  # not glibc: its mallopt parameters mean other things
         return False
     mallopt = ctypes.CDLL(None).mallopt
