@@ -88,17 +88,21 @@ class CSAState:
     step: int = -1
     unet_calls: int = 0
     last_timestep: float | None = None
+    # read mode: the most stored-token bytes brought in at once (one layer of every store)
     device_bytes_peak: int = 0
     # read mode: layer calls that attended to stored tokens, and those that found none
     stored_reads: int = 0
     missed_reads: int = 0
-    _step_tokens: dict[int, list[torch.Tensor]] = field(default_factory=dict)
+    # read mode: the stores that banked the current step (a compact store may skip steps)
+    _banked: set[int] = field(default_factory=set)
     _kv_cache: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = field(
         default_factory=dict
     )
     _groups: list[tuple[tuple[int, ...], list[int]]] = field(default_factory=list)
     _kv_layer: int = -1
+    _layer_bytes: int = 0  # stored tokens brought in for the current layer
     _dtype: torch.dtype = torch.float32
+    _device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def __post_init__(self) -> None:
         if self.mode == "write" and (self.generator is None or self.writer is None):
@@ -139,46 +143,60 @@ class CSAState:
             self.writer.repeat_step()
 
     def begin_step(self, timestep: float, device: torch.device, dtype: torch.dtype) -> None:
-        """Advance to the next denoising step and move only this step's tokens on device."""
+        """Advance to the next denoising step; check every shown store can serve it. Tokens
+        are brought in one layer at a time, when that layer runs (see ``stored_kv``)."""
         self.step += 1
         self._kv_cache.clear()
-        self._step_tokens.clear()
+        self._banked.clear()
         self._dtype = dtype
+        self._device = device
         if self.mode == "write":
             assert self.writer is not None
             self.writer.begin_step(self.step, timestep)
             return
-        needed = {s for shown in self.panel_stores for s in shown}
-        on_device = 0
-        for index in needed:
+        for index in sorted({s for shown in self.panel_stores for s in shown}):
             store = self.stores[index]
             store.check_step(self.step, timestep)
-            layers = store.step_tokens(self.step)
-            if layers is None:  # compact store: this step was not banked
-                continue
-            # stored precision on the device; each layer's tokens are widened to the compute
-            # dtype only when that layer runs (a whole step widened at once measured 2x)
-            moved = [t.to(device=device, non_blocking=True) for t in layers]
-            self._step_tokens[index] = list(moved)
-            on_device += sum(t.numel() * t.element_size() for t in layers)
-        self.device_bytes_peak = max(self.device_bytes_peak, on_device)
+            if store.has_step(self.step):  # a compact store may not have banked this step
+                self._banked.add(index)
+
+    def end_call(self) -> None:
+        """After a UNet call: drop the last layer's keys/values, so nothing of the identities
+        is held between calls (the next call projects its layers again)."""
+        self._kv_cache.clear()
+        self._kv_layer = -1
+
+    def end_pass(self) -> None:
+        """The denoising loop is over: let go of everything the stores brought in, so the
+        VAE decode (a plain page's peak memory) runs with no identity data resident."""
+        self.end_call()
+        self._banked.clear()
+        for store in self.stores:
+            store.release()
 
     def stored_kv(
         self, store_index: int, layer: int, attn: Any
     ) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Key/value of one store's tokens at this layer and step, projected once per step
-        and split into heads: (copies, heads, K*n, head_dim)."""
+        """Key/value of one store's tokens at this layer and step, split into heads:
+        (copies, heads, K*n, head_dim). The layer's tokens are brought in (read from disk,
+        moved to the device) now and dropped once projected; the projections are kept for
+        this layer only, for the other groups of the batch."""
         if self._kv_layer != layer:  # keep one layer's projections, not the whole step's
             self._kv_cache.clear()
             self._kv_layer = layer
+            self._layer_bytes = 0
         cached = self._kv_cache.get((store_index, layer))
         if cached is not None:
             return cached
-        layers = self._step_tokens.get(store_index)
-        if layers is None:
+        if store_index not in self._banked:
             return None
-        tokens = layers[layer].to(self._dtype)  # (copies, K, n, C) -> (copies, K*n, C)
-        tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])
+        stored = self.stores[store_index].layer_tokens(self.step, layer)
+        self._layer_bytes += stored.numel() * stored.element_size()
+        self.device_bytes_peak = max(self.device_bytes_peak, self._layer_bytes)
+        # stored precision to the device, widened to the compute dtype there
+        tokens = stored.to(device=self._device, non_blocking=True).to(self._dtype)
+        del stored
+        tokens = tokens.reshape(tokens.shape[0], -1, tokens.shape[-1])  # (copies, K*n, C)
         key = _heads(attn.to_k(tokens), attn.heads)
         if attn.norm_k is not None:  # QK-norm, as the stock processor applies it
             key = attn.norm_k(key)
@@ -417,12 +435,19 @@ def routed_attention(
         new_step = starts_step(scheduler, t, state.last_timestep)
         state.begin_call(t, sample.device, sample.dtype, new_step)
 
+    def after_unet_call(module: nn.Module, args: tuple[Any, ...], output: Any) -> None:
+        route = routes.current()
+        if route is not None:
+            route[0].end_call()
+
     unet.set_attn_processor(installed)  # type: ignore[operator]
     hook = unet.register_forward_pre_hook(on_unet_call, with_kwargs=True)
+    after = unet.register_forward_hook(after_unet_call)
     try:
         yield routes
     finally:
         hook.remove()
+        after.remove()
         unet.set_attn_processor(dict(original))  # type: ignore[operator]
 
 

@@ -148,6 +148,18 @@ class IdentityStore:
         """The tokens of every layer at ``step``, or None where the step was not banked."""
         return self.tokens.get(step)
 
+    def has_step(self, step: int) -> bool:
+        """Whether ``step`` was banked (a compact store may leave steps out)."""
+        return step in self.tokens
+
+    def layer_tokens(self, step: int, layer: int) -> torch.Tensor:
+        """One layer's tokens at a banked ``step``: a read pass asks for each layer only when
+        that layer runs, so a store that is not in RAM need not bring in a whole step."""
+        return self.tokens[step][layer]
+
+    def release(self) -> None:
+        """The read pass is over: drop whatever this store brought in for it."""
+
     def check_compatible(
         self,
         *,

@@ -7,8 +7,9 @@ the read pass through a one-slot relay and waits until it is taken, so about one
 character is resident. The write passes are the lock passes themselves (same spec, same
 seeds, same generator), so the panels are identical to those read from a saved store.
 The write passes' UNet calls run on the read pass's own thread, one at a time, while it
-waits for their tokens (a `UNetDesk`): the write pass threads only encode prompts and step
-their schedulers. glibc gives every thread that allocates its own heap ("arena") and
+waits for their tokens (a `UNetDesk` per pass, so waiting for one pass's step runs that
+pass's call and no other's): the write pass threads only encode prompts and step their
+schedulers. glibc gives every thread that allocates its own heap ("arena") and
 keeps what a thread freed in that arena, so UNet calls made on 8 threads kept 8 calls'
 activations resident (measured: 293 MiB of peak RSS above a plain page for 8 characters,
 against a 21 MiB budget; taking turns on the UNet did not help, since each arena still
@@ -172,6 +173,7 @@ class RelayedStore(IdentityStore):
         super().__init__(spec, layer_names, [], {})
         self.relay = relay
         self._current: tuple[int, list[torch.Tensor] | None] | None = None
+        self.held_bytes_peak = 0  # the most token bytes of one step this store held
 
     @property
     def nbytes(self) -> int:
@@ -179,17 +181,33 @@ class RelayedStore(IdentityStore):
 
     def check_step(self, step: int, timestep: float) -> None:
         """Take this step from the write pass, then check it as a saved store would be."""
+        self._current = None  # the last step's tokens go before the next one's arrive
         got, banked_at, tokens = self.relay.get()
         if got != step:
             raise StoreMismatchError(f"the identity pass of {self.spec.name} is out of step")
         self.timesteps.append(banked_at)
         self._current = (step, tokens)
+        held = sum(t.numel() * t.element_size() for t in tokens or ())
+        self.held_bytes_peak = max(self.held_bytes_peak, held)
         super().check_step(step, timestep)
 
     def step_tokens(self, step: int) -> list[torch.Tensor] | None:
         if self._current is None or self._current[0] != step:
             return None
         return self._current[1]
+
+    def has_step(self, step: int) -> bool:
+        return self.step_tokens(step) is not None
+
+    def layer_tokens(self, step: int, layer: int) -> torch.Tensor:
+        tokens = self.step_tokens(step)
+        if tokens is None:
+            raise StoreMismatchError(f"the identity pass of {self.spec.name} is out of step")
+        return tokens[layer]
+
+    def release(self) -> None:
+        """Drop the last step's tokens, which nothing reads after the denoising loop."""
+        self._current = None
 
 
 WriteInputs = Callable[[IdentitySpec, StoreWriter], tuple[CSAState, dict[str, Any]]]
@@ -253,8 +271,13 @@ def identity_passes(
     UNet calls while it waits for their tokens; stop them on exit."""
     stores: list[IdentityStore] = []
     threads: list[tuple[threading.Thread, StepRelay]] = []
-    desk = UNetDesk(routes)
+    desks: list[UNetDesk] = []
     for spec in specs:
+        # a desk per write pass: waiting for one character's step runs only that pass's
+        # call; one shared desk let a pass run its next step while the read pass still held
+        # its last, two steps of every character at once (measured: 10 MiB more at 8)
+        desk = UNetDesk(routes)
+        desks.append(desk)
         relay = StepRelay(spec.name, desk)
         state, inputs = write_inputs(spec, StoreWriter(spec, layer_names, relay=relay.hold))
         own = copy.copy(pipe)  # own scheduler and per-call attributes, shared modules
@@ -277,10 +300,11 @@ def identity_passes(
         # long prompts come out untruncated (measured: 104 tokens for a 77-token encoder)
         for thread, relay in threads:
             thread.start()
-            desk.serve_until(relay.has_started)
+            relay.desk.serve_until(relay.has_started)
         yield stores
     finally:
-        desk.close()
+        for desk in desks:
+            desk.close()
         for _, relay in threads:
             relay.closed.set()
         for thread, _ in threads:

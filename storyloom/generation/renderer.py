@@ -26,6 +26,7 @@ from storyloom.generation.consistent_attention import (
     select_csa_layers,
 )
 from storyloom.generation.csa_schedule import schedule_for
+from storyloom.generation.heap import give_back_freed_memory, map_large_blocks
 from storyloom.generation.identity_pictures import IdentityPictures, PictureError
 from storyloom.generation.identity_store import (
     STORE_DTYPES,
@@ -35,6 +36,7 @@ from storyloom.generation.identity_store import (
 )
 from storyloom.generation.image_adapter import AdapterSource, ImageAdapter, load_adapter
 from storyloom.generation.models import LoadedModel, ModelLoadError, load_pipeline
+from storyloom.generation.prompt_length import note_cut_prompts
 from storyloom.generation.prompts import (
     default_identity_prompts,
     derive_seed,
@@ -211,6 +213,8 @@ class StoryRenderer:
         self._adapter_cache = adapter_cache or Path(".")
         self._adapter: ImageAdapter | None = None
         self.pictures = IdentityPictures(store_dir)
+        # a renderer is its process's heavy allocator: make its peak memory what it uses
+        map_large_blocks()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StoryRenderer:
@@ -424,6 +428,9 @@ class StoryRenderer:
             schedule=schedule_for(spec.csa_schedule, [derive_seed(spec.seed, "schedule")]),
         )
         prompts = [style.apply(p) for p in spec.identity_prompts]
+        note_cut_prompts(
+            self.pipe, [(f"{spec.name}'s identity image {j + 1}", p) for j, p in enumerate(prompts)]
+        )
         inputs = {
             "prompt": prompts,
             "negative_prompt": [style.negative] * len(prompts),
@@ -526,6 +533,11 @@ class StoryRenderer:
             look.apply(panel_prompt(p.scene, {n: characters[n] for n in p.characters}))
             for p in batch
         ]
+        note_cut_prompts(
+            self.pipe,
+            [(f"panel {p.index}", prompt) for p, prompt in zip(batch, prompts, strict=True)]
+            + [(f"the {look.name} style's negative prompt", look.negative)],
+        )
         if resolved is not None:
             images = self._read_batch(batch, characters, look, prompts, seeds, resolved, tracker)
         else:
@@ -773,8 +785,30 @@ class StoryRenderer:
         pictures: AbstractContextManager[Any] = nullcontext()
         if image_embeds is not None:
             pictures = self.adapter().installed(image_embeds)
+        callback = _at_last_step(callback, state)
         with self._lock, pictures, csa, torch.inference_mode():
-            result = self.pipe(
-                **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
-            )
+            try:
+                result = self.pipe(
+                    **self.run_args(), callback_on_step_end=callback, output_type="pil", **inputs
+                )
+            finally:  # what the call freed stays resident otherwise (see heap)
+                give_back_freed_memory()
         return list(result.images)
+
+
+def _at_last_step(
+    callback: Callable[..., dict[str, Any]], state: CSAState | None
+) -> Callable[..., dict[str, Any]]:
+    """``callback``, and after the last step the CSA state lets go of its identity data and
+    the heap gives its free pages back: the VAE decode that follows is a page's peak memory,
+    needs none of it, and starts from the same heap whatever the denoising loop freed."""
+
+    def wrapped(pipe: Any, call: int, timestep: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+        result = callback(pipe, call, timestep, kwargs)
+        if call + 1 >= pipe.num_timesteps:
+            if state is not None:
+                state.end_pass()
+            give_back_freed_memory()
+        return result
+
+    return wrapped

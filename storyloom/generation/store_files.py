@@ -1,8 +1,9 @@
 """Identity stores on disk: streamed one step at a time, kept under an LRU byte budget.
 
 A saved store is a safetensors file with one tensor per (step, layer). `StreamedStore`
-reads one step's tensors from it when the read pass reaches that step, so only that step
-is resident (the read pass drops it at the next step). `StoreShelf` keeps
+reads one layer's tensor of a step from it when the read pass runs that layer, so only
+that layer is resident (the read pass drops it once the layer's keys and values are
+projected). `StoreShelf` keeps
 the folder under a byte budget: the least recently used stores are deleted first; an
 evicted store is rebuilt from its spec (deterministic) when a render needs it again.
 """
@@ -96,6 +97,14 @@ class StreamedStore(IdentityStore):
         if step not in self._steps:
             return None
         return [self._read(f"s{step}.l{i}") for i in range(len(self.layer_names))]
+
+    def has_step(self, step: int) -> bool:
+        return step in self._steps
+
+    def layer_tokens(self, step: int, layer: int) -> torch.Tensor:
+        """One layer's tokens at ``step``, read from the file now (the caller drops them
+        after the layer ran, so one layer of the store is resident, not a step)."""
+        return self._read(f"s{step}.l{layer}")
 
 
 _DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
