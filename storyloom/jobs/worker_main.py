@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECONNECT_DELAYS_S = (0.5, 1.0, 2.0, 5.0)  # then every 5 s: Redis restarts take seconds
+WAKE_S = 0.5  # a stopping worker's no-ops, until its reader has ended (see `serve`)
 
 
 async def log_event(event: JobEvent) -> None:
@@ -102,7 +103,6 @@ async def run_worker(
         stopping.bind(db, TaskiqQueue(broker))  # ops
         bind_worker(broker, worker)
         broker.is_worker_process = True
-        ticker = asyncio.create_task(send_noops(broker, options.noop_every_s, stop))
         # this worker's copies of results (handed over through the database) within budget
         sweeper = asyncio.create_task(
             sweep_forever(
@@ -115,10 +115,9 @@ async def run_worker(
         if ops is not None:
             ops.ready = True
         try:
-            await receive(broker, stop)
+            await serve(broker, stop, options.noop_every_s)
         finally:
-            stop.set()  # also when the receiver failed: the ticker ends with it
-            await ticker
+            stop.set()  # also when the receiver failed
             sweeper.cancel()
             await asyncio.wait([sweeper])  # (suppressing CancelledError would eat our own)
             with contextlib.suppress(Exception):  # Redis may be gone; nothing left to flush
@@ -129,6 +128,28 @@ async def run_worker(
     if abandoned.is_set():
         raise SystemExit("worker stopped: a render would not stop; restart the worker")
     log.info("worker stopped")
+
+
+async def serve(broker: AsyncBroker, stop: asyncio.Event, noop_every_s: float) -> None:
+    """`receive` until a stop, with no-ops sent beside it: every `noop_every_s` while it
+    serves (they wake readers, so dead workers' jobs are reclaimed), then every `WAKE_S`
+    from the stop until the reader has ended. redis-py now and then loses the cancel of a
+    blocked read and returns the empty read instead (5 of 300 cancels in one try), and
+    taskiq's reader then reads on until a message comes: an idle worker's SIGTERM waited
+    for the next no-op (30 s by default), or for Redis to go away."""
+    ended = asyncio.Event()
+
+    async def tick() -> None:
+        await send_noops(broker, noop_every_s, stop)
+        await send_noops(broker, WAKE_S, ended)
+
+    ticker = asyncio.create_task(tick())
+    try:
+        await receive(broker, stop)
+    finally:
+        ended.set()
+        stop.set()  # also when the receiver failed: the ticker ends with it
+        await ticker
 
 
 async def receive(broker: AsyncBroker, stop: asyncio.Event) -> None:
