@@ -27,7 +27,7 @@ import torch
 from storyloom.config import Settings
 from storyloom.generation.accounting import sdxl_csa_layers, store_bytes
 from storyloom.generation.consistent_attention import consistent_attention
-from storyloom.generation.identity_store import IdentityStore, StoreWriter
+from storyloom.generation.identity_store import STORE_DTYPES, IdentityStore, StoreWriter
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, RenderSettings, StoryRenderer
 
@@ -80,10 +80,12 @@ def page_of(names: list[str]) -> list[PanelSpec]:
 
 
 def sdxl_defaults_store() -> int:
-    """Real SDXL at the shipped defaults (768², 30 steps, K = 2, CFG, fp16), per character."""
+    """Real SDXL at the shipped defaults (768², 30 steps, K = 2, CFG, the default store
+    dtype: float8), per character."""
     s = Settings(model="stabilityai/stable-diffusion-xl-base-1.0")
     layers = sdxl_csa_layers(s.width, s.height)
-    return store_bytes(layers, s.identity_images, s.csa_rate, 2, s.steps, 2)
+    value_bytes = STORE_DTYPES[s.store_dtype].itemsize
+    return store_bytes(layers, s.identity_images, s.csa_rate, 2, s.steps, value_bytes)
 
 
 def widen(loaded: Any, channels: tuple[int, int, int]) -> None:
