@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from storyloom.storage import upgrade_database
 from storyloom.testing.devservices import RedisServer, free_port
@@ -35,6 +33,7 @@ from tests.discord_bot.fake_discord import (
     thread,
 )
 from tests.discord_bot.fake_gateway import FakeGateway
+from tests.ops.procs import BotProcess
 
 TOKEN = "discord-bot-token-that-must-never-be-logged"
 GUILD_A, GUILD_B = 777, 778
@@ -49,8 +48,10 @@ STATUS_LINE = re.compile(r"^\S+ page job #(?P<job>\d+) ")
 
 
 @dataclass
-class DiscordBot:
+class DiscordBot(BotProcess):
     """One `storyloom discord` process; `start` it again after a kill."""
+
+    command: ClassVar[str] = "discord"
 
     folder: Path
     db_url: str
@@ -87,44 +88,9 @@ class DiscordBot:
             "STORYLOOM_MAX_WAITING_PER_WORKSPACE": "200",
         }
 
-    @property
-    def log(self) -> Path:
-        return self.folder / f"discord-{self.starts}.log"
-
     def start(self) -> None:
-        self.starts += 1
         self.started_at = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "storyloom.cli", "discord"],
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=self.env(),
-            cwd=self.folder,
-        )
-
-    def logs(self) -> str:
-        return "\n".join(
-            (self.folder / f"discord-{n}.log").read_text(errors="replace")
-            for n in range(1, self.starts + 1)
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, whatever it was doing."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(30)
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code."""
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
+        super().start()
 
 
 @dataclass

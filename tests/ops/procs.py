@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
 
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -97,3 +99,58 @@ class CliWorker:
         if self.process.poll() is None:
             self.process.terminate()
         return self.process.wait(timeout)
+
+
+class BotProcess:
+    """What the bot-process harnesses share: `storyloom <command>` run as a child process
+    (configured by `env()`), with one log per start; `start` it again after a kill."""
+
+    command: ClassVar[str]  # the CLI command: "slack", "discord"
+    folder: Path
+    process: subprocess.Popen[bytes] | None
+    starts: int
+
+    def env(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def arguments(self) -> list[str]:
+        """What follows the command on its line."""
+        return []
+
+    @property
+    def log(self) -> Path:
+        return self.folder / f"{self.command}-{self.starts}.log"
+
+    def start(self) -> None:
+        self.starts += 1
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "storyloom.cli", self.command, *self.arguments()],
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            env=self.env(),
+            cwd=self.folder,
+        )
+
+    def logs(self) -> str:
+        return "\n".join(
+            (self.folder / f"{self.command}-{n}.log").read_text(errors="replace")
+            for n in range(1, self.starts + 1)
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no goodbye, whatever it was doing."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(30)
+
+    def stop(self) -> int:
+        """SIGTERM, then the exit code."""
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(10)

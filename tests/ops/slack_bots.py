@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import aiohttp
 from slack_sdk.oauth.installation_store import Installation
@@ -31,6 +30,7 @@ from storyloom.storage.tables import RenderJobRow
 from storyloom.storage.unit_of_work import session_of
 from storyloom.story.model import JobStatus
 from storyloom.testing.devservices import RedisServer, free_port
+from tests.ops.procs import BotProcess
 from tests.slack import worker_rows
 from tests.slack.conftest import fake_web_api
 from tests.slack.fake_slack import SECRET, FakeSlack, Sender
@@ -55,8 +55,10 @@ async def install(db_url: str) -> None:
 
 
 @dataclass
-class SlackBot:
+class SlackBot(BotProcess):
     """One `storyloom slack --http` process; `start` it again after a kill."""
+
+    command: ClassVar[str] = "slack"
 
     folder: Path
     db_url: str
@@ -87,43 +89,8 @@ class SlackBot:
             "STORYLOOM_MAX_WAITING_PER_WORKSPACE": "200",
         }
 
-    @property
-    def log(self) -> Path:
-        return self.folder / f"slack-{self.starts}.log"
-
-    def start(self) -> None:
-        self.starts += 1
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "storyloom.cli", "slack", "--http", "--port", str(self.port)],
-            stdout=self.log.open("wb"),
-            stderr=subprocess.STDOUT,
-            env=self.env(),
-            cwd=self.folder,
-        )
-
-    def logs(self) -> str:
-        return "\n".join(
-            (self.folder / f"slack-{n}.log").read_text(errors="replace")
-            for n in range(1, self.starts + 1)
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no goodbye, whatever it was doing."""
-        assert self.process is not None
-        self.process.kill()
-        self.process.wait(30)
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code."""
-        if self.process is None:
-            return 0
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait(10)
+    def arguments(self) -> list[str]:
+        return ["--http", "--port", str(self.port)]
 
     @property
     def url(self) -> str:
