@@ -42,6 +42,7 @@ from storyloom.jobs.watcher import JobWatcher
 from storyloom.ops.shutdown import return_to_queue
 from storyloom.reader.source import shown_jobs
 from storyloom.storage.engine import SqlDatabase
+from storyloom.storage.outage import is_outage
 from storyloom.story.model import DeletedStory, RenderJob
 from storyloom.story.service import utc_now
 
@@ -302,12 +303,17 @@ async def _upkeep(
     """
     embedded = runtime.local_broker is not None  # (its worker may still be loading)
     queued_for: timedelta | None = timedelta(0) if embedded else timedelta(seconds=stale_after_s)
+    outage_rounds = 0  # rounds in a row that could not reach the database
     while True:
+        outage: BaseException | None = None
         try:
             if not embedded and (dropped := await forget_posted_files(runtime.db)):
                 log.info("forgot %d stored files of posted results", dropped)
-        except Exception:
-            log.exception("forgetting posted results' files failed; trying again later")
+        except Exception as error:
+            if is_outage(error):
+                outage = outage or error
+            else:
+                log.exception("forgetting posted results' files failed; trying again later")
         try:
             sent = await requeue_stale(
                 runtime.db,
@@ -317,10 +323,21 @@ async def _upkeep(
             )
             if sent:
                 log.info("sent %d jobs again: %s", len(sent), sent)
-        except Exception:
-            log.exception("re-sending stale jobs failed; trying again later")
-        if embedded:
-            queued_for = None
+            if embedded:
+                queued_for = None  # the start's round is done
+        except Exception as error:
+            if is_outage(error):
+                outage = outage or error
+            else:
+                log.exception("re-sending stale jobs failed; trying again later")
+        # an outage is said once when it begins and once when it ends, like the watcher's
+        if outage is not None:
+            outage_rounds += 1
+            if outage_rounds == 1:
+                log.warning("upkeep: the database is unavailable (%s)", outage)
+        elif outage_rounds:
+            log.info("upkeep again after %d rounds without the database", outage_rounds)
+            outage_rounds = 0
         await asyncio.sleep(every_s)
 
 
