@@ -134,12 +134,10 @@ def identity_memory(loaded: Any, settings: RenderSettings, folder: Path) -> dict
             renderer.render_panels(page, cast, style="comic", seed=1)
         held = {
             "store": sum(s.nbytes for s in renderer._cache.values()),
-            # streamed: one layer of every store, brought in as the layer runs
+            # streamed, or recomputed and spooled: one layer of every store, brought in as
+            # the layer runs
             "stream": max(s.device_bytes_peak for s in states),
-            # recomputed: a step of every store, relayed before the read pass's UNet call
-            "recompute": max(
-                sum(getattr(st, "held_bytes_peak", 0) for st in s.stores) for s in states
-            ),
+            "recompute": max(s.device_bytes_peak for s in states),
         }[policy]
         out[policy] = {
             "ram_budget_bytes": budget,

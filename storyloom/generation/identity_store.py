@@ -16,6 +16,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -245,23 +246,32 @@ class IdentityStore:
         return cls(spec, layer_names, json.loads(meta["timesteps"]), tokens)
 
 
-Relay = Callable[[int, float, "list[torch.Tensor] | None"], None]
+Relay = Callable[[int, float, "list[Any] | None"], None]
+# where a relayed layer waits for the read pass: (step, layer, tokens) -> what the relay carries
+Spill = Callable[[int, int, torch.Tensor], Any]
 
 
 class StoreWriter:
     """Collects the tokens a write pass samples, step by step, into CPU memory; or, with a
-    ``relay``, hands each finished step on and keeps nothing (the recompute policy)."""
+    ``relay``, hands each finished step on and keeps nothing (the recompute policy). With
+    ``spill`` too, each layer goes to ``spill`` as soon as it is banked, and the relay
+    carries what ``spill`` returned for each layer (the step is never whole in memory)."""
 
     def __init__(
-        self, spec: IdentitySpec, layer_names: tuple[str, ...], relay: Relay | None = None
+        self,
+        spec: IdentitySpec,
+        layer_names: tuple[str, ...],
+        relay: Relay | None = None,
+        spill: Spill | None = None,
     ):
         self.spec = spec
         self.layer_names = layer_names
         self.dtype = STORE_DTYPES[spec.store_dtype]
         self.relay = relay
+        self.spill = spill
         self.timesteps: list[float] = []
         self.tokens: dict[int, list[torch.Tensor]] = {}
-        self._pending: list[torch.Tensor | None] = [None] * len(layer_names)
+        self._pending: list[Any] = [None] * len(layer_names)
         self._step = -1
         self._repeat = False
 
@@ -285,14 +295,16 @@ class StoreWriter:
         """Bank one layer's sampled tokens for the current step (if the step is banked)."""
         if self._repeat or self._step >= self.spec.banked_steps:
             return
-        tokens = _host(sampled.detach().to(device="cpu", dtype=self.dtype))
+        tokens = sampled.detach().to(device="cpu", dtype=self.dtype)
         if self.relay is None:
             layers = self.tokens.setdefault(self._step, [torch.empty(0)] * len(self.layer_names))
-            layers[layer] = tokens
+            layers[layer] = _host(tokens)
             return
-        self._pending[layer] = tokens
+        self._pending[layer] = (
+            _host(tokens) if self.spill is None else self.spill(self._step, layer, tokens)
+        )
         if all(t is not None for t in self._pending):
-            done = [t for t in self._pending if t is not None]
+            done = list(self._pending)
             self._pending = [None] * len(self.layer_names)
             self.relay(self._step, self.timesteps[-1], done)
 

@@ -16,17 +16,26 @@ against a 21 MiB budget; taking turns on the UNet did not help, since each arena
 grew to one call's size). On one thread the write and read passes reuse the same memory.
 A pass hands its step on only after its UNet call returned, from its own thread, so the
 read pass never waits on a call it has not run.
+The relayed step does not wait in memory either: recompute is chosen because one step of
+every shown character is over the RAM budget. Each layer is written to a spool file beside
+the stores as it is banked, and read back when the read pass's layer runs, as a streamed
+store's layers are: one layer of every character is resident, not a step (measured with
+`benchmarks/memory.py`: see `StepSpool`).
 Cost: K identity images per character per batch, at every step.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import queue
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -40,7 +49,7 @@ from storyloom.generation.identity_store import (
 )
 
 POLL_S = 0.05  # how often a blocked side looks whether the other one stopped
-Item = tuple[int, float, "list[torch.Tensor] | None"]
+Item = tuple[int, float, "list[SpooledLayer] | None"]
 
 
 class RelayClosed(Exception):
@@ -114,6 +123,60 @@ class UNetDesk:
         self.closed.set()
 
 
+@dataclass(frozen=True)
+class SpooledLayer:
+    """Where one relayed layer's tokens lie in a spool file."""
+
+    offset: int
+    nbytes: int
+    dtype: torch.dtype
+    shape: tuple[int, ...]
+
+
+class StepSpool:
+    """A write pass's current step in an unlinked file, not in memory: each layer is written
+    as the write pass banks it and read back when the read pass's layer runs. The page cache
+    keeps the file while the system has room and writes it out when it has not, so the step
+    costs the process one layer at a time. Each step is written over the last one: the read
+    pass is done with step t before the write pass's call for step t + 1 runs, since that
+    call runs on the read pass's thread while it waits for step t + 1."""
+
+    def __init__(self, directory: Path | None):
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=".relay-", dir=directory)
+        os.unlink(path)  # gone with the descriptor, even after a crash
+        self._fd = fd
+        self._step = -1
+        self._end = 0
+        self.step_bytes_peak = 0  # the most bytes one step put in the file
+
+    def write(self, step: int, layer: int, tokens: torch.Tensor) -> SpooledLayer:
+        """Put one layer of ``step`` in the file (a new step starts the file over)."""
+        if step != self._step:
+            self._step, self._end = step, 0
+        raw = tokens.contiguous().reshape(-1).view(torch.uint8).numpy().data
+        done = 0
+        while done < raw.nbytes:
+            done += os.pwrite(self._fd, raw[done:], self._end + done)
+        spooled = SpooledLayer(self._end, raw.nbytes, tokens.dtype, tuple(tokens.shape))
+        self._end += raw.nbytes
+        self.step_bytes_peak = max(self.step_bytes_peak, self._end)
+        return spooled
+
+    def read(self, layer: SpooledLayer) -> torch.Tensor:
+        """One layer's tokens, read from the file now."""
+        if layer.nbytes == 0:
+            return torch.empty(layer.shape, dtype=layer.dtype)
+        data = bytearray(layer.nbytes)
+        if os.preadv(self._fd, [data], layer.offset) != layer.nbytes:
+            raise StoreMismatchError("an identity pass's spool file is truncated")
+        return torch.frombuffer(data, dtype=layer.dtype).reshape(layer.shape)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
 class StepRelay:
     """One finished step at a time, from a write pass to the read pass."""
 
@@ -131,7 +194,7 @@ class StepRelay:
         """Whether the write pass handed on its first step (or ended before it could)."""
         return self.started.is_set() or self.finished.is_set()
 
-    def hold(self, step: int, timestep: float, tokens: list[torch.Tensor] | None) -> None:
+    def hold(self, step: int, timestep: float, tokens: list[SpooledLayer] | None) -> None:
         """Keep a step handed on during a UNet call, for ``flush`` to send after it."""
         self._held.append((step, timestep, tokens))
 
@@ -140,7 +203,7 @@ class StepRelay:
         while self._held:
             self.put(*self._held.pop(0))
 
-    def put(self, step: int, timestep: float, tokens: list[torch.Tensor] | None) -> None:
+    def put(self, step: int, timestep: float, tokens: list[SpooledLayer] | None) -> None:
         """Hand a step on; wait while the previous one has not been taken."""
         while not self.closed.is_set():
             try:
@@ -167,13 +230,20 @@ class StepRelay:
 
 
 class RelayedStore(IdentityStore):
-    """A store that is never whole: each step arrives from a running write pass."""
+    """A store that is never whole: each step arrives from a running write pass, through its
+    spool file."""
 
-    def __init__(self, spec: IdentitySpec, layer_names: tuple[str, ...], relay: StepRelay):
+    def __init__(
+        self,
+        spec: IdentitySpec,
+        layer_names: tuple[str, ...],
+        relay: StepRelay,
+        spool: StepSpool,
+    ):
         super().__init__(spec, layer_names, [], {})
         self.relay = relay
-        self._current: tuple[int, list[torch.Tensor] | None] | None = None
-        self.held_bytes_peak = 0  # the most token bytes of one step this store held
+        self.spool = spool
+        self._current: tuple[int, list[SpooledLayer] | None] | None = None
 
     @property
     def nbytes(self) -> int:
@@ -181,32 +251,34 @@ class RelayedStore(IdentityStore):
 
     def check_step(self, step: int, timestep: float) -> None:
         """Take this step from the write pass, then check it as a saved store would be."""
-        self._current = None  # the last step's tokens go before the next one's arrive
-        got, banked_at, tokens = self.relay.get()
+        self._current = None
+        got, banked_at, layers = self.relay.get()
         if got != step:
             raise StoreMismatchError(f"the identity pass of {self.spec.name} is out of step")
         self.timesteps.append(banked_at)
-        self._current = (step, tokens)
-        held = sum(t.numel() * t.element_size() for t in tokens or ())
-        self.held_bytes_peak = max(self.held_bytes_peak, held)
+        self._current = (step, layers)
         super().check_step(step, timestep)
 
-    def step_tokens(self, step: int) -> list[torch.Tensor] | None:
+    def _layers(self, step: int) -> list[SpooledLayer] | None:
         if self._current is None or self._current[0] != step:
             return None
         return self._current[1]
 
+    def step_tokens(self, step: int) -> list[torch.Tensor] | None:
+        layers = self._layers(step)
+        return None if layers is None else [self.spool.read(layer) for layer in layers]
+
     def has_step(self, step: int) -> bool:
-        return self.step_tokens(step) is not None
+        return self._layers(step) is not None
 
     def layer_tokens(self, step: int, layer: int) -> torch.Tensor:
-        tokens = self.step_tokens(step)
-        if tokens is None:
+        layers = self._layers(step)
+        if layers is None:
             raise StoreMismatchError(f"the identity pass of {self.spec.name} is out of step")
-        return tokens[layer]
+        return self.spool.read(layers[layer])
 
     def release(self) -> None:
-        """Drop the last step's tokens, which nothing reads after the denoising loop."""
+        """Forget the last step, which nothing reads after the denoising loop."""
         self._current = None
 
 
@@ -266,35 +338,41 @@ def identity_passes(
     specs: Sequence[IdentitySpec],
     layer_names: tuple[str, ...],
     write_inputs: WriteInputs,
+    spool_dir: Path | None = None,
 ) -> Iterator[list[IdentityStore]]:
     """Start one write pass per spec beside the caller's read pass, whose thread runs their
-    UNet calls while it waits for their tokens; stop them on exit."""
+    UNet calls while it waits for their tokens; stop them on exit. Their steps are spooled
+    in ``spool_dir`` (the system's temporary folder without one)."""
     stores: list[IdentityStore] = []
     threads: list[tuple[threading.Thread, StepRelay]] = []
     desks: list[UNetDesk] = []
-    for spec in specs:
-        # a desk per write pass: waiting for one character's step runs only that pass's
-        # call; one shared desk let a pass run its next step while the read pass still held
-        # its last, two steps of every character at once (measured: 10 MiB more at 8)
-        desk = UNetDesk(routes)
-        desks.append(desk)
-        relay = StepRelay(spec.name, desk)
-        state, inputs = write_inputs(spec, StoreWriter(spec, layer_names, relay=relay.hold))
-        own = copy.copy(pipe)  # own scheduler and per-call attributes, shared modules
-        own.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-        unet = DeskUNet(pipe.unet, desk, relay, state)
-        unet.scheduler = own.scheduler
-        # not through the pipeline's __setattr__, which would rewrite its config
-        object.__setattr__(own, "unet", unet)
-        thread = threading.Thread(
-            target=_write_pass,
-            args=(own, routes, state, inputs, relay),
-            name=f"identity-{spec.name}",
-            daemon=True,
-        )
-        threads.append((thread, relay))
-        stores.append(RelayedStore(spec, layer_names, relay))
-    try:
+    spools: list[StepSpool] = []
+    try:  # what was set up is closed below, even if a later set-up step fails
+        for spec in specs:
+            # a desk per write pass: waiting for one character's step runs only that pass's
+            # call; one shared desk let a pass run its next step while the read pass still held
+            # its last, two steps of every character at once (measured: 10 MiB more at 8)
+            desk = UNetDesk(routes)
+            desks.append(desk)
+            relay = StepRelay(spec.name, desk)
+            spool = StepSpool(spool_dir)
+            spools.append(spool)
+            writer = StoreWriter(spec, layer_names, relay=relay.hold, spill=spool.write)
+            state, inputs = write_inputs(spec, writer)
+            own = copy.copy(pipe)  # own scheduler and per-call attributes, shared modules
+            own.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
+            unet = DeskUNet(pipe.unet, desk, relay, state)
+            unet.scheduler = own.scheduler
+            # not through the pipeline's __setattr__, which would rewrite its config
+            object.__setattr__(own, "unet", unet)
+            thread = threading.Thread(
+                target=_write_pass,
+                args=(own, routes, state, inputs, relay),
+                name=f"identity-{spec.name}",
+                daemon=True,
+            )
+            threads.append((thread, relay))
+            stores.append(RelayedStore(spec, layer_names, relay, spool))
         # one at a time, each past its prompt encoding before the next call starts: the
         # tokenizers keep truncation settings in shared state, so concurrent encodings of
         # long prompts come out untruncated (measured: 104 tokens for a 77-token encoder)
@@ -310,3 +388,5 @@ def identity_passes(
         for thread, _ in threads:
             if thread.ident is not None:  # started
                 thread.join()
+        for spool in spools:
+            spool.close()

@@ -548,7 +548,12 @@ class StoryRenderer:
             specs = [self.identity_spec(characters[n], look.name) for n in shown]
             routes = CSARoutes()
             passes = identity_passes(
-                self.pipe, routes, specs, self.layer_names, self._thread_inputs
+                self.pipe,
+                routes,
+                specs,
+                self.layer_names,
+                self._thread_inputs,
+                spool_dir=None if self.shelf is None else self.shelf.directory,
             )
             with routed_attention(self.pipe.unet, routes, self.layer_names), passes as relayed:
                 state = self.read_state(

@@ -1,10 +1,12 @@
 """What identity data a read pass keeps resident: one layer of the stored tokens at a time,
-one step per character while recomputing, and nothing at all during the VAE decode (a
-page's peak memory)."""
+whether they come from a store or are recomputed (spooled to a file a step at a time), and
+nothing at all during the VAE decode (a page's peak memory)."""
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
 from pathlib import Path
 from typing import Any
 
@@ -77,26 +79,56 @@ def test_a_streamed_read_brings_in_one_layer_at_a_time_and_holds_nothing_at_the_
     assert 0 < states[0].device_bytes_peak <= 3 * largest_layer < 3 * step
 
 
-def test_recompute_holds_one_step_per_character_and_nothing_at_the_decode(
+def test_recompute_spools_each_step_beside_the_stores_and_holds_nothing_at_the_decode(
     sdxl: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recomputing = StoryRenderer(sdxl, SMALL, tmp_path, identity_ram_bytes=1)
     order: list[tuple[str, int]] = []
+    # float8 tensors alive, and spool files open, once a read step has taken its tokens
+    resident: list[int] = []
+    spools: list[list[str]] = []
+    states: list[CSAState] = []
     real_begin = CSAState.begin_step
+    before = float8_tensors()
 
     def begin_step(self: CSAState, *args: Any) -> None:
         order.append((self.mode, self.step + 1))  # a read step begins by taking its tokens
         real_begin(self, *args)
+        if self.mode == "read":
+            states.append(self)
+            resident.append(float8_tensors() - before)
+            spools.append([p for p in open_files() if ".relay-" in p])
 
     monkeypatch.setattr(CSAState, "begin_step", begin_step)
     assert held_at_decode(recomputing, monkeypatch) == [0]
     assert recomputing.last_policy == "recompute"
+    # each character's step waits in its own unlinked file in the store folder, not in memory
+    assert resident and set(resident) == {0}, resident
+    assert all(len(open_) == len(CAST) for open_ in spools), spools
+    assert all(p.startswith(f"{tmp_path}/.relay-") and p.endswith(" (deleted)")
+               for open_ in spools for p in open_)  # fmt: skip
+    assert not [p for p in open_files() if ".relay-" in p]  # closed after the page
+    # the read pass brings in one layer of the characters at a time, as from a store
+    probe = StoryRenderer(sdxl, SMALL, tmp_path / "stores")
+    store = probe.store_for(CAST["Mira"], "comic")
+    largest_layer = max(t.nbytes for t in store.tokens[0])
+    _, step = probe.store_sizes(probe.identity_spec(CAST["Mira"], "comic"))
+    assert 0 < max(s.device_bytes_peak for s in states) <= 3 * largest_layer < 3 * step
     # a write pass makes step s only once the read pass is at step s: it never runs ahead
-    # while the read pass still holds its step s - 1 (two steps of it resident)
+    # while the read pass still reads its step s - 1 (written over by step s)
     read_step = -1
-    for mode, step in order:
+    for mode, step_ in order:
         if mode == "read":
-            read_step = step
+            read_step = step_
         else:
-            assert step <= max(read_step, 0), order
+            assert step_ <= max(read_step, 0), order
     assert sum(mode == "write" for mode, _ in order) == len(CAST) * SMALL.steps
+
+
+def open_files() -> list[str]:
+    """What this process's descriptors point at."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
