@@ -220,9 +220,10 @@ class Settings(BaseSettings):
         ge=16,
         le=1024 * 1024,
         description="Host RAM for identity data while rendering (stores held whole, or one "
-        "step of each shown character when streamed). A render whose stores do not fit is "
-        "streamed step by step from disk; if even one step of every shown character does not "
-        "fit, identity images are denoised beside the panels instead (recompute: no store).",
+        "layer of each shown character at a time when streamed or recomputed). A render whose "
+        "stores do not fit is streamed step by step from disk; if even one step of every shown "
+        "character does not fit, identity images are denoised beside the panels instead "
+        "(recompute: no store; each step waits in a spool file beside the stores).",
     )
     store_disk_gib: float = Field(
         40.0,
