@@ -54,6 +54,53 @@ asyncio.run(run_worker(load_settings(**config["settings"]), BrokerOptions(**conf
 """
 
 
+# Runs beside the process that started a server and waits on a pipe from it. A clean stop
+# writes "done" and closes the pipe: nothing to do. A pipe that ends with nothing written
+# means that process died (a killed test run, a `timeout`): the server is stopped and its
+# folder removed, not left running until the machine restarts.
+REAPER_SCRIPT = """
+import json, os, shutil, signal, subprocess, sys
+job = json.loads(sys.argv[1])
+if sys.stdin.buffer.read() == b"done":
+    sys.exit(0)
+if job.get("pid"):
+    try:
+        os.kill(job["pid"], signal.SIGKILL)
+    except OSError:
+        pass
+if job.get("command"):
+    subprocess.run(job["command"], capture_output=True)
+if job.get("folder"):
+    shutil.rmtree(job["folder"], ignore_errors=True)
+"""
+
+
+class Reaper:
+    """Stops a server if the process that started it dies without stopping it."""
+
+    def __init__(
+        self,
+        pid: int | None = None,
+        command: list[str] | None = None,
+        folder: Path | None = None,
+    ) -> None:
+        job = {"pid": pid, "command": command, "folder": None if folder is None else str(folder)}
+        # its own session: a signal to the test run's process group does not reach it
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REAPER_SCRIPT, json.dumps(job)],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+        )
+
+    def cancel(self) -> None:
+        """The server was stopped cleanly: the reaper exits and does nothing."""
+        assert self.process.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            self.process.stdin.write(b"done")
+            self.process.stdin.close()
+        self.process.wait(10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -80,6 +127,7 @@ class RedisServer:
         self.port = free_port()
         self.password = password  # with one, clients must AUTH (as a production Redis)
         self.process: subprocess.Popen[bytes] | None = None
+        self._reaper: Reaper | None = None
 
     @property
     def url(self) -> str:
@@ -95,6 +143,7 @@ class RedisServer:
             args += ["--requirepass", self.password]
         log = (self.folder / "redis.log").open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        self._reaper = Reaper(pid=self.process.pid)
         wait_until(self._answers, 10, "redis-server to accept connections")
 
     def stop(self) -> None:
@@ -102,6 +151,9 @@ class RedisServer:
             self.process.terminate()
             self.process.wait(10)
             self.process = None
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
 
     def _answers(self) -> bool:
         try:
@@ -124,6 +176,7 @@ class PostgresServer:
         self.bindir, self.folder, self.port = bindir, folder, free_port()
         self._as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         self._made = False
+        self._reaper: Reaper | None = None
 
     def url(self, database: str) -> str:
         """The SQLAlchemy URL of one database in this cluster."""
@@ -138,6 +191,9 @@ class PostgresServer:
             self._run("initdb", "-D", self.folder / "data", "-A", "trust", "-U", "postgres",
                       "-E", "UTF8", "--no-sync")  # fmt: skip
             self._made = True
+            # pg_ctl's server outlives the test run: removed if the run dies before remove()
+            stop = self._command("pg_ctl", "-D", self.folder / "data", "-m", "immediate", "stop")
+            self._reaper = Reaper(command=stop, folder=self.folder)
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 -c fsync=off"
         self._run("pg_ctl", "-D", self.folder / "data", "-o", options, "-l",
                   self.folder / "log", "-w", "start")  # fmt: skip
@@ -151,6 +207,9 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError):
             self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
+        if self._reaper is not None:
+            self._reaper.cancel()
+            self._reaper = None
 
     async def create_database(self, name: str) -> str:
         """Create an empty database; its URL."""
@@ -165,9 +224,11 @@ class PostgresServer:
             await admin.close()
         return self.url(name)
 
+    def _command(self, program: str, *args: object) -> list[str]:
+        return [*self._as_postgres, str(self.bindir / program), *map(str, args)]
+
     def _run(self, program: str, *args: object) -> None:
-        command = [*self._as_postgres, str(self.bindir / program), *map(str, args)]
-        subprocess.run(command, check=True, capture_output=True, text=True)
+        subprocess.run(self._command(program, *args), check=True, capture_output=True, text=True)
 
 
 class WorkerProcess:
