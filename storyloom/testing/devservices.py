@@ -143,6 +143,8 @@ class RedisServer:
             args += ["--requirepass", self.password]
         log = (self.folder / "redis.log").open("ab")
         self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        if self._reaper is not None:  # the last process was killed, not stopped
+            self._reaper.cancel()
         self._reaper = Reaper(pid=self.process.pid)
         wait_until(self._answers, 10, "redis-server to accept connections")
 
