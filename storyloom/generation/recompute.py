@@ -2,9 +2,9 @@
 
 Where not even one step of every shown character's store fits the RAM budget, each read
 batch runs the write pass of every character it shows in a thread of its own, on the same
-UNet, in lockstep with the read pass: a write pass hands each finished step's tokens to
-the read pass through a one-slot relay and waits until it is taken, so about one step per
-character is resident. The write passes are the lock passes themselves (same spec, same
+UNet, in lockstep with the read pass: a write pass hands each finished step on to the
+read pass through a one-slot relay and waits until it is taken, so no pass runs ahead of
+the read pass by more than a step. The write passes are the lock passes themselves (same spec, same
 seeds, same generator), so the panels are identical to those read from a saved store.
 The write passes' UNet calls run on the read pass's own thread, one at a time, while it
 waits for their tokens (a `UNetDesk` per pass, so waiting for one pass's step runs that
@@ -149,7 +149,6 @@ class StepSpool:
         self._fd = fd
         self._step = -1
         self._end = 0
-        self.step_bytes_peak = 0  # the most bytes one step put in the file
 
     def write(self, step: int, layer: int, tokens: torch.Tensor) -> SpooledLayer:
         """Put one layer of ``step`` in the file (a new step starts the file over)."""
@@ -161,7 +160,6 @@ class StepSpool:
             done += os.pwrite(self._fd, raw[done:], self._end + done)
         spooled = SpooledLayer(self._end, raw.nbytes, tokens.dtype, tuple(tokens.shape))
         self._end += raw.nbytes
-        self.step_bytes_peak = max(self.step_bytes_peak, self._end)
         return spooled
 
     def read(self, layer: SpooledLayer) -> torch.Tensor:
