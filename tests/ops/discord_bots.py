@@ -164,8 +164,8 @@ async def running_discord_bot(
         yield run
         run.exit_code = bot.stop()
     finally:
-        if bot is not None and bot.process is not None and bot.process.poll() is None:
-            bot.process.kill()
+        if bot is not None:
+            bot.kill_if_running()
         if fake is not None:
             await fake.stop()
         if redis is not None:

@@ -14,7 +14,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import func, select
 
+from storyloom.storage import open_database
+from storyloom.storage.tables import BeatRow, RenderJobRow
+from storyloom.storage.unit_of_work import session_of
 from storyloom.testing.devservices import free_port, wait_until
 
 # In the environment of every worker: the tests prove they never reach a log line.
@@ -137,6 +141,11 @@ class BotProcess:
             for n in range(1, self.starts + 1)
         )
 
+    def kill_if_running(self) -> None:
+        """SIGKILL if it is still running (a test's clean-up after a failure)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+
     def kill(self) -> None:
         """SIGKILL: no goodbye, whatever it was doing."""
         assert self.process is not None
@@ -154,3 +163,15 @@ class BotProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait(10)
+
+
+async def job_ids(db_url: str) -> list[int]:
+    """Every render job's id in the database at `db_url`."""
+    async with open_database(db_url) as db, db.reading() as uow:
+        return list((await session_of(uow).scalars(select(RenderJobRow.id))).all())
+
+
+async def beat_count(db_url: str) -> int:
+    """How many beats the database at `db_url` holds."""
+    async with open_database(db_url) as db, db.reading() as uow:
+        return int(await session_of(uow).scalar(select(func.count()).select_from(BeatRow)) or 0)

@@ -137,8 +137,8 @@ async def slack_bot_on_redis(folder: Path) -> AsyncIterator[SlackRun]:
             yield run
         run.exit_code = bot.stop()
     finally:
-        if bot is not None and bot.process is not None and bot.process.poll() is None:
-            bot.process.kill()
+        if bot is not None:
+            bot.kill_if_running()
         redis.stop()
 
 

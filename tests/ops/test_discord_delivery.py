@@ -13,11 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
-from storyloom.storage import open_database
-from storyloom.storage.tables import BeatRow, RenderJobRow
-from storyloom.storage.unit_of_work import session_of
 from storyloom.testing.devservices import REDIS_SERVER
 from tests.discord_bot.fake_discord import APP_ID, BOT_USER, FakeDiscord, press, slash
 from tests.discord_bot.fake_gateway import FakeGateway
@@ -35,19 +31,10 @@ from .discord_bots import (
     seen,
     seen_all,
 )
+from .procs import beat_count, job_ids
 from .slack_bots import row_worker
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-
-
-async def _job_ids(db_url: str) -> list[int]:
-    async with open_database(db_url) as db, db.reading() as uow:
-        return list((await session_of(uow).scalars(select(RenderJobRow.id))).all())
-
-
-async def _beats(db_url: str) -> int:
-    async with open_database(db_url) as db, db.reading() as uow:
-        return int(await session_of(uow).scalar(select(func.count()).select_from(BeatRow)) or 0)
 
 
 async def _ready_within(ops_port: int, timeout: float) -> bool:
@@ -104,7 +91,7 @@ async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and
             bot.kill()  # in the middle of delivering
             run.restart()
             assert await run.first_ack(slash("list", THREADS[GUILD_B], ANN)) < 30, bot.logs()
-            jobs = await _job_ids(run.db_url)
+            jobs = await job_ids(run.db_url)
             assert len(jobs) == 21  # 20 renders and one for the double click
             # a bound for a hang, not a speed goal (as Slack's test): through guild A's
             # throttling 21 jobs took ~5 s here on a loaded machine
@@ -120,7 +107,7 @@ async def test_every_discord_job_ends_in_its_outcome_once_through_throttling_and
         assert [s.status_messages for s in shown] == [1] * len(jobs)
         await asyncio.sleep(1.0)  # nothing more arrives later: no second upload
         assert [seen(fake, job).results for job in jobs] == [1] * len(jobs)
-        assert await _beats(run.db_url) == 3  # one per guild, and the repeated one once
+        assert await beat_count(run.db_url) == 3  # one per guild, and the repeated one once
         assert [c for c in fake.calls if c.throttled]  # guild A was throttled indeed
         assert not fake.too_early, fake.too_early  # and the bot waited as told
         assert not fake.refusals(), fake.refusals()

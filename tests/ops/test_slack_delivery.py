@@ -10,27 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
-from storyloom.storage import open_database
-from storyloom.storage.tables import BeatRow, RenderJobRow
-from storyloom.storage.unit_of_work import session_of
 from storyloom.testing.devservices import REDIS_SERVER
 from tests.slack.helpers import command, new_story
 
+from .procs import beat_count, job_ids
 from .slack_bots import TOKENS, first_ack, row_worker, seen, slack_bot_on_redis
 
 pytestmark = pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
-
-
-async def _job_ids(db_url: str) -> list[int]:
-    async with open_database(db_url) as db, db.reading() as uow:
-        return list((await session_of(uow).scalars(select(RenderJobRow.id))).all())
-
-
-async def _beats(db_url: str) -> int:
-    async with open_database(db_url) as db, db.reading() as uow:
-        return int(await session_of(uow).scalar(select(func.count()).select_from(BeatRow)) or 0)
 
 
 async def test_every_job_ends_in_its_outcome_once_through_throttling_and_a_kill(
@@ -68,7 +55,7 @@ async def test_every_job_ends_in_its_outcome_once_through_throttling_and_a_kill(
             bot.kill()  # in the middle of delivering
             bot.start()
             assert await first_ack(bot, fake, chat.send) < 30
-            jobs = await _job_ids(db_url)
+            jobs = await job_ids(db_url)
             assert len(jobs) == 21  # 20 renders and one for the double click
             # a bound for a hang, not a speed goal: through workspace A's throttling (a 1 s
             # Retry-After on every third call) 21 jobs took 41 s on a quiet machine and over
@@ -86,5 +73,5 @@ async def test_every_job_ends_in_its_outcome_once_through_throttling_and_a_kill(
         assert [s.status_messages for s in shown] == [1] * len(jobs)
         await asyncio.sleep(1.0)  # nothing more arrives later: no second upload
         assert [seen(fake, job).results for job in jobs] == [1] * len(jobs)
-        assert await _beats(db_url) == 3  # one per workspace, and the redelivered one once
+        assert await beat_count(db_url) == 3  # one per workspace, and the redelivered one once
     assert run.exit_code == 0
