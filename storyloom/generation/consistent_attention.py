@@ -180,7 +180,7 @@ class CSAState:
         """Key/value of one store's tokens at this layer and step, split into heads:
         (copies, heads, K*n, head_dim). The layer's tokens are brought in (read from disk,
         moved to the device) now and dropped once projected; the projections are kept for
-        this layer only, for the other groups of the batch."""
+        the other groups of the batch that show this store, until ``drop_kv``."""
         if self._kv_layer != layer:  # keep one layer's projections, not the whole step's
             self._kv_cache.clear()
             self._kv_layer = layer
@@ -203,6 +203,11 @@ class CSAState:
         kv = (key, _heads(attn.to_v(tokens), attn.heads))
         self._kv_cache[(store_index, layer)] = kv
         return kv
+
+    def drop_kv(self, store_index: int, layer: int) -> None:
+        """The last group of the layer's call that reads this store has its keys and values
+        laid out: let the store's projections go."""
+        self._kv_cache.pop((store_index, layer), None)
 
 
 def _heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -306,7 +311,7 @@ class ConsistentAttnProcessor:
         state = self.state
         panels = state.panels
         copies = query.shape[0] // panels
-        out = torch.empty_like(query)
+        out: torch.Tensor | None = None
         groups = state._groups
         skips = state.skips()
         if skips is not None and any(skips):  # skipped panels attend to their own tokens only
@@ -316,55 +321,79 @@ class ConsistentAttnProcessor:
                     for skip, shown in zip(skips, state.panel_stores, strict=True)
                 ]
             )
-        for shown, group in groups:
+        # the last group of this call that shows each store: once that group's keys and
+        # values are laid out, the store's projections are let go, so the stores of one
+        # group are held at a time, not every store of the layer
+        last_group = {store: i for i, (shown, _) in enumerate(groups) for store in shown}
+        for i, (shown, group) in enumerate(groups):
             rows = [copy * panels + p for copy in range(copies) for p in group]
-            extra_k, extra_v = self._stored_context(attn, shown, copies, len(group))
             select = torch.tensor(rows, device=query.device)
             whole = len(rows) == query.shape[0]
             q = query if whole else query.index_select(0, select)
             k = key if whole else key.index_select(0, select)
             v = value if whole else value.index_select(0, select)
-            if extra_k is not None and extra_v is not None:
-                k = torch.cat([extra_k, k], dim=2)
-                v = torch.cat([extra_v, v], dim=2)
+            context = self._stored_context(attn, shown, k, v, copies, len(group))
+            for store in shown:
+                if last_group[store] == i:
+                    state.drop_kv(store, self.layer)
+            if context is not None:
+                k, v = context
+                del context
             result = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
             if whole:
                 out = result
             else:
+                if out is None:
+                    out = torch.empty_like(query)
                 out.index_copy_(0, select, result)
+        assert out is not None
         batch, heads, tokens, head_dim = out.shape
         return out.transpose(1, 2).reshape(batch, tokens, heads * head_dim)
 
     def _stored_context(
-        self, attn: Any, shown: tuple[int, ...], copies: int, group_size: int
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Banked keys/values of the shown characters, laid out like the group's rows."""
-        keys, values = [], []
+        self,
+        attn: Any,
+        shown: tuple[int, ...],
+        own_key: torch.Tensor,
+        own_value: torch.Tensor,
+        copies: int,
+        group_size: int,
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The group's keys and values: [banked tokens of the shown characters, its own
+        tokens], each laid out once in its own buffer (rows as the group's, copy by copy);
+        None where no shown store banked this step."""
+        stored = []
         for store_index in shown:
             kv = self.state.stored_kv(store_index, self.layer, attn)
-            if kv is None:
-                continue
-            k, v = kv  # (store copies, heads, L, head_dim)
-            pick = _copy_map(k.shape[0], copies)
-            keys.append(k[pick])
-            values.append(v[pick])
-        if not keys:
+            if kv is not None:
+                stored.append(kv)  # (store copies, heads, L, head_dim)
+        if not stored:
             self.state.missed_reads += bool(shown)
-            return None, None
+            return None
         self.state.stored_reads += 1
-        k = torch.cat(keys, dim=2)  # (copies, heads, L_total, head_dim)
-        v = torch.cat(values, dim=2)
-        shape = (copies, group_size, *k.shape[1:])
-        k = k[:, None].expand(shape).reshape(-1, *k.shape[1:])
-        v = v[:, None].expand(shape).reshape(-1, *v.shape[1:])
-        return k, v
+        rows, heads, tokens, head_dim = own_key.shape
+        length = sum(k.shape[2] for k, _ in stored) + tokens
+        shape = (copies, group_size, heads, length, head_dim)
+        keys = own_key.new_empty(shape)
+        values = own_value.new_empty(shape)
+        start = 0
+        for k, v in stored:
+            end = start + k.shape[2]
+            # every panel of the group reads the same banked copy: broadcast, not copied
+            keys[:, :, :, start:end] = _copy_of(k, copies)[:, None]
+            values[:, :, :, start:end] = _copy_of(v, copies)[:, None]
+            start = end
+        keys = keys.view(rows, heads, length, head_dim)
+        values = values.view(rows, heads, length, head_dim)
+        keys[:, :, start:] = own_key
+        values[:, :, start:] = own_value
+        return keys, values
 
 
-def _copy_map(stored: int, wanted: int) -> list[int]:
-    """Which banked CFG copy each batch copy reads: same copy, else the conditional one."""
-    if stored == wanted:
-        return list(range(wanted))
-    return [stored - 1] * wanted
+def _copy_of(stored: torch.Tensor, wanted: int) -> torch.Tensor:
+    """The banked CFG copies each batch copy reads: the same copy, else the conditional one
+    (the last), broadcast over the batch's copies."""
+    return stored if stored.shape[0] == wanted else stored[-1:]
 
 
 class CSARoutes:

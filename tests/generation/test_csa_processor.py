@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import torch
 from diffusers.models.attention_processor import Attention, AttnProcessor2_0
@@ -147,7 +149,7 @@ def test_panels_without_characters_are_exactly_the_stock_processor() -> None:
     assert torch.equal(out, stock)
 
 
-def test_stored_keys_and_values_are_projected_once_per_step_for_the_batch() -> None:
+def test_stored_keys_and_values_are_projected_once_per_layer_call_and_held_per_group() -> None:
     attn = make_attention()
     calls = 0
     original = attn.to_k.forward
@@ -158,23 +160,31 @@ def test_stored_keys_and_values_are_projected_once_per_step_for_the_batch() -> N
         return original(t)
 
     attn.to_k.forward = counting  # type: ignore[method-assign]
-    store = store_of("Mira", torch.randn(2, 2, 9, CHANNELS))
-    panels = 4
-    x = torch.randn(2 * panels, TOKENS, CHANNELS)
+    stores = [store_of(name, torch.randn(2, 2, 9, CHANNELS)) for name in ("Mira", "Tom", "Ada")]
+    # four groups of panels: (Mira) twice, (Mira, Tom), (Tom), (Ada)
+    shown = [(0,), (0, 1), (0,), (1,), (2,)]
+    x = torch.randn(2 * len(shown), TOKENS, CHANNELS)
     state = CSAState(
-        mode="read",
-        layer_names=("layer",),
-        panels=panels,
-        stores=[store],
-        panel_stores=[(0,)] * panels,
+        mode="read", layer_names=("layer",), panels=len(shown), stores=stores, panel_stores=shown
     )
+    held: list[int] = []
+    real_stored_kv = state.stored_kv
+
+    def stored_kv(*args: Any) -> Any:
+        kv = real_stored_kv(*args)
+        held.append(len(state._kv_cache))
+        return kv
+
+    state.stored_kv = stored_kv  # type: ignore[method-assign]
     state.begin_step(999.0, x.device, x.dtype)
     with torch.no_grad():
-        processor = ConsistentAttnProcessor(state, 0, AttnProcessor2_0())
-        processor(attn, x)
-        processor(attn, x)  # same layer and step again: cached
-    # one projection of the batch's own tokens per call, one of the stored tokens in all
-    assert calls == 3
+        ConsistentAttnProcessor(state, 0, AttnProcessor2_0())(attn, x)
+    # one projection of the batch's own tokens, one of each store's tokens
+    assert calls == 4
+    # a store's projections go after the last group that reads it: at most one group's
+    # stores are held at once, and nothing once the call is over
+    assert max(held) == 2
+    assert not state._kv_cache
 
 
 def qk_norm_attention() -> Attention:
