@@ -17,7 +17,7 @@ import functools
 from collections.abc import Callable
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-LARGE_BLOCK = 4 * 1024**2
+LARGE_BLOCK = 256 * 1024
 
 
 @functools.cache
@@ -36,16 +36,19 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 @functools.cache
 def map_large_blocks() -> bool:
-    """Have glibc give every block of 4 MiB or more its own mapping, returned when freed,
+    """Have glibc give every block of 256 KiB or more its own mapping, returned when freed,
     for the rest of the process; False where the C library cannot.
 
     glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, after
     which large tensors come from the heap and what they free stays there, placed by the
-    renders before: the same page peaked 16 to 48 MiB above its start. Fixed at 4 MiB,
-    plain and streamed pages peaked within 2 MiB of each other over four renders (the
-    benchmarks/memory.py set-up; its own run: 6.7 and 9.9 MiB, blocks under 4 MiB still
-    come from the heap), at 1.7 s more system time for a 12 s page on the CPU (page faults
-    of fresh mappings). A GPU worker's host blocks are mostly smaller than that."""
+    renders before: the same page peaked 16 to 48 MiB above its start. Fixed at 4 MiB, the
+    blocks under it still came from the heap, and the same plain page peaked 64 to 109 MiB
+    above its start with 49 MiB of live allocations at its peak (the benchmarks/memory.py
+    set-up), a noise larger than the identity data the benchmark measures. Fixed at
+    256 KiB, the peak is the live allocations: 48.7 and 49.0 MiB against 49.0. Cost, the
+    same page alternated in one process: 11.62 s against 11.35 s and 12.26 s against
+    11.74 s (2 to 4 %), of which 0.1 to 0.3 s more system time (page faults of fresh
+    mappings). A GPU worker's host blocks are mostly smaller than that."""
     if _malloc_trim() is None:  # not glibc: its mallopt parameters mean other things
         return False
     mallopt = ctypes.CDLL(None).mallopt
