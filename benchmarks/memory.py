@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import tempfile
@@ -27,6 +28,7 @@ import torch
 from storyloom.config import Settings
 from storyloom.generation.accounting import sdxl_csa_layers, store_bytes
 from storyloom.generation.consistent_attention import consistent_attention
+from storyloom.generation.heap import give_back_freed_memory
 from storyloom.generation.identity_store import STORE_DTYPES, IdentityStore, StoreWriter
 from storyloom.generation.models import load_pipeline
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, RenderSettings, StoryRenderer
@@ -43,7 +45,12 @@ def rss() -> int:
 
 @contextmanager
 def peak_rss(every_s: float = 0.002) -> Iterator[dict[str, int]]:
-    """Peak resident bytes over the block, above the resident bytes at its start."""
+    """Peak resident bytes over the block, above the resident bytes at its start. Every
+    block starts alike: what earlier blocks left in reference cycles (a renderer and its
+    stores) is collected and the heap's free pages given back first, not during the block,
+    where they would lower its peak."""
+    gc.collect()
+    give_back_freed_memory()
     result = {"base": rss(), "peak": 0}
     stop = threading.Event()
 
