@@ -48,7 +48,9 @@ def map_large_blocks() -> bool:
     256 KiB, the peak is the live allocations: 48.7 and 49.0 MiB against 49.0. Cost, the
     same page alternated in one process: 11.62 s against 11.35 s and 12.26 s against
     11.74 s (2 to 4 %), of which 0.1 to 0.3 s more system time (page faults of fresh
-    mappings). A GPU worker's host blocks are mostly smaller than that."""
+    mappings); a whole benchmarks/memory.py run, more allocation-heavy, took 7 min 15 s
+    against 6 min 37 s and 6 min 48 s, with 52 s of system time against 12 and 15 s. A
+    GPU worker's host blocks are mostly smaller than that."""
     if _malloc_trim() is None:  # not glibc: its mallopt parameters mean other things
         return False
     mallopt = ctypes.CDLL(None).mallopt
