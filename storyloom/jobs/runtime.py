@@ -15,6 +15,7 @@ Jobs that never reached a worker, or lost it, are sent again: at start, then che
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,7 +36,6 @@ from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.forget import forgetter
 from storyloom.jobs.recovery import requeue_stale
-from storyloom.jobs.render_thread import start_in_thread
 from storyloom.jobs.result_files import forget_posted_files
 from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
@@ -63,7 +63,7 @@ class _Loading:
     """The in-process worker while it is built off the event loop (importing torch and
     loading the model take many seconds): renders asked for meanwhile wait for it, in line."""
 
-    task: asyncio.Future[LocalWorker]
+    task: asyncio.Task[LocalWorker]
 
     async def process(self, job_id: int) -> None:
         worker = await asyncio.shield(self.task)
@@ -150,8 +150,7 @@ async def job_runtime(
     It is ready at once: the in-process worker (embedded mode) is built in the background,
     and `on_ready` is called once it is, with its model loaded (a given `load_renderer` is
     called at the first job instead, as tests swap it). On exit the in-process worker
-    hands its job in hand back to the line, and nothing is left running but a model load
-    still in progress, on a daemon thread that ends with the process."""
+    hands its job in hand back to the line, and nothing is left running."""
     out_dir = Path(settings.output_dir).resolve()
     shown = lambda: shown_jobs(db)  # noqa: E731  (the reader's files outlive retention)
     delivery = Delivery(
@@ -187,9 +186,7 @@ async def job_runtime(
                 return worker
 
             loop = asyncio.get_running_loop()
-            # a thread of its own that a stop does not wait for (a model load can take
-            # minutes); a pool thread of asyncio.to_thread would hold the process's exit
-            loading = _Loading(start_in_thread(build, "storyloom-renderer-load"))
+            loading = _Loading(asyncio.create_task(asyncio.to_thread(build)))
             local_broker = memory_broker()
             bind_worker(local_broker, loading)
             broker: AsyncBroker = local_broker
@@ -233,11 +230,11 @@ async def job_runtime(
             if runtime.local_broker is not None:
                 stopping.set()  # no job starts after this; the one in hand stops and goes back
                 await _wait_released(runtime.local_broker)
-            if runtime.loading is not None and not runtime.loading.task.done():
-                # a thread cannot be cancelled, and the load has nothing to hand back: the
-                # stop does not wait for it (a container stopped during a model load would
-                # be killed at its stop timeout); it ends with the process
-                log.info("the renderer is still loading: stopping without waiting for it")
+            if runtime.loading is not None:
+                # a thread cannot be cancelled: let a load in progress end here, not after
+                # the process has said it stopped
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(runtime.loading.task)
 
 
 def _local_worker(

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
-import threading
 import zipfile
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -22,7 +20,6 @@ from storyloom.config import Settings, load_settings
 from storyloom.generation.models import LoadedModel, load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
-from storyloom.jobs import runtime as runtime_module
 from storyloom.jobs.admission import store_progress
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.progress import JobProgress
@@ -201,36 +198,6 @@ async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_
     async with start(after):
         done = await after.until_final(job.id)
     assert done.status == JobStatus.DONE and done.job.attempts == 1
-
-
-async def test_a_stop_does_not_wait_for_a_renderer_still_loading(
-    start: Start, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    loading, release = threading.Event(), threading.Event()
-    real = runtime_module._local_worker
-
-    def slow_load(*args: Any) -> Any:  # a model load that takes minutes
-        loading.set()
-        release.wait(60)
-        return real(*args)
-
-    monkeypatch.setattr(runtime_module, "_local_worker", slow_load)
-
-    async def start_and_stop() -> None:
-        async with start(Recorder()) as jobs:
-            assert await asyncio.to_thread(loading.wait, 10)
-            assert jobs.worker is None
-
-    caplog.set_level(logging.INFO, logger="storyloom.jobs.runtime")
-    try:
-        # a container's stop timeout is 10 s: the stop must not wait for the load
-        await asyncio.wait_for(start_and_stop(), 10)
-        assert "the renderer is still loading" in caplog.text
-        # the load goes on, on a daemon thread, which ends with the process
-        (thread,) = [t for t in threading.enumerate() if t.name == "storyloom-renderer-load"]
-        assert thread.daemon
-    finally:
-        release.set()
 
 
 async def test_the_watcher_reports_progress_read_from_the_row(
