@@ -257,6 +257,9 @@ def discord(
         asyncio.run(start_discord(settings, sync, sync_guild))
     except MissingToken as error:
         raise fail(str(error)) from None
+    from storyloom.jobs.runtime import end_process_if_load_left  # (imported by the bot)
+
+    end_process_if_load_left()
 
 
 @app.command()
@@ -280,6 +283,9 @@ def slack(
         asyncio.run(start_slack(settings, http, port))
     except MissingSlackSetting as error:
         raise fail(str(error)) from None
+    from storyloom.jobs.runtime import end_process_if_load_left  # (imported by the bot)
+
+    end_process_if_load_left()
 
 
 @app.command()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -36,6 +38,7 @@ from storyloom.jobs.delivery import Delivery
 from storyloom.jobs.events import JobEvent, Notify
 from storyloom.jobs.forget import forgetter
 from storyloom.jobs.recovery import requeue_stale
+from storyloom.jobs.render_thread import start_in_thread
 from storyloom.jobs.result_files import forget_posted_files
 from storyloom.jobs.retention import GiB, sweep_forever
 from storyloom.jobs.watcher import JobWatcher
@@ -53,6 +56,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+LOAD_THREAD = "storyloom-renderer-load"  # builds the in-process worker, model loaded
+
 # A running job whose row has had no heartbeat for this long lost its worker (heartbeats
 # come every 10 s): it is sent again, and whoever receives it takes it over.
 HEARTBEAT_LOST_S = 60.0
@@ -63,7 +68,7 @@ class _Loading:
     """The in-process worker while it is built off the event loop (importing torch and
     loading the model take many seconds): renders asked for meanwhile wait for it, in line."""
 
-    task: asyncio.Task[LocalWorker]
+    task: asyncio.Future[LocalWorker]
 
     async def process(self, job_id: int) -> None:
         worker = await asyncio.shield(self.task)
@@ -143,6 +148,7 @@ async def job_runtime(
     stale_after_s: float = 30.0,
     heartbeat_lost_s: float = HEARTBEAT_LOST_S,
     on_ready: Callable[[], None] | None = None,
+    leave_load_on_stop: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[JobRuntime]:
     """Start the jobs side of a chat process: `courier` (or a plain notify callback) gets
     the job events, `observe` sees them too (the metrics).
@@ -150,7 +156,9 @@ async def job_runtime(
     It is ready at once: the in-process worker (embedded mode) is built in the background,
     and `on_ready` is called once it is, with its model loaded (a given `load_renderer` is
     called at the first job instead, as tests swap it). On exit the in-process worker
-    hands its job in hand back to the line, and nothing is left running."""
+    hands its job in hand back to the line, and nothing is left running: a model load in
+    progress is waited for, unless `leave_load_on_stop()` says the process is ending (it
+    then calls `end_process_if_load_left` once it has stopped)."""
     out_dir = Path(settings.output_dir).resolve()
     shown = lambda: shown_jobs(db)  # noqa: E731  (the reader's files outlive retention)
     delivery = Delivery(
@@ -186,7 +194,9 @@ async def job_runtime(
                 return worker
 
             loop = asyncio.get_running_loop()
-            loading = _Loading(asyncio.create_task(asyncio.to_thread(build)))
+            # a daemon thread, which a stopping process can leave behind (see
+            # `leave_load_on_stop`); a pool thread of asyncio.to_thread would hold its exit
+            loading = _Loading(start_in_thread(build, LOAD_THREAD))
             local_broker = memory_broker()
             bind_worker(local_broker, loading)
             broker: AsyncBroker = local_broker
@@ -230,11 +240,28 @@ async def job_runtime(
             if runtime.local_broker is not None:
                 stopping.set()  # no job starts after this; the one in hand stops and goes back
                 await _wait_released(runtime.local_broker)
-            if runtime.loading is not None:
-                # a thread cannot be cancelled: let a load in progress end here, not after
-                # the process has said it stopped
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(runtime.loading.task)
+            if runtime.loading is not None and not runtime.loading.task.done():
+                if leave_load_on_stop():
+                    # the process ends next (`end_process_if_load_left`): a container stopped
+                    # during a model load is not kept past its stop timeout
+                    log.info("the renderer is still loading: stopping without waiting for it")
+                else:
+                    # a thread cannot be cancelled, and a second load in this process while
+                    # it runs would break both (the model libraries build modules under a
+                    # process-wide patch): let it end here
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(runtime.loading.task)
+
+
+def end_process_if_load_left(code: int = 0) -> None:
+    """After a process's stop: if a model load it left behind is still running, end the
+    process here, its logs flushed, rather than at interpreter exit, where a daemon thread
+    inside the model libraries' native code can abort the process."""
+    if any(t.name == LOAD_THREAD and t.is_alive() for t in threading.enumerate()):
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def _local_worker(

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import subprocess
+import sys
+import threading
 import zipfile
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -20,6 +24,7 @@ from storyloom.config import Settings, load_settings
 from storyloom.generation.models import LoadedModel, load_pipeline
 from storyloom.generation.renderer import RenderSettings, StoryRenderer
 from storyloom.generation.styles import STYLE_NAMES
+from storyloom.jobs import runtime as runtime_module
 from storyloom.jobs.admission import store_progress
 from storyloom.jobs.events import JobEvent
 from storyloom.jobs.progress import JobProgress
@@ -198,6 +203,69 @@ async def test_a_stopping_bot_hands_its_render_back_and_the_next_start_finishes_
     async with start(after):
         done = await after.until_final(job.id)
     assert done.status == JobStatus.DONE and done.job.attempts == 1
+
+
+@pytest.mark.parametrize("process_ends", [True, False])
+async def test_a_stop_waits_for_a_model_load_unless_the_process_ends_next(
+    start: Start,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    process_ends: bool,
+) -> None:
+    loading, release = threading.Event(), threading.Event()
+    real = runtime_module._local_worker
+
+    def slow_load(*args: Any) -> Any:  # a model load that takes minutes
+        loading.set()
+        release.wait(60)
+        return real(*args)
+
+    monkeypatch.setattr(runtime_module, "_local_worker", slow_load)
+    caplog.set_level(logging.INFO, logger="storyloom.jobs.runtime")
+
+    async def start_and_stop() -> None:
+        async with start(Recorder(), leave_load_on_stop=lambda: process_ends) as jobs:
+            assert await asyncio.to_thread(loading.wait, 10)
+            assert jobs.worker is None
+
+    stop = asyncio.create_task(start_and_stop())
+    try:
+        if process_ends:
+            # a container's stop timeout is 10 s: a stop by signal does not wait for the load,
+            # which goes on, on a daemon thread, until the process ends
+            await asyncio.wait_for(stop, 10)
+            assert "the renderer is still loading" in caplog.text
+            (thread,) = [t for t in threading.enumerate() if t.name == runtime_module.LOAD_THREAD]
+            assert thread.daemon
+        else:  # the process goes on (a restart, a test): no second load beside this one
+            await asyncio.to_thread(loading.wait, 10)
+            await asyncio.sleep(0.5)
+            assert not stop.done()
+            release.set()
+            await asyncio.wait_for(stop, 10)
+    finally:
+        release.set()
+        if not stop.done():
+            stop.cancel()
+
+
+LEFT_LOAD = """
+import logging, sys, threading
+from storyloom.jobs.runtime import LOAD_THREAD, end_process_if_load_left
+logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+end_process_if_load_left(3)  # nothing left: it returns
+threading.Thread(target=threading.Event().wait, name=LOAD_THREAD, daemon=True).start()
+logging.getLogger("x").info("bot stopped")
+end_process_if_load_left(3)
+sys.exit(0)
+"""
+
+
+def test_a_process_that_left_a_load_behind_ends_at_once_with_its_logs_written() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LEFT_LOAD], capture_output=True, text=True, timeout=60
+    )
+    assert (done.returncode, done.stdout) == (3, "bot stopped\n"), done.stderr[-2000:]
 
 
 async def test_the_watcher_reports_progress_read_from_the_row(

@@ -51,6 +51,7 @@ async def story_bot(
     watch_every_s: float = 0.5,  # as Slack's: a finished job is told within half a second
     on_ready: Callable[[], None] | None = None,
     bot: StoryBot | None = None,
+    leave_load_on_stop: Callable[[], bool] = lambda: False,
 ) -> AsyncIterator[StoryBot]:
     """The bot (not yet logged in, or `bot`, already connected) with its jobs running; on
     exit the render in hand goes back to the line. `timed` sees the job events (the ops
@@ -67,6 +68,7 @@ async def story_bot(
         detector=detector,
         watch_every_s=watch_every_s,
         on_ready=on_ready,
+        leave_load_on_stop=leave_load_on_stop,
     ) as jobs:
         lib = character_library(settings, db, detector)
         forget = library.forgetting(db, lib, jobs.forget_files())
@@ -101,7 +103,15 @@ async def serve_discord(
     loaded = asyncio.Event()
     async with (
         open_database(settings.database_url) as db,
-        story_bot(settings, db, bot=bot, timed=ops.metrics.timed, on_ready=loaded.set),
+        story_bot(
+            settings,
+            db,
+            bot=bot,
+            timed=ops.metrics.timed,
+            on_ready=loaded.set,
+            # a stop by signal ends the process: a model load still running is left to it
+            leave_load_on_stop=lambda: ops.stopping,
+        ),
     ):
         for feature in FEATURES:  # imported on a thread: the gateway goes on answering
             await imported(feature)

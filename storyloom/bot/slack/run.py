@@ -151,7 +151,14 @@ async def run_slack(
         observe = None if ops is None else ops.metrics.timed(_nothing)
         on_ready = None if ops is None else ops.set_ready
         async with job_runtime(
-            settings, db, notifier, observe=observe, owns=slack_workspace, on_ready=on_ready
+            settings,
+            db,
+            notifier,
+            observe=observe,
+            owns=slack_workspace,
+            on_ready=on_ready,
+            # a stop by signal ends the process: a model load still running is left to it
+            leave_load_on_stop=lambda: ops is not None and ops.stopping,
         ) as jobs:
             lib = character_library(settings, db)
             forget = story_library.forgetting(db, lib, jobs.forget_files())
