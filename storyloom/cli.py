@@ -13,11 +13,13 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
     from storyloom.app.storyfile import StoryFile
     from storyloom.config import Settings
 
@@ -71,6 +73,17 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print one clear line to stderr and return the exit to raise."""
     typer.echo(f"storyloom: {message}", err=True)
     return typer.Exit(code)
+
+
+def run_chat_bot(main: Coroutine[Any, Any, None]) -> None:
+    """Run a chat bot's process until it stops; if its model load is still running then
+    (a stop by signal does not wait for it), end the process at once."""
+    import asyncio
+
+    asyncio.run(main)
+    from storyloom.jobs.runtime import end_process_if_load_left  # (imported by the bot)
+
+    end_process_if_load_left()
 
 
 SeedOption = Annotated[int | None, typer.Option(help="Override the story's seed.")]
@@ -244,8 +257,6 @@ def discord(
 ) -> None:
     """Run the Discord bot (token from STORYLOOM_DISCORD_TOKEN); it renders in-process
     unless STORYLOOM_QUEUE=redis."""
-    import asyncio
-
     # only what connects to the gateway: the bot's modules are imported once it is connected
     from storyloom.bot.discord.start import MissingToken, start_discord
     from storyloom.config import load_settings
@@ -254,12 +265,9 @@ def discord(
     settings = load_settings()
     setup_logging(settings)  # ops: text or JSON lines, secrets masked
     try:
-        asyncio.run(start_discord(settings, sync, sync_guild))
+        run_chat_bot(start_discord(settings, sync, sync_guild))
     except MissingToken as error:
         raise fail(str(error)) from None
-    from storyloom.jobs.runtime import end_process_if_load_left  # (imported by the bot)
-
-    end_process_if_load_left()
 
 
 @app.command()
@@ -270,8 +278,6 @@ def slack(
     port: Annotated[int, typer.Option(min=1, max=65535, help="HTTP port.")] = 3000,
 ) -> None:
     """Run the Slack bot (Socket Mode by default) with an in-process worker."""
-    import asyncio
-
     # only what opens Slack's port: the bot's modules are imported once it answers
     from storyloom.bot.slack.start import MissingSlackSetting, start_slack
     from storyloom.config import load_settings
@@ -280,12 +286,9 @@ def slack(
     settings = load_settings()
     setup_logging(settings)  # ops: text or JSON lines, secrets masked
     try:
-        asyncio.run(start_slack(settings, http, port))
+        run_chat_bot(start_slack(settings, http, port))
     except MissingSlackSetting as error:
         raise fail(str(error)) from None
-    from storyloom.jobs.runtime import end_process_if_load_left  # (imported by the bot)
-
-    end_process_if_load_left()
 
 
 @app.command()

@@ -338,7 +338,6 @@ class ConsistentAttnProcessor:
                     state.drop_kv(store, self.layer)
             if context is not None:
                 k, v = context
-                del context
             result = F.scaled_dot_product_attention(q, k, v, dropout_p=0.0, is_causal=False)
             if whole:
                 out = result
