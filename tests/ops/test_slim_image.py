@@ -11,6 +11,7 @@ import pytest
 
 from storyloom.testing.devservices import REDIS_SERVER, RedisServer
 from tests.ops.slim import import_without_render_packages, run_cli_without_render_packages
+from tests.test_doctor import SMALL_DISK
 
 # What a bot with STORYLOOM_QUEUE=redis, `storyloom db upgrade`, `storyloom health` and
 # `storyloom doctor` load.
@@ -69,7 +70,7 @@ def redis(tmp_path: Path) -> Iterator[RedisServer]:
 
 def slim_env(tmp_path: Path, **settings: str) -> dict[str, str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STORYLOOM_")}
-    return {**clean, "HF_HUB_OFFLINE": "1", **settings}
+    return {**clean, "HF_HUB_OFFLINE": "1", **SMALL_DISK, **settings}
 
 
 def test_doctor_in_the_slim_image_leaves_model_and_gpu_to_the_workers(
