@@ -396,11 +396,12 @@ def _copy_of(stored: torch.Tensor, wanted: int) -> torch.Tensor:
 
 
 class CSARoutes:
-    """Which CSA state (and scheduler) serves the UNet calls made by each thread.
+    """Which CSA state (and scheduler) serves the UNet calls made now by each thread.
 
-    One pipeline call runs per thread; with the recompute policy, write passes of the
-    shown characters run in their own threads beside the read pass, on the same UNet, and
-    the read pass's thread runs their UNet calls bound to their states for the call.
+    The read pass binds its state for its pipeline call. With the recompute policy, the
+    shown characters' write passes run beside it on the same thread and UNet (in greenlets,
+    see `recompute`), and each write pass's UNet call binds its own state for the call and
+    puts the read pass's back after it. Threads that bound nothing get plain attention.
     """
 
     def __init__(self) -> None:

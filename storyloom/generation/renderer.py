@@ -559,7 +559,7 @@ class StoryRenderer:
                 state = self.read_state(
                     dict(zip(shown, relayed, strict=True)), [p.characters for p in batch], seeds
                 )
-                state.routes = routes  # the processors are installed for all threads
+                state.routes = routes  # the processors are already installed
                 images = self._call(prompts, look, seeds, state, callback)
         return [
             RenderedPanel(p.index, image, seed_, p.characters)
@@ -778,7 +778,7 @@ class StoryRenderer:
         **inputs: Any,
     ) -> list[Image.Image]:
         """Run the pipeline with this renderer's settings, CSA installed for this call only
-        (or, where ``state.routes`` is set, already installed for this and other threads);
+        (or, where ``state.routes`` is set, already installed, shared with the write passes);
         with ``image_embeds``, the image adapter too."""
         csa: AbstractContextManager[Any] = nullcontext()
         if state is not None and state.routes is not None:

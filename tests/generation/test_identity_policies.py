@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ import torch
 from storyloom.generation.consistent_attention import RoutedProcessor
 from storyloom.generation.identity_store import IdentityStore
 from storyloom.generation.models import LoadedModel, load_pipeline
+from storyloom.generation.recompute import StepSpool, WritePass
 from storyloom.generation.renderer import CharacterSpec, PanelSpec, RenderSettings, StoryRenderer
 from storyloom.generation.store_files import StreamedStore
 
@@ -80,16 +82,77 @@ def test_a_page_is_byte_identical_whichever_policy_served_its_identities(
     assert stores_in(folder) == []
 
 
+def started_passes(monkeypatch: pytest.MonkeyPatch) -> list[WritePass]:
+    """The recompute write passes started from now on, in order."""
+    started: list[WritePass] = []
+    real_start = WritePass.start
+
+    def start(self: WritePass, *args: Any) -> None:
+        started.append(self)
+        real_start(self, *args)
+
+    monkeypatch.setattr(WritePass, "start", start)
+    return started
+
+
 def test_a_failed_or_cancelled_recompute_stops_its_identity_passes(
-    sdxl: LoadedModel, tmp_path: Path
+    sdxl: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    started = started_passes(monkeypatch)
     renderer = StoryRenderer(sdxl, SMALL, tmp_path, identity_ram_bytes=1)
     with pytest.raises(Exception, match="cancelled"):
         renderer.render_panels(PAGE, CAST, style="comic", seed=5, should_cancel=lambda: True)
     assert renderer.last_policy == "recompute"
-    assert not [t for t in threading.enumerate() if t.name.startswith("identity-")]
+    # every write pass was stopped where it paused, not left suspended in its greenlet
+    assert len(started) == 2 and all(w.finished for w in started)
     processors = renderer.pipe.unet.attn_processors.values()
     assert not [p for p in processors if isinstance(p, RoutedProcessor)]
+
+    # a write pass that fails at its second step (its spool's disk is full): the render
+    # fails naming the character, and the other pass is stopped too
+    started.clear()
+    spools: list[StepSpool] = []  # one per write pass, in the passes' order (Mira, Tom)
+    real_init, real_write = StepSpool.__init__, StepSpool.write
+
+    def init(self: StepSpool, *args: Any) -> None:
+        spools.append(self)
+        real_init(self, *args)
+
+    def write(self: StepSpool, step: int, layer: int, tokens: torch.Tensor) -> object:
+        if step == 1 and self is spools[1]:
+            raise OSError(28, "No space left on device")
+        return real_write(self, step, layer, tokens)
+
+    monkeypatch.setattr(StepSpool, "__init__", init)
+    monkeypatch.setattr(StepSpool, "write", write)
+    with pytest.raises(RuntimeError, match="identity pass of Tom failed") as failed:
+        renderer.render_panels(PAGE, CAST, style="comic", seed=5)
+    assert isinstance(failed.value.__cause__, OSError)
+    assert len(started) == 2 and all(w.finished for w in started)
+    processors = renderer.pipe.unet.attn_processors.values()
+    assert not [p for p in processors if isinstance(p, RoutedProcessor)]
+
+
+def test_recompute_stops_its_identity_passes_before_the_decode(
+    sdxl: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a write pass paused after its last step holds its latents, prompt embeddings and
+    # last step: 4.3 MiB of 8 passes' live data at the decode, a page's peak memory
+    # (benchmarks/memory.py)
+    started = started_passes(monkeypatch)
+    vae: Any = sdxl.pipeline.vae  # type: ignore[attr-defined]
+    real_decode = vae.decode
+    at_decode: list[list[bool]] = []
+
+    def decode(*args: Any, **kwargs: Any) -> Any:
+        at_decode.append([w.finished for w in started])
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(vae, "decode", decode)
+    renderer = StoryRenderer(sdxl, SMALL, tmp_path, identity_ram_bytes=1)
+    renderer.render_panels(PAGE, CAST, style="comic", seed=5)
+    assert renderer.last_policy == "recompute"
+    assert at_decode == [[True, True]]
 
 
 def test_a_lock_pass_over_the_ram_budget_spools_its_store_to_disk_bit_for_bit(
@@ -145,12 +208,15 @@ def test_recompute_with_prompts_longer_than_the_text_encoder_gives_the_same_pane
     assert np.array_equal(np.asarray(stored[0].image), np.asarray(recomputed[0].image))
 
 
-def test_recompute_runs_every_unet_call_on_the_read_pass_thread(
+def test_recompute_runs_all_of_its_identity_passes_on_the_read_pass_thread(
     sdxl: LoadedModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # found by the memory benchmark: UNet calls made on 8 write pass threads kept 8 calls'
     # activations in 8 glibc arenas (293 MiB of peak RSS above a plain page against a
-    # 21 MiB budget), even taking turns; on one thread they reuse the same memory
+    # 21 MiB budget), even taking turns; with only the UNet calls on the read pass's
+    # thread, the prompt encodings and scheduler steps still left 6 to 8 MiB in the
+    # threads' arenas (11 to 18 MiB above a plain page against 10.5). On one thread the
+    # passes reuse the same memory.
     names = ["Mira", "Tom", "Ada"]
     cast = {
         n: CharacterSpec(n, f"{n} in a yellow raincoat", seed=30 + i) for i, n in enumerate(names)
@@ -159,19 +225,28 @@ def test_recompute_runs_every_unet_call_on_the_read_pass_thread(
     stored = StoryRenderer(sdxl, SMALL, tmp_path / "a").render_panels(
         page, cast, style="comic", seed=3
     )
-    unet_type = type(sdxl.pipeline.unet)  # type: ignore[attr-defined]
-    real_forward = unet_type.forward
-    threads: list[int] = []
+    pipe: Any = sdxl.pipeline
+    calls: dict[str, list[int]] = {"unet": [], "text": [], "scheduler": []}
 
-    def counted(self: object, *args: object, **kwargs: object) -> object:
-        threads.append(threading.get_ident())
-        return real_forward(self, *args, **kwargs)
+    def on_thread(kind: str, cls: type, name: str) -> None:
+        real = getattr(cls, name)
 
-    monkeypatch.setattr(unet_type, "forward", counted)
+        def counted(self: object, *args: object, **kwargs: object) -> object:
+            calls[kind].append(threading.get_ident())
+            return real(self, *args, **kwargs)
+
+        monkeypatch.setattr(cls, name, counted)
+
+    on_thread("unet", type(pipe.unet), "forward")
+    on_thread("text", type(pipe.text_encoder), "forward")
+    on_thread("scheduler", type(pipe.scheduler), "step")
     recomputing = StoryRenderer(sdxl, SMALL, tmp_path / "b", identity_ram_bytes=1)
     recomputed = recomputing.render_panels(page, cast, style="comic", seed=3)
     assert recomputing.last_policy == "recompute"
     # the read pass's calls and every write pass's calls, all on this thread
-    assert len(threads) == (len(names) + 1) * SMALL.steps
-    assert set(threads) == {threading.get_ident()}
+    assert len(calls["unet"]) == (len(names) + 1) * SMALL.steps
+    # a write pass is stopped once its last step is handed on, before its scheduler steps
+    assert len(calls["scheduler"]) == SMALL.steps + len(names) * (SMALL.steps - 1)
+    assert len(calls["text"]) >= len(names) + 1
+    assert {t for made in calls.values() for t in made} == {threading.get_ident()}
     assert np.array_equal(np.asarray(stored[0].image), np.asarray(recomputed[0].image))
