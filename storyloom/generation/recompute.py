@@ -164,9 +164,7 @@ class WritePass:
             out = self.unet(*args, **kwargs)
         finally:
             self.routes.restore(before)
-        while self._held:
-            while self._slot:  # not taken yet (the read pass resumed this pass early)
-                self._pause()
+        while self._held:  # the read pass resumes this pass only once the slot is empty
             self._slot.append(self._held.pop(0))
             self._pause()
         return out
