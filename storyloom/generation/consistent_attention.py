@@ -80,7 +80,8 @@ class CSAState:
     # read mode: the stores, and for each panel the indices of the stores it shows
     stores: Sequence[IdentityStore] = ()
     panel_stores: Sequence[tuple[int, ...]] = ()
-    # set when the processors serve several threads' calls at once (the recompute policy)
+    # set when the processors are installed for the read pass and its write passes at once
+    # (the recompute policy: each UNet call is routed to its pass's state)
     routes: CSARoutes | None = None
     # the reference schedule's skips (one unit in write mode, one per panel in read mode);
     # None: consistent attention at every layer call of every step

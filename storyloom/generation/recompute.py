@@ -110,35 +110,29 @@ class WritePass:
     until it has handed a step on, then pauses until the read pass asks for the next.
 
     The greenlet's parent is the read pass (the greenlet that made it), which resumes it
-    from `get`; a paused pass goes back to it. Grad and inference mode are per thread, so
-    shared with the read pass: `identity_passes` holds inference mode over all of them, and
-    no switch changes it."""
+    from `get`; a paused pass goes back to it, and `close` ends it there. Grad and
+    inference mode are per thread, so shared with the read pass: `identity_passes` holds
+    inference mode over all of them, and no switch changes it."""
 
-    def __init__(self, name: str, unet: Any, routes: CSARoutes):
+    def __init__(self, name: str, routes: CSARoutes):
         self.name = name
-        self.unet = unet
         self.routes = routes
-        self.state: CSAState | None = None  # the write pass's CSA state, set with its inputs
-        self.scheduler: Any = None  # its own scheduler, set with its pipeline
-        self.closed = False  # set by the read side
         self.error: Exception | None = None
-        self._slot: list[Item] = []  # the step handed on and not yet taken (one at most)
+        self._route: tuple[CSAState, Any] | None = None  # its state and own scheduler
         self._held: list[Item] = []  # handed on during a UNet call, sent after it
+        self._handed: Item | None = None  # the step handed on and not yet taken
         self._run: greenlet | None = None
 
-    def start(self, pipe: Any, inputs: dict[str, Any]) -> None:
-        """Run the pass up to its first step handed on (or its end)."""
+    def start(self, pipe: Any, state: CSAState, inputs: dict[str, Any]) -> None:
+        """Run the pass (``pipe``: its own pipeline and scheduler, CSA ``state``) up to its
+        first step handed on, or its end."""
+        self._route = (state, pipe.scheduler)
         self._run = greenlet(lambda: self._main(pipe, inputs))
         self._run.switch()
 
     def _main(self, pipe: Any, inputs: dict[str, Any]) -> None:
-        def stop_when_closed(pipe: Any, call: int, t: Any, kwargs: dict[str, Any]) -> Any:
-            if self.closed:
-                raise RelayClosed
-            return kwargs
-
         try:
-            pipe(callback_on_step_end=stop_when_closed, output_type="latent", **inputs)
+            pipe(output_type="latent", **inputs)
         except RelayClosed:
             pass
         except Exception as error:  # handed to the read side, which raises it
@@ -152,44 +146,36 @@ class WritePass:
         """Keep a step handed on during a UNet call, for the pass to send after it."""
         self._held.append((step, timestep, tokens))
 
-    def unet_call(self, *args: Any, **kwargs: Any) -> Any:
+    def unet_call(self, unet: Any, *args: Any, **kwargs: Any) -> Any:
         """The write pass's UNet call, routed to its state; then its finished step goes to
         the read pass, and the pass pauses until the read pass wants the next one."""
-        if self.closed:
-            raise RelayClosed
+        assert self._route is not None and self._run is not None and self._run.parent is not None
         before = self.routes.current()
-        assert self.state is not None
-        self.routes.bind(self.state, self.scheduler)
+        self.routes.bind(*self._route)
         try:
-            out = self.unet(*args, **kwargs)
+            out = unet(*args, **kwargs)
         finally:
             self.routes.restore(before)
-        while self._held:  # the read pass resumes this pass only once the slot is empty
-            self._slot.append(self._held.pop(0))
-            self._pause()
+        while self._held:  # the read pass resumes this pass only once it took the last step
+            self._handed = self._held.pop(0)
+            self._run.parent.switch()
         return out
-
-    def _pause(self) -> None:
-        assert self._run is not None and self._run.parent is not None
-        self._run.parent.switch()
-        if self.closed:
-            raise RelayClosed
 
     def get(self) -> Item:
         """The next step (running the pass until it hands it on); raise if the pass failed
         or ended without it."""
-        while not self._slot:
+        while self._handed is None:
             if self.error is not None:
                 raise RuntimeError(f"the identity pass of {self.name} failed") from self.error
             if self._run is None or self._run.dead:
                 raise RuntimeError(f"the identity pass of {self.name} ended early")
             self._run.switch()
-        return self._slot.pop(0)
+        item, self._handed = self._handed, None
+        return item
 
     def close(self) -> None:
         """Stop the pass where it paused (its cleanup runs now, on this thread)."""
-        self.closed = True
-        if self._run is not None and self._run:  # started, not ended
+        if self._run:  # started, not ended
             self._run.throw(RelayClosed)
 
 
@@ -261,7 +247,7 @@ class PassUNet:
         self.write = write
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.write.unet_call(*args, **kwargs)
+        return self.write.unet_call(self.unet, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.unet, name)  # config, dtype, add_embedding, ...
@@ -282,26 +268,24 @@ def identity_passes(
     stores: list[IdentityStore] = []
     passes: list[WritePass] = []
     spools: list[StepSpool] = []
-    try:  # what was set up is closed below, even if a later set-up step fails
-        with torch.inference_mode():
+    with torch.inference_mode():
+        try:  # what was set up is closed below, even if a later set-up step fails
             for spec in specs:
-                write = WritePass(spec.name, pipe.unet, routes)
+                write = WritePass(spec.name, routes)
                 passes.append(write)
                 spool = StepSpool(spool_dir)
                 spools.append(spool)
                 writer = StoreWriter(spec, layer_names, relay=write.hold, spill=spool.write)
-                write.state, inputs = write_inputs(spec, writer)
+                state, inputs = write_inputs(spec, writer)
                 own = copy.copy(pipe)  # own scheduler and per-call attributes, shared modules
                 own.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config)
-                write.scheduler = own.scheduler
                 # not through the pipeline's __setattr__, which would rewrite its config
                 object.__setattr__(own, "unet", PassUNet(pipe.unet, write))
                 stores.append(RelayedStore(spec, layer_names, write, spool))
-                write.start(own, inputs)
+                write.start(own, state, inputs)
             yield stores
-    finally:
-        with torch.inference_mode():
+        finally:
             for write in passes:
                 write.close()
-        for spool in spools:
-            spool.close()
+            for spool in spools:
+                spool.close()
